@@ -1,0 +1,19 @@
+"""The one error family the CLI knows how to print: what went wrong, where, and how to fix it."""
+
+from __future__ import annotations
+
+
+class ProvenaOpsError(Exception):
+    """A user-facing failure. The CLI prints it without a traceback and exits 1."""
+
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = where
+        self.hint = hint
+
+    def render(self) -> str:
+        lines = [f"error: {self.where}: {self.message}" if self.where else f"error: {self.message}"]
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
+        return "\n".join(lines)

@@ -1,0 +1,149 @@
+"""Offline sandbox administration behind `provena-ops sandbox ...`: seed, reset, load, token.
+
+These act on the SQLite file directly (the server need not run); they never reach a real Provena.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ProvenaInterfaces import RegistryAPI as api
+from ProvenaInterfaces import RegistryModels as models
+from ProvenaInterfaces.SharedTypes import ImportMode
+
+from ..errors import ProvenaOpsError
+from .context import Sandbox, SandboxSettings
+from .importer import import_bundle
+from .provenance import RecordInvalid, merge_additively
+from .realm import ALL_REALM_ROLES, ROLE_PRESETS
+from .seed import SandboxNotEmpty, SeedSummary, seed_demo
+
+DEFAULT_DB = Path(".provena-ops/sandbox.db")
+
+
+def open_sandbox(db: Path) -> Sandbox:
+    try:
+        return Sandbox(SandboxSettings(db_path=db))
+    except Exception as exc:  # sqlite3 and OS errors alike: say which file and why
+        raise ProvenaOpsError(f"cannot open the sandbox database: {exc}", where=str(db),
+                              hint="check the path and its permissions, or pass --db") from exc
+
+
+def seed(db: Path, runs: int, reset: bool) -> SeedSummary:
+    if runs < 1:
+        raise ProvenaOpsError(f"--scale must be at least 1, got {runs}")
+    sandbox = open_sandbox(db)
+    try:
+        if reset:
+            sandbox.store.wipe()
+        try:
+            return seed_demo(sandbox, runs)
+        except SandboxNotEmpty as exc:
+            raise ProvenaOpsError(str(exc), where=str(db),
+                                  hint="run `provena-ops sandbox reset` first, or pass --reset") from exc
+    finally:
+        sandbox.store.close()
+
+
+def reset(db: Path) -> None:
+    sandbox = open_sandbox(db)
+    try:
+        sandbox.store.wipe()
+    finally:
+        sandbox.store.close()
+
+
+def read_export(path: Path) -> list[api.BundledItem]:
+    """An admin export: a JSON array of BundledItem (as Provena's tooling writes) or an export response."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProvenaOpsError(f"cannot read the export file: {exc.strerror}", where=str(path)) from exc
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProvenaOpsError(f"not valid JSON: {exc.msg}", where=f"{path}:{exc.lineno}:{exc.colno}",
+                              hint="pass the file written by Provena's registry export") from exc
+    if isinstance(data, dict) and isinstance(data.get("items"), list):
+        data = data["items"]
+    if not isinstance(data, list):
+        raise ProvenaOpsError("expected a JSON array of exported items (id, item_payload, auth_payload, "
+                              "lock_payload)", where=str(path))
+    bundles: list[api.BundledItem] = []
+    for index, entry in enumerate(data):
+        try:
+            bundles.append(api.BundledItem.model_validate(entry))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            location = ".".join(str(part) for part in first["loc"])
+            raise ProvenaOpsError(f"item {index}: {location}: {first['msg']}", where=str(path),
+                                  hint="each entry needs id, item_payload, auth_payload and lock_payload") from exc
+    return bundles
+
+
+def load(db: Path, export: Path, replace: bool, relodge: bool) -> dict[str, Any]:
+    bundles = read_export(export)
+    sandbox = open_sandbox(db)
+    try:
+        mode = ImportMode.SYNC_DELETION_ALLOWED if replace else ImportMode.ADD_OR_OVERWRITE
+        request = api.RegistryImportRequest(import_mode=mode, parse_items=True, allow_entry_deletion=replace,
+                                            trial_mode=False, items=bundles)
+        result = import_bundle(sandbox, request)
+        if not result["status"]["success"]:
+            failures = result.get("failure_list") or []
+            shown = "; ".join(str(message) for message, _ in failures[:5])
+            raise ProvenaOpsError(f"import refused: {result['status']['details']} {shown}".strip(),
+                                  where=str(export))
+        lodged, failed = 0, []
+        if relodge:
+            for raw in sandbox.store.items_of_subtype("MODEL_RUN"):
+                if raw["record_type"] != "COMPLETE_ITEM":
+                    continue
+                try:
+                    item = models.ItemModelRun.model_validate(raw)
+                    merge_additively(sandbox, item.id, item.record)
+                    lodged += 1
+                except (ValidationError, RecordInvalid) as exc:
+                    failed.append(f"{raw['id']}: {exc}")
+        return {"statistics": result["statistics"], "relodged": lodged, "relodge_failures": failed}
+    finally:
+        sandbox.store.close()
+
+
+def resolve_roles(values: list[str]) -> list[str]:
+    """Role presets (admin, write, read, none) or explicit realm role names, comma-separated or repeated."""
+    roles: list[str] = []
+    for value in values:
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            expanded = ROLE_PRESETS.get(part, [part])
+            roles.extend(role for role in expanded if role not in roles)
+    unknown = [role for role in roles if role not in ALL_REALM_ROLES]
+    if unknown:
+        raise ProvenaOpsError(f"unknown role(s): {', '.join(unknown)}",
+                              hint=f"use a preset ({', '.join(ROLE_PRESETS)}) or one of {', '.join(ALL_REALM_ROLES)}")
+    return roles
+
+
+def token(db: Path, user: str, roles: list[str] | None, lifetime: int, email: str | None) -> str:
+    if lifetime < 1:
+        raise ProvenaOpsError(f"--lifetime must be at least 1 second, got {lifetime}")
+    sandbox = open_sandbox(db)
+    try:
+        known = sandbox.realm.users().get(user)
+        if roles is None:
+            if known is None:
+                raise ProvenaOpsError(f"unknown sandbox user {user!r}",
+                                      hint=f"pass --roles, or use one of {', '.join(sandbox.realm.users())}")
+            role_list = list(known["roles"])
+        else:
+            role_list = resolve_roles(roles)
+        mail = email or (known or {}).get("email")
+        return sandbox.realm.mint_access_token(user, role_list, mail, lifetime=lifetime)
+    finally:
+        sandbox.store.close()

@@ -1,0 +1,160 @@
+"""Assemble the sandbox: one loopback server, one path prefix per Provena service.
+
+Provena's services collide on paths (`/admin/...`, `/check-access/...`), so each keeps its own
+base URL, addressed through the environment's endpoint overrides, exactly as a deployment's
+separate hosts would be.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from pydantic import BaseModel
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .context import Sandbox, SandboxSettings
+from .http import require_roles
+from .jobs import build_jobs_app, job_worker
+from .keycloak_api import build_keycloak_app
+from .prov_api import build_prov_app
+from .realm import REGISTRY_ADMIN, REGISTRY_READ, REGISTRY_WRITE, Identity
+from .registry_api import build_registry_app
+from .search_api import build_search_app
+
+SERVICE_PREFIXES = {
+    "registry": "/registry-api",
+    "prov": "/prov-api",
+    "jobs": "/job-api",
+    "search": "/search-api",
+}
+
+
+def service_urls(base_url: str, realm_name: str = "provena") -> dict[str, str]:
+    """Endpoint overrides (ToolingEnvironment field names) for a sandbox served at `base_url`."""
+    base = base_url.rstrip("/")
+    return {
+        "registry_api_endpoint_override": base + SERVICE_PREFIXES["registry"],
+        "prov_api_endpoint_override": base + SERVICE_PREFIXES["prov"],
+        "jobs_service_api_endpoint_override": base + SERVICE_PREFIXES["jobs"],
+        "search_api_endpoint_override": base + SERVICE_PREFIXES["search"],
+        "keycloak_endpoint_override": f"{base}/auth/realms/{realm_name}",
+    }
+
+
+class FaultInjector:
+    """Latency and transient failures on service routes: 5xx, 429 with Retry-After, dropped connections."""
+
+    def __init__(self, app: ASGIApp, sandbox: Sandbox) -> None:
+        self.app = app
+        self.sandbox = sandbox
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or str(scope.get("path", "")).startswith("/sandbox"):
+            await self.app(scope, receive, send)
+            return
+        settings = self.sandbox.settings
+        if settings.latency_ms > 0:
+            await asyncio.sleep(settings.latency_ms / 1000)
+        if settings.fault_rate > 0 and self.sandbox.rng.random() < settings.fault_rate:
+            await self._fail(self.sandbox.rng.choice(settings.fault_kinds), send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _fail(self, kind: str, send: Send) -> None:
+        if kind == "drop":
+            # Start a response and abandon it: the client sees the connection close mid-message.
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")]})
+            await send({"type": "http.response.body", "body": b'{"status":', "more_body": True})
+            raise ConnectionAbortedError("sandbox fault injection: dropped connection")
+        status_code = int(kind)
+        headers = [(b"content-type", b"application/json")]
+        if status_code == 429:
+            headers.append((b"retry-after", str(self.sandbox.settings.retry_after_s).encode()))
+        body = b'{"detail":"Sandbox fault injection: transient failure."}'
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class FaultSettings(BaseModel):
+    """Runtime switches for tests and rehearsals; unset fields are left as they are."""
+
+    latency_ms: float | None = None
+    fault_rate: float | None = None
+    job_delay_ms: float | None = None
+    job_row_delay_ms: float | None = None
+    job_fail_rate: float | None = None
+    fail_next_jobs: int | None = None
+    fail_jobs_for: list[str] | None = None
+    fail_registry_delete_for: list[str] | None = None
+    search_staleness_s: float | None = None
+
+
+def build_control_app(sandbox: Sandbox) -> FastAPI:
+    app = FastAPI(title="provena-ops sandbox control")
+    admin = require_roles(REGISTRY_READ, REGISTRY_WRITE, REGISTRY_ADMIN)
+
+    @app.get("/status")
+    async def status() -> dict[str, Any]:
+        nodes, links = sandbox.store.graph_size()
+        settings = sandbox.settings
+        return {"items": sandbox.store.count_items(), "graph_nodes": nodes, "graph_links": links,
+                "latency_ms": settings.latency_ms, "fault_rate": settings.fault_rate,
+                "job_delay_ms": settings.job_delay_ms, "job_row_delay_ms": settings.job_row_delay_ms}
+
+    @app.put("/faults")
+    async def faults(body: FaultSettings, identity: Identity = Depends(admin)) -> dict[str, str]:
+        for name in ("latency_ms", "fault_rate", "job_delay_ms", "job_row_delay_ms", "job_fail_rate",
+                     "search_staleness_s"):
+            value = getattr(body, name)
+            if value is not None:
+                setattr(sandbox.settings, name, value)
+        if body.fail_next_jobs is not None:
+            sandbox.faults.fail_next_jobs = body.fail_next_jobs
+        if body.fail_jobs_for is not None:
+            sandbox.faults.fail_jobs_for = set(body.fail_jobs_for)
+        if body.fail_registry_delete_for is not None:
+            sandbox.faults.fail_registry_delete_for = set(body.fail_registry_delete_for)
+        return {"message": "Fault settings updated."}
+
+    return app
+
+
+def build_app(settings: SandboxSettings) -> FastAPI:
+    sandbox = Sandbox(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        worker = asyncio.create_task(job_worker(sandbox))
+        try:
+            yield
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+            sandbox.store.close()
+
+    app = FastAPI(title="provena-ops sandbox", lifespan=lifespan)
+    app.state.sandbox = sandbox
+    services = {
+        SERVICE_PREFIXES["registry"]: build_registry_app(),
+        SERVICE_PREFIXES["prov"]: build_prov_app(),
+        SERVICE_PREFIXES["jobs"]: build_jobs_app(),
+        SERVICE_PREFIXES["search"]: build_search_app(),
+        f"/auth/realms/{settings.realm_name}": build_keycloak_app(settings.realm_name),
+        "/sandbox": build_control_app(sandbox),
+    }
+    for prefix, service in services.items():
+        service.state.sandbox = sandbox
+        app.mount(prefix, service)
+
+    @app.get("/")
+    async def index(request: Request) -> dict[str, Any]:
+        return {"message": "provena-ops sandbox", "endpoints": service_urls(str(request.base_url),
+                                                                             settings.realm_name)}
+
+    app.add_middleware(FaultInjector, sandbox=sandbox)
+    return app

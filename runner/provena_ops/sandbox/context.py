@@ -1,0 +1,58 @@
+"""The running sandbox's shared state: store, realm, settings and the fault switches tests flip."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .realm import Realm
+from .store import Store
+
+TRANSIENT_FAULTS = ("500", "502", "503", "504", "429", "drop")
+
+
+@dataclass
+class SandboxSettings:
+    db_path: Path
+    realm_name: str = "provena"
+    latency_ms: float = 0.0
+    # Share of service requests answered with a transient failure (5xx, 429 or a dropped connection).
+    fault_rate: float = 0.0
+    fault_kinds: tuple[str, ...] = TRANSIENT_FAULTS
+    retry_after_s: int = 1
+    # Delay of each job phase (PENDING -> DEQUEUED -> IN_PROGRESS -> final).
+    job_delay_ms: float = 0.0
+    # How long a launched job's row stays invisible (Provena's connector writes it a moment later).
+    job_row_delay_ms: float = 0.0
+    job_fail_rate: float = 0.0
+    search_staleness_s: float = 0.0
+    random_seed: int | None = None
+
+
+@dataclass
+class FaultSwitches:
+    """Faults aimed at the non-atomic paths of Provena's admin workflows (contract section 10)."""
+
+    fail_next_jobs: int = 0
+    fail_jobs_for: set[str] = field(default_factory=set)
+    fail_registry_delete_for: set[str] = field(default_factory=set)
+
+
+class Sandbox:
+    def __init__(self, settings: SandboxSettings) -> None:
+        self.settings = settings
+        self.store = Store(settings.db_path)
+        self.realm = Realm(self.store, settings.realm_name)
+        self.faults = FaultSwitches()
+        self.rng = random.Random(settings.random_seed)
+        self.job_wakeup: asyncio.Event | None = None
+
+    def now(self) -> int:
+        return int(time.time())
+
+    def wake_jobs(self) -> None:
+        if self.job_wakeup is not None:
+            self.job_wakeup.set()

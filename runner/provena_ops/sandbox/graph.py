@@ -1,0 +1,197 @@
+"""Provena's provenance-graph rules (contract section 7), as pure functions.
+
+Kept free of storage so that the update job, delete and relodge all share exactly one
+implementation of "what graph does this model run produce" and "what changes turn the old
+graph into the new one", and so that it can be tested without a server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from ProvenaInterfaces.ProvenanceModels import ModelRunRecord
+
+
+@dataclass(frozen=True, order=True)
+class Node:
+    """Identity of a graph node: Provena matches nodes on (id, subtype, category), never on props."""
+
+    id: str
+    subtype: str
+    category: str
+
+
+@dataclass(frozen=True, order=True)
+class Link:
+    source: Node
+    target: Node
+    relation: str
+
+
+@dataclass
+class RecordGraph:
+    """The graph one record contributes. Links are keyed by (source id, target id): one per ordered pair."""
+
+    nodes: set[Node] = field(default_factory=set)
+    links: dict[tuple[str, str], Link] = field(default_factory=dict)
+
+    def add_link(self, source: Node, target: Node, relation: str) -> None:
+        self.nodes.add(source)
+        self.nodes.add(target)
+        # Later additions overwrite earlier ones for the same ordered pair, as Provena does.
+        self.links[(source.id, target.id)] = Link(source, target, relation)
+
+
+@dataclass
+class TaggedGraph:
+    """A record's current graph as stored: every element with the full set of records tagging it."""
+
+    nodes: dict[Node, list[str]] = field(default_factory=dict)
+    links: dict[Link, list[str]] = field(default_factory=dict)
+
+
+def model_run_graph(run_id: str, record: ModelRunRecord, model_id: str) -> RecordGraph:
+    """Build the graph of a model run (contract 7.2); `model_id` is the workflow template's software_id."""
+    graph = RecordGraph()
+    run = Node(run_id, "MODEL_RUN", "ACTIVITY")
+    template = Node(record.workflow_template_id, "WORKFLOW_TEMPLATE", "ENTITY")
+    model = Node(model_id, "MODEL", "ENTITY")
+    modeller = Node(record.associations.modeller_id, "PERSON", "AGENT")
+    graph.nodes.add(run)
+
+    if record.study_id:
+        graph.add_link(run, Node(record.study_id, "STUDY", "ACTIVITY"), "wasInformedBy")
+    for dataset in record.inputs:
+        node = Node(dataset.dataset_id, "DATASET", "ENTITY")
+        graph.add_link(run, node, "used")
+    for dataset in record.outputs:
+        node = Node(dataset.dataset_id, "DATASET", "ENTITY")
+        graph.add_link(node, run, "wasGeneratedBy")
+    graph.add_link(run, model, "used")
+    graph.add_link(run, template, "used")
+    graph.add_link(run, modeller, "wasAssociatedWith")
+    organisation_id = record.associations.requesting_organisation_id
+    if organisation_id:
+        graph.add_link(run, Node(organisation_id, "ORGANISATION", "AGENT"), "wasAssociatedWith")
+    for dataset in record.outputs:
+        graph.add_link(Node(dataset.dataset_id, "DATASET", "ENTITY"), modeller, "wasAttributedTo")
+    for dataset in [*record.inputs, *record.outputs]:
+        dataset_template = Node(dataset.dataset_template_id, "DATASET_TEMPLATE", "ENTITY")
+        graph.add_link(template, dataset_template, "hadMember")
+        graph.add_link(Node(dataset.dataset_id, "DATASET", "ENTITY"), dataset_template, "wasInfluencedBy")
+    graph.add_link(template, model, "hadMember")
+    return graph
+
+
+class DiffActionType(StrEnum):
+    ADD_RECORD_ID_TO_NODE = "ADD_RECORD_ID_TO_NODE"
+    ADD_NEW_NODE = "ADD_NEW_NODE"
+    ADD_RECORD_ID_TO_LINK = "ADD_RECORD_ID_TO_LINK"
+    ADD_NEW_LINK = "ADD_NEW_LINK"
+    REMOVE_RECORD_ID_FROM_LINK = "REMOVE_RECORD_ID_FROM_LINK"
+    REMOVE_LINK = "REMOVE_LINK"
+    REMOVE_RECORD_ID_FROM_NODE = "REMOVE_RECORD_ID_FROM_NODE"
+    REMOVE_NODE = "REMOVE_NODE"
+
+
+# Provena's applier order: additions first, then removals, links before nodes on removal.
+APPLY_ORDER = list(DiffActionType)
+
+
+@dataclass(frozen=True)
+class DiffAction:
+    action_type: DiffActionType
+    record_id: str
+    node: Node | None = None
+    link: Link | None = None
+    # The tags the element carried before the action, for the wire form of the action.
+    tags: tuple[str, ...] = ()
+
+
+def diff_graphs(record_id: str, old: TaggedGraph, new: RecordGraph) -> list[DiffAction]:
+    """Provena's diff_graphs (contract 7.3): the actions that make `record_id`'s graph equal `new`.
+
+    `old` holds only the elements already tagged with `record_id`, so an element that exists
+    globally through other records but is new to this one yields ADD_NEW_* ("tag it too").
+    """
+    actions: list[DiffAction] = []
+    for node in sorted(new.nodes):
+        if node not in old.nodes:
+            actions.append(DiffAction(DiffActionType.ADD_NEW_NODE, record_id, node=node))
+        elif record_id not in old.nodes[node]:
+            tags = tuple(old.nodes[node])
+            actions.append(DiffAction(DiffActionType.ADD_RECORD_ID_TO_NODE, record_id, node=node, tags=tags))
+    new_links = set(new.links.values())
+    for link in sorted(new_links):
+        if link not in old.links:
+            actions.append(DiffAction(DiffActionType.ADD_NEW_LINK, record_id, link=link))
+        elif record_id not in old.links[link]:
+            tags = tuple(old.links[link])
+            actions.append(DiffAction(DiffActionType.ADD_RECORD_ID_TO_LINK, record_id, link=link, tags=tags))
+    for link, link_tags in sorted(old.links.items()):
+        if link in new_links:
+            continue
+        kind = (
+            DiffActionType.REMOVE_LINK
+            if set(link_tags) == {record_id}
+            else DiffActionType.REMOVE_RECORD_ID_FROM_LINK
+        )
+        actions.append(DiffAction(kind, record_id, link=link, tags=tuple(link_tags)))
+    for node, node_tags in sorted(old.nodes.items()):
+        if node in new.nodes:
+            continue
+        kind = (
+            DiffActionType.REMOVE_NODE
+            if set(node_tags) == {record_id}
+            else DiffActionType.REMOVE_RECORD_ID_FROM_NODE
+        )
+        actions.append(DiffAction(kind, record_id, node=node, tags=tuple(node_tags)))
+    return sort_for_apply(actions)
+
+
+def sort_for_apply(actions: Iterable[DiffAction]) -> list[DiffAction]:
+    rank = {kind: index for index, kind in enumerate(APPLY_ORDER)}
+    return sorted(actions, key=lambda action: rank[action.action_type])
+
+
+def _node_json(node: Node, tags: Iterable[str]) -> dict[str, Any]:
+    return {
+        "id": node.id,
+        "props": {"record_ids": ",".join(tags)},
+        "subtype": node.subtype,
+        "category": node.category,
+    }
+
+
+def _link_json(link: Link, tags: Iterable[str], record_id: str) -> dict[str, Any]:
+    tag_list = list(tags) or [record_id]
+    return {
+        "source": _node_json(link.source, [record_id]),
+        "target": _node_json(link.target, [record_id]),
+        "relation": link.relation,
+        "props": {"record_ids": ",".join(tag_list)},
+    }
+
+
+def action_to_wire(action: DiffAction) -> dict[str, Any]:
+    """The serialised action as Provena's /model_run/delete returns it (None fields omitted)."""
+    wire: dict[str, Any] = {"action_type": action.action_type.value}
+    kind = action.action_type
+    if action.node is not None:
+        if kind is DiffActionType.ADD_NEW_NODE:
+            wire["node"] = _node_json(action.node, [action.record_id])
+        else:
+            wire["node_id"] = action.node.id
+    if action.link is not None:
+        wire["link"] = _link_json(action.link, action.tags, action.record_id)
+    if kind not in (DiffActionType.ADD_NEW_NODE, DiffActionType.REMOVE_NODE, DiffActionType.ADD_NEW_LINK,
+                    DiffActionType.REMOVE_LINK):
+        wire["record_id"] = action.record_id
+    return wire
+
+
+def empty_graph() -> RecordGraph:
+    return RecordGraph()

@@ -1,0 +1,140 @@
+"""What every sandbox service shares on the wire: Provena's error bodies, 401s and role tiers.
+
+Provena's services run FastAPI on pydantic 1, so their 422 bodies use pydantic-1 wording; and
+they answer every authentication or authorisation failure with 401, never 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from .realm import MISSING_ROLE, NOT_AUTHENTICATED, Identity, Realm, TokenError
+
+
+def provena_error(status_code: int, detail: Any) -> HTTPException:
+    headers = {"WWW-Authenticate": "Bearer"} if status_code == 401 else None
+    return HTTPException(status_code=status_code, detail=detail, headers=headers)
+
+
+def unauthorised(detail: str) -> HTTPException:
+    return provena_error(401, detail)
+
+
+def status(success: bool, details: str) -> dict[str, Any]:
+    return {"success": success, "details": details}
+
+
+def soft_failure(details: str, **extra: Any) -> JSONResponse:
+    """Provena's 'soft' failure: HTTP 200 with status.success=false and the other keys null."""
+    return JSONResponse({"status": status(False, details), **extra})
+
+
+_V1_ERRORS: dict[str, tuple[str, str]] = {
+    "missing": ("field required", "value_error.missing"),
+    "int_parsing": ("value is not a valid integer", "type_error.integer"),
+    "int_type": ("value is not a valid integer", "type_error.integer"),
+    "float_parsing": ("value is not a valid float", "type_error.float"),
+    "bool_parsing": ("value could not be parsed to a boolean", "type_error.bool"),
+    "bool_type": ("value could not be parsed to a boolean", "type_error.bool"),
+    "string_type": ("str type expected", "type_error.str"),
+    "dict_type": ("value is not a valid dict", "type_error.dict"),
+    "model_type": ("value is not a valid dict", "type_error.dict"),
+    "model_attributes_type": ("value is not a valid dict", "type_error.dict"),
+    "list_type": ("value is not a valid list", "type_error.list"),
+    "json_invalid": ("Expecting value", "value_error.jsondecode"),
+    "url_parsing": ("invalid or missing URL scheme", "value_error.url.scheme"),
+    "value_error": ("", "value_error"),
+    "assertion_error": ("", "assertion_error"),
+}
+
+
+def v1_error(error: dict[str, Any]) -> dict[str, Any]:
+    """Translate one pydantic-2 error into the pydantic-1 shape Provena's services emit."""
+    kind = str(error.get("type", ""))
+    message, v1_type = _V1_ERRORS.get(kind, (str(error.get("msg", "")), f"value_error.{kind}"))
+    out: dict[str, Any] = {"loc": list(error.get("loc", ())), "msg": message or str(error.get("msg", "")),
+                           "type": v1_type}
+    if kind in ("value_error", "assertion_error"):
+        out["msg"] = str(error.get("msg", "")).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if kind == "enum":
+        expected = str((error.get("ctx") or {}).get("expected", ""))
+        values = [part.strip().strip("'") for part in expected.replace(" or ", ", ").split(",") if part.strip()]
+        out["msg"] = "value is not a valid enumeration member; permitted: " + ", ".join(f"'{v}'" for v in values)
+        out["type"] = "type_error.enum"
+        out["ctx"] = {"enum_values": values}
+    return out
+
+
+def v1_dump(model_name: str, errors: list[dict[str, Any]]) -> str:
+    """pydantic-1's str(ValidationError), which Provena puts into soft-failure details."""
+    lines = [f"{len(errors)} validation error{'s' if len(errors) != 1 else ''} for {model_name}"]
+    for error in errors:
+        converted = v1_error(error)
+        lines.append(" -> ".join(str(part) for part in converted["loc"]) or "__root__")
+        lines.append(f"  {converted['msg']} (type={converted['type']})")
+    return "\n".join(lines)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return JSONResponse(status_code=422, content={"detail": [v1_error(dict(e)) for e in exc.errors()]})
+
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+
+
+def realm_of(request: Request) -> Realm:
+    realm: Realm = request.app.state.sandbox.realm
+    return realm
+
+
+def identify(request: Request) -> Identity:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise unauthorised(NOT_AUTHENTICATED)
+    try:
+        return realm_of(request).verify(token.strip())
+    except TokenError as exc:
+        raise unauthorised(exc.detail) from exc
+
+
+def require_roles(*roles: str) -> Callable[[Request], Awaitable[Identity]]:
+    """A dependency: valid token carrying *all* of `roles` (Provena's tiered READ/WRITE/ADMIN)."""
+
+    async def dependency(request: Request) -> Identity:
+        identity = identify(request)
+        if not set(roles).issubset(identity.roles):
+            raise unauthorised(MISSING_ROLE)
+        return identity
+
+    return dependency
+
+
+def user_json(identity: Identity) -> dict[str, Any]:
+    return {"username": identity.username, "email": identity.email, "roles": identity.roles,
+            "access_token": identity.token}
+
+
+Dependency = Callable[[Request], Awaitable[Identity]]
+
+
+def add_check_access_routes(router: APIRouter, read: Dependency, write: Dependency, admin: Dependency) -> None:
+    """/check-access/check-{general,read,write,admin}-access, answering the caller as Provena's `User`."""
+
+    async def general_check(request: Request) -> Identity:
+        return identify(request)
+
+    for level, dependency in (("general", general_check), ("read", read), ("write", write), ("admin", admin)):
+        def make(dependency: Dependency = dependency) -> Callable[[Request], Awaitable[JSONResponse]]:
+            async def check(request: Request) -> JSONResponse:
+                return JSONResponse(user_json(await dependency(request)))
+
+            return check
+
+        router.get(f"/check-access/check-{level}-access")(make())

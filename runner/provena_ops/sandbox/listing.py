@@ -1,0 +1,121 @@
+"""Registry listing with DynamoDB-like pagination (contract 4.7).
+
+The page limit is applied before record-type and permission filtering, exactly like Provena's
+query on its DynamoDB index: a page can be short or empty while the key is non-null, and a page
+that ends exactly on the last item still carries a key. Clients must loop until the key is null.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from ProvenaInterfaces import RegistryAPI as api
+
+from .context import Sandbox
+from .http import provena_error, status
+from .items import READ_ROLES, SubtypeInfo, can, item_roles
+from .realm import Identity
+
+SORT_COLUMNS = {
+    None: ("updated_ts", "updated_timestamp"),
+    api.SortType.UPDATED_TIME: ("updated_ts", "updated_timestamp"),
+    api.SortType.CREATED_TIME: ("created_ts", "created_timestamp"),
+    api.SortType.DISPLAY_NAME: ("display_name", "display_name"),
+}
+
+
+def _sort(request: api.SubtypeListRequest | api.GeneralListRequest, info: SubtypeInfo | None
+          ) -> tuple[str, str, bool]:
+    sort = request.sort_by or api.SortOptions()
+    if sort.sort_type not in SORT_COLUMNS:
+        filter_type = api.FilterType.ITEM_SUBTYPE
+        raise provena_error(
+            400,
+            "Failed to generate query parameters for the given filter and sort options. Filter type: "
+            f"{filter_type}, sort type: {sort.sort_type}. Error: this combination is not supported for "
+            f"{info.subtype if info else 'the general list'}.",
+        )
+    column, key_field = SORT_COLUMNS[sort.sort_type]
+    return column, key_field, sort.ascending
+
+
+def _cursor(key: dict[str, Any] | None, key_field: str) -> tuple[Any, str] | None:
+    if key is None:
+        return None
+    if not isinstance(key.get("id"), str) or key_field not in key:
+        raise provena_error(400, f"Invalid pagination key: expected the key returned by the previous page, "
+                                 f"got {key!r}.")
+    return (key[key_field], key["id"])
+
+
+def list_page(sandbox: Sandbox, identity: Identity, request: api.SubtypeListRequest | api.GeneralListRequest,
+              info: SubtypeInfo | None) -> JSONResponse:
+    if request.page_size < 1:
+        raise provena_error(
+            500,
+            "Failed to query the database. Error: Parameter validation failed:\nInvalid value for parameter "
+            f"Limit, value: {request.page_size}, valid min value: 1",
+        )
+    column, key_field, ascending = _sort(request, info)
+    subtype = info.subtype if info else None
+    record_type = api.QueryRecordTypes.COMPLETE_ONLY
+    if isinstance(request, api.GeneralListRequest) and request.filter_by is not None:
+        if request.filter_by.item_subtype is not None:
+            subtype = request.filter_by.item_subtype.value
+        record_type = request.filter_by.record_type
+    elif isinstance(request, api.SubtypeListRequest) and request.filter_by is not None:
+        record_type = request.filter_by.record_type
+    raw = sandbox.store.page_items(subtype, column, ascending, _cursor(request.pagination_key, key_field),
+                                   request.page_size)
+    next_key: dict[str, Any] | None = None
+    if len(raw) == request.page_size:
+        last = raw[-1]
+        next_key = {"id": last["id"], key_field: last.get(key_field), "universal_partition_key": "OK"}
+        if subtype:
+            next_key["item_subtype"] = subtype
+
+    wanted = [item for item in raw if _record_type_matches(item, record_type)]
+    readable = [item for item in wanted
+                if can(item_roles(sandbox, identity, item["id"], item["item_subtype"]), READ_ROLES)]
+    not_authorised = len(wanted) - len(readable)
+    if info is None:
+        return JSONResponse({"status": status(True, "Successfully listed items."), "items": readable,
+                             "total_item_count": len(readable), "pagination_key": next_key})
+
+    complete: list[dict[str, Any]] = []
+    seeds: list[dict[str, Any]] = []
+    unparsable: list[dict[str, Any]] = []
+    for item in readable:
+        if item["record_type"] == "SEED_ITEM":
+            seeds.append(item)
+            continue
+        try:
+            info.item_model.model_validate(item)
+        except ValidationError:
+            unparsable.append(item)
+        else:
+            complete.append(item)
+    ok = not unparsable
+    details = "Successfully listed items." if ok else f"{len(unparsable)} item(s) could not be parsed."
+    return JSONResponse({
+        "status": status(ok, details),
+        "items": complete,
+        "seed_items": seeds,
+        "unparsable_items": unparsable,
+        "total_item_count": len(readable),
+        "complete_item_count": len(complete),
+        "seed_item_count": len(seeds),
+        "unparsable_item_count": len(unparsable),
+        "not_authorised_count": not_authorised,
+        "pagination_key": next_key,
+    })
+
+
+def _record_type_matches(item: dict[str, Any], record_type: api.QueryRecordTypes) -> bool:
+    if record_type is api.QueryRecordTypes.ALL:
+        return True
+    wanted = "SEED_ITEM" if record_type is api.QueryRecordTypes.SEED_ONLY else "COMPLETE_ITEM"
+    return bool(item["record_type"] == wanted)

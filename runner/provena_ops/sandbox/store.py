@@ -1,0 +1,438 @@
+"""The sandbox's state: one SQLite file holding registry, auth, lock, graph and job tables.
+
+Every state change runs in one `BEGIN IMMEDIATE` transaction (`Store.transaction`), so a killed
+server never leaves half a change behind, and WAL lets readers in other processes (a second
+`sandbox seed`, a test peeking at the file) proceed while the server writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .graph import DiffAction, DiffActionType, Link, Node, TaggedGraph
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id TEXT PRIMARY KEY,
+    subtype TEXT NOT NULL,
+    record_type TEXT NOT NULL,
+    created_ts INTEGER NOT NULL,
+    updated_ts INTEGER NOT NULL,
+    display_name TEXT NOT NULL DEFAULT '',
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_by_updated ON items (updated_ts, id);
+CREATE TABLE IF NOT EXISTS auth (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS locks (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS user_groups (
+    group_id TEXT NOT NULL, username TEXT NOT NULL, PRIMARY KEY (group_id, username)
+);
+CREATE TABLE IF NOT EXISTS nodes (
+    nid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL, subtype TEXT NOT NULL, category TEXT NOT NULL,
+    UNIQUE (id, subtype, category)
+);
+CREATE TABLE IF NOT EXISTS node_tags (
+    nid INTEGER NOT NULL, record_id TEXT NOT NULL, seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    UNIQUE (nid, record_id)
+);
+CREATE INDEX IF NOT EXISTS node_tags_by_record ON node_tags (record_id);
+CREATE TABLE IF NOT EXISTS links (
+    lid INTEGER PRIMARY KEY,
+    source TEXT NOT NULL, source_subtype TEXT NOT NULL, source_category TEXT NOT NULL,
+    target TEXT NOT NULL, target_subtype TEXT NOT NULL, target_category TEXT NOT NULL,
+    relation TEXT NOT NULL,
+    UNIQUE (source, source_subtype, source_category, target, target_subtype, target_category, relation)
+);
+CREATE INDEX IF NOT EXISTS links_by_target ON links (target);
+CREATE INDEX IF NOT EXISTS links_by_source ON links (source);
+CREATE TABLE IF NOT EXISTS link_tags (
+    lid INTEGER NOT NULL, record_id TEXT NOT NULL, seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    UNIQUE (lid, record_id)
+);
+CREATE INDEX IF NOT EXISTS link_tags_by_record ON link_tags (record_id);
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL UNIQUE,
+    username TEXT NOT NULL,
+    batch_id TEXT,
+    status TEXT NOT NULL,
+    visible_at REAL NOT NULL,
+    next_at REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, next_at);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    token_id TEXT PRIMARY KEY, username TEXT NOT NULL, client_id TEXT NOT NULL,
+    data TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS device_codes (
+    device_code TEXT PRIMARY KEY, user_code TEXT NOT NULL UNIQUE, data TEXT NOT NULL
+);
+"""
+
+FINAL_JOB_STATES = ("SUCCEEDED", "FAILED")
+
+
+class Store:
+    """Thin typed access to the tables. Callers hold `transaction()` around every write."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA busy_timeout=30000")
+        self._conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic state change; nested calls join the outer transaction."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    def _one(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
+        with self._lock:
+            row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
+            return row
+
+    def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return list(self._conn.execute(sql, params).fetchall())
+
+    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._conn.execute(sql, params)
+
+    # ---- meta -------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row["value"])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._run("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
+                  (key, value, value))
+
+    def next_counter(self, key: str, start: int) -> int:
+        with self.transaction():
+            current = self.get_meta(key)
+            value = start if current is None else int(current) + 1
+            self.set_meta(key, str(value))
+            return value
+
+    # ---- registry items -------------------------------------------------------------------------
+    def get_item(self, item_id: str) -> dict[str, Any] | None:
+        row = self._one("SELECT data FROM items WHERE id = ?", (item_id,))
+        return None if row is None else dict(json.loads(row["data"]))
+
+    def get_item_text(self, item_id: str) -> str | None:
+        row = self._one("SELECT data FROM items WHERE id = ?", (item_id,))
+        return None if row is None else str(row["data"])
+
+    def put_item(self, item: dict[str, Any]) -> None:
+        self._run(
+            "INSERT INTO items (id, subtype, record_type, created_ts, updated_ts, display_name, data) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET subtype = excluded.subtype, "
+            "record_type = excluded.record_type, created_ts = excluded.created_ts, "
+            "updated_ts = excluded.updated_ts, display_name = excluded.display_name, data = excluded.data",
+            (
+                item["id"], item["item_subtype"], item["record_type"], int(item["created_timestamp"]),
+                int(item["updated_timestamp"]), str(item.get("display_name") or ""), json.dumps(item),
+            ),
+        )
+
+    def delete_item(self, item_id: str) -> None:
+        for table in ("items", "auth", "locks"):
+            self._run(f"DELETE FROM {table} WHERE id = ?", (item_id,))
+
+    def item_ids(self) -> list[str]:
+        return [str(row["id"]) for row in self._all("SELECT id FROM items ORDER BY id")]
+
+    def count_items(self) -> int:
+        row = self._one("SELECT COUNT(*) AS n FROM items")
+        return 0 if row is None else int(row["n"])
+
+    def page_items(
+        self,
+        subtype: str | None,
+        order_column: str,
+        ascending: bool,
+        after: tuple[Any, str] | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """A page in (order_column, id) order, starting strictly after the `after` cursor."""
+        assert order_column in ("updated_ts", "created_ts", "display_name")
+        direction = "ASC" if ascending else "DESC"
+        comparison = ">" if ascending else "<"
+        clauses: list[str] = []
+        params: list[Any] = []
+        if subtype is not None:
+            clauses.append("subtype = ?")
+            params.append(subtype)
+        if after is not None:
+            clauses.append(f"({order_column}, id) {comparison} (?, ?)")
+            params.extend(after)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._all(
+            f"SELECT data FROM items {where} ORDER BY {order_column} {direction}, id {direction} LIMIT ?",
+            (*params, limit),
+        )
+        return [dict(json.loads(row["data"])) for row in rows]
+
+    def all_items(self) -> Iterator[dict[str, Any]]:
+        for row in self._all("SELECT data FROM items ORDER BY id"):
+            yield dict(json.loads(row["data"]))
+
+    def items_of_subtype(self, subtype: str) -> list[dict[str, Any]]:
+        rows = self._all("SELECT data FROM items WHERE subtype = ? ORDER BY id", (subtype,))
+        return [dict(json.loads(row["data"])) for row in rows]
+
+    # ---- auth and locks -----------------------------------------------------------------------
+    def get_auth(self, item_id: str) -> dict[str, Any] | None:
+        row = self._one("SELECT data FROM auth WHERE id = ?", (item_id,))
+        return None if row is None else dict(json.loads(row["data"]))
+
+    def put_auth(self, entry: dict[str, Any]) -> None:
+        self._run("INSERT OR REPLACE INTO auth (id, data) VALUES (?, ?)", (entry["id"], json.dumps(entry)))
+
+    def get_lock(self, item_id: str) -> dict[str, Any] | None:
+        row = self._one("SELECT data FROM locks WHERE id = ?", (item_id,))
+        return None if row is None else dict(json.loads(row["data"]))
+
+    def put_lock(self, entry: dict[str, Any]) -> None:
+        self._run("INSERT OR REPLACE INTO locks (id, data) VALUES (?, ?)", (entry["id"], json.dumps(entry)))
+
+    def groups_of(self, username: str) -> set[str]:
+        rows = self._all("SELECT group_id FROM user_groups WHERE username = ?", (username,))
+        return {str(row["group_id"]) for row in rows}
+
+    def add_group_member(self, group_id: str, username: str) -> None:
+        self._run("INSERT OR IGNORE INTO user_groups (group_id, username) VALUES (?, ?)", (group_id, username))
+
+    # ---- provenance graph -----------------------------------------------------------------------
+    def record_graph(self, record_id: str) -> TaggedGraph:
+        """Every element tagged with `record_id`, each with all of its tags in tagging order."""
+        graph = TaggedGraph()
+        node_rows = self._all(
+            "SELECT n.nid, n.id, n.subtype, n.category FROM nodes n "
+            "JOIN node_tags t ON t.nid = n.nid WHERE t.record_id = ?",
+            (record_id,),
+        )
+        for row in node_rows:
+            tags = [str(r["record_id"]) for r in self._all(
+                "SELECT record_id FROM node_tags WHERE nid = ? ORDER BY seq", (row["nid"],))]
+            graph.nodes[Node(row["id"], row["subtype"], row["category"])] = tags
+        link_rows = self._all(
+            "SELECT l.* FROM links l JOIN link_tags t ON t.lid = l.lid WHERE t.record_id = ?", (record_id,))
+        for row in link_rows:
+            tags = [str(r["record_id"]) for r in self._all(
+                "SELECT record_id FROM link_tags WHERE lid = ? ORDER BY seq", (row["lid"],))]
+            graph.links[_row_link(row)] = tags
+        return graph
+
+    def _node_id(self, node: Node, create: bool) -> int | None:
+        row = self._one("SELECT nid FROM nodes WHERE id = ? AND subtype = ? AND category = ?",
+                        (node.id, node.subtype, node.category))
+        if row is not None:
+            return int(row["nid"])
+        if not create:
+            return None
+        cursor = self._run("INSERT INTO nodes (id, subtype, category) VALUES (?, ?, ?)",
+                           (node.id, node.subtype, node.category))
+        return int(cursor.lastrowid or 0)
+
+    def _link_id(self, link: Link, create: bool) -> int | None:
+        key = (link.source.id, link.source.subtype, link.source.category,
+               link.target.id, link.target.subtype, link.target.category, link.relation)
+        row = self._one(
+            "SELECT lid FROM links WHERE source = ? AND source_subtype = ? AND source_category = ? AND "
+            "target = ? AND target_subtype = ? AND target_category = ? AND relation = ?", key)
+        if row is not None:
+            return int(row["lid"])
+        if not create:
+            return None
+        cursor = self._run(
+            "INSERT INTO links (source, source_subtype, source_category, target, target_subtype, "
+            "target_category, relation) VALUES (?, ?, ?, ?, ?, ?, ?)", key)
+        return int(cursor.lastrowid or 0)
+
+    def tag_node(self, node: Node, record_id: str) -> None:
+        nid = self._node_id(node, create=True)
+        self._run("INSERT OR IGNORE INTO node_tags (nid, record_id) VALUES (?, ?)", (nid, record_id))
+
+    def tag_link(self, link: Link, record_id: str) -> None:
+        self.tag_node(link.source, record_id)
+        self.tag_node(link.target, record_id)
+        lid = self._link_id(link, create=True)
+        self._run("INSERT OR IGNORE INTO link_tags (lid, record_id) VALUES (?, ?)", (lid, record_id))
+
+    def untag_node(self, node: Node, record_id: str) -> None:
+        """Drop one tag; the node disappears with its last tag (Provena's reference counting)."""
+        nid = self._node_id(node, create=False)
+        if nid is None:
+            return
+        self._run("DELETE FROM node_tags WHERE nid = ? AND record_id = ?", (nid, record_id))
+        if self._one("SELECT 1 FROM node_tags WHERE nid = ? LIMIT 1", (nid,)) is None:
+            self._run("DELETE FROM nodes WHERE nid = ?", (nid,))
+
+    def untag_link(self, link: Link, record_id: str) -> None:
+        lid = self._link_id(link, create=False)
+        if lid is None:
+            return
+        self._run("DELETE FROM link_tags WHERE lid = ? AND record_id = ?", (lid, record_id))
+        if self._one("SELECT 1 FROM link_tags WHERE lid = ? LIMIT 1", (lid,)) is None:
+            self._run("DELETE FROM links WHERE lid = ?", (lid,))
+
+    def apply_diff(self, actions: list[DiffAction]) -> None:
+        with self.transaction():
+            for action in actions:
+                kind = action.action_type
+                if action.node is not None:
+                    if kind in (DiffActionType.ADD_NEW_NODE, DiffActionType.ADD_RECORD_ID_TO_NODE):
+                        self.tag_node(action.node, action.record_id)
+                    else:
+                        self.untag_node(action.node, action.record_id)
+                elif action.link is not None:
+                    if kind in (DiffActionType.ADD_NEW_LINK, DiffActionType.ADD_RECORD_ID_TO_LINK):
+                        self.tag_link(action.link, action.record_id)
+                    else:
+                        self.untag_link(action.link, action.record_id)
+
+    def neighbours(self, node_id: str, outgoing: bool) -> list[tuple[str, str, str, str, str]]:
+        """(source, target, relation, other subtype, other category) for links leaving/arriving."""
+        if outgoing:
+            rows = self._all("SELECT source, target, relation, target_subtype AS st, target_category AS sc "
+                             "FROM links WHERE source = ? ORDER BY lid", (node_id,))
+        else:
+            rows = self._all("SELECT source, target, relation, source_subtype AS st, source_category AS sc "
+                             "FROM links WHERE target = ? ORDER BY lid", (node_id,))
+        return [(r["source"], r["target"], r["relation"], r["st"], r["sc"]) for r in rows]
+
+    def node_kinds(self, node_id: str) -> list[tuple[str, str]]:
+        rows = self._all("SELECT subtype, category FROM nodes WHERE id = ? ORDER BY nid", (node_id,))
+        return [(str(r["subtype"]), str(r["category"])) for r in rows]
+
+    def graph_size(self) -> tuple[int, int]:
+        nodes = self._one("SELECT COUNT(*) AS n FROM nodes")
+        links = self._one("SELECT COUNT(*) AS n FROM links")
+        return (int(nodes["n"]) if nodes else 0, int(links["n"]) if links else 0)
+
+    # ---- jobs ------------------------------------------------------------------------------------
+    def put_job(self, job: dict[str, Any], visible_at: float, next_at: float) -> None:
+        self._run(
+            "INSERT INTO jobs (session_id, username, batch_id, status, visible_at, next_at, data) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE SET status = excluded.status, "
+            "next_at = excluded.next_at, data = excluded.data",
+            (job["session_id"], job["username"], job.get("batch_id"), job["status"], visible_at, next_at,
+             json.dumps(job)),
+        )
+
+    def get_job(self, session_id: str, now: float) -> dict[str, Any] | None:
+        row = self._one("SELECT data FROM jobs WHERE session_id = ? AND visible_at <= ?", (session_id, now))
+        return None if row is None else dict(json.loads(row["data"]))
+
+    def due_jobs(self, now: float) -> list[dict[str, Any]]:
+        rows = self._all(
+            "SELECT data FROM jobs WHERE status NOT IN ('SUCCEEDED', 'FAILED') AND next_at <= ? ORDER BY seq",
+            (now,))
+        return [dict(json.loads(row["data"])) for row in rows]
+
+    def next_job_time(self) -> float | None:
+        row = self._one("SELECT MIN(next_at) AS t FROM jobs WHERE status NOT IN ('SUCCEEDED', 'FAILED')")
+        return None if row is None or row["t"] is None else float(row["t"])
+
+    def list_jobs(self, username: str | None, batch_id: str | None, now: float, after_seq: int | None,
+                  limit: int) -> list[tuple[int, dict[str, Any]]]:
+        clauses = ["visible_at <= ?"]
+        params: list[Any] = [now]
+        if username is not None:
+            clauses.append("username = ?")
+            params.append(username)
+        if batch_id is not None:
+            clauses.append("batch_id = ?")
+            params.append(batch_id)
+        if after_seq is not None:
+            clauses.append("seq < ?")
+            params.append(after_seq)
+        rows = self._all(f"SELECT seq, data FROM jobs WHERE {' AND '.join(clauses)} ORDER BY seq DESC LIMIT ?",
+                         (*params, limit))
+        return [(int(row["seq"]), dict(json.loads(row["data"]))) for row in rows]
+
+    # ---- keycloak sessions -------------------------------------------------------------------------
+    def put_session(self, token_id: str, username: str, client_id: str, data: dict[str, Any]) -> None:
+        self._run("INSERT OR REPLACE INTO sessions (token_id, username, client_id, data) VALUES (?, ?, ?, ?)",
+                  (token_id, username, client_id, json.dumps(data)))
+
+    def get_session(self, token_id: str) -> tuple[dict[str, Any], bool] | None:
+        row = self._one("SELECT data, revoked FROM sessions WHERE token_id = ?", (token_id,))
+        return None if row is None else (dict(json.loads(row["data"])), bool(row["revoked"]))
+
+    def revoke_sessions(self, username: str) -> int:
+        return self._run("UPDATE sessions SET revoked = 1 WHERE username = ?", (username,)).rowcount
+
+    def revoke_session(self, token_id: str) -> int:
+        return self._run("UPDATE sessions SET revoked = 1 WHERE token_id = ?", (token_id,)).rowcount
+
+    def device_code_of(self, user_code: str) -> str:
+        row = self._one("SELECT device_code FROM device_codes WHERE user_code = ?", (user_code,))
+        return "" if row is None else str(row["device_code"])
+
+    def put_device_code(self, device_code: str, user_code: str, data: dict[str, Any]) -> None:
+        self._run("INSERT OR REPLACE INTO device_codes (device_code, user_code, data) VALUES (?, ?, ?)",
+                  (device_code, user_code, json.dumps(data)))
+
+    def get_device_code(self, device_code: str | None = None, user_code: str | None = None
+                        ) -> dict[str, Any] | None:
+        if device_code is not None:
+            row = self._one("SELECT data FROM device_codes WHERE device_code = ?", (device_code,))
+        else:
+            row = self._one("SELECT data FROM device_codes WHERE user_code = ?", (user_code,))
+        return None if row is None else dict(json.loads(row["data"]))
+
+    def wipe(self) -> None:
+        """Empty every table except the realm's signing key, so existing tokens stay verifiable."""
+        with self.transaction():
+            for table in ("items", "auth", "locks", "user_groups", "nodes", "node_tags", "links", "link_tags",
+                          "jobs", "sessions", "device_codes"):
+                self._run(f"DELETE FROM {table}")
+            self._run("DELETE FROM meta WHERE key NOT LIKE 'realm.%'")
+
+
+def _row_link(row: sqlite3.Row) -> Link:
+    return Link(
+        Node(row["source"], row["source_subtype"], row["source_category"]),
+        Node(row["target"], row["target_subtype"], row["target_category"]),
+        row["relation"],
+    )
