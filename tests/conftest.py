@@ -1,0 +1,92 @@
+"""Shared fixtures: a seeded sandbox database made once, copied per test, served by real uvicorn."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from provena_ops.sandbox import RunningSandbox, SandboxSettings, running_sandbox
+from provena_ops.sandbox.context import Sandbox
+from provena_ops.sandbox.seed import SeedSummary, seed_demo
+
+
+@dataclass
+class SeededTemplate:
+    path: Path
+    summary: SeedSummary
+
+
+@pytest.fixture(scope="session")
+def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> SeededTemplate:
+    """The demo registry, seeded once per test session; tests get copies of the file."""
+    path = tmp_path_factory.mktemp("template") / "sandbox.db"
+    sandbox = Sandbox(SandboxSettings(db_path=path))
+    summary = seed_demo(sandbox)
+    sandbox.store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    sandbox.store.close()
+    return SeededTemplate(path, summary)
+
+
+@pytest.fixture
+def sandbox_db(seeded_template: SeededTemplate, tmp_path: Path) -> Path:
+    target = tmp_path / "sandbox.db"
+    shutil.copyfile(seeded_template.path, target)
+    return target
+
+
+@pytest.fixture
+def demo(seeded_template: SeededTemplate) -> SeedSummary:
+    """Names of notable seeded records (locked record, study with a non-model-run link, ...)."""
+    return seeded_template.summary
+
+
+@pytest.fixture
+def server(sandbox_db: Path) -> Iterator[RunningSandbox]:
+    """A fresh copy of the demo registry behind a real uvicorn on an ephemeral loopback port."""
+    with running_sandbox(SandboxSettings(db_path=sandbox_db, random_seed=7)) as running:
+        yield running
+
+
+@pytest.fixture
+def empty_server(tmp_path: Path) -> Iterator[RunningSandbox]:
+    with running_sandbox(SandboxSettings(db_path=tmp_path / "empty.db", random_seed=7)) as running:
+        yield running
+
+
+class Api:
+    """An httpx client that knows the sandbox's per-service base URLs and mints tokens."""
+
+    def __init__(self, running: RunningSandbox) -> None:
+        self.running = running
+        endpoints = running.endpoints
+        self.registry = endpoints["registry_api_endpoint_override"]
+        self.prov = endpoints["prov_api_endpoint_override"]
+        self.jobs = endpoints["jobs_service_api_endpoint_override"]
+        self.search = endpoints["search_api_endpoint_override"]
+        self.keycloak = endpoints["keycloak_endpoint_override"]
+        self.http = httpx.Client(timeout=30)
+        self._sandbox = Sandbox(running.settings)
+
+    def token(self, user: str = "admin", roles: list[str] | None = None, lifetime: int = 300) -> str:
+        known = self._sandbox.realm.users().get(user, {"roles": []})
+        return self._sandbox.realm.mint_access_token(user, roles if roles is not None else known["roles"],
+                                                     lifetime=lifetime)
+
+    def auth(self, user: str = "admin", roles: list[str] | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(user, roles)}"}
+
+    def close(self) -> None:
+        self.http.close()
+        self._sandbox.store.close()
+
+
+@pytest.fixture
+def api(server: RunningSandbox) -> Iterator[Api]:
+    client = Api(server)
+    yield client
+    client.close()
