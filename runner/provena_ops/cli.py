@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -14,10 +15,16 @@ from . import __version__
 from .errors import ProvenaOpsError
 from .sandbox import admin as sandbox_admin
 
-app = typer.Typer(help="Declarative playbooks for Provena administration, with an embedded Provena sandbox.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-sandbox_app = typer.Typer(help="Run and manage the embedded Provena-compatible sandbox (FastAPI + SQLite on "
-                               "loopback).", no_args_is_help=True)
+app = typer.Typer(
+    help="Declarative playbooks for Provena administration, with an embedded Provena sandbox.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+sandbox_app = typer.Typer(
+    help="Run and manage the embedded Provena-compatible sandbox (FastAPI + SQLite on loopback).",
+    no_args_is_help=True,
+)
 app.add_typer(sandbox_app, name="sandbox")
 out = Console()
 err = Console(stderr=True)
@@ -37,14 +44,20 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback unless --allow-remote)."),
     port: int = typer.Option(8765, help="Port to listen on; 0 picks a free one."),
     latency_ms: float = typer.Option(0.0, "--latency-ms", help="Delay added to every service request."),
-    fault_rate: float = typer.Option(0.0, "--fault-rate",
-                                     help="Share of requests answered with 5xx, 429 or a dropped connection."),
+    fault_rate: float = typer.Option(
+        0.0, "--fault-rate", help="Share of requests answered with 5xx, 429 or a dropped connection."
+    ),
     job_delay_ms: float = typer.Option(0.0, "--job-delay-ms", help="Delay of each job phase."),
-    job_row_delay_ms: float = typer.Option(0.0, "--job-row-delay-ms",
-                                           help="How long a new job's row stays invisible (400 on fetch)."),
+    job_row_delay_ms: float = typer.Option(
+        0.0, "--job-row-delay-ms", help="How long a new job's row stays invisible (400 on fetch)."
+    ),
     job_fail_rate: float = typer.Option(0.0, "--job-fail-rate", help="Share of jobs that end FAILED."),
-    seed_demo: bool = typer.Option(False, "--seed-demo", help="Seed the demo registry when the sandbox is empty."),
-    allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow listening on a non-loopback address."),
+    seed_demo: bool = typer.Option(
+        False, "--seed-demo", help="Seed the demo registry when the sandbox is empty."
+    ),
+    allow_remote: bool = typer.Option(
+        False, "--allow-remote", help="Allow listening on a non-loopback address."
+    ),
 ) -> None:
     """Serve the sandbox until interrupted, printing the endpoint overrides to use."""
     from .sandbox.context import SandboxSettings
@@ -53,24 +66,32 @@ def serve(
     for name, rate in (("--fault-rate", fault_rate), ("--job-fail-rate", job_fail_rate)):
         if not 0 <= rate <= 1:
             raise ProvenaOpsError(f"{name} must be between 0 and 1, got {rate}")
-    for name, value in (("--latency-ms", latency_ms), ("--job-delay-ms", job_delay_ms),
-                        ("--job-row-delay-ms", job_row_delay_ms)):
+    for name, value in (
+        ("--latency-ms", latency_ms),
+        ("--job-delay-ms", job_delay_ms),
+        ("--job-row-delay-ms", job_row_delay_ms),
+    ):
         if value < 0:
             raise ProvenaOpsError(f"{name} must not be negative, got {value}")
     if seed_demo:
-        try:
+        with contextlib.suppress(ProvenaOpsError):  # already seeded: keep what is there
             sandbox_admin.seed(db, 60, reset=False)
-        except ProvenaOpsError:
-            pass  # already seeded: keep what is there
     try:
         sock = bind(host, port, allow_remote)
     except NotLoopback as exc:
         raise ProvenaOpsError(str(exc)) from exc
     except OSError as exc:
-        raise ProvenaOpsError(f"cannot listen on {host}:{port}: {exc.strerror}",
-                              hint="pick another --port, or 0 for a free one") from exc
-    settings = SandboxSettings(db_path=db, latency_ms=latency_ms, fault_rate=fault_rate, job_delay_ms=job_delay_ms,
-                               job_row_delay_ms=job_row_delay_ms, job_fail_rate=job_fail_rate)
+        raise ProvenaOpsError(
+            f"cannot listen on {host}:{port}: {exc.strerror}", hint="pick another --port, or 0 for a free one"
+        ) from exc
+    settings = SandboxSettings(
+        db_path=db,
+        latency_ms=latency_ms,
+        fault_rate=fault_rate,
+        job_delay_ms=job_delay_ms,
+        job_row_delay_ms=job_row_delay_ms,
+        job_fail_rate=job_fail_rate,
+    )
     from .sandbox.app import service_urls
 
     base_url = base_url_of(sock)
@@ -82,13 +103,17 @@ def serve(
 @sandbox_app.command()
 def seed(
     db: Path = DB_OPTION,
-    demo: bool = typer.Option(True, "--demo/--no-demo", help="Build the demo registry (the only seed so far)."),
+    demo: bool = typer.Option(
+        True, "--demo/--no-demo", help="Build the demo registry (the only seed so far)."
+    ),
     scale: int = typer.Option(60, "--scale", help="Number of model runs to create."),
     reset: bool = typer.Option(False, "--reset", help="Empty the sandbox first."),
 ) -> None:
     """Build a realistic, deterministic registry (people, templates, datasets, studies, model runs, graph)."""
     if not demo:
-        raise ProvenaOpsError("nothing to seed without --demo", hint="use `provena-ops sandbox load` for exports")
+        raise ProvenaOpsError(
+            "nothing to seed without --demo", hint="use `provena-ops sandbox load` for exports"
+        )
     summary = sandbox_admin.seed(db, scale, reset)
     table = Table(title=f"Seeded {db}")
     table.add_column("subtype")
@@ -111,16 +136,20 @@ def reset(db: Path = DB_OPTION) -> None:
 def load(
     export: Path = typer.Argument(..., help="A registry export (JSON array of BundledItem)."),
     db: Path = DB_OPTION,
-    replace: bool = typer.Option(False, "--replace", help="Make the sandbox identical to the export (deletes "
-                                                          "items not in it)."),
-    relodge: bool = typer.Option(True, "--relodge/--no-relodge",
-                                 help="Rebuild the provenance graph from the loaded model runs."),
+    replace: bool = typer.Option(
+        False, "--replace", help="Make the sandbox identical to the export (deletes items not in it)."
+    ),
+    relodge: bool = typer.Option(
+        True, "--relodge/--no-relodge", help="Rebuild the provenance graph from the loaded model runs."
+    ),
 ) -> None:
     """Load a registry export into the sandbox, to rehearse a playbook on a copy of a real registry."""
     result = sandbox_admin.load(db, export, replace, relodge)
     stats = result["statistics"]
-    out.print(f"Loaded {export}: {stats['new_entries']} new, {stats['overwritten_entries']} overwritten, "
-              f"{stats['deleted_entries']} deleted; registry now holds {stats['new_registry_size']} items.")
+    out.print(
+        f"Loaded {export}: {stats['new_entries']} new, {stats['overwritten_entries']} overwritten, "
+        f"{stats['deleted_entries']} deleted; registry now holds {stats['new_registry_size']} items."
+    )
     if relodge:
         out.print(f"Relodged {result['relodged']} model run graphs.")
         for failure in result["relodge_failures"]:
@@ -130,8 +159,9 @@ def load(
 @sandbox_app.command()
 def token(
     user: str = typer.Option(..., "--user", help="preferred_username of the token."),
-    roles: list[str] | None = typer.Option(None, "--roles", help="Preset (admin, write, read, none) or realm "
-                                                                 "roles, comma-separated or repeated."),
+    roles: list[str] | None = typer.Option(
+        None, "--roles", help="Preset (admin, write, read, none) or realm roles, comma-separated or repeated."
+    ),
     email: str | None = typer.Option(None, "--email", help="email claim (default derived from the user)."),
     lifetime: int = typer.Option(300, "--lifetime", help="Seconds until the token expires."),
     db: Path = DB_OPTION,

@@ -4,5 +4,12 @@ from .app import SERVICE_PREFIXES, build_app, service_urls
 from .context import Sandbox, SandboxSettings
 from .server import RunningSandbox, running_sandbox
 
-__all__ = ["SERVICE_PREFIXES", "RunningSandbox", "Sandbox", "SandboxSettings", "build_app", "running_sandbox",
-           "service_urls"]
+__all__ = [
+    "SERVICE_PREFIXES",
+    "RunningSandbox",
+    "Sandbox",
+    "SandboxSettings",
+    "build_app",
+    "running_sandbox",
+    "service_urls",
+]

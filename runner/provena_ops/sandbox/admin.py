@@ -9,11 +9,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from ProvenaInterfaces import RegistryAPI as api
 from ProvenaInterfaces import RegistryModels as models
 from ProvenaInterfaces.SharedTypes import ImportMode
+from pydantic import ValidationError
 
 from ..errors import ProvenaOpsError
 from .context import Sandbox, SandboxSettings
@@ -29,8 +28,11 @@ def open_sandbox(db: Path) -> Sandbox:
     try:
         return Sandbox(SandboxSettings(db_path=db))
     except Exception as exc:  # sqlite3 and OS errors alike: say which file and why
-        raise ProvenaOpsError(f"cannot open the sandbox database: {exc}", where=str(db),
-                              hint="check the path and its permissions, or pass --db") from exc
+        raise ProvenaOpsError(
+            f"cannot open the sandbox database: {exc}",
+            where=str(db),
+            hint="check the path and its permissions, or pass --db",
+        ) from exc
 
 
 def seed(db: Path, runs: int, reset: bool) -> SeedSummary:
@@ -43,8 +45,9 @@ def seed(db: Path, runs: int, reset: bool) -> SeedSummary:
         try:
             return seed_demo(sandbox, runs)
         except SandboxNotEmpty as exc:
-            raise ProvenaOpsError(str(exc), where=str(db),
-                                  hint="run `provena-ops sandbox reset` first, or pass --reset") from exc
+            raise ProvenaOpsError(
+                str(exc), where=str(db), hint="run `provena-ops sandbox reset` first, or pass --reset"
+            ) from exc
     finally:
         sandbox.store.close()
 
@@ -66,13 +69,18 @@ def read_export(path: Path) -> list[api.BundledItem]:
     try:
         data: Any = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ProvenaOpsError(f"not valid JSON: {exc.msg}", where=f"{path}:{exc.lineno}:{exc.colno}",
-                              hint="pass the file written by Provena's registry export") from exc
+        raise ProvenaOpsError(
+            f"not valid JSON: {exc.msg}",
+            where=f"{path}:{exc.lineno}:{exc.colno}",
+            hint="pass the file written by Provena's registry export",
+        ) from exc
     if isinstance(data, dict) and isinstance(data.get("items"), list):
         data = data["items"]
     if not isinstance(data, list):
-        raise ProvenaOpsError("expected a JSON array of exported items (id, item_payload, auth_payload, "
-                              "lock_payload)", where=str(path))
+        raise ProvenaOpsError(
+            "expected a JSON array of exported items (id, item_payload, auth_payload, lock_payload)",
+            where=str(path),
+        )
     bundles: list[api.BundledItem] = []
     for index, entry in enumerate(data):
         try:
@@ -80,8 +88,11 @@ def read_export(path: Path) -> list[api.BundledItem]:
         except ValidationError as exc:
             first = exc.errors()[0]
             location = ".".join(str(part) for part in first["loc"])
-            raise ProvenaOpsError(f"item {index}: {location}: {first['msg']}", where=str(path),
-                                  hint="each entry needs id, item_payload, auth_payload and lock_payload") from exc
+            raise ProvenaOpsError(
+                f"item {index}: {location}: {first['msg']}",
+                where=str(path),
+                hint="each entry needs id, item_payload, auth_payload and lock_payload",
+            ) from exc
     return bundles
 
 
@@ -90,14 +101,16 @@ def load(db: Path, export: Path, replace: bool, relodge: bool) -> dict[str, Any]
     sandbox = open_sandbox(db)
     try:
         mode = ImportMode.SYNC_DELETION_ALLOWED if replace else ImportMode.ADD_OR_OVERWRITE
-        request = api.RegistryImportRequest(import_mode=mode, parse_items=True, allow_entry_deletion=replace,
-                                            trial_mode=False, items=bundles)
+        request = api.RegistryImportRequest(
+            import_mode=mode, parse_items=True, allow_entry_deletion=replace, trial_mode=False, items=bundles
+        )
         result = import_bundle(sandbox, request)
         if not result["status"]["success"]:
             failures = result.get("failure_list") or []
             shown = "; ".join(str(message) for message, _ in failures[:5])
-            raise ProvenaOpsError(f"import refused: {result['status']['details']} {shown}".strip(),
-                                  where=str(export))
+            raise ProvenaOpsError(
+                f"import refused: {result['status']['details']} {shown}".strip(), where=str(export)
+            )
         lodged, failed = 0, []
         if relodge:
             for raw in sandbox.store.items_of_subtype("MODEL_RUN"):
@@ -125,8 +138,10 @@ def resolve_roles(values: list[str]) -> list[str]:
             roles.extend(role for role in expanded if role not in roles)
     unknown = [role for role in roles if role not in ALL_REALM_ROLES]
     if unknown:
-        raise ProvenaOpsError(f"unknown role(s): {', '.join(unknown)}",
-                              hint=f"use a preset ({', '.join(ROLE_PRESETS)}) or one of {', '.join(ALL_REALM_ROLES)}")
+        raise ProvenaOpsError(
+            f"unknown role(s): {', '.join(unknown)}",
+            hint=f"use a preset ({', '.join(ROLE_PRESETS)}) or one of {', '.join(ALL_REALM_ROLES)}",
+        )
     return roles
 
 
@@ -138,8 +153,10 @@ def token(db: Path, user: str, roles: list[str] | None, lifetime: int, email: st
         known = sandbox.realm.users().get(user)
         if roles is None:
             if known is None:
-                raise ProvenaOpsError(f"unknown sandbox user {user!r}",
-                                      hint=f"pass --roles, or use one of {', '.join(sandbox.realm.users())}")
+                raise ProvenaOpsError(
+                    f"unknown sandbox user {user!r}",
+                    hint=f"pass --roles, or use one of {', '.join(sandbox.realm.users())}",
+                )
             role_list = list(known["roles"])
         else:
             role_list = resolve_roles(roles)

@@ -65,8 +65,13 @@ class FaultInjector:
     async def _fail(self, kind: str, send: Send) -> None:
         if kind == "drop":
             # Start a response and abandon it: the client sees the connection close mid-message.
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")],
+                }
+            )
             await send({"type": "http.response.body", "body": b'{"status":', "more_body": True})
             raise ConnectionAbortedError("sandbox fault injection: dropped connection")
         status_code = int(kind)
@@ -101,14 +106,26 @@ def build_control_app(sandbox: Sandbox) -> FastAPI:
     async def status() -> dict[str, Any]:
         nodes, links = sandbox.store.graph_size()
         settings = sandbox.settings
-        return {"items": sandbox.store.count_items(), "graph_nodes": nodes, "graph_links": links,
-                "latency_ms": settings.latency_ms, "fault_rate": settings.fault_rate,
-                "job_delay_ms": settings.job_delay_ms, "job_row_delay_ms": settings.job_row_delay_ms}
+        return {
+            "items": sandbox.store.count_items(),
+            "graph_nodes": nodes,
+            "graph_links": links,
+            "latency_ms": settings.latency_ms,
+            "fault_rate": settings.fault_rate,
+            "job_delay_ms": settings.job_delay_ms,
+            "job_row_delay_ms": settings.job_row_delay_ms,
+        }
 
     @app.put("/faults")
     async def faults(body: FaultSettings, identity: Identity = Depends(admin)) -> dict[str, str]:
-        for name in ("latency_ms", "fault_rate", "job_delay_ms", "job_row_delay_ms", "job_fail_rate",
-                     "search_staleness_s"):
+        for name in (
+            "latency_ms",
+            "fault_rate",
+            "job_delay_ms",
+            "job_row_delay_ms",
+            "job_fail_rate",
+            "search_staleness_s",
+        ):
             value = getattr(body, name)
             if value is not None:
                 setattr(sandbox.settings, name, value)
@@ -153,8 +170,10 @@ def build_app(settings: SandboxSettings) -> FastAPI:
 
     @app.get("/")
     async def index(request: Request) -> dict[str, Any]:
-        return {"message": "provena-ops sandbox", "endpoints": service_urls(str(request.base_url),
-                                                                             settings.realm_name)}
+        return {
+            "message": "provena-ops sandbox",
+            "endpoints": service_urls(str(request.base_url), settings.realm_name),
+        }
 
     app.add_middleware(FaultInjector, sandbox=sandbox)
     return app

@@ -187,8 +187,12 @@ def action_to_wire(action: DiffAction) -> dict[str, Any]:
             wire["node_id"] = action.node.id
     if action.link is not None:
         wire["link"] = _link_json(action.link, action.tags, action.record_id)
-    if kind not in (DiffActionType.ADD_NEW_NODE, DiffActionType.REMOVE_NODE, DiffActionType.ADD_NEW_LINK,
-                    DiffActionType.REMOVE_LINK):
+    if kind not in (
+        DiffActionType.ADD_NEW_NODE,
+        DiffActionType.REMOVE_NODE,
+        DiffActionType.ADD_NEW_LINK,
+        DiffActionType.REMOVE_LINK,
+    ):
         wire["record_id"] = action.record_id
     return wire
 

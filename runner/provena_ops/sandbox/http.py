@@ -57,14 +57,23 @@ def v1_error(error: dict[str, Any]) -> dict[str, Any]:
     """Translate one pydantic-2 error into the pydantic-1 shape Provena's services emit."""
     kind = str(error.get("type", ""))
     message, v1_type = _V1_ERRORS.get(kind, (str(error.get("msg", "")), f"value_error.{kind}"))
-    out: dict[str, Any] = {"loc": list(error.get("loc", ())), "msg": message or str(error.get("msg", "")),
-                           "type": v1_type}
+    out: dict[str, Any] = {
+        "loc": list(error.get("loc", ())),
+        "msg": message or str(error.get("msg", "")),
+        "type": v1_type,
+    }
     if kind in ("value_error", "assertion_error"):
-        out["msg"] = str(error.get("msg", "")).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        out["msg"] = (
+            str(error.get("msg", "")).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        )
     if kind == "enum":
         expected = str((error.get("ctx") or {}).get("expected", ""))
-        values = [part.strip().strip("'") for part in expected.replace(" or ", ", ").split(",") if part.strip()]
-        out["msg"] = "value is not a valid enumeration member; permitted: " + ", ".join(f"'{v}'" for v in values)
+        values = [
+            part.strip().strip("'") for part in expected.replace(" or ", ", ").split(",") if part.strip()
+        ]
+        out["msg"] = "value is not a valid enumeration member; permitted: " + ", ".join(
+            f"'{v}'" for v in values
+        )
         out["type"] = "type_error.enum"
         out["ctx"] = {"enum_values": values}
     return out
@@ -117,20 +126,27 @@ def require_roles(*roles: str) -> Callable[[Request], Awaitable[Identity]]:
 
 
 def user_json(identity: Identity) -> dict[str, Any]:
-    return {"username": identity.username, "email": identity.email, "roles": identity.roles,
-            "access_token": identity.token}
+    return {
+        "username": identity.username,
+        "email": identity.email,
+        "roles": identity.roles,
+        "access_token": identity.token,
+    }
 
 
 Dependency = Callable[[Request], Awaitable[Identity]]
 
 
-def add_check_access_routes(router: APIRouter, read: Dependency, write: Dependency, admin: Dependency) -> None:
+def add_check_access_routes(
+    router: APIRouter, read: Dependency, write: Dependency, admin: Dependency
+) -> None:
     """/check-access/check-{general,read,write,admin}-access, answering the caller as Provena's `User`."""
 
     async def general_check(request: Request) -> Identity:
         return identify(request)
 
     for level, dependency in (("general", general_check), ("read", read), ("write", write), ("admin", admin)):
+
         def make(dependency: Dependency = dependency) -> Callable[[Request], Awaitable[JSONResponse]]:
             async def check(request: Request) -> JSONResponse:
                 return JSONResponse(user_json(await dependency(request)))

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
 from ProvenaInterfaces import RegistryAPI as api
 from ProvenaInterfaces import RegistryModels as models
 from ProvenaInterfaces.SharedTypes import ImportMode
+from pydantic import ValidationError
 
 from .context import Sandbox
 from .http import status
@@ -32,7 +31,9 @@ def _parse_failure(bundle: api.BundledItem) -> str | None:
         models.AuthTableEntry.model_validate(bundle.auth_payload)
         models.LockTableEntry.model_validate(bundle.lock_payload)
     except ValidationError as exc:
-        return f"Failed to parse item {bundle.id}: {exc.errors()[0].get('msg')} at {exc.errors()[0].get('loc')}"
+        return (
+            f"Failed to parse item {bundle.id}: {exc.errors()[0].get('msg')} at {exc.errors()[0].get('loc')}"
+        )
     if payload.get("id") != bundle.id:
         return f"Bundle id {bundle.id} does not match item payload id {payload.get('id')}."
     return None
@@ -43,12 +44,19 @@ def import_bundle(sandbox: Sandbox, request: api.RegistryImportRequest) -> dict[
     prefix = "TRIAL: " if request.trial_mode else ""
 
     def failed(details: str, failures: list[tuple[str, dict[str, Any]]] | None = None) -> dict[str, Any]:
-        return {"status": status(False, prefix + details), "trial_mode": request.trial_mode, "statistics": None,
-                "failure_list": [[message, item] for message, item in failures] if failures else None}
+        return {
+            "status": status(False, prefix + details),
+            "trial_mode": request.trial_mode,
+            "statistics": None,
+            "failure_list": [[message, item] for message, item in failures] if failures else None,
+        }
 
     if request.parse_items:
-        failures = [(message, bundle.model_dump()) for bundle in request.items
-                    if (message := _parse_failure(bundle)) is not None]
+        failures = [
+            (message, bundle.model_dump())
+            for bundle in request.items
+            if (message := _parse_failure(bundle)) is not None
+        ]
         if failures:
             return failed(f"{len(failures)} item(s) failed to parse; nothing was imported.", failures)
 
@@ -59,17 +67,25 @@ def import_bundle(sandbox: Sandbox, request: api.RegistryImportRequest) -> dict[
         overwritten = incoming & existing
         leftover = existing - incoming
         if mode is ImportMode.ADD_ONLY and overwritten:
-            return failed(f"Mode {mode} forbids overwriting, but {len(overwritten)} id(s) already exist: "
-                          f"{', '.join(sorted(overwritten)[:10])}.")
+            return failed(
+                f"Mode {mode} forbids overwriting, but {len(overwritten)} id(s) already exist: "
+                f"{', '.join(sorted(overwritten)[:10])}."
+            )
         if mode is ImportMode.OVERWRITE_ONLY and new_ids:
-            return failed(f"Mode {mode} only overwrites, but {len(new_ids)} id(s) do not exist: "
-                          f"{', '.join(sorted(new_ids)[:10])}.")
+            return failed(
+                f"Mode {mode} only overwrites, but {len(new_ids)} id(s) do not exist: "
+                f"{', '.join(sorted(new_ids)[:10])}."
+            )
         if mode is ImportMode.SYNC_ADD_OR_OVERWRITE and leftover:
-            return failed(f"Mode {mode} requires every registry id in the payload, but {len(leftover)} are "
-                          f"missing: {', '.join(sorted(leftover)[:10])}.")
+            return failed(
+                f"Mode {mode} requires every registry id in the payload, but {len(leftover)} are "
+                f"missing: {', '.join(sorted(leftover)[:10])}."
+            )
         deleting = mode is ImportMode.SYNC_DELETION_ALLOWED and bool(leftover)
         if deleting and not request.allow_entry_deletion:
-            return failed(f"Mode {mode} would delete {len(leftover)} entries, but allow_entry_deletion is false.")
+            return failed(
+                f"Mode {mode} would delete {len(leftover)} entries, but allow_entry_deletion is false."
+            )
         deleted = leftover if deleting else set()
         statistics = {
             "old_registry_size": len(existing),
@@ -85,5 +101,9 @@ def import_bundle(sandbox: Sandbox, request: api.RegistryImportRequest) -> dict[
                 sandbox.store.put_lock(bundle.lock_payload)
             for item_id in deleted:
                 sandbox.store.delete_item(item_id)
-    return {"status": status(True, f"{prefix}Successfully imported with mode: {mode}."),
-            "trial_mode": request.trial_mode, "statistics": statistics, "failure_list": None}
+    return {
+        "status": status(True, f"{prefix}Successfully imported with mode: {mode}."),
+        "trial_mode": request.trial_mode,
+        "statistics": statistics,
+        "failure_list": None,
+    }

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
 from ProvenaInterfaces import RegistryAPI as api
 from ProvenaInterfaces import RegistryModels as models
+from pydantic import BaseModel, ValidationError
 
 from .context import Sandbox
 from .http import provena_error, unauthorised, v1_dump
@@ -52,31 +51,110 @@ M = models
 SUBTYPES: dict[str, SubtypeInfo] = {
     info.subtype: info
     for info in [
-        SubtypeInfo("MODEL_RUN", "ACTIVITY", "/registry/activity/model_run", M.ItemModelRun,
-                    M.ModelRunDomainInfo, api.ModelRunFetchResponse, api.ModelRunListResponse,
-                    ActionSet.SERVICE_PROXY),
-        SubtypeInfo("STUDY", "ACTIVITY", "/registry/activity/study", M.ItemStudy, M.StudyDomainInfo,
-                    api.StudyFetchResponse, api.StudyListResponse, ActionSet.STANDARD),
-        SubtypeInfo("CREATE", "ACTIVITY", "/registry/activity/create", M.ItemCreate, M.CreateDomainInfo,
-                    api.CreateFetchResponse, api.CreateListResponse, ActionSet.READ_ONLY),
-        SubtypeInfo("VERSION", "ACTIVITY", "/registry/activity/version", M.ItemVersion, M.VersionDomainInfo,
-                    api.VersionFetchResponse, api.VersionListResponse, ActionSet.READ_ONLY),
-        SubtypeInfo("PERSON", "AGENT", "/registry/agent/person", M.ItemPerson, M.PersonDomainInfo,
-                    api.PersonFetchResponse, api.PersonListResponse, ActionSet.STANDARD),
-        SubtypeInfo("ORGANISATION", "AGENT", "/registry/agent/organisation", M.ItemOrganisation,
-                    M.OrganisationDomainInfo, api.OrganisationFetchResponse, api.OrganisationListResponse,
-                    ActionSet.STANDARD),
-        SubtypeInfo("MODEL", "ENTITY", "/registry/entity/model", M.ItemModel, M.ModelDomainInfo,
-                    api.ModelFetchResponse, api.ModelListResponse, ActionSet.STANDARD, versioned=True),
-        SubtypeInfo("MODEL_RUN_WORKFLOW_TEMPLATE", "ENTITY", "/registry/entity/model_run_workflow",
-                    M.ItemModelRunWorkflowTemplate, M.ModelRunWorkflowTemplateDomainInfo,
-                    api.ModelRunWorkflowTemplateFetchResponse, api.ModelRunWorkflowTemplateListResponse,
-                    ActionSet.STANDARD, versioned=True),
-        SubtypeInfo("DATASET_TEMPLATE", "ENTITY", "/registry/entity/dataset_template", M.ItemDatasetTemplate,
-                    M.DatasetTemplateDomainInfo, api.DatasetTemplateFetchResponse,
-                    api.DatasetTemplateListResponse, ActionSet.STANDARD, versioned=True),
-        SubtypeInfo("DATASET", "ENTITY", "/registry/entity/dataset", M.ItemDataset, M.DatasetDomainInfo,
-                    api.DatasetFetchResponse, api.DatasetListResponse, ActionSet.SERVICE_PROXY, versioned=True),
+        SubtypeInfo(
+            "MODEL_RUN",
+            "ACTIVITY",
+            "/registry/activity/model_run",
+            M.ItemModelRun,
+            M.ModelRunDomainInfo,
+            api.ModelRunFetchResponse,
+            api.ModelRunListResponse,
+            ActionSet.SERVICE_PROXY,
+        ),
+        SubtypeInfo(
+            "STUDY",
+            "ACTIVITY",
+            "/registry/activity/study",
+            M.ItemStudy,
+            M.StudyDomainInfo,
+            api.StudyFetchResponse,
+            api.StudyListResponse,
+            ActionSet.STANDARD,
+        ),
+        SubtypeInfo(
+            "CREATE",
+            "ACTIVITY",
+            "/registry/activity/create",
+            M.ItemCreate,
+            M.CreateDomainInfo,
+            api.CreateFetchResponse,
+            api.CreateListResponse,
+            ActionSet.READ_ONLY,
+        ),
+        SubtypeInfo(
+            "VERSION",
+            "ACTIVITY",
+            "/registry/activity/version",
+            M.ItemVersion,
+            M.VersionDomainInfo,
+            api.VersionFetchResponse,
+            api.VersionListResponse,
+            ActionSet.READ_ONLY,
+        ),
+        SubtypeInfo(
+            "PERSON",
+            "AGENT",
+            "/registry/agent/person",
+            M.ItemPerson,
+            M.PersonDomainInfo,
+            api.PersonFetchResponse,
+            api.PersonListResponse,
+            ActionSet.STANDARD,
+        ),
+        SubtypeInfo(
+            "ORGANISATION",
+            "AGENT",
+            "/registry/agent/organisation",
+            M.ItemOrganisation,
+            M.OrganisationDomainInfo,
+            api.OrganisationFetchResponse,
+            api.OrganisationListResponse,
+            ActionSet.STANDARD,
+        ),
+        SubtypeInfo(
+            "MODEL",
+            "ENTITY",
+            "/registry/entity/model",
+            M.ItemModel,
+            M.ModelDomainInfo,
+            api.ModelFetchResponse,
+            api.ModelListResponse,
+            ActionSet.STANDARD,
+            versioned=True,
+        ),
+        SubtypeInfo(
+            "MODEL_RUN_WORKFLOW_TEMPLATE",
+            "ENTITY",
+            "/registry/entity/model_run_workflow",
+            M.ItemModelRunWorkflowTemplate,
+            M.ModelRunWorkflowTemplateDomainInfo,
+            api.ModelRunWorkflowTemplateFetchResponse,
+            api.ModelRunWorkflowTemplateListResponse,
+            ActionSet.STANDARD,
+            versioned=True,
+        ),
+        SubtypeInfo(
+            "DATASET_TEMPLATE",
+            "ENTITY",
+            "/registry/entity/dataset_template",
+            M.ItemDatasetTemplate,
+            M.DatasetTemplateDomainInfo,
+            api.DatasetTemplateFetchResponse,
+            api.DatasetTemplateListResponse,
+            ActionSet.STANDARD,
+            versioned=True,
+        ),
+        SubtypeInfo(
+            "DATASET",
+            "ENTITY",
+            "/registry/entity/dataset",
+            M.ItemDataset,
+            M.DatasetDomainInfo,
+            api.DatasetFetchResponse,
+            api.DatasetListResponse,
+            ActionSet.SERVICE_PROXY,
+            versioned=True,
+        ),
     ]
 }
 
@@ -146,10 +224,17 @@ def wrong_subtype_dump(info: SubtypeInfo, item: dict[str, Any]) -> str:
     """What Provena says when a complete item of another subtype is read through this route."""
     dump = parse_dump(info.item_model, item)
     if dump is None or item.get("item_subtype") != info.subtype:
-        dump = v1_dump(info.item_model.__name__, [
-            {"type": "enum", "loc": ("item_subtype",), "msg": "",
-             "ctx": {"expected": f"'{info.subtype}'"}},
-        ])
+        dump = v1_dump(
+            info.item_model.__name__,
+            [
+                {
+                    "type": "enum",
+                    "loc": ("item_subtype",),
+                    "msg": "",
+                    "ctx": {"expected": f"'{info.subtype}'"},
+                },
+            ],
+        )
     return dump
 
 
@@ -173,39 +258,69 @@ def new_item(
         "record_type": "COMPLETE_ITEM",
         "workflow_links": None,
         "versioning_info": {"previous_version": None, "version": 1, "reason": None, "next_version": None}
-        if info.versioned else None,
+        if info.versioned
+        else None,
         **domain,
-        "history": [{"id": 0, "timestamp": timestamp, "reason": "Initial record creation",
-                     "username": owner, "item": domain}],
+        "history": [
+            {
+                "id": 0,
+                "timestamp": timestamp,
+                "reason": "Initial record creation",
+                "username": owner,
+                "item": domain,
+            }
+        ],
     }
     item = info.item_model.model_validate(item).model_dump(mode="json")
     with sandbox.store.transaction():
         sandbox.store.put_item(item)
-        sandbox.store.put_auth({"id": item_id, "access_settings": {
-            "owner": owner, "general": general_roles if general_roles is not None
-            else [models.METADATA_READ_ROLE], "groups": {}}})
+        sandbox.store.put_auth(
+            {
+                "id": item_id,
+                "access_settings": {
+                    "owner": owner,
+                    "general": general_roles if general_roles is not None else [models.METADATA_READ_ROLE],
+                    "groups": {},
+                },
+            }
+        )
         sandbox.store.put_lock({"id": item_id, "lock_information": {"locked": False, "history": []}})
     return item
 
 
 def write_update(
-    sandbox: Sandbox, info: SubtypeInfo, existing: dict[str, Any], domain: dict[str, Any], reason: str,
+    sandbox: Sandbox,
+    info: SubtypeInfo,
+    existing: dict[str, Any],
+    domain: dict[str, Any],
+    reason: str,
     username: str,
 ) -> dict[str, Any]:
     """Replace the domain info, keep identity and versioning, prepend history (id = max + 1)."""
     history = list(existing.get("history") or [])
     next_id = max((int(entry["id"]) for entry in history), default=-1) + 1
     now = sandbox.now()
-    keep = {key: existing.get(key) for key in (
-        "id", "owner_username", "created_timestamp", "item_category", "item_subtype", "workflow_links",
-        "versioning_info")}
+    keep = {
+        key: existing.get(key)
+        for key in (
+            "id",
+            "owner_username",
+            "created_timestamp",
+            "item_category",
+            "item_subtype",
+            "workflow_links",
+            "versioning_info",
+        )
+    }
     item = {
         **keep,
         "updated_timestamp": max(now, int(existing.get("updated_timestamp") or 0)),
         "record_type": "COMPLETE_ITEM",
         **domain,
-        "history": [{"id": next_id, "timestamp": now, "reason": reason, "username": username, "item": domain},
-                    *history],
+        "history": [
+            {"id": next_id, "timestamp": now, "reason": reason, "username": username, "item": domain},
+            *history,
+        ],
     }
     item = info.item_model.model_validate(item).model_dump(mode="json")
     sandbox.store.put_item(item)
@@ -216,8 +331,9 @@ def domain_of(info: SubtypeInfo, item: dict[str, Any]) -> dict[str, Any]:
     return info.domain_model.model_validate(item).model_dump(mode="json")
 
 
-def lock_change(sandbox: Sandbox, identity: Identity, info: SubtypeInfo, item_id: str, reason: str,
-                lock: bool) -> str:
+def lock_change(
+    sandbox: Sandbox, identity: Identity, info: SubtypeInfo, item_id: str, reason: str, lock: bool
+) -> str:
     entry = sandbox.store.get_lock(item_id)
     item = sandbox.store.get_item(item_id)
     if entry is None or item is None:
@@ -231,7 +347,14 @@ def lock_change(sandbox: Sandbox, identity: Identity, info: SubtypeInfo, item_id
         state = "locked" if lock else "unlocked"
         raise provena_error(400, f"Cannot {'lock' if lock else 'unlock'} an item which is already {state}.")
     information["locked"] = lock
-    information["history"].append({"action_type": "LOCK" if lock else "UNLOCK", "username": identity.username,
-                                   "email": identity.email, "reason": reason, "timestamp": sandbox.now()})
+    information["history"].append(
+        {
+            "action_type": "LOCK" if lock else "UNLOCK",
+            "username": identity.username,
+            "email": identity.email,
+            "reason": reason,
+            "timestamp": sandbox.now(),
+        }
+    )
     sandbox.store.put_lock(entry)
     return f"Successfully {'locked' if lock else 'unlocked'} item with id {item_id}."

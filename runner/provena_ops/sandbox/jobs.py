@@ -7,6 +7,7 @@ server killed mid-job re-runs that job cleanly after a restart instead of leavin
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 import uuid
@@ -14,17 +15,22 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from pydantic import ValidationError
-
 from ProvenaInterfaces import AsyncJobAPI as jobs_api
 from ProvenaInterfaces.ProvenanceModels import ModelRunRecord
+from pydantic import ValidationError
 
 from .context import Sandbox
 from .http import add_check_access_routes, identify, install_error_handlers, provena_error, require_roles
-from .items import SUBTYPES, WRITE_ROLES, LOCKED, can, item_roles, write_update
-from .provenance import VALIDATION_PREFIX, RecordInvalid, graph_for, merge_additively, prov_serialisation
-from .provenance import relodge_diff, validate_record
+from .items import LOCKED, SUBTYPES, WRITE_ROLES, can, item_roles, write_update
+from .provenance import (
+    VALIDATION_PREFIX,
+    RecordInvalid,
+    graph_for,
+    merge_additively,
+    prov_serialisation,
+    relodge_diff,
+    validate_record,
+)
 from .realm import JOB_ADMIN, JOB_READ, JOB_WRITE, Identity
 
 DEQUEUED_INFO = "Job removed from queue ready for processing by worker task."
@@ -47,14 +53,30 @@ def decode_user(blob: str) -> Identity:
     return Identity(username=data["username"], email=data["email"], roles=list(data["roles"]), token="")
 
 
-def launch_job(sandbox: Sandbox, username: str, job_type: str, sub_type: str, payload: dict[str, Any],
-               batch_id: str | None = None) -> str:
+def launch_job(
+    sandbox: Sandbox,
+    username: str,
+    job_type: str,
+    sub_type: str,
+    payload: dict[str, Any],
+    batch_id: str | None = None,
+) -> str:
     settings = sandbox.settings
     now = time.time()
     visible_at = now + settings.job_row_delay_ms / 1000
-    job = {"session_id": str(uuid.uuid4()), "created_timestamp": int(now), "username": username,
-           "batch_id": batch_id, "payload": payload, "job_type": job_type, "job_sub_type": sub_type,
-           "gsi_status": "ok", "status": "PENDING", "info": None, "result": None}
+    job = {
+        "session_id": str(uuid.uuid4()),
+        "created_timestamp": int(now),
+        "username": username,
+        "batch_id": batch_id,
+        "payload": payload,
+        "job_type": job_type,
+        "job_sub_type": sub_type,
+        "gsi_status": "ok",
+        "status": "PENDING",
+        "info": None,
+        "result": None,
+    }
     with sandbox.store.transaction():
         sandbox.store.put_job(job, visible_at, visible_at + settings.job_delay_ms / 1000)
     sandbox.wake_jobs()
@@ -84,31 +106,48 @@ def _run_update(sandbox: Sandbox, payload: dict[str, Any]) -> dict[str, Any]:
         raise JobFailed(VALIDATION_PREFIX + exc.message) from exc
     info = SUBTYPES["MODEL_RUN"]
     existing = sandbox.store.get_item(run_id)
-    if existing is None or existing["item_subtype"] != "MODEL_RUN" or existing["record_type"] != "COMPLETE_ITEM":
-        raise JobFailed(f"Failed to update the registry item. Status code: 400. Details: Could not find a complete "
-                        f"model run with id {run_id} in the registry.")
+    if (
+        existing is None
+        or existing["item_subtype"] != "MODEL_RUN"
+        or existing["record_type"] != "COMPLETE_ITEM"
+    ):
+        raise JobFailed(
+            f"Failed to update the registry item. Status code: 400. Details: Could not find a complete "
+            f"model run with id {run_id} in the registry."
+        )
     lock = sandbox.store.get_lock(run_id)
     if lock and lock["lock_information"]["locked"]:
         raise JobFailed(f"Failed to update the registry item. Status code: 401. Details: {LOCKED}")
     if not can(item_roles(sandbox, caller, run_id, "MODEL_RUN"), WRITE_ROLES):
-        raise JobFailed("Failed to update the registry item. Status code: 401. Details: You are not authorised "
-                        "to update this item.")
+        raise JobFailed(
+            "Failed to update the registry item. Status code: 401. Details: You are not authorised "
+            "to update this item."
+        )
     graph = graph_for(sandbox, run_id, record)
-    domain = {"display_name": record.display_name, "user_metadata": None, "record_status": "COMPLETE",
-              "record": record.model_dump(mode="json"), "prov_serialisation": prov_serialisation(run_id, graph)}
+    domain = {
+        "display_name": record.display_name,
+        "user_metadata": None,
+        "record_status": "COMPLETE",
+        "record": record.model_dump(mode="json"),
+        "prov_serialisation": prov_serialisation(run_id, graph),
+    }
     updated = write_update(sandbox, info, existing, domain, str(payload["reason"]), caller.username)
     sandbox.store.apply_diff(relodge_diff(sandbox, run_id, record))
     write_update(sandbox, info, updated, domain, COMPLETION_REASON, caller.username)
-    return {"record": {"id": run_id, "prov_json": domain["prov_serialisation"],
-                       "record": domain["record"]}}
+    return {"record": {"id": run_id, "prov_json": domain["prov_serialisation"], "record": domain["record"]}}
 
 
 def _run_lodge_only(sandbox: Sandbox, payload: dict[str, Any]) -> dict[str, Any]:
     run_id = str(payload["model_run_record_id"])
     record = ModelRunRecord.model_validate(payload["record"])
     merge_additively(sandbox, run_id, record)
-    return {"record": {"id": run_id, "prov_json": prov_serialisation(run_id, graph_for(sandbox, run_id, record)),
-                       "record": record.model_dump(mode="json")}}
+    return {
+        "record": {
+            "id": run_id,
+            "prov_json": prov_serialisation(run_id, graph_for(sandbox, run_id, record)),
+            "record": record.model_dump(mode="json"),
+        }
+    }
 
 
 HANDLERS = {"MODEL_RUN_UPDATE": _run_update, "MODEL_RUN_LODGE_ONLY": _run_lodge_only}
@@ -144,7 +183,9 @@ def _finish(sandbox: Sandbox, job: dict[str, Any]) -> None:
     except JobFailed as exc:
         job.update(status="FAILED", info=f"Job failed, err: {exc}", result=None)
     except (RecordInvalid, ValidationError, KeyError, RuntimeError) as exc:
-        job.update(status="FAILED", info=f"Callback function raised unhandled exception. Error: {exc}", result=None)
+        job.update(
+            status="FAILED", info=f"Callback function raised unhandled exception. Error: {exc}", result=None
+        )
     else:
         job.update(status="SUCCEEDED", info=None, result=result)
 
@@ -158,14 +199,13 @@ async def job_worker(sandbox: Sandbox) -> None:
         advance_jobs(sandbox)
         next_at = sandbox.store.next_job_time()
         timeout = 3600.0 if next_at is None else max(0.0, next_at - time.time())
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout=timeout)
-        except TimeoutError:
-            pass
 
 
-def _page(sandbox: Sandbox, username: str | None, batch_id: str | None, key: dict[str, Any] | None,
-          limit: int) -> dict[str, Any]:
+def _page(
+    sandbox: Sandbox, username: str | None, batch_id: str | None, key: dict[str, Any] | None, limit: int
+) -> dict[str, Any]:
     after = None
     if key is not None:
         if not isinstance(key.get("seq"), int):
@@ -196,8 +236,9 @@ def build_jobs_app() -> FastAPI:
         return {"message": "Health check successful."}
 
     @router.get("/jobs/user/fetch", response_model=jobs_api.GetJobResponse)
-    async def user_fetch(request: Request, session_id: str = Query(...),
-                         identity: Identity = Depends(any_user)) -> JSONResponse:
+    async def user_fetch(
+        request: Request, session_id: str = Query(...), identity: Identity = Depends(any_user)
+    ) -> JSONResponse:
         job = sandbox_of(request).store.get_job(session_id, time.time())
         if job is None:
             raise provena_error(400, "Item was not found.")
@@ -206,45 +247,61 @@ def build_jobs_app() -> FastAPI:
         return JSONResponse({"job": job})
 
     @router.post("/jobs/user/list", response_model=jobs_api.ListJobsResponse)
-    async def user_list(request: Request, body: jobs_api.ListJobsRequest,
-                        identity: Identity = Depends(any_user)) -> JSONResponse:
-        return JSONResponse(_page(sandbox_of(request), identity.username, None, body.pagination_key, body.limit))
+    async def user_list(
+        request: Request, body: jobs_api.ListJobsRequest, identity: Identity = Depends(any_user)
+    ) -> JSONResponse:
+        return JSONResponse(
+            _page(sandbox_of(request), identity.username, None, body.pagination_key, body.limit)
+        )
 
     @router.post("/jobs/user/list_batch", response_model=jobs_api.ListByBatchResponse)
-    async def user_list_batch(request: Request, body: jobs_api.ListByBatchRequest,
-                              identity: Identity = Depends(any_user)) -> JSONResponse:
-        return JSONResponse(_page(sandbox_of(request), identity.username, body.batch_id, body.pagination_key,
-                                  body.limit))
+    async def user_list_batch(
+        request: Request, body: jobs_api.ListByBatchRequest, identity: Identity = Depends(any_user)
+    ) -> JSONResponse:
+        return JSONResponse(
+            _page(sandbox_of(request), identity.username, body.batch_id, body.pagination_key, body.limit)
+        )
 
     @router.get("/jobs/admin/fetch", response_model=jobs_api.AdminGetJobResponse)
-    async def admin_fetch(request: Request, session_id: str = Query(...),
-                          identity: Identity = Depends(admin_read)) -> JSONResponse:
+    async def admin_fetch(
+        request: Request, session_id: str = Query(...), identity: Identity = Depends(admin_read)
+    ) -> JSONResponse:
         job = sandbox_of(request).store.get_job(session_id, time.time())
         if job is None:
             raise provena_error(400, "Item was not found.")
         return JSONResponse({"job": job})
 
     @router.post("/jobs/admin/list", response_model=jobs_api.AdminListJobsResponse)
-    async def admin_list(request: Request, body: jobs_api.AdminListJobsRequest,
-                         identity: Identity = Depends(admin_read)) -> JSONResponse:
-        return JSONResponse(_page(sandbox_of(request), body.username_filter, None, body.pagination_key,
-                                  body.limit))
+    async def admin_list(
+        request: Request, body: jobs_api.AdminListJobsRequest, identity: Identity = Depends(admin_read)
+    ) -> JSONResponse:
+        return JSONResponse(
+            _page(sandbox_of(request), body.username_filter, None, body.pagination_key, body.limit)
+        )
 
     @router.post("/jobs/admin/list_batch", response_model=jobs_api.AdminListByBatchResponse)
-    async def admin_list_batch(request: Request, body: jobs_api.AdminListByBatchRequest,
-                               identity: Identity = Depends(admin_read)) -> JSONResponse:
-        return JSONResponse(_page(sandbox_of(request), body.username_filter, body.batch_id, body.pagination_key,
-                                  body.limit))
+    async def admin_list_batch(
+        request: Request, body: jobs_api.AdminListByBatchRequest, identity: Identity = Depends(admin_read)
+    ) -> JSONResponse:
+        return JSONResponse(
+            _page(sandbox_of(request), body.username_filter, body.batch_id, body.pagination_key, body.limit)
+        )
 
     @router.post("/jobs/admin/launch", response_model=jobs_api.AdminLaunchJobResponse)
-    async def admin_launch(request: Request, body: jobs_api.AdminLaunchJobRequest,
-                           identity: Identity = Depends(admin_write)) -> JSONResponse:
+    async def admin_launch(
+        request: Request, body: jobs_api.AdminLaunchJobRequest, identity: Identity = Depends(admin_write)
+    ) -> JSONResponse:
         batch_id = str(uuid.uuid4()) if body.request_batch_id else body.add_to_batch
-        session_id = launch_job(sandbox_of(request), body.username or identity.username, body.job_type.value,
-                                body.job_sub_type.value, body.job_payload, batch_id)
+        session_id = launch_job(
+            sandbox_of(request),
+            body.username or identity.username,
+            body.job_type.value,
+            body.job_sub_type.value,
+            body.job_payload,
+            batch_id,
+        )
         return JSONResponse({"session_id": session_id, "batch_id": batch_id})
 
     add_check_access_routes(router, admin_read, admin_write, admin)
     app.include_router(router)
-    assert all(isinstance(route, APIRoute) or True for route in app.routes)
     return app

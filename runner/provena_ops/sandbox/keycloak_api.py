@@ -18,7 +18,10 @@ from .realm import DEFAULT_PASSWORD, TokenError
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 POLL_INTERVAL_S = 1
-INVALID_CLIENT = {"error": "invalid_client", "error_description": "Invalid client or Invalid client credentials"}
+INVALID_CLIENT = {
+    "error": "invalid_client",
+    "error_description": "Invalid client or Invalid client credentials",
+}
 
 
 def oauth_error(code: str, description: str, status_code: int = 400) -> JSONResponse:
@@ -43,18 +46,25 @@ def build_keycloak_app(realm_name: str) -> FastAPI:
     @app.get("/")
     async def realm_info(request: Request) -> dict[str, Any]:
         base = realm_url(request)
-        return {"realm": realm_name, "public_key": sandbox_of(request).realm.public_key_b64,
-                "token-service": f"{base}/protocol/openid-connect", "account-service": f"{base}/account",
-                "tokens-not-before": 0}
+        return {
+            "realm": realm_name,
+            "public_key": sandbox_of(request).realm.public_key_b64,
+            "token-service": f"{base}/protocol/openid-connect",
+            "account-service": f"{base}/account",
+            "tokens-not-before": 0,
+        }
 
     @app.get("/.well-known/openid-configuration")
     async def discovery(request: Request) -> dict[str, Any]:
         base = realm_url(request)
-        return {"issuer": base, "token_endpoint": f"{base}/protocol/openid-connect/token",
-                "device_authorization_endpoint": f"{base}/protocol/openid-connect/auth/device",
-                "revocation_endpoint": f"{base}/protocol/openid-connect/revoke",
-                "grant_types_supported": ["refresh_token", "client_credentials", DEVICE_GRANT],
-                "id_token_signing_alg_values_supported": ["RS256"]}
+        return {
+            "issuer": base,
+            "token_endpoint": f"{base}/protocol/openid-connect/token",
+            "device_authorization_endpoint": f"{base}/protocol/openid-connect/auth/device",
+            "revocation_endpoint": f"{base}/protocol/openid-connect/revoke",
+            "grant_types_supported": ["refresh_token", "client_credentials", DEVICE_GRANT],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        }
 
     @app.post("/protocol/openid-connect/auth/device")
     async def device_authorization(request: Request) -> JSONResponse:
@@ -65,10 +75,16 @@ def build_keycloak_app(realm_name: str) -> FastAPI:
         scope = form.get("scope", form.get("scopes", ""))
         device_code, user_code = sandbox_of(request).realm.new_device_code(client_id, scope)
         base = realm_url(request)
-        return JSONResponse({"device_code": device_code, "user_code": user_code,
-                             "verification_uri": f"{base}/device",
-                             "verification_uri_complete": f"{base}/device?user_code={user_code}",
-                             "expires_in": 600, "interval": POLL_INTERVAL_S})
+        return JSONResponse(
+            {
+                "device_code": device_code,
+                "user_code": user_code,
+                "verification_uri": f"{base}/device",
+                "verification_uri_complete": f"{base}/device?user_code={user_code}",
+                "expires_in": 600,
+                "interval": POLL_INTERVAL_S,
+            }
+        )
 
     @app.post("/protocol/openid-connect/token")
     async def token(request: Request) -> JSONResponse:
@@ -106,10 +122,19 @@ def build_keycloak_app(realm_name: str) -> FastAPI:
             account = client.get("service_account")
             if client.get("public") or account is None or form.get("client_secret") != client.get("secret"):
                 return oauth_error("unauthorized_client", "Invalid client or Invalid client credentials", 401)
-            access = realm.mint_access_token(account["username"], list(account["roles"]), client_id=client_id,
-                                             issuer=issuer)
-            return JSONResponse({"access_token": access, "expires_in": 300, "refresh_expires_in": 0,
-                                 "token_type": "Bearer", "not-before-policy": 0, "scope": "profile email"})
+            access = realm.mint_access_token(
+                account["username"], list(account["roles"]), client_id=client_id, issuer=issuer
+            )
+            return JSONResponse(
+                {
+                    "access_token": access,
+                    "expires_in": 300,
+                    "refresh_expires_in": 0,
+                    "token_type": "Bearer",
+                    "not-before-policy": 0,
+                    "scope": "profile email",
+                }
+            )
         return oauth_error("unsupported_grant_type", f"Unsupported grant_type {grant!r}")
 
     @app.post("/protocol/openid-connect/revoke")
@@ -127,10 +152,12 @@ def build_keycloak_app(realm_name: str) -> FastAPI:
     @app.get("/device", response_class=HTMLResponse)
     async def device_page(user_code: str = "") -> str:
         code = html.escape(user_code)
-        return (f"<html><body><h1>Provena sandbox sign-in</h1><form method='post'>"
-                f"<input name='user_code' value='{code}'><input name='username'>"
-                f"<input name='password' type='password'><button name='action' value='approve'>Sign in</button>"
-                f"<button name='action' value='deny'>Deny</button></form></body></html>")
+        return (
+            f"<html><body><h1>Provena sandbox sign-in</h1><form method='post'>"
+            f"<input name='user_code' value='{code}'><input name='username'>"
+            f"<input name='password' type='password'><button name='action' value='approve'>Sign in</button>"
+            f"<button name='action' value='deny'>Deny</button></form></body></html>"
+        )
 
     @app.post("/device")
     async def device_approve(request: Request) -> JSONResponse:

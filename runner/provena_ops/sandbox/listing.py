@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
-
 from ProvenaInterfaces import RegistryAPI as api
+from pydantic import ValidationError
 
 from .context import Sandbox
 from .http import provena_error, status
@@ -27,8 +26,9 @@ SORT_COLUMNS = {
 }
 
 
-def _sort(request: api.SubtypeListRequest | api.GeneralListRequest, info: SubtypeInfo | None
-          ) -> tuple[str, str, bool]:
+def _sort(
+    request: api.SubtypeListRequest | api.GeneralListRequest, info: SubtypeInfo | None
+) -> tuple[str, str, bool]:
     sort = request.sort_by or api.SortOptions()
     if sort.sort_type not in SORT_COLUMNS:
         filter_type = api.FilterType.ITEM_SUBTYPE
@@ -46,13 +46,18 @@ def _cursor(key: dict[str, Any] | None, key_field: str) -> tuple[Any, str] | Non
     if key is None:
         return None
     if not isinstance(key.get("id"), str) or key_field not in key:
-        raise provena_error(400, f"Invalid pagination key: expected the key returned by the previous page, "
-                                 f"got {key!r}.")
+        raise provena_error(
+            400, f"Invalid pagination key: expected the key returned by the previous page, got {key!r}."
+        )
     return (key[key_field], key["id"])
 
 
-def list_page(sandbox: Sandbox, identity: Identity, request: api.SubtypeListRequest | api.GeneralListRequest,
-              info: SubtypeInfo | None) -> JSONResponse:
+def list_page(
+    sandbox: Sandbox,
+    identity: Identity,
+    request: api.SubtypeListRequest | api.GeneralListRequest,
+    info: SubtypeInfo | None,
+) -> JSONResponse:
     if request.page_size < 1:
         raise provena_error(
             500,
@@ -61,15 +66,16 @@ def list_page(sandbox: Sandbox, identity: Identity, request: api.SubtypeListRequ
         )
     column, key_field, ascending = _sort(request, info)
     subtype = info.subtype if info else None
-    record_type = api.QueryRecordTypes.COMPLETE_ONLY
+    record_type = "COMPLETE_ONLY"
     if isinstance(request, api.GeneralListRequest) and request.filter_by is not None:
         if request.filter_by.item_subtype is not None:
             subtype = request.filter_by.item_subtype.value
-        record_type = request.filter_by.record_type
+        record_type = api.QueryRecordTypes(request.filter_by.record_type).value
     elif isinstance(request, api.SubtypeListRequest) and request.filter_by is not None:
-        record_type = request.filter_by.record_type
-    raw = sandbox.store.page_items(subtype, column, ascending, _cursor(request.pagination_key, key_field),
-                                   request.page_size)
+        record_type = api.QueryRecordTypes(request.filter_by.record_type).value
+    raw = sandbox.store.page_items(
+        subtype, column, ascending, _cursor(request.pagination_key, key_field), request.page_size
+    )
     next_key: dict[str, Any] | None = None
     if len(raw) == request.page_size:
         last = raw[-1]
@@ -78,12 +84,21 @@ def list_page(sandbox: Sandbox, identity: Identity, request: api.SubtypeListRequ
             next_key["item_subtype"] = subtype
 
     wanted = [item for item in raw if _record_type_matches(item, record_type)]
-    readable = [item for item in wanted
-                if can(item_roles(sandbox, identity, item["id"], item["item_subtype"]), READ_ROLES)]
+    readable = [
+        item
+        for item in wanted
+        if can(item_roles(sandbox, identity, item["id"], item["item_subtype"]), READ_ROLES)
+    ]
     not_authorised = len(wanted) - len(readable)
     if info is None:
-        return JSONResponse({"status": status(True, "Successfully listed items."), "items": readable,
-                             "total_item_count": len(readable), "pagination_key": next_key})
+        return JSONResponse(
+            {
+                "status": status(True, "Successfully listed items."),
+                "items": readable,
+                "total_item_count": len(readable),
+                "pagination_key": next_key,
+            }
+        )
 
     complete: list[dict[str, Any]] = []
     seeds: list[dict[str, Any]] = []
@@ -100,22 +115,24 @@ def list_page(sandbox: Sandbox, identity: Identity, request: api.SubtypeListRequ
             complete.append(item)
     ok = not unparsable
     details = "Successfully listed items." if ok else f"{len(unparsable)} item(s) could not be parsed."
-    return JSONResponse({
-        "status": status(ok, details),
-        "items": complete,
-        "seed_items": seeds,
-        "unparsable_items": unparsable,
-        "total_item_count": len(readable),
-        "complete_item_count": len(complete),
-        "seed_item_count": len(seeds),
-        "unparsable_item_count": len(unparsable),
-        "not_authorised_count": not_authorised,
-        "pagination_key": next_key,
-    })
+    return JSONResponse(
+        {
+            "status": status(ok, details),
+            "items": complete,
+            "seed_items": seeds,
+            "unparsable_items": unparsable,
+            "total_item_count": len(readable),
+            "complete_item_count": len(complete),
+            "seed_item_count": len(seeds),
+            "unparsable_item_count": len(unparsable),
+            "not_authorised_count": not_authorised,
+            "pagination_key": next_key,
+        }
+    )
 
 
-def _record_type_matches(item: dict[str, Any], record_type: api.QueryRecordTypes) -> bool:
-    if record_type is api.QueryRecordTypes.ALL:
+def _record_type_matches(item: dict[str, Any], record_type: str) -> bool:
+    if record_type == "ALL":
         return True
-    wanted = "SEED_ITEM" if record_type is api.QueryRecordTypes.SEED_ONLY else "COMPLETE_ITEM"
+    wanted = "SEED_ITEM" if record_type == "SEED_ONLY" else "COMPLETE_ITEM"
     return bool(item["record_type"] == wanted)

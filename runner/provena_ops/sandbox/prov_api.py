@@ -4,19 +4,25 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
-
 from ProvenaInterfaces import ProvenanceAPI as prov
 from ProvenaInterfaces import RegistryModels as models
 from ProvenaInterfaces.ProvenanceModels import ModelRunRecord
+from ProvenaInterfaces.SharedTypes import StatusResponse
+from pydantic import ValidationError
 
 from .context import Sandbox
 from .graph import action_to_wire
 from .http import add_check_access_routes, install_error_handlers, provena_error, require_roles, status
 from .items import LOCKED, SUBTYPES, WRITE_ROLES, can, item_roles, write_update
 from .jobs import encode_user, launch_job
-from .provenance import VALIDATION_PREFIX, RecordInvalid, delete_diff, explore, merge_additively
-from .provenance import validate_record
+from .provenance import (
+    VALIDATION_PREFIX,
+    RecordInvalid,
+    delete_diff,
+    explore,
+    merge_additively,
+    validate_record,
+)
 from .realm import REGISTRY_ADMIN, REGISTRY_READ, REGISTRY_WRITE, Identity
 
 READ = require_roles(REGISTRY_READ)
@@ -67,23 +73,33 @@ def build_prov_app() -> FastAPI:
         return {"message": "Health check successful."}
 
     @router.post("/model_run/update", response_model=prov.PostUpdateModelRunResponse)
-    async def update(request: Request, body: prov.PostUpdateModelRunInput,
-                     identity: Identity = Depends(WRITE)) -> JSONResponse:
+    async def update(
+        request: Request, body: prov.PostUpdateModelRunInput, identity: Identity = Depends(WRITE)
+    ) -> JSONResponse:
         sandbox = sandbox_of(request)
         _validate_or_400(sandbox, body.record, identity)
-        payload = {"model_run_record_id": body.model_run_id, "updated_record": body.record.model_dump(mode="json"),
-                   "reason": body.reason, "revalidate": True, "user_info": encode_user(identity)}
+        payload = {
+            "model_run_record_id": body.model_run_id,
+            "updated_record": body.record.model_dump(mode="json"),
+            "reason": body.reason,
+            "revalidate": True,
+            "user_info": encode_user(identity),
+        }
         session_id = launch_job(sandbox, identity.username, "PROV_LODGE", "MODEL_RUN_UPDATE", payload)
         return JSONResponse({"session_id": session_id})
 
     @router.post("/model_run/delete", response_model=prov.PostDeleteGraphResponse, include_in_schema=False)
-    async def delete(request: Request, body: prov.PostDeleteGraphRequest,
-                     identity: Identity = Depends(ADMIN)) -> JSONResponse:
+    async def delete(
+        request: Request, body: prov.PostDeleteGraphRequest, identity: Identity = Depends(ADMIN)
+    ) -> JSONResponse:
         sandbox = sandbox_of(request)
         item, problem = _model_run_or_none(sandbox, body.record_id)
         if item is None:
-            raise provena_error(400, "Exception: could not delete model run as error occurred when fetching the "
-                                     f"record from the registry: {problem}")
+            raise provena_error(
+                400,
+                "Exception: could not delete model run as error occurred when fetching the "
+                f"record from the registry: {problem}",
+            )
         with sandbox.store.transaction():
             actions = delete_diff(sandbox, body.record_id)
             if not body.trial_mode:
@@ -91,8 +107,12 @@ def build_prov_app() -> FastAPI:
         return JSONResponse({"diff": [action_to_wire(action) for action in actions]})
 
     @router.post("/model_run/edit/link_to_study", response_model=prov.AddStudyLinkResponse)
-    async def link_to_study(request: Request, model_run_id: str = Query(...), study_id: str = Query(...),
-                            identity: Identity = Depends(WRITE)) -> JSONResponse:
+    async def link_to_study(
+        request: Request,
+        model_run_id: str = Query(...),
+        study_id: str = Query(...),
+        identity: Identity = Depends(WRITE),
+    ) -> JSONResponse:
         sandbox = sandbox_of(request)
         item, problem = _model_run_or_none(sandbox, model_run_id)
         if item is None:
@@ -101,8 +121,11 @@ def build_prov_app() -> FastAPI:
         if study is None or study["item_subtype"] != "STUDY" or study["record_type"] != "COMPLETE_ITEM":
             raise provena_error(400, f"Invalid study id {study_id}: not a complete study in the registry.")
         if item["record"].get("study_id"):
-            raise provena_error(400, f"Cannot link to another study: model run {model_run_id} is already linked "
-                                     f"to study {item['record']['study_id']}.")
+            raise provena_error(
+                400,
+                f"Cannot link to another study: model run {model_run_id} is already linked "
+                f"to study {item['record']['study_id']}.",
+            )
         lock = sandbox.store.get_lock(model_run_id)
         if lock and lock["lock_information"]["locked"]:
             raise provena_error(401, LOCKED)
@@ -110,52 +133,93 @@ def build_prov_app() -> FastAPI:
             raise provena_error(401, "You are not authorised to update this item.")
         record = dict(item["record"], study_id=study_id)
         info = SUBTYPES["MODEL_RUN"]
-        domain = {key: item.get(key) for key in ("display_name", "user_metadata", "record_status",
-                                                 "prov_serialisation")}
+        domain = {
+            key: item.get(key)
+            for key in ("display_name", "user_metadata", "record_status", "prov_serialisation")
+        }
         with sandbox.store.transaction():
-            write_update(sandbox, info, item, {**domain, "record": record}, "Linking model run to study.",
-                         identity.username)
-        session_id = launch_job(sandbox, identity.username, "PROV_LODGE", "MODEL_RUN_LODGE_ONLY",
-                                {"model_run_record_id": model_run_id, "record": record,
-                                 "user_info": encode_user(identity)})
-        return JSONResponse({"status": status(True, "Successfully linked model run to study."),
-                             "model_run_id": model_run_id, "study_id": study_id, "session_id": session_id})
+            write_update(
+                sandbox,
+                info,
+                item,
+                {**domain, "record": record},
+                "Linking model run to study.",
+                identity.username,
+            )
+        session_id = launch_job(
+            sandbox,
+            identity.username,
+            "PROV_LODGE",
+            "MODEL_RUN_LODGE_ONLY",
+            {"model_run_record_id": model_run_id, "record": record, "user_info": encode_user(identity)},
+        )
+        return JSONResponse(
+            {
+                "status": status(True, "Successfully linked model run to study."),
+                "model_run_id": model_run_id,
+                "study_id": study_id,
+                "session_id": session_id,
+            }
+        )
 
     for direction in ("upstream", "downstream"):
+
         def make(upstream: bool = direction == "upstream") -> Any:
-            async def lineage(request: Request, starting_id: str = Query(...), depth: int | None = None,
-                              identity: Identity = Depends(READ)) -> JSONResponse:
+            async def lineage(
+                request: Request,
+                starting_id: str = Query(...),
+                depth: int | None = None,
+                identity: Identity = Depends(READ),
+            ) -> JSONResponse:
                 sandbox = sandbox_of(request)
                 depth = depth or 2
                 if depth > MAX_DEPTH:
                     raise provena_error(400, f"Depth provided is in excess of depth maximum: {MAX_DEPTH}.")
                 if sandbox.store.get_item(starting_id) is None:
-                    raise provena_error(500, f"The provided id {starting_id} was not a valid registry item. "
-                                             f"Could not find the given key ({starting_id}) in the registry.")
+                    raise provena_error(
+                        500,
+                        f"The provided id {starting_id} was not a valid registry item. "
+                        f"Could not find the given key ({starting_id}) in the registry.",
+                    )
                 graph = explore(sandbox, starting_id, depth, upstream)
                 kind = "lineage" if upstream else "downstream"
-                return JSONResponse({
-                    "status": status(True, f"Made {kind} query (with depth {depth}) to neo4j backend."),
-                    "record_count": len(graph["nodes"]), "graph": graph})
+                return JSONResponse(
+                    {
+                        "status": status(True, f"Made {kind} query (with depth {depth}) to neo4j backend."),
+                        "record_count": len(graph["nodes"]),
+                        "graph": graph,
+                    }
+                )
+
             return lineage
+
         router.get(f"/explore/{direction}", response_model=prov.LineageResponse)(make())
 
-    @router.post("/admin/store_record", response_model=prov.StatusResponse)
-    async def store_record(request: Request, body: models.ItemModelRun, validate_record: bool = True,
-                           identity: Identity = Depends(ADMIN)) -> JSONResponse:
+    @router.post("/admin/store_record", response_model=StatusResponse)
+    async def store_record(
+        request: Request,
+        body: models.ItemModelRun,
+        validate_record: bool = True,
+        identity: Identity = Depends(ADMIN),
+    ) -> JSONResponse:
         _relodge(sandbox_of(request), body, validate_record, identity)
         return JSONResponse({"status": status(True, "Successfully re-lodged item.")})
 
-    @router.post("/admin/store_records", response_model=prov.StatusResponse)
-    async def store_records(request: Request, body: list[models.ItemModelRun], validate_record: bool = True,
-                            identity: Identity = Depends(ADMIN)) -> JSONResponse:
+    @router.post("/admin/store_records", response_model=StatusResponse)
+    async def store_records(
+        request: Request,
+        body: list[models.ItemModelRun],
+        validate_record: bool = True,
+        identity: Identity = Depends(ADMIN),
+    ) -> JSONResponse:
         for item in body:
             _relodge(sandbox_of(request), item, validate_record, identity)
         return JSONResponse({"status": status(True, f"Successfully re-lodged {len(body)} items.")})
 
-    @router.post("/admin/store_all_registry_records", response_model=prov.StatusResponse)
-    async def store_all(request: Request, validate_record: bool = True,
-                        identity: Identity = Depends(ADMIN)) -> JSONResponse:
+    @router.post("/admin/store_all_registry_records", response_model=StatusResponse)
+    async def store_all(
+        request: Request, validate_record: bool = True, identity: Identity = Depends(ADMIN)
+    ) -> JSONResponse:
         sandbox = sandbox_of(request)
         count = 0
         for raw in sandbox.store.items_of_subtype("MODEL_RUN"):
@@ -164,7 +228,9 @@ def build_prov_app() -> FastAPI:
             try:
                 item = models.ItemModelRun.model_validate(raw)
             except ValidationError as exc:
-                raise provena_error(400, f"Model run {raw['id']} failed to parse: {exc.errors()[0]['msg']}") from exc
+                raise provena_error(
+                    400, f"Model run {raw['id']} failed to parse: {exc.errors()[0]['msg']}"
+                ) from exc
             _relodge(sandbox, item, validate_record, identity)
             count += 1
         return JSONResponse({"status": status(True, f"Successfully re-lodged {count} items.")})

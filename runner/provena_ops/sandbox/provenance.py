@@ -28,12 +28,15 @@ class RecordInvalid(Exception):
         self.direct = direct
 
 
-def _complete(sandbox: Sandbox, identity: Identity | None, item_id: str, subtype: str, what: str
-              ) -> dict[str, Any]:
+def _complete(
+    sandbox: Sandbox, identity: Identity | None, item_id: str, subtype: str, what: str
+) -> dict[str, Any]:
     item = sandbox.store.get_item(item_id)
     if item is None:
         raise RecordInvalid(f"The {what} with id {item_id} could not be found in the registry.")
-    if identity is not None and not can(item_roles(sandbox, identity, item_id, item["item_subtype"]), READ_ROLES):
+    if identity is not None and not can(
+        item_roles(sandbox, identity, item_id, item["item_subtype"]), READ_ROLES
+    ):
         raise unauthorised("You are not authorised to fetch this item.")
     if item["record_type"] != "COMPLETE_ITEM":
         raise RecordInvalid(f"The {what} with id {item_id} is a seed item, not a complete item.")
@@ -52,36 +55,55 @@ def validate_record(sandbox: Sandbox, record: ModelRunRecord, identity: Identity
         try:
             _complete(sandbox, identity, record.study_id, "STUDY", "study")
         except RecordInvalid as exc:
-            raise RecordInvalid(f"Invalid model run workflow definition (study {record.study_id}): "
-                                f"{exc.message}") from exc
-    template = _complete(sandbox, identity, record.workflow_template_id, "MODEL_RUN_WORKFLOW_TEMPLATE",
-                         "model run workflow template")
+            raise RecordInvalid(
+                f"Invalid model run workflow definition (study {record.study_id}): {exc.message}"
+            ) from exc
+    template = _complete(
+        sandbox,
+        identity,
+        record.workflow_template_id,
+        "MODEL_RUN_WORKFLOW_TEMPLATE",
+        "model run workflow template",
+    )
     inputs_allowed = {t["template_id"]: t for t in template.get("input_templates") or []}
     outputs_allowed = {t["template_id"]: t for t in template.get("output_templates") or []}
     dataset_templates: dict[str, dict[str, Any]] = {}
     for template_id in [*inputs_allowed, *outputs_allowed]:
-        dataset_templates[template_id] = _complete(sandbox, identity, template_id, "DATASET_TEMPLATE",
-                                                   "dataset template")
-    for side, supplied, allowed in (("input", record.inputs, inputs_allowed),
-                                    ("output", record.outputs, outputs_allowed)):
+        dataset_templates[template_id] = _complete(
+            sandbox, identity, template_id, "DATASET_TEMPLATE", "dataset template"
+        )
+    for side, supplied, allowed in (
+        ("input", record.inputs, inputs_allowed),
+        ("output", record.outputs, outputs_allowed),
+    ):
         supplied_templates = {d.dataset_template_id for d in supplied}
         for template_id, resource in allowed.items():
             if not resource.get("optional") and template_id not in supplied_templates:
-                raise RecordInvalid(f"The workflow template requires an {side} dataset for template "
-                                    f"{template_id}, but none was supplied.")
+                raise RecordInvalid(
+                    f"The workflow template requires an {side} dataset for template "
+                    f"{template_id}, but none was supplied."
+                )
         for dataset in supplied:
             if dataset.dataset_template_id not in allowed:
                 raise RecordInvalid(
                     f"The {side} dataset {dataset.dataset_id} uses template {dataset.dataset_template_id}, "
-                    f"which is not one of the workflow template's {side} templates.", direct=True)
+                    f"which is not one of the workflow template's {side} templates.",
+                    direct=True,
+                )
             _complete(sandbox, identity, dataset.dataset_id, "DATASET", f"{side} dataset")
-            _check_resources(dataset_templates[dataset.dataset_template_id], dataset.resources or {},
-                             dataset.dataset_id)
+            _check_resources(
+                dataset_templates[dataset.dataset_template_id], dataset.resources or {}, dataset.dataset_id
+            )
     _complete(sandbox, identity, str(template["software_id"]), "MODEL", "model")
     _complete(sandbox, identity, record.associations.modeller_id, "PERSON", "modeller")
     if record.associations.requesting_organisation_id:
-        _complete(sandbox, identity, record.associations.requesting_organisation_id, "ORGANISATION",
-                  "requesting organisation")
+        _complete(
+            sandbox,
+            identity,
+            record.associations.requesting_organisation_id,
+            "ORGANISATION",
+            "requesting organisation",
+        )
     required = list((template.get("annotations") or {}).get("required") or [])
     missing = [key for key in required if key not in (record.annotations or {})]
     if missing:
@@ -93,19 +115,24 @@ def _check_resources(template: dict[str, Any], resources: dict[str, str], datase
     deferred = {r["key"]: r for r in template.get("deferred_resources") or []}
     unknown = sorted(set(resources) - set(deferred))
     if unknown:
-        raise RecordInvalid(f"Dataset {dataset_id} supplies resources {unknown} not defined by template "
-                            f"{template['id']}.")
+        raise RecordInvalid(
+            f"Dataset {dataset_id} supplies resources {unknown} not defined by template {template['id']}."
+        )
     missing = sorted(key for key, r in deferred.items() if not r.get("optional") and key not in resources)
     if missing:
-        raise RecordInvalid(f"Dataset {dataset_id} is missing required deferred resources {missing} of template "
-                            f"{template['id']}.")
+        raise RecordInvalid(
+            f"Dataset {dataset_id} is missing required deferred resources {missing} of template "
+            f"{template['id']}."
+        )
 
 
 def graph_for(sandbox: Sandbox, run_id: str, record: ModelRunRecord) -> RecordGraph:
     template = sandbox.store.get_item(record.workflow_template_id)
     if template is None:
-        raise RecordInvalid(f"The model run workflow template with id {record.workflow_template_id} could not "
-                            "be found in the registry.")
+        raise RecordInvalid(
+            f"The model run workflow template with id {record.workflow_template_id} could not "
+            "be found in the registry."
+        )
     return model_run_graph(run_id, record, str(template["software_id"]))
 
 
@@ -135,8 +162,10 @@ def prov_serialisation(run_id: str, graph: RecordGraph) -> str:
     for node in sorted(graph.nodes):
         document.setdefault(kinds[node.category], {})[node.id] = {"item_subtype": node.subtype}
     for index, link in enumerate(sorted(graph.links.values())):
-        document.setdefault(link.relation, {})[f"_:id{index}"] = {"source": link.source.id,
-                                                                 "target": link.target.id}
+        document.setdefault(link.relation, {})[f"_:id{index}"] = {
+            "source": link.source.id,
+            "target": link.target.id,
+        }
     return json.dumps(document, sort_keys=True)
 
 
@@ -150,7 +179,9 @@ def explore(sandbox: Sandbox, start: str, depth: int, upstream: bool) -> dict[st
         current = queue.popleft()
         if distance[current] >= depth:
             continue
-        for source, target, relation, subtype, category in sandbox.store.neighbours(current, outgoing=upstream):
+        for source, target, relation, subtype, category in sandbox.store.neighbours(
+            current, outgoing=upstream
+        ):
             other = target if upstream else source
             if not nodes:
                 kinds = sandbox.store.node_kinds(start)

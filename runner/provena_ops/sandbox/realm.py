@@ -93,7 +93,9 @@ class Realm:
             if stored is None:
                 key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
                 stored = key.private_bytes(
-                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
                 ).decode()
                 self.store.set_meta("realm.private_key", stored)
         private_key = serialization.load_pem_private_key(stored.encode(), password=None)
@@ -163,13 +165,19 @@ class Realm:
         lifetime = OFFLINE_TOKEN_SECONDS if offline else REFRESH_TOKEN_SECONDS
         now = int(time.time())
         refresh_claims = {
-            "exp": now + lifetime, "iat": now, "jti": token_id, "iss": issuer,
-            "typ": "Offline" if offline else "Refresh", "azp": client_id, "sid": token_id,
+            "exp": now + lifetime,
+            "iat": now,
+            "jti": token_id,
+            "iss": issuer,
+            "typ": "Offline" if offline else "Refresh",
+            "azp": client_id,
+            "sid": token_id,
             "preferred_username": username,
         }
         self.store.put_session(token_id, username, client_id, {"offline": offline, "exp": now + lifetime})
-        access = self.mint_access_token(username, list(user["roles"]), user.get("email"), client_id,
-                                        issuer=issuer, session_id=token_id)
+        access = self.mint_access_token(
+            username, list(user["roles"]), user.get("email"), client_id, issuer=issuer, session_id=token_id
+        )
         return {
             "access_token": access,
             "expires_in": ACCESS_TOKEN_SECONDS,
@@ -191,8 +199,9 @@ class Realm:
     def refresh(self, refresh_token: str, client_id: str, issuer: str) -> dict[str, Any]:
         """Refresh or offline grant. Raises TokenError with Keycloak's error_description."""
         try:
-            claims = jwt.decode(refresh_token, self.public_pem, algorithms=["RS256"],
-                                options={"verify_aud": False})
+            claims = jwt.decode(
+                refresh_token, self.public_pem, algorithms=["RS256"], options={"verify_aud": False}
+            )
         except jwt.ExpiredSignatureError as exc:
             raise TokenError("Token is not active") from exc
         except jwt.PyJWTError as exc:
@@ -209,15 +218,22 @@ class Realm:
         if user is None:
             raise TokenError("User not found")
         response = {
-            "access_token": self.mint_access_token(username, list(user["roles"]), user.get("email"), client_id,
-                                                   issuer=issuer, session_id=str(claims["jti"])),
+            "access_token": self.mint_access_token(
+                username,
+                list(user["roles"]),
+                user.get("email"),
+                client_id,
+                issuer=issuer,
+                session_id=str(claims["jti"]),
+            ),
             "expires_in": ACCESS_TOKEN_SECONDS,
             "refresh_expires_in": 0 if claims["typ"] == "Offline" else int(claims["exp"]) - int(time.time()),
             "refresh_token": refresh_token,
             "token_type": "Bearer",
             "not-before-policy": 0,
             "session_state": claims["jti"],
-            "scope": "openid offline_access profile email" if claims["typ"] == "Offline"
+            "scope": "openid offline_access profile email"
+            if claims["typ"] == "Offline"
             else "openid profile email",
         }
         return response
@@ -225,8 +241,14 @@ class Realm:
     def peek(self, token: str) -> dict[str, Any]:
         """Claims of a token signed by this realm, expired or not (for revocation)."""
         try:
-            return dict(jwt.decode(token, self.public_pem, algorithms=["RS256"],
-                                   options={"verify_aud": False, "verify_exp": False}))
+            return dict(
+                jwt.decode(
+                    token,
+                    self.public_pem,
+                    algorithms=["RS256"],
+                    options={"verify_aud": False, "verify_exp": False},
+                )
+            )
         except jwt.PyJWTError as exc:
             raise TokenError("Invalid token") from exc
 
@@ -235,10 +257,18 @@ class Realm:
         alphabet = "BCDFGHJKLMNPQRSTVWXZ"
         user_code = "".join(secrets.choice(alphabet) for _ in range(8))
         user_code = f"{user_code[:4]}-{user_code[4:]}"
-        self.store.put_device_code(device_code, user_code, {
-            "client_id": client_id, "scope": scope, "username": None, "denied": False,
-            "expires_at": time.time() + 600, "last_poll": 0.0,
-        })
+        self.store.put_device_code(
+            device_code,
+            user_code,
+            {
+                "client_id": client_id,
+                "scope": scope,
+                "username": None,
+                "denied": False,
+                "expires_at": time.time() + 600,
+                "last_poll": 0.0,
+            },
+        )
         return device_code, user_code
 
     # ---- checking ----------------------------------------------------------------------------
@@ -250,8 +280,12 @@ class Realm:
             claims = None
         if claims is None:
             try:
-                claims = jwt.decode(token, self.public_pem, algorithms=["RS256"],
-                                    options={"verify_aud": False, "require": ["exp"]})
+                claims = jwt.decode(
+                    token,
+                    self.public_pem,
+                    algorithms=["RS256"],
+                    options={"verify_aud": False, "require": ["exp"]},
+                )
             except jwt.PyJWTError as exc:
                 raise TokenError(BAD_CREDENTIALS) from exc
             if len(self._verified) > 4096:

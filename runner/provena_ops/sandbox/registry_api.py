@@ -5,8 +5,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-
 from ProvenaInterfaces import RegistryAPI as api
+from ProvenaInterfaces.SharedTypes import StatusResponse
 
 from .context import Sandbox
 from .http import (
@@ -30,7 +30,6 @@ from .items import (
     available_roles,
     can,
     check_lock,
-    domain_of,
     is_locked,
     item_roles,
     lock_change,
@@ -54,8 +53,9 @@ def not_found(item_id: str) -> str:
     return f"Could not find the given key ({item_id}) in the registry."
 
 
-def typed_fetch(sandbox: Sandbox, identity: Identity, info: SubtypeInfo, item_id: str,
-                seed_allowed: bool) -> JSONResponse:
+def typed_fetch(
+    sandbox: Sandbox, identity: Identity, info: SubtypeInfo, item_id: str, seed_allowed: bool
+) -> JSONResponse:
     empty: dict[str, Any] = {"item": None, "roles": None, "locked": None, "item_is_seed": None}
     if not item_id:
         return soft_failure("Value error. Details ID cannot be empty.", **empty)
@@ -65,50 +65,60 @@ def typed_fetch(sandbox: Sandbox, identity: Identity, info: SubtypeInfo, item_id
     is_seed = item["record_type"] == "SEED_ITEM"
     if is_seed and item["item_subtype"] != info.subtype:
         if seed_allowed:
-            raise provena_error(400, f"Item with id {item_id} did not have the correct category or subtype. "
-                                     f"Expected {info.category}/{info.subtype}.")
+            raise provena_error(
+                400,
+                f"Item with id {item_id} did not have the correct category or subtype. "
+                f"Expected {info.category}/{info.subtype}.",
+            )
         return soft_failure(f"Item with id {item_id} is a seed item and seed_allowed is false.", **empty)
     if is_seed and not seed_allowed:
         return soft_failure(f"Item with id {item_id} is a seed item and seed_allowed is false.", **empty)
     if not is_seed and item["item_subtype"] != info.subtype:
         dump = parse_dump(info.item_model, item) or (
-            f"1 validation error for {info.item_model.__name__}\nitem_subtype\n  unexpected value; permitted: "
-            f"<ItemSubType.{info.subtype}: '{info.subtype}'> (type=value_error.const; given="
-            f"{item['item_subtype']}; permitted=(<ItemSubType.{info.subtype}: '{info.subtype}'>,))")
+            f"1 validation error for {info.item_model.__name__}\nitem_subtype\n  unexpected value; "
+            f"permitted: <ItemSubType.{info.subtype}: '{info.subtype}'> (type=value_error.const; given="
+            f"{item['item_subtype']}; permitted=(<ItemSubType.{info.subtype}: '{info.subtype}'>,))"
+        )
         return soft_failure(dump, **empty)
     roles = item_roles(sandbox, identity, item_id, item["item_subtype"])
     if not can(roles, READ_ROLES):
         raise unauthorised("You are not authorised to fetch this item.")
-    return JSONResponse({
-        "status": status(True, "Successfully fetched item."),
-        "item": item,
-        "roles": roles,
-        "locked": is_locked(sandbox, item_id),
-        "item_is_seed": is_seed,
-    })
+    return JSONResponse(
+        {
+            "status": status(True, "Successfully fetched item."),
+            "item": item,
+            "roles": roles,
+            "locked": is_locked(sandbox, item_id),
+            "item_is_seed": is_seed,
+        }
+    )
 
 
 def add_typed_routes(router: APIRouter, info: SubtypeInfo) -> None:
     prefix = info.prefix
 
     @router.get(f"{prefix}/fetch", response_model=info.fetch_response, name=f"{info.subtype}.fetch")
-    async def fetch(request: Request, id: str = Query(...), seed_allowed: bool = False,
-                    identity: Identity = Depends(READ)) -> JSONResponse:
+    async def fetch(
+        request: Request, id: str = Query(...), seed_allowed: bool = False, identity: Identity = Depends(READ)
+    ) -> JSONResponse:
         return typed_fetch(sandbox_of(request), identity, info, id, seed_allowed)
 
     @router.post(f"{prefix}/list", response_model=info.list_response, name=f"{info.subtype}.list")
-    async def list_items(request: Request, body: api.SubtypeListRequest | None = None,
-                         identity: Identity = Depends(READ)) -> JSONResponse:
+    async def list_items(
+        request: Request, body: api.SubtypeListRequest | None = None, identity: Identity = Depends(READ)
+    ) -> JSONResponse:
         return list_page(sandbox_of(request), identity, body or api.SubtypeListRequest(), info)
 
-    @router.delete(f"{prefix}/delete", response_model=api.StatusResponse, name=f"{info.subtype}.delete")
-    async def delete(request: Request, id: str = Query(...),
-                     identity: Identity = Depends(ADMIN)) -> JSONResponse:
+    @router.delete(f"{prefix}/delete", response_model=StatusResponse, name=f"{info.subtype}.delete")
+    async def delete(
+        request: Request, id: str = Query(...), identity: Identity = Depends(ADMIN)
+    ) -> JSONResponse:
         return admin_delete(sandbox_of(request), id)
 
     @router.get(f"{prefix}/locks/history", response_model=api.LockHistoryResponse)
-    async def lock_history(request: Request, id: str = Query(...),
-                           identity: Identity = Depends(READ)) -> JSONResponse:
+    async def lock_history(
+        request: Request, id: str = Query(...), identity: Identity = Depends(READ)
+    ) -> JSONResponse:
         sandbox = sandbox_of(request)
         item, entry = sandbox.store.get_item(id), sandbox.store.get_lock(id)
         if item is None or entry is None:
@@ -116,13 +126,18 @@ def add_typed_routes(router: APIRouter, info: SubtypeInfo) -> None:
         if not can(item_roles(sandbox, identity, id, item["item_subtype"]), READ_ROLES):
             raise unauthorised("You are not authorised to view the lock history of this item.")
         # `locked` rides along because provenaclient's get_lock_status reads this route (a client bug).
-        return JSONResponse({"status": status(True, "Successfully retrieved lock history."),
-                             "history": entry["lock_information"]["history"],
-                             "locked": bool(entry["lock_information"]["locked"])})
+        return JSONResponse(
+            {
+                "status": status(True, "Successfully retrieved lock history."),
+                "history": entry["lock_information"]["history"],
+                "locked": bool(entry["lock_information"]["locked"]),
+            }
+        )
 
     @router.get(f"{prefix}/locks/locked", response_model=api.LockStatusResponse)
-    async def lock_status(request: Request, id: str = Query(...),
-                          identity: Identity = Depends(READ)) -> JSONResponse:
+    async def lock_status(
+        request: Request, id: str = Query(...), identity: Identity = Depends(READ)
+    ) -> JSONResponse:
         sandbox = sandbox_of(request)
         item = sandbox.store.get_item(id)
         if item is None or sandbox.store.get_lock(id) is None:
@@ -132,20 +147,26 @@ def add_typed_routes(router: APIRouter, info: SubtypeInfo) -> None:
         return JSONResponse({"locked": is_locked(sandbox, id)})
 
     for action, lock in (("lock", True), ("unlock", False)):
+
         def make(lock: bool = lock) -> Any:
-            async def change(request: Request, body: api.LockChangeRequest,
-                             identity: Identity = Depends(WRITE)) -> JSONResponse:
+            async def change(
+                request: Request, body: api.LockChangeRequest, identity: Identity = Depends(WRITE)
+            ) -> JSONResponse:
                 sandbox = sandbox_of(request)
                 with sandbox.store.transaction():
                     message = lock_change(sandbox, identity, info, body.id, body.reason, lock)
                 return JSONResponse({"status": status(True, message)})
+
             return change
-        router.put(f"{prefix}/locks/{action}", response_model=api.StatusResponse,
-                   name=f"{info.subtype}.{action}")(make())
+
+        router.put(
+            f"{prefix}/locks/{action}", response_model=StatusResponse, name=f"{info.subtype}.{action}"
+        )(make())
 
     @router.get(f"{prefix}/auth/evaluate", response_model=api.DescribeAccessResponse)
-    async def evaluate(request: Request, id: str = Query(...),
-                       identity: Identity = Depends(READ)) -> JSONResponse:
+    async def evaluate(
+        request: Request, id: str = Query(...), identity: Identity = Depends(READ)
+    ) -> JSONResponse:
         sandbox = sandbox_of(request)
         item = sandbox.store.get_item(id)
         if item is None:
@@ -153,8 +174,9 @@ def add_typed_routes(router: APIRouter, info: SubtypeInfo) -> None:
         return JSONResponse({"roles": item_roles(sandbox, identity, id, item["item_subtype"])})
 
     @router.get(f"{prefix}/auth/configuration", response_model=api.AccessSettings)
-    async def auth_configuration(request: Request, id: str = Query(...),
-                                 identity: Identity = Depends(READ)) -> JSONResponse:
+    async def auth_configuration(
+        request: Request, id: str = Query(...), identity: Identity = Depends(READ)
+    ) -> JSONResponse:
         sandbox = sandbox_of(request)
         item, auth = sandbox.store.get_item(id), sandbox.store.get_auth(id)
         if item is None or auth is None:
@@ -163,9 +185,10 @@ def add_typed_routes(router: APIRouter, info: SubtypeInfo) -> None:
             raise unauthorised("You are not authorised to view the access settings of this item.")
         return JSONResponse(auth["access_settings"])
 
-    @router.put(f"{prefix}/auth/configuration", response_model=api.StatusResponse)
-    async def set_auth_configuration(request: Request, body: api.AccessSettings, id: str = Query(...),
-                                     identity: Identity = Depends(WRITE)) -> JSONResponse:
+    @router.put(f"{prefix}/auth/configuration", response_model=StatusResponse)
+    async def set_auth_configuration(
+        request: Request, body: api.AccessSettings, id: str = Query(...), identity: Identity = Depends(WRITE)
+    ) -> JSONResponse:
         sandbox = sandbox_of(request)
         with sandbox.store.transaction():
             item = sandbox.store.get_item(id)
@@ -184,21 +207,33 @@ def add_typed_routes(router: APIRouter, info: SubtypeInfo) -> None:
     if info.actions is not ActionSet.STANDARD:
         return
 
+    domain_model = info.domain_model  # the body model differs per subtype
+
     @router.put(f"{prefix}/update", response_model=api.UpdateResponse, name=f"{info.subtype}.update")
-    async def update(request: Request, body: info.domain_model, id: str = Query(...),  # type: ignore[name-defined]
-                     reason: str | None = None, identity: Identity = Depends(WRITE)) -> JSONResponse:
+    async def update(
+        request: Request,
+        body: domain_model,  # type: ignore[valid-type]
+        id: str = Query(...),
+        reason: str | None = None,
+        identity: Identity = Depends(WRITE),
+    ) -> JSONResponse:
         sandbox = sandbox_of(request)
         try:
             with sandbox.store.transaction():
-                update_standard(sandbox, identity, info, id, body.model_dump(mode="json"), reason)
+                update_standard(sandbox, identity, info, id, body.model_dump(mode="json"), reason)  # type: ignore[attr-defined]
         except SoftFailure as failure:
             return soft_failure(failure.details, register_create_activity_session_id=None)
-        return JSONResponse({"status": status(True, "Successfully updated item."),
-                             "register_create_activity_session_id": None})
+        return JSONResponse(
+            {
+                "status": status(True, "Successfully updated item."),
+                "register_create_activity_session_id": None,
+            }
+        )
 
     @router.put(f"{prefix}/revert", response_model=api.ItemRevertResponse, name=f"{info.subtype}.revert")
-    async def revert(request: Request, body: api.ItemRevertRequest,
-                     identity: Identity = Depends(WRITE)) -> JSONResponse:
+    async def revert(
+        request: Request, body: api.ItemRevertRequest, identity: Identity = Depends(WRITE)
+    ) -> JSONResponse:
         sandbox = sandbox_of(request)
         with sandbox.store.transaction():
             revert_item(sandbox, identity, info, body)
@@ -208,22 +243,34 @@ def add_typed_routes(router: APIRouter, info: SubtypeInfo) -> None:
 def validate_domain(info: SubtypeInfo, sandbox: Sandbox, domain: dict[str, Any]) -> None:
     """The custom validators some subtypes have; failures are soft (HTTP 200, success=false)."""
     if info.subtype == "PERSON" and not domain.get("ethics_approved"):
-        raise SoftFailure("Validation failed: You cannot register a Person without ethics approval "
-                          "(ethics_approved must be true).")
+        raise SoftFailure(
+            "Validation failed: You cannot register a Person without ethics approval "
+            "(ethics_approved must be true)."
+        )
     if info.subtype == "MODEL_RUN_WORKFLOW_TEMPLATE":
         model = sandbox.store.get_item(str(domain.get("software_id")))
         if model is None or model["item_subtype"] != "MODEL" or model["record_type"] != "COMPLETE_ITEM":
-            raise SoftFailure(f"Validation failed: software_id {domain.get('software_id')} is not a complete "
-                              "MODEL in the registry.")
+            raise SoftFailure(
+                f"Validation failed: software_id {domain.get('software_id')} is not a complete "
+                "MODEL in the registry."
+            )
         for template in [*domain.get("input_templates", []), *domain.get("output_templates", [])]:
             found = sandbox.store.get_item(template["template_id"])
             if found is None or found["item_subtype"] != "DATASET_TEMPLATE":
-                raise SoftFailure(f"Validation failed: template {template['template_id']} is not a "
-                                  "DATASET_TEMPLATE in the registry.")
+                raise SoftFailure(
+                    f"Validation failed: template {template['template_id']} is not a "
+                    "DATASET_TEMPLATE in the registry."
+                )
 
 
-def update_standard(sandbox: Sandbox, identity: Identity, info: SubtypeInfo, item_id: str,
-                    domain: dict[str, Any], reason: str | None) -> None:
+def update_standard(
+    sandbox: Sandbox,
+    identity: Identity,
+    info: SubtypeInfo,
+    item_id: str,
+    domain: dict[str, Any],
+    reason: str | None,
+) -> None:
     """Provena's check order for STANDARD updates (contract 4.4)."""
     validate_domain(info, sandbox, domain)
     check_lock(sandbox, item_id)
@@ -233,8 +280,11 @@ def update_standard(sandbox: Sandbox, identity: Identity, info: SubtypeInfo, ite
     if existing["item_subtype"] != info.subtype:
         if existing["record_type"] == "SEED_ITEM":
             raise SoftFailure("The existing item is a valid item, but has a different subtype or category.")
-        raise provena_error(500, f"Item with id {item_id} is neither a seed item nor a valid entry. Not sure "
-                                 "how to handle this item. Aborting.")
+        raise provena_error(
+            500,
+            f"Item with id {item_id} is neither a seed item nor a valid entry. Not sure "
+            "how to handle this item. Aborting.",
+        )
     if not can(item_roles(sandbox, identity, item_id, info.subtype), WRITE_ROLES):
         raise unauthorised("You are not authorised to update this item.")
     if existing["record_type"] == "COMPLETE_ITEM" and not reason:
@@ -255,10 +305,19 @@ def revert_item(sandbox: Sandbox, identity: Identity, info: SubtypeInfo, body: a
         raise unauthorised("You are not authorised to revert this item.")
     entry = next((h for h in existing["history"] if int(h["id"]) == body.history_id), None)
     if entry is None:
-        raise provena_error(400, f"Cannot revert to history entry with id {body.history_id} as it does not "
-                                 "exist in the item's history.")
-    write_update(sandbox, info, existing, entry["item"], f"(Restoring to v{body.history_id}) {body.reason}",
-                 identity.username)
+        raise provena_error(
+            400,
+            f"Cannot revert to history entry with id {body.history_id} as it does not "
+            "exist in the item's history.",
+        )
+    write_update(
+        sandbox,
+        info,
+        existing,
+        entry["item"],
+        f"(Restoring to v{body.history_id}) {body.reason}",
+        identity.username,
+    )
 
 
 def admin_delete(sandbox: Sandbox, item_id: str) -> JSONResponse:
@@ -284,45 +343,62 @@ def build_registry_app() -> FastAPI:
         add_typed_routes(router, info)
 
     @router.get("/registry/general/fetch", response_model=api.UntypedFetchResponse)
-    async def general_fetch(request: Request, id: str = Query(...),
-                            identity: Identity = Depends(READ)) -> JSONResponse:
+    async def general_fetch(
+        request: Request, id: str = Query(...), identity: Identity = Depends(READ)
+    ) -> JSONResponse:
         sandbox = sandbox_of(request)
         item = sandbox.store.get_item(id)
         if item is None:
             return soft_failure(not_found(id), item=None)
         if not can(item_roles(sandbox, identity, id, item["item_subtype"]), READ_ROLES):
             raise unauthorised("You are not authorised to fetch this item.")
-        return JSONResponse({"status": status(True, "Successfully fetched item."),
-                             "item": {**item, "universal_partition_key": "OK"}})
+        return JSONResponse(
+            {
+                "status": status(True, "Successfully fetched item."),
+                "item": {**item, "universal_partition_key": "OK"},
+            }
+        )
 
     @router.post("/registry/general/list", response_model=api.PaginatedListResponse)
-    async def general_list(request: Request, body: api.GeneralListRequest | None = None,
-                           identity: Identity = Depends(READ)) -> JSONResponse:
+    async def general_list(
+        request: Request, body: api.GeneralListRequest | None = None, identity: Identity = Depends(READ)
+    ) -> JSONResponse:
         return list_page(sandbox_of(request), identity, body or api.GeneralListRequest(), None)
 
     @router.delete("/registry/general/delete", include_in_schema=False)
-    async def general_delete(request: Request, id: str = Query(...),
-                             identity: Identity = Depends(ADMIN)) -> JSONResponse:
+    async def general_delete(
+        request: Request, id: str = Query(...), identity: Identity = Depends(ADMIN)
+    ) -> JSONResponse:
         return admin_delete(sandbox_of(request), id)
 
     @router.get("/registry/general/about/version")
     async def version(identity: Identity = Depends(READ)) -> dict[str, Any]:
-        return {"commit_id": None, "commit_url": None, "tag_name": "sandbox", "release_title": "provena-ops sandbox",
-                "release_url": None}
+        return {
+            "commit_id": None,
+            "commit_url": None,
+            "tag_name": "sandbox",
+            "release_title": "provena-ops sandbox",
+            "release_url": None,
+        }
 
     @router.get("/admin/export", response_model=api.RegistryExportResponse)
     async def export(request: Request, identity: Identity = Depends(ADMIN)) -> JSONResponse:
         sandbox = sandbox_of(request)
         bundles = [
-            {"id": item["id"], "item_payload": item, "auth_payload": sandbox.store.get_auth(item["id"]) or {},
-             "lock_payload": sandbox.store.get_lock(item["id"]) or {}}
+            {
+                "id": item["id"],
+                "item_payload": item,
+                "auth_payload": sandbox.store.get_auth(item["id"]) or {},
+                "lock_payload": sandbox.store.get_lock(item["id"]) or {},
+            }
             for item in sandbox.store.all_items()
         ]
         return JSONResponse({"status": status(True, f"Exported {len(bundles)} items."), "items": bundles})
 
     @router.post("/admin/import", response_model=api.RegistryImportResponse)
-    async def import_items(request: Request, body: api.RegistryImportRequest,
-                           identity: Identity = Depends(ADMIN)) -> JSONResponse:
+    async def import_items(
+        request: Request, body: api.RegistryImportRequest, identity: Identity = Depends(ADMIN)
+    ) -> JSONResponse:
         return JSONResponse(import_bundle(sandbox_of(request), body))
 
     add_check_access_routes(router, READ, WRITE, ADMIN)

@@ -11,7 +11,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-
 from ProvenaInterfaces.RegistryModels import ItemSubType
 from ProvenaInterfaces.SearchAPI import QueryResults
 
@@ -22,8 +21,16 @@ from .realm import REGISTRY_READ, Identity
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 50
 WORD = re.compile(r"[\w./-]+")
-TEXT_FIELDS = ("display_name", "title", "description", "first_name", "last_name", "email", "name",
-               "study_alternative_id")
+TEXT_FIELDS = (
+    "display_name",
+    "title",
+    "description",
+    "first_name",
+    "last_name",
+    "email",
+    "name",
+    "study_alternative_id",
+)
 
 
 def searchable_text(item: dict[str, Any]) -> str:
@@ -49,8 +56,9 @@ class SearchIndex:
         staleness = sandbox.settings.search_staleness_s
         if staleness > 0 and self.entries and time.time() - self.built_at < staleness:
             return
-        self.entries = [(item["id"], item["item_subtype"], searchable_text(item))
-                        for item in sandbox.store.all_items()]
+        self.entries = [
+            (item["id"], item["item_subtype"], searchable_text(item)) for item in sandbox.store.all_items()
+        ]
         self.built_at = time.time()
 
     def query(self, text: str, subtype: str | None, limit: int) -> list[dict[str, Any]]:
@@ -66,8 +74,8 @@ class SearchIndex:
                     score += 2.0
                 elif any(word.startswith(term) or term in word for word in words):
                     score += 1.0
-            if term_matches_id := text.strip().lower() == item_id.lower():
-                score += 10.0 * term_matches_id
+            if text.strip().lower() == item_id.lower():
+                score += 10.0
             if score > 0:
                 hits.append((score, item_id))
         hits.sort(key=lambda hit: (-hit[0], hit[1]))
@@ -85,15 +93,20 @@ def build_search_app() -> FastAPI:
         return {"message": "Health check successful."}
 
     @router.get("/search/entity-registry", response_model=QueryResults)
-    async def search(request: Request, query: str = Query(...), subtype_filter: ItemSubType | None = None,
-                     record_limit: int | None = None, identity: Identity = Depends(require_roles(REGISTRY_READ)),
-                     ) -> JSONResponse:
+    async def search(
+        request: Request,
+        query: str = Query(...),
+        subtype_filter: ItemSubType | None = None,
+        record_limit: int | None = None,
+        identity: Identity = Depends(require_roles(REGISTRY_READ)),
+    ) -> JSONResponse:
         sandbox: Sandbox = request.app.state.sandbox
         limit = min(record_limit or DEFAULT_LIMIT, MAX_LIMIT)
         index.refresh_if_stale(sandbox)
         results = index.query(query, subtype_filter.value if subtype_filter else None, limit)
-        return JSONResponse({"status": status(True, f"Found {len(results)} results."), "results": results,
-                             "warnings": []})
+        return JSONResponse(
+            {"status": status(True, f"Found {len(results)} results."), "results": results, "warnings": []}
+        )
 
     app.include_router(router)
     return app

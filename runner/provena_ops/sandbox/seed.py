@@ -42,8 +42,14 @@ class _Seeder:
         self.clock = BASE_TIME
         self.summary = SeedSummary()
 
-    def add(self, subtype: str, domain: dict[str, Any], owner: str = "admin",
-            general: list[str] | None = None, groups: dict[str, list[str]] | None = None) -> str:
+    def add(
+        self,
+        subtype: str,
+        domain: dict[str, Any],
+        owner: str = "admin",
+        general: list[str] | None = None,
+        groups: dict[str, list[str]] | None = None,
+    ) -> str:
         item_id = f"{HANDLE_PREFIX}{self.next_handle}"
         self.next_handle += 1
         self.clock += 600
@@ -57,8 +63,15 @@ class _Seeder:
 
 
 def _person(first: str, last: str) -> dict[str, Any]:
-    return {"display_name": f"{first} {last}", "user_metadata": None, "email": f"{first.lower()}.{last.lower()}"
-            "@example.org", "first_name": first, "last_name": last, "orcid": None, "ethics_approved": True}
+    return {
+        "display_name": f"{first} {last}",
+        "user_metadata": None,
+        "email": f"{first.lower()}.{last.lower()}@example.org",
+        "first_name": first,
+        "last_name": last,
+        "orcid": None,
+        "ethics_approved": True,
+    }
 
 
 def _dataset(name: str, organisation: str, custodian: str, index: int) -> dict[str, Any]:
@@ -67,22 +80,38 @@ def _dataset(name: str, organisation: str, custodian: str, index: int) -> dict[s
         "display_name": name,
         "user_metadata": None,
         "collection_format": {
-            "associations": {"organisation_id": organisation, "data_custodian_id": custodian,
-                             "point_of_contact": None},
-            "approvals": {"ethics_registration": unchecked, "ethics_access": unchecked,
-                          "indigenous_knowledge": unchecked, "export_controls": unchecked},
+            "associations": {
+                "organisation_id": organisation,
+                "data_custodian_id": custodian,
+                "point_of_contact": None,
+            },
+            "approvals": {
+                "ethics_registration": unchecked,
+                "ethics_access": unchecked,
+                "indigenous_knowledge": unchecked,
+                "export_controls": unchecked,
+            },
             "dataset_info": {
-                "name": name, "description": f"{name}: demo dataset registered in the sandbox.",
+                "name": name,
+                "description": f"{name}: demo dataset registered in the sandbox.",
                 "access_info": {"reposited": True, "uri": None, "description": None},
-                "publisher_id": organisation, "created_date": {"relevant": False, "value": None},
+                "publisher_id": organisation,
+                "created_date": {"relevant": False, "value": None},
                 "published_date": {"relevant": False, "value": None},
-                "license": "https://creativecommons.org/licenses/by/4.0/", "keywords": ["demo", "sandbox"],
+                "license": "https://creativecommons.org/licenses/by/4.0/",
+                "keywords": ["demo", "sandbox"],
             },
         },
-        "s3": {"bucket_name": "sandbox-data-store", "path": f"datasets/{index:05d}/",
-               "s3_uri": f"s3://sandbox-data-store/datasets/{index:05d}/"},
-        "release_history": [], "release_status": "NOT_RELEASED", "release_approver": None,
-        "release_timestamp": None, "access_info_uri": None,
+        "s3": {
+            "bucket_name": "sandbox-data-store",
+            "path": f"datasets/{index:05d}/",
+            "s3_uri": f"s3://sandbox-data-store/datasets/{index:05d}/",
+        },
+        "release_history": [],
+        "release_status": "NOT_RELEASED",
+        "release_approver": None,
+        "release_timestamp": None,
+        "access_info_uri": None,
     }
 
 
@@ -91,12 +120,23 @@ def _template_resources(template: dict[str, Any]) -> dict[str, str] | None:
     return {key: f"files/{key}.nc" for key in keys} or None
 
 
-PEOPLE = [("Ada", "Nguyen"), ("Ben", "Okafor"), ("Chloe", "Martin"), ("Dev", "Patel"), ("Erin", "Walsh"),
-          ("Farid", "Haddad")]
+PEOPLE = [
+    ("Ada", "Nguyen"),
+    ("Ben", "Okafor"),
+    ("Chloe", "Martin"),
+    ("Dev", "Patel"),
+    ("Erin", "Walsh"),
+    ("Farid", "Haddad"),
+]
 ORGANISATIONS = ["Coastal Research Institute", "Inland Water Agency", "Reef Observatory"]
 MODELS = ["Reef Hydrodynamics Model", "Catchment Runoff Model", "Seagrass Growth Model"]
-STUDIES = ["Great Barrier Reef 2030 outlook", "Murray catchment drought scenarios", "Seagrass recovery trial",
-           "Coastal inundation baseline", "Legacy sediment survey"]
+STUDIES = [
+    "Great Barrier Reef 2030 outlook",
+    "Murray catchment drought scenarios",
+    "Seagrass recovery trial",
+    "Coastal inundation baseline",
+    "Legacy sediment survey",
+]
 SCENARIOS = ["baseline", "rcp45", "rcp85", "restoration"]
 
 
@@ -114,38 +154,79 @@ def seed_demo(sandbox: Sandbox, runs: int = 60) -> SeedSummary:
 def _seed(seeder: _Seeder, runs: int) -> None:
     sandbox = seeder.sandbox
     people = [seeder.add("PERSON", _person(first, last)) for first, last in PEOPLE]
-    organisations = [seeder.add("ORGANISATION", {"display_name": name, "user_metadata": None, "name": name,
-                                                 "ror": None}) for name in ORGANISATIONS]
-    models = [seeder.add("MODEL", {
-        "display_name": name, "user_metadata": None, "name": name, "description": f"The {name}.",
-        "documentation_url": f"https://models.example.org/{index}/docs",
-        "source_url": f"https://git.example.org/models/{index}"}) for index, name in enumerate(MODELS)]
-    template_specs = [("Forcing data", "forcing", False), ("Model configuration", "config", False),
-                      ("Gridded output", "grid", False), ("Summary statistics", "summary", True)]
+    organisations = [
+        seeder.add("ORGANISATION", {"display_name": name, "user_metadata": None, "name": name, "ror": None})
+        for name in ORGANISATIONS
+    ]
+    models = [
+        seeder.add(
+            "MODEL",
+            {
+                "display_name": name,
+                "user_metadata": None,
+                "name": name,
+                "description": f"The {name}.",
+                "documentation_url": f"https://models.example.org/{index}/docs",
+                "source_url": f"https://git.example.org/models/{index}",
+            },
+        )
+        for index, name in enumerate(MODELS)
+    ]
+    template_specs = [
+        ("Forcing data", "forcing", False),
+        ("Model configuration", "config", False),
+        ("Gridded output", "grid", False),
+        ("Summary statistics", "summary", True),
+    ]
     dataset_templates: list[tuple[str, dict[str, Any]]] = []
     for name, key, optional_extra in template_specs:
-        domain = {"display_name": name, "user_metadata": None, "description": f"Template for {name.lower()}.",
-                  "defined_resources": [], "deferred_resources": [
-                      {"key": key, "description": f"The {name.lower()} file.", "usage_type": "GENERAL_DATA",
-                       "optional": False, "is_folder": False, "additional_metadata": None}]}
+        domain: dict[str, Any] = {
+            "display_name": name,
+            "user_metadata": None,
+            "description": f"Template for {name.lower()}.",
+            "defined_resources": [],
+            "deferred_resources": [
+                {
+                    "key": key,
+                    "description": f"The {name.lower()} file.",
+                    "usage_type": "GENERAL_DATA",
+                    "optional": False,
+                    "is_folder": False,
+                    "additional_metadata": None,
+                }
+            ],
+        }
         if optional_extra:
-            domain["deferred_resources"].append({"key": "notes", "description": "Optional notes.",
-                                                 "usage_type": "GENERAL_DATA", "optional": True,
-                                                 "is_folder": False, "additional_metadata": None})
+            domain["deferred_resources"].append(
+                {
+                    "key": "notes",
+                    "description": "Optional notes.",
+                    "usage_type": "GENERAL_DATA",
+                    "optional": True,
+                    "is_folder": False,
+                    "additional_metadata": None,
+                }
+            )
         dataset_templates.append((seeder.add("DATASET_TEMPLATE", domain), domain))
     forcing, config, grid, summary = dataset_templates
-    workflow_specs = [
+    workflow_specs: list[tuple[str, list[Any], list[Any], dict[str, list[str]] | None]] = [
         (models[0], [forcing, config], [grid], {"required": ["scenario"], "optional": ["notes"]}),
         (models[1], [forcing], [summary], {"required": [], "optional": ["calibration"]}),
         (models[2], [grid], [summary, grid], None),
     ]
     workflows: list[tuple[str, list[tuple[str, dict[str, Any]]], list[tuple[str, dict[str, Any]]]]] = []
-    for index, (model, inputs, outputs, annotations) in enumerate(workflow_specs):
-        workflow_id = seeder.add("MODEL_RUN_WORKFLOW_TEMPLATE", {
-            "display_name": f"{MODELS[index]} workflow", "user_metadata": None, "software_id": model,
-            "input_templates": [{"template_id": t, "optional": False} for t, _ in inputs],
-            "output_templates": [{"template_id": t, "optional": False} for t, _ in outputs],
-            "annotations": annotations})
+    for index, (model, inputs, outputs, template_annotations) in enumerate(workflow_specs):
+        workflow_id = seeder.add(
+            "MODEL_RUN_WORKFLOW_TEMPLATE",
+            {
+                "display_name": f"{MODELS[index]} workflow",
+                "user_metadata": None,
+                "software_id": model,
+                "input_templates": [{"template_id": t, "optional": False} for t, _ in inputs],
+                "output_templates": [{"template_id": t, "optional": False} for t, _ in outputs],
+                "annotations": template_annotations,
+            },
+        )
         workflows.append((workflow_id, inputs, outputs))
 
     datasets_per_template = max(6, runs // 8)
@@ -156,12 +237,32 @@ def _seed(seeder: _Seeder, runs: int) -> None:
         for number in range(datasets_per_template):
             counter += 1
             name = f"{domain['display_name']} #{number + 1}"
-            datasets[template_id].append(seeder.add("DATASET", _dataset(
-                name, organisations[counter % len(organisations)], people[counter % len(people)], counter)))
+            datasets[template_id].append(
+                seeder.add(
+                    "DATASET",
+                    _dataset(
+                        name,
+                        organisations[counter % len(organisations)],
+                        people[counter % len(people)],
+                        counter,
+                    ),
+                )
+            )
 
-    studies = [seeder.add("STUDY", {"display_name": title, "user_metadata": None, "title": title,
-                                    "description": f"Study: {title}.", "study_alternative_id": f"ST-{i + 1:03d}"},
-                          owner=OWNERS[i % 2]) for i, title in enumerate(STUDIES)]
+    studies = [
+        seeder.add(
+            "STUDY",
+            {
+                "display_name": title,
+                "user_metadata": None,
+                "title": title,
+                "description": f"Study: {title}.",
+                "study_alternative_id": f"ST-{i + 1:03d}",
+            },
+            owner=OWNERS[i % 2],
+        )
+        for i, title in enumerate(STUDIES)
+    ]
 
     run_ids: list[str] = []
     for number in range(runs):
@@ -169,8 +270,12 @@ def _seed(seeder: _Seeder, runs: int) -> None:
 
         def pick(template: tuple[str, dict[str, Any]], offset: int, number: int = number) -> dict[str, Any]:
             pool = datasets[template[0]]
-            return {"dataset_template_id": template[0], "dataset_id": pool[(number + offset) % len(pool)],
-                    "dataset_type": "DATA_STORE", "resources": _template_resources(template[1])}
+            return {
+                "dataset_template_id": template[0],
+                "dataset_id": pool[(number + offset) % len(pool)],
+                "dataset_type": "DATA_STORE",
+                "resources": _template_resources(template[1]),
+            }
 
         annotations: dict[str, str] | None = None
         if number % len(workflows) == 0:
@@ -181,26 +286,42 @@ def _seed(seeder: _Seeder, runs: int) -> None:
             annotations = {"calibration": f"v{number % 3 + 1}"}
         study = None if number % 12 == 11 else studies[number % 4]
         start = BASE_TIME + 86_400 * number
-        record = ModelRunRecord.model_validate({
-            "workflow_template_id": workflow_id, "model_version": f"1.{number % 4}.0",
-            "inputs": [pick(t, i) for i, t in enumerate(inputs)],
-            "outputs": [pick(t, 3 + i) for i, t in enumerate(outputs)],
-            "annotations": annotations, "display_name": f"{MODELS[number % len(MODELS)].split()[0]} run "
-            f"{number + 1:03d}", "description": f"Demo model run {number + 1} of the sandbox registry.",
-            "study_id": study,
-            "associations": {"modeller_id": people[number % len(people)],
-                             "requesting_organisation_id": organisations[number % 3] if number % 3 else None},
-            "start_time": start, "end_time": start + 3_600 * (1 + number % 5)})
+        record = ModelRunRecord.model_validate(
+            {
+                "workflow_template_id": workflow_id,
+                "model_version": f"1.{number % 4}.0",
+                "inputs": [pick(t, i) for i, t in enumerate(inputs)],
+                "outputs": [pick(t, 3 + i) for i, t in enumerate(outputs)],
+                "annotations": annotations,
+                "display_name": f"{MODELS[number % len(MODELS)].split()[0]} run {number + 1:03d}",
+                "description": f"Demo model run {number + 1} of the sandbox registry.",
+                "study_id": study,
+                "associations": {
+                    "modeller_id": people[number % len(people)],
+                    "requesting_organisation_id": organisations[number % 3] if number % 3 else None,
+                },
+                "start_time": start,
+                "end_time": start + 3_600 * (1 + number % 5),
+            }
+        )
         never_lodged = number == runs - 1
         owner = OWNERS[number % 2]
         run_id = f"{HANDLE_PREFIX}{seeder.next_handle}"
         serialisation = prov_serialisation(run_id, graph_for(sandbox, run_id, record))
-        seeder.add("MODEL_RUN", {
-            "display_name": record.display_name,
-            "user_metadata": {"batch": f"B{number // 10}", "operator": owner} if number % 7 == 3 else None,
-            "record_status": "COMPLETE" if never_lodged else "LODGED",
-            "record": record.model_dump(mode="json"), "prov_serialisation": serialisation,
-        }, owner=owner, groups={MODELLERS_GROUP: ["metadata-read", "metadata-write"]} if number % 2 else None)
+        seeder.add(
+            "MODEL_RUN",
+            {
+                "display_name": record.display_name,
+                "user_metadata": {"batch": f"B{number // 10}", "operator": owner}
+                if number % 7 == 3
+                else None,
+                "record_status": "COMPLETE" if never_lodged else "LODGED",
+                "record": record.model_dump(mode="json"),
+                "prov_serialisation": serialisation,
+            },
+            owner=owner,
+            groups={MODELLERS_GROUP: ["metadata-read", "metadata-write"]} if number % 2 else None,
+        )
         if not never_lodged:
             merge_additively(sandbox, run_id, record)
         run_ids.append(run_id)
@@ -208,21 +329,39 @@ def _seed(seeder: _Seeder, runs: int) -> None:
 
     # A non-model-run connection: a CREATE activity that informed the legacy study.
     legacy_study = studies[4]
-    create_id = seeder.add("CREATE", {"display_name": "Create activity for legacy survey data",
-                                      "user_metadata": None, "created_item_id": datasets[forcing[0]][0]})
+    create_id = seeder.add(
+        "CREATE",
+        {
+            "display_name": "Create activity for legacy survey data",
+            "user_metadata": None,
+            "created_item_id": datasets[forcing[0]][0],
+        },
+    )
     create = Node(create_id, "CREATE", "ACTIVITY")
     dataset = Node(datasets[forcing[0]][0], "DATASET", "ENTITY")
     person = Node(people[0], "PERSON", "AGENT")
-    for link in (Link(dataset, create, "wasGeneratedBy"), Link(create, person, "wasAssociatedWith"),
-                 Link(dataset, person, "wasAttributedTo"),
-                 Link(create, Node(legacy_study, "STUDY", "ACTIVITY"), "wasInformedBy")):
+    for link in (
+        Link(dataset, create, "wasGeneratedBy"),
+        Link(create, person, "wasAssociatedWith"),
+        Link(dataset, person, "wasAttributedTo"),
+        Link(create, Node(legacy_study, "STUDY", "ACTIVITY"), "wasInformedBy"),
+    ):
         sandbox.store.tag_link(link, create_id)
 
     locked_run = run_ids[min(4, len(run_ids) - 1)] if run_ids else studies[0]
     lock = sandbox.store.get_lock(locked_run) or {}
-    lock["lock_information"] = {"locked": True, "history": [{
-        "action_type": "LOCK", "username": "admin", "email": "admin@sandbox.provena.test",
-        "reason": "Under review by the data steward", "timestamp": seeder.clock}]}
+    lock["lock_information"] = {
+        "locked": True,
+        "history": [
+            {
+                "action_type": "LOCK",
+                "username": "admin",
+                "email": "admin@sandbox.provena.test",
+                "reason": "Under review by the data steward",
+                "timestamp": seeder.clock,
+            }
+        ],
+    }
     sandbox.store.put_lock(lock)
 
     notable = seeder.summary.notable

@@ -27,8 +27,10 @@ def bind(host: str, port: int, allow_remote: bool = False) -> socket.socket:
     except ValueError:
         loopback = host == "localhost"
     if not loopback and not allow_remote:
-        raise NotLoopback(f"refusing to serve the sandbox on {host}: it listens on loopback only; pass "
-                          "--allow-remote to override")
+        raise NotLoopback(
+            f"refusing to serve the sandbox on {host}: it listens on loopback only; pass "
+            "--allow-remote to override"
+        )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -44,8 +46,9 @@ def base_url_of(sock: socket.socket) -> str:
 
 
 def make_server(settings: SandboxSettings, log_level: str = "warning") -> uvicorn.Server:
-    config = uvicorn.Config(build_app(settings), log_level=log_level, access_log=False, lifespan="on",
-                            timeout_keep_alive=30)
+    config = uvicorn.Config(
+        build_app(settings), log_level=log_level, access_log=False, lifespan="on", timeout_keep_alive=30
+    )
     return uvicorn.Server(config)
 
 

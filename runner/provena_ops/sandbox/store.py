@@ -142,8 +142,10 @@ class Store:
         return None if row is None else str(row["value"])
 
     def set_meta(self, key: str, value: str) -> None:
-        self._run("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
-                  (key, value, value))
+        self._run(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
+            (key, value, value),
+        )
 
     def next_counter(self, key: str, start: int) -> int:
         with self.transaction():
@@ -168,8 +170,13 @@ class Store:
             "record_type = excluded.record_type, created_ts = excluded.created_ts, "
             "updated_ts = excluded.updated_ts, display_name = excluded.display_name, data = excluded.data",
             (
-                item["id"], item["item_subtype"], item["record_type"], int(item["created_timestamp"]),
-                int(item["updated_timestamp"]), str(item.get("display_name") or ""), json.dumps(item),
+                item["id"],
+                item["item_subtype"],
+                item["record_type"],
+                int(item["created_timestamp"]),
+                int(item["updated_timestamp"]),
+                str(item.get("display_name") or ""),
+                json.dumps(item),
             ),
         )
 
@@ -239,7 +246,9 @@ class Store:
         return {str(row["group_id"]) for row in rows}
 
     def add_group_member(self, group_id: str, username: str) -> None:
-        self._run("INSERT OR IGNORE INTO user_groups (group_id, username) VALUES (?, ?)", (group_id, username))
+        self._run(
+            "INSERT OR IGNORE INTO user_groups (group_id, username) VALUES (?, ?)", (group_id, username)
+        )
 
     # ---- provenance graph -----------------------------------------------------------------------
     def record_graph(self, record_id: str) -> TaggedGraph:
@@ -251,41 +260,65 @@ class Store:
             (record_id,),
         )
         for row in node_rows:
-            tags = [str(r["record_id"]) for r in self._all(
-                "SELECT record_id FROM node_tags WHERE nid = ? ORDER BY seq", (row["nid"],))]
+            tags = [
+                str(r["record_id"])
+                for r in self._all(
+                    "SELECT record_id FROM node_tags WHERE nid = ? ORDER BY seq", (row["nid"],)
+                )
+            ]
             graph.nodes[Node(row["id"], row["subtype"], row["category"])] = tags
         link_rows = self._all(
-            "SELECT l.* FROM links l JOIN link_tags t ON t.lid = l.lid WHERE t.record_id = ?", (record_id,))
+            "SELECT l.* FROM links l JOIN link_tags t ON t.lid = l.lid WHERE t.record_id = ?", (record_id,)
+        )
         for row in link_rows:
-            tags = [str(r["record_id"]) for r in self._all(
-                "SELECT record_id FROM link_tags WHERE lid = ? ORDER BY seq", (row["lid"],))]
+            tags = [
+                str(r["record_id"])
+                for r in self._all(
+                    "SELECT record_id FROM link_tags WHERE lid = ? ORDER BY seq", (row["lid"],)
+                )
+            ]
             graph.links[_row_link(row)] = tags
         return graph
 
     def _node_id(self, node: Node, create: bool) -> int | None:
-        row = self._one("SELECT nid FROM nodes WHERE id = ? AND subtype = ? AND category = ?",
-                        (node.id, node.subtype, node.category))
+        row = self._one(
+            "SELECT nid FROM nodes WHERE id = ? AND subtype = ? AND category = ?",
+            (node.id, node.subtype, node.category),
+        )
         if row is not None:
             return int(row["nid"])
         if not create:
             return None
-        cursor = self._run("INSERT INTO nodes (id, subtype, category) VALUES (?, ?, ?)",
-                           (node.id, node.subtype, node.category))
+        cursor = self._run(
+            "INSERT INTO nodes (id, subtype, category) VALUES (?, ?, ?)",
+            (node.id, node.subtype, node.category),
+        )
         return int(cursor.lastrowid or 0)
 
     def _link_id(self, link: Link, create: bool) -> int | None:
-        key = (link.source.id, link.source.subtype, link.source.category,
-               link.target.id, link.target.subtype, link.target.category, link.relation)
+        key = (
+            link.source.id,
+            link.source.subtype,
+            link.source.category,
+            link.target.id,
+            link.target.subtype,
+            link.target.category,
+            link.relation,
+        )
         row = self._one(
             "SELECT lid FROM links WHERE source = ? AND source_subtype = ? AND source_category = ? AND "
-            "target = ? AND target_subtype = ? AND target_category = ? AND relation = ?", key)
+            "target = ? AND target_subtype = ? AND target_category = ? AND relation = ?",
+            key,
+        )
         if row is not None:
             return int(row["lid"])
         if not create:
             return None
         cursor = self._run(
             "INSERT INTO links (source, source_subtype, source_category, target, target_subtype, "
-            "target_category, relation) VALUES (?, ?, ?, ?, ?, ?, ?)", key)
+            "target_category, relation) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            key,
+        )
         return int(cursor.lastrowid or 0)
 
     def tag_node(self, node: Node, record_id: str) -> None:
@@ -333,11 +366,17 @@ class Store:
     def neighbours(self, node_id: str, outgoing: bool) -> list[tuple[str, str, str, str, str]]:
         """(source, target, relation, other subtype, other category) for links leaving/arriving."""
         if outgoing:
-            rows = self._all("SELECT source, target, relation, target_subtype AS st, target_category AS sc "
-                             "FROM links WHERE source = ? ORDER BY lid", (node_id,))
+            rows = self._all(
+                "SELECT source, target, relation, target_subtype AS st, target_category AS sc "
+                "FROM links WHERE source = ? ORDER BY lid",
+                (node_id,),
+            )
         else:
-            rows = self._all("SELECT source, target, relation, source_subtype AS st, source_category AS sc "
-                             "FROM links WHERE target = ? ORDER BY lid", (node_id,))
+            rows = self._all(
+                "SELECT source, target, relation, source_subtype AS st, source_category AS sc "
+                "FROM links WHERE target = ? ORDER BY lid",
+                (node_id,),
+            )
         return [(r["source"], r["target"], r["relation"], r["st"], r["sc"]) for r in rows]
 
     def node_kinds(self, node_id: str) -> list[tuple[str, str]]:
@@ -355,8 +394,15 @@ class Store:
             "INSERT INTO jobs (session_id, username, batch_id, status, visible_at, next_at, data) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE SET status = excluded.status, "
             "next_at = excluded.next_at, data = excluded.data",
-            (job["session_id"], job["username"], job.get("batch_id"), job["status"], visible_at, next_at,
-             json.dumps(job)),
+            (
+                job["session_id"],
+                job["username"],
+                job.get("batch_id"),
+                job["status"],
+                visible_at,
+                next_at,
+                json.dumps(job),
+            ),
         )
 
     def get_job(self, session_id: str, now: float) -> dict[str, Any] | None:
@@ -366,15 +412,17 @@ class Store:
     def due_jobs(self, now: float) -> list[dict[str, Any]]:
         rows = self._all(
             "SELECT data FROM jobs WHERE status NOT IN ('SUCCEEDED', 'FAILED') AND next_at <= ? ORDER BY seq",
-            (now,))
+            (now,),
+        )
         return [dict(json.loads(row["data"])) for row in rows]
 
     def next_job_time(self) -> float | None:
         row = self._one("SELECT MIN(next_at) AS t FROM jobs WHERE status NOT IN ('SUCCEEDED', 'FAILED')")
         return None if row is None or row["t"] is None else float(row["t"])
 
-    def list_jobs(self, username: str | None, batch_id: str | None, now: float, after_seq: int | None,
-                  limit: int) -> list[tuple[int, dict[str, Any]]]:
+    def list_jobs(
+        self, username: str | None, batch_id: str | None, now: float, after_seq: int | None, limit: int
+    ) -> list[tuple[int, dict[str, Any]]]:
         clauses = ["visible_at <= ?"]
         params: list[Any] = [now]
         if username is not None:
@@ -386,14 +434,18 @@ class Store:
         if after_seq is not None:
             clauses.append("seq < ?")
             params.append(after_seq)
-        rows = self._all(f"SELECT seq, data FROM jobs WHERE {' AND '.join(clauses)} ORDER BY seq DESC LIMIT ?",
-                         (*params, limit))
+        rows = self._all(
+            f"SELECT seq, data FROM jobs WHERE {' AND '.join(clauses)} ORDER BY seq DESC LIMIT ?",
+            (*params, limit),
+        )
         return [(int(row["seq"]), dict(json.loads(row["data"]))) for row in rows]
 
     # ---- keycloak sessions -------------------------------------------------------------------------
     def put_session(self, token_id: str, username: str, client_id: str, data: dict[str, Any]) -> None:
-        self._run("INSERT OR REPLACE INTO sessions (token_id, username, client_id, data) VALUES (?, ?, ?, ?)",
-                  (token_id, username, client_id, json.dumps(data)))
+        self._run(
+            "INSERT OR REPLACE INTO sessions (token_id, username, client_id, data) VALUES (?, ?, ?, ?)",
+            (token_id, username, client_id, json.dumps(data)),
+        )
 
     def get_session(self, token_id: str) -> tuple[dict[str, Any], bool] | None:
         row = self._one("SELECT data, revoked FROM sessions WHERE token_id = ?", (token_id,))
@@ -410,11 +462,14 @@ class Store:
         return "" if row is None else str(row["device_code"])
 
     def put_device_code(self, device_code: str, user_code: str, data: dict[str, Any]) -> None:
-        self._run("INSERT OR REPLACE INTO device_codes (device_code, user_code, data) VALUES (?, ?, ?)",
-                  (device_code, user_code, json.dumps(data)))
+        self._run(
+            "INSERT OR REPLACE INTO device_codes (device_code, user_code, data) VALUES (?, ?, ?)",
+            (device_code, user_code, json.dumps(data)),
+        )
 
-    def get_device_code(self, device_code: str | None = None, user_code: str | None = None
-                        ) -> dict[str, Any] | None:
+    def get_device_code(
+        self, device_code: str | None = None, user_code: str | None = None
+    ) -> dict[str, Any] | None:
         if device_code is not None:
             row = self._one("SELECT data FROM device_codes WHERE device_code = ?", (device_code,))
         else:
@@ -424,8 +479,19 @@ class Store:
     def wipe(self) -> None:
         """Empty every table except the realm's signing key, so existing tokens stay verifiable."""
         with self.transaction():
-            for table in ("items", "auth", "locks", "user_groups", "nodes", "node_tags", "links", "link_tags",
-                          "jobs", "sessions", "device_codes"):
+            for table in (
+                "items",
+                "auth",
+                "locks",
+                "user_groups",
+                "nodes",
+                "node_tags",
+                "links",
+                "link_tags",
+                "jobs",
+                "sessions",
+                "device_codes",
+            ):
                 self._run(f"DELETE FROM {table}")
             self._run("DELETE FROM meta WHERE key NOT LIKE 'realm.%'")
 
