@@ -1,0 +1,116 @@
+"""`make demo`: seed the embedded sandbox and show, over HTTP, what it holds and how it behaves.
+
+Until the runner can plan and apply playbooks, this tours the sandbox the way a client would:
+Keycloak client-credentials sign-in, registry listing, graph exploration, a trial-mode delete and
+one model-run edit watched through its job's lifecycle.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from .sandbox import SandboxSettings, running_sandbox
+from .sandbox.admin import reset, seed
+
+DEMO_DB = Path(".provena-ops/demo.db")
+CI_CLIENT = ("provena-ops-ci", "sandbox-client-secret")
+console = Console()
+
+
+def _all_items(http: httpx.Client, registry: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    key: dict[str, Any] | None = None
+    while True:
+        body: dict[str, Any] = {"page_size": 100, **({"pagination_key": key} if key else {})}
+        page = http.post(f"{registry}/registry/general/list", json=body).json()
+        items.extend(page["items"])
+        key = page["pagination_key"]
+        if key is None:
+            return items
+
+
+def main() -> None:
+    DEMO_DB.parent.mkdir(parents=True, exist_ok=True)
+    reset(DEMO_DB)
+    summary = seed(DEMO_DB, 60, reset=False)
+    settings = SandboxSettings(db_path=DEMO_DB, job_delay_ms=250)
+    with running_sandbox(settings) as running:
+        urls = running.endpoints
+        console.rule(f"Provena sandbox on {running.base_url}")
+        for name, url in urls.items():
+            console.print(f"  {name} = {url}")
+        token = httpx.post(
+            f"{urls['keycloak_endpoint_override']}/protocol/openid-connect/token",
+            data={"grant_type": "client_credentials", "client_id": CI_CLIENT[0], "client_secret": CI_CLIENT[1]},
+        ).json()["access_token"]
+        http = httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        registry, prov, jobs = (
+            urls["registry_api_endpoint_override"],
+            urls["prov_api_endpoint_override"],
+            urls["jobs_service_api_endpoint_override"],
+        )
+
+        items = _all_items(http, registry)
+        counts = Counter(item["item_subtype"] for item in items)
+        table = Table(title=f"Registry: {len(items)} items (listed page by page over HTTP)")
+        table.add_column("subtype")
+        table.add_column("items", justify="right")
+        for subtype, count in sorted(counts.items()):
+            table.add_row(subtype, str(count))
+        console.print(table)
+
+        studies = Table(title="Studies and what links to them (explore downstream, depth 1)")
+        for column in ("study", "title", "linked records"):
+            studies.add_column(column)
+        for study in (item for item in items if item["item_subtype"] == "STUDY"):
+            graph = http.get(f"{prov}/explore/downstream", params={"starting_id": study["id"], "depth": 1}).json()
+            linked = Counter(n["item_subtype"] for n in graph["graph"]["nodes"] if n["id"] != study["id"])
+            studies.add_row(study["id"], study["title"], ", ".join(f"{n} {s}" for s, n in linked.items()) or "-")
+        console.print(studies)
+
+        run_id = summary.notable["model run with annotations"]
+        trial = http.post(f"{prov}/model_run/delete", json={"record_id": run_id, "trial_mode": True}).json()
+        kinds = Counter(action["action_type"] for action in trial["diff"])
+        console.print(f"\nTrial delete of model run {run_id} (nothing changed): {dict(kinds)}")
+
+        fetched = http.get(f"{registry}/registry/activity/model_run/fetch", params={"id": run_id}).json()
+        record = fetched["item"]["record"]
+        record["description"] = "Description corrected by the provena-ops demo."
+        session = http.post(
+            f"{prov}/model_run/update",
+            json={"model_run_id": run_id, "reason": "Demo: fix the description", "record": record},
+        ).json()["session_id"]
+        console.print(f"Edited {run_id} through prov /model_run/update; job {session}:")
+        seen: list[str] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            response = http.get(f"{jobs}/jobs/user/fetch", params={"session_id": session})
+            status = response.json()["job"]["status"] if response.status_code == 200 else "(row not written yet)"
+            if not seen or seen[-1] != status:
+                seen.append(status)
+                console.print(f"  -> {status}")
+            if status in ("SUCCEEDED", "FAILED"):
+                break
+            time.sleep(0.05)
+        after = http.get(f"{registry}/registry/activity/model_run/fetch", params={"id": run_id}).json()["item"]
+        console.print(
+            f"Now: description={after['record']['description']!r}, record_status={after['record_status']}, "
+            f"history entries={len(after['history'])} (latest: {after['history'][0]['reason']!r})"
+        )
+        http.close()
+    console.rule("Done")
+    console.print(
+        f"The demo registry is in {DEMO_DB}. Serve it yourself with:\n"
+        f"  .venv/bin/provena-ops sandbox serve --db {DEMO_DB}"
+    )
+
+
+if __name__ == "__main__":
+    main()
