@@ -48,7 +48,11 @@ def main() -> None:
             console.print(f"  {name} = {url}")
         token = httpx.post(
             f"{urls['keycloak_endpoint_override']}/protocol/openid-connect/token",
-            data={"grant_type": "client_credentials", "client_id": CI_CLIENT[0], "client_secret": CI_CLIENT[1]},
+            data={
+                "grant_type": "client_credentials",
+                "client_id": CI_CLIENT[0],
+                "client_secret": CI_CLIENT[1],
+            },
         ).json()["access_token"]
         http = httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30)
         registry, prov, jobs = (
@@ -70,9 +74,13 @@ def main() -> None:
         for column in ("study", "title", "linked records"):
             studies.add_column(column)
         for study in (item for item in items if item["item_subtype"] == "STUDY"):
-            graph = http.get(f"{prov}/explore/downstream", params={"starting_id": study["id"], "depth": 1}).json()
+            graph = http.get(
+                f"{prov}/explore/downstream", params={"starting_id": study["id"], "depth": 1}
+            ).json()
             linked = Counter(n["item_subtype"] for n in graph["graph"]["nodes"] if n["id"] != study["id"])
-            studies.add_row(study["id"], study["title"], ", ".join(f"{n} {s}" for s, n in linked.items()) or "-")
+            studies.add_row(
+                study["id"], study["title"], ", ".join(f"{n} {s}" for s, n in linked.items()) or "-"
+            )
         console.print(studies)
 
         run_id = summary.notable["model run with annotations"]
@@ -92,14 +100,18 @@ def main() -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             response = http.get(f"{jobs}/jobs/user/fetch", params={"session_id": session})
-            status = response.json()["job"]["status"] if response.status_code == 200 else "(row not written yet)"
+            status = (
+                response.json()["job"]["status"] if response.status_code == 200 else "(row not written yet)"
+            )
             if not seen or seen[-1] != status:
                 seen.append(status)
                 console.print(f"  -> {status}")
             if status in ("SUCCEEDED", "FAILED"):
                 break
             time.sleep(0.05)
-        after = http.get(f"{registry}/registry/activity/model_run/fetch", params={"id": run_id}).json()["item"]
+        after = http.get(f"{registry}/registry/activity/model_run/fetch", params={"id": run_id}).json()[
+            "item"
+        ]
         console.print(
             f"Now: description={after['record']['description']!r}, record_status={after['record_status']}, "
             f"history entries={len(after['history'])} (latest: {after['history'][0]['reason']!r})"

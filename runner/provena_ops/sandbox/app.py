@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .context import Sandbox, SandboxSettings
 from .http import require_roles
 from .jobs import build_jobs_app, job_worker
-from .keycloak_api import build_keycloak_app
+from .keycloak_api import build_keycloak_app, realm_json
 from .prov_api import build_prov_app
 from .realm import REGISTRY_ADMIN, REGISTRY_READ, REGISTRY_WRITE, Identity
 from .registry_api import build_registry_app
@@ -164,6 +164,13 @@ def build_app(settings: SandboxSettings) -> FastAPI:
         f"/auth/realms/{settings.realm_name}": build_keycloak_app(settings.realm_name),
         "/sandbox": build_control_app(sandbox),
     }
+
+    @app.get(f"/auth/realms/{settings.realm_name}", include_in_schema=False)
+    async def realm_without_slash(request: Request) -> dict[str, Any]:
+        # Clients GET the realm URL exactly as configured, with no trailing slash; a mount would
+        # answer that with a redirect, which provenaclient does not follow.
+        return realm_json(request, settings.realm_name)
+
     for prefix, service in services.items():
         service.state.sandbox = sandbox
         app.mount(prefix, service)

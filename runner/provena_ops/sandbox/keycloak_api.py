@@ -41,18 +41,11 @@ def build_keycloak_app(realm_name: str) -> FastAPI:
         return sandbox
 
     def realm_url(request: Request) -> str:
-        return str(request.base_url).rstrip("/")
+        return realm_url_of(request, realm_name)
 
     @app.get("/")
     async def realm_info(request: Request) -> dict[str, Any]:
-        base = realm_url(request)
-        return {
-            "realm": realm_name,
-            "public_key": sandbox_of(request).realm.public_key_b64,
-            "token-service": f"{base}/protocol/openid-connect",
-            "account-service": f"{base}/account",
-            "tokens-not-before": 0,
-        }
+        return realm_json(request, realm_name)
 
     @app.get("/.well-known/openid-configuration")
     async def discovery(request: Request) -> dict[str, Any]:
@@ -178,6 +171,24 @@ def build_keycloak_app(realm_name: str) -> FastAPI:
         return JSONResponse({"approved": not pending["denied"], "username": username})
 
     return app
+
+
+def realm_url_of(request: Request, realm_name: str) -> str:
+    """The realm's public URL, whether the request reached the mounted app or the bare realm path."""
+    return f"{request.url.scheme}://{request.url.netloc}/auth/realms/{realm_name}"
+
+
+def realm_json(request: Request, realm_name: str) -> dict[str, Any]:
+    """`GET {realm}`: what clients fetch the public key from (base64 DER, no PEM armour)."""
+    sandbox: Sandbox = request.app.state.sandbox
+    base = realm_url_of(request, realm_name)
+    return {
+        "realm": realm_name,
+        "public_key": sandbox.realm.public_key_b64,
+        "token-service": f"{base}/protocol/openid-connect",
+        "account-service": f"{base}/account",
+        "tokens-not-before": 0,
+    }
 
 
 def _device_code_for(sandbox: Sandbox, user_code: str) -> str:
