@@ -15,13 +15,13 @@ from typing import Any, TypeVar
 import httpx
 import jwt
 import pytest
-from pydantic import BaseModel
-
 from ProvenaInterfaces import AsyncJobAPI as jobs
 from ProvenaInterfaces import ProvenanceAPI as prov
 from ProvenaInterfaces import RegistryAPI as registry
 from ProvenaInterfaces import SearchAPI as search
 from ProvenaInterfaces.SharedTypes import StatusResponse
+from pydantic import BaseModel
+
 from provena_ops.sandbox.seed import SeedSummary
 from tests.conftest import Api
 
