@@ -159,9 +159,10 @@ class Store:
         row = self._one("SELECT data FROM items WHERE id = ?", (item_id,))
         return None if row is None else dict(json.loads(row["data"]))
 
-    def get_item_text(self, item_id: str) -> str | None:
-        row = self._one("SELECT data FROM items WHERE id = ?", (item_id,))
-        return None if row is None else str(row["data"])
+    def get_item_text(self, item_id: str) -> tuple[str, str, str] | None:
+        """(subtype, record_type, stored JSON) without decoding: fetches splice the text as it is."""
+        row = self._one("SELECT subtype, record_type, data FROM items WHERE id = ?", (item_id,))
+        return None if row is None else (str(row["subtype"]), str(row["record_type"]), str(row["data"]))
 
     def put_item(self, item: dict[str, Any]) -> None:
         self._run(
