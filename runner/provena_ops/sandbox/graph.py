@@ -109,6 +109,9 @@ class DiffAction:
     link: Link | None = None
     # The tags the element carried before the action, for the wire form of the action.
     tags: tuple[str, ...] = ()
+    # For links: the stored tags of the source and target nodes, which the wire form carries too.
+    source_tags: tuple[str, ...] = ()
+    target_tags: tuple[str, ...] = ()
 
 
 def diff_graphs(record_id: str, old: TaggedGraph, new: RecordGraph) -> list[DiffAction]:
@@ -118,6 +121,14 @@ def diff_graphs(record_id: str, old: TaggedGraph, new: RecordGraph) -> list[Diff
     globally through other records but is new to this one yields ADD_NEW_* ("tag it too").
     """
     actions: list[DiffAction] = []
+
+    def link_action(kind: DiffActionType, link: Link, tags: tuple[str, ...] = ()) -> DiffAction:
+        source_tags = tuple(old.nodes.get(link.source, [record_id]))
+        target_tags = tuple(old.nodes.get(link.target, [record_id]))
+        return DiffAction(
+            kind, record_id, link=link, tags=tags, source_tags=source_tags, target_tags=target_tags
+        )
+
     for node in sorted(new.nodes):
         if node not in old.nodes:
             actions.append(DiffAction(DiffActionType.ADD_NEW_NODE, record_id, node=node))
@@ -127,10 +138,10 @@ def diff_graphs(record_id: str, old: TaggedGraph, new: RecordGraph) -> list[Diff
     new_links = set(new.links.values())
     for link in sorted(new_links):
         if link not in old.links:
-            actions.append(DiffAction(DiffActionType.ADD_NEW_LINK, record_id, link=link))
+            actions.append(link_action(DiffActionType.ADD_NEW_LINK, link))
         elif record_id not in old.links[link]:
             tags = tuple(old.links[link])
-            actions.append(DiffAction(DiffActionType.ADD_RECORD_ID_TO_LINK, record_id, link=link, tags=tags))
+            actions.append(link_action(DiffActionType.ADD_RECORD_ID_TO_LINK, link, tags))
     for link, link_tags in sorted(old.links.items()):
         if link in new_links:
             continue
@@ -139,7 +150,7 @@ def diff_graphs(record_id: str, old: TaggedGraph, new: RecordGraph) -> list[Diff
             if set(link_tags) == {record_id}
             else DiffActionType.REMOVE_RECORD_ID_FROM_LINK
         )
-        actions.append(DiffAction(kind, record_id, link=link, tags=tuple(link_tags)))
+        actions.append(link_action(kind, link, tuple(link_tags)))
     for node, node_tags in sorted(old.nodes.items()):
         if node in new.nodes:
             continue
@@ -166,13 +177,12 @@ def _node_json(node: Node, tags: Iterable[str]) -> dict[str, Any]:
     }
 
 
-def _link_json(link: Link, tags: Iterable[str], record_id: str) -> dict[str, Any]:
-    tag_list = list(tags) or [record_id]
+def _link_json(action: DiffAction, link: Link) -> dict[str, Any]:
     return {
-        "source": _node_json(link.source, [record_id]),
-        "target": _node_json(link.target, [record_id]),
+        "source": _node_json(link.source, action.source_tags or [action.record_id]),
+        "target": _node_json(link.target, action.target_tags or [action.record_id]),
         "relation": link.relation,
-        "props": {"record_ids": ",".join(tag_list)},
+        "props": {"record_ids": ",".join(action.tags or [action.record_id])},
     }
 
 
@@ -186,7 +196,7 @@ def action_to_wire(action: DiffAction) -> dict[str, Any]:
         else:
             wire["node_id"] = action.node.id
     if action.link is not None:
-        wire["link"] = _link_json(action.link, action.tags, action.record_id)
+        wire["link"] = _link_json(action, action.link)
     if kind not in (
         DiffActionType.ADD_NEW_NODE,
         DiffActionType.REMOVE_NODE,
