@@ -214,10 +214,16 @@ def kinds(actions: list[DiffAction]) -> set[tuple[DiffActionType, str]]:
         pytest.param({}, {N_NEW}, {(A.ADD_NEW_NODE, N_NEW.id)}, id="new-only"),
         pytest.param({N_MINE: [RUN]}, set(), {(A.REMOVE_NODE, N_MINE.id)}, id="old-only-this-record"),
         pytest.param(
-            {N_SHARED: [OTHER, RUN]}, set(), {(A.REMOVE_RECORD_ID_FROM_NODE, N_SHARED.id)}, id="old-only-shared"
+            {N_SHARED: [OTHER, RUN]},
+            set(),
+            {(A.REMOVE_RECORD_ID_FROM_NODE, N_SHARED.id)},
+            id="old-only-shared",
         ),
         pytest.param(
-            {N_UNTAGGED: [OTHER]}, {N_UNTAGGED}, {(A.ADD_RECORD_ID_TO_NODE, N_UNTAGGED.id)}, id="both-untagged"
+            {N_UNTAGGED: [OTHER]},
+            {N_UNTAGGED},
+            {(A.ADD_RECORD_ID_TO_NODE, N_UNTAGGED.id)},
+            id="both-untagged",
         ),
         pytest.param({N_KEEP: [RUN, OTHER]}, {N_KEEP}, set(), id="both-tagged"),
     ],
@@ -269,7 +275,10 @@ def test_node_identity_includes_subtype_and_category() -> None:
     as_study = Node("10378.1/x", "STUDY", "ACTIVITY")
     as_dataset = Node("10378.1/x", "DATASET", "ENTITY")
     actions = diff_graphs(RUN, tagged({as_study: [RUN]}), fresh({as_dataset}))
-    assert [(a.action_type, a.node) for a in actions] == [(A.ADD_NEW_NODE, as_dataset), (A.REMOVE_NODE, as_study)]
+    assert [(a.action_type, a.node) for a in actions] == [
+        (A.ADD_NEW_NODE, as_dataset),
+        (A.REMOVE_NODE, as_study),
+    ]
 
 
 def test_every_action_carries_the_record_id() -> None:
@@ -335,7 +344,9 @@ def test_apply_order_is_the_contract_order() -> None:
 def test_sort_for_apply_orders_a_shuffled_list() -> None:
     actions = [DiffAction(DiffActionType(kind), RUN, node=N_KEEP) for kind in CONTRACT_ORDER * 2]
     random.Random(3).shuffle(actions)
-    assert [a.action_type.value for a in sort_for_apply(actions)] == [k for k in CONTRACT_ORDER for _ in (0, 1)]
+    assert [a.action_type.value for a in sort_for_apply(actions)] == [
+        k for k in CONTRACT_ORDER for _ in (0, 1)
+    ]
 
 
 def test_diff_result_comes_in_apply_order() -> None:

@@ -6,7 +6,6 @@ import time
 import uuid
 from typing import Any
 
-import pytest
 from ProvenaInterfaces import AsyncJobAPI
 
 from provena_ops.sandbox.seed import SeedSummary
@@ -245,6 +244,11 @@ def test_update_rewrites_item_and_adds_two_history_entries(api: Api, demo: SeedS
     assert after["history"][0]["reason"] == COMPLETION
     assert after["history"][1]["reason"] == "Rename the run"
     assert after["history"][2:] == before["history"]
+    for entry in after["history"][:2]:  # both proxy updates send the same COMPLETE domain info
+        assert entry["item"]["record_status"] == "COMPLETE"
+        assert entry["item"]["user_metadata"] is None
+        assert entry["item"]["record"] == record
+    assert after["updated_timestamp"] >= before["updated_timestamp"]
     assert after["owner_username"] == before["owner_username"]
     assert after["created_timestamp"] == before["created_timestamp"]
 
@@ -330,7 +334,9 @@ def test_injected_failure_marks_the_job_failed(api: Api, demo: SeedSummary) -> N
     record = fetch_run(api, run)["record"]
     job = wait_job(api, submit(api, run, record, "Doomed"))
     assert job["status"] == "FAILED"
-    assert job["info"].startswith(("Job failed, err:", "Callback function raised unhandled exception. Error:"))
+    assert job["info"].startswith(
+        ("Job failed, err:", "Callback function raised unhandled exception. Error:")
+    )
     assert job["result"] is None
     # only the next job was doomed
     assert wait_job(api, submit(api, run, record, "Fine"))["status"] == "SUCCEEDED"
@@ -343,97 +349,64 @@ def test_fail_jobs_for_targets_one_record(api: Api, demo: SeedSummary) -> None:
     assert wait_job(api, submit(api, fine, fetch_run(api, fine)["record"], "x"))["status"] == "SUCCEEDED"
 
 
-# ---- job API ------------------------------------------------------------------------------------
+def test_job_revalidates_the_record(api: Api, demo: SeedSummary) -> None:
+    # The study passes validation at submission but is deleted before the worker runs the job.
+    set_faults(api, job_delay_ms=300)
+    run = run_id(demo, 0)
+    before = fetch_run(api, run)
+    session_id = submit(api, run, before["record"], "Revalidate")
+    deleted = api.http.delete(
+        f"{api.registry}/registry/activity/study/delete",
+        params={"id": before["record"]["study_id"]},
+        headers=api.auth(),
+    )
+    assert deleted.status_code == 200
+    job = wait_job(api, session_id)
+    assert_failed(job)
+    assert job["info"].startswith("Job failed, err: " + PREFIX)
+    assert fetch_run(api, run) == before
 
 
-def test_job_row_appears_after_a_delay(api: Api, demo: SeedSummary) -> None:
-    set_faults(api, job_row_delay_ms=600)
-    run = run_id(demo, 2)
-    session_id = submit(api, run, fetch_run(api, run)["record"], "Delayed row")
-    code, body = fetch_job(api, session_id)
-    assert (code, body) == (400, {"detail": "Item was not found."})
-    assert wait_job(api, session_id)["status"] == "SUCCEEDED"
+def test_update_of_a_never_lodged_run_lodges_its_graph(api: Api, demo: SeedSummary) -> None:
+    run = demo.notable["model run without graph (never lodged)"]
+    record = fetch_run(api, run)["record"]
+    assert upstream_ids(api, run) == set()
+    assert wait_job(api, submit(api, run, record, "Lodge"))["status"] == "SUCCEEDED"
+    expected = {run, record["workflow_template_id"], record["associations"]["modeller_id"]}
+    expected |= {d["dataset_id"] for d in record["inputs"]}
+    assert expected <= upstream_ids(api, run)
+    assert {d["dataset_id"] for d in record["outputs"]} <= downstream_ids(api, run)
 
 
-def test_unknown_session_is_not_found(api: Api) -> None:
-    code, body = fetch_job(api, str(uuid.uuid4()))
-    assert (code, body) == (400, {"detail": "Item was not found."})
+def revoke_general_read(api: Api, study: str) -> None:
+    """Leave the study readable only by its owner (and realm admins)."""
+    url = f"{api.registry}/registry/activity/study/auth/configuration"
+    settings = api.http.get(url, params={"id": study}, headers=api.auth()).json()
+    settings.update(general=[], groups={})
+    response = api.http.put(url, params={"id": study}, json=settings, headers=api.auth())
+    assert response.status_code == 200, response.text
 
 
-def test_other_users_cannot_fetch_a_job(api: Api, demo: SeedSummary) -> None:
-    run = run_id(demo, 1)
-    session_id = submit(api, run, fetch_run(api, run)["record"], "Mine", user="alice")
-    wait_job(api, session_id, user="alice")
-    code, body = fetch_job(api, session_id, user="bob")
-    assert (code, body) == (401, {"detail": "Not authorised to view this record."})
-
-
-def test_job_fetch_needs_a_token(api: Api) -> None:
-    response = api.http.get(f"{api.jobs}/jobs/user/fetch", params={"session_id": str(uuid.uuid4())})
+def test_unreadable_referenced_entity_is_a_401_at_submission(api: Api, demo: SeedSummary) -> None:
+    run, study = run_id(demo, 0), studies(demo)[1]  # alice's run, bob's study
+    revoke_general_read(api, study)
+    record = dict(fetch_run(api, run)["record"], study_id=study)
+    response = post_update_raw(api, run, record, user="alice")
     assert response.status_code == 401
 
 
-def list_all(api: Api, user: str, limit: int) -> tuple[list[str], int]:
-    """All session ids of the user's jobs, page by page; also returns the number of pages."""
-    ids: list[str] = []
-    key: dict[str, Any] | None = None
-    pages = 0
-    while True:
-        response = api.http.post(
-            f"{api.jobs}/jobs/user/list", json={"pagination_key": key, "limit": limit}, headers=api.auth(user)
-        )
-        assert response.status_code == 200, response.text
-        page = AsyncJobAPI.ListJobsResponse.model_validate(response.json())
-        assert len(page.jobs) <= limit
-        ids.extend(job.session_id for job in page.jobs)
-        pages += 1
-        key = page.pagination_key
-        if key is None:
-            return ids, pages
-        assert pages < 20
-
-
-def test_user_list_is_newest_first_and_paginated(api: Api, demo: SeedSummary) -> None:
-    run = run_id(demo, 2)
-    record = fetch_run(api, run)["record"]
-    mine = []
-    for index in range(5):
-        mine.append(submit(api, run, record, f"edit {index}", user="alice"))
-        time.sleep(0.01)
-    bobs = submit(api, run_id(demo, 1), fetch_run(api, run_id(demo, 1))["record"], "bob's", user="bob")
-    for session_id in mine:
-        wait_job(api, session_id, user="alice")
-    ids, pages = list_all(api, "alice", limit=2)
-    assert ids == list(reversed(mine))
-    assert pages >= 3
-    assert bobs not in ids
-    first = api.http.post(f"{api.jobs}/jobs/user/list", json={}, headers=api.auth("alice")).json()
-    assert [job["session_id"] for job in first["jobs"]] == list(reversed(mine))
-    assert first["pagination_key"] is None
-
-
-def test_admin_job_routes_need_job_service_read(api: Api, demo: SeedSummary) -> None:
-    run = run_id(demo, 2)
-    session_id = submit(api, run, fetch_run(api, run)["record"], "For admin", user="alice")
-    wait_job(api, session_id, user="alice")
-    url = f"{api.jobs}/jobs/admin/fetch"
-    assert api.http.get(url, params={"session_id": session_id}, headers=api.auth("alice")).status_code == 401
-    assert api.http.post(f"{api.jobs}/jobs/admin/list", json={}, headers=api.auth("alice")).status_code == 401
-    for headers in (api.auth("admin"), api.auth("reader", roles=["job-service-read"])):
-        response = api.http.get(url, params={"session_id": session_id}, headers=headers)
-        assert response.status_code == 200, response.text
-        assert AsyncJobAPI.AdminGetJobResponse.model_validate(response.json()).job.session_id == session_id
-    listed = api.http.post(
-        f"{api.jobs}/jobs/admin/list", json={"username_filter": "alice"}, headers=api.auth("admin")
+def test_job_fails_when_a_referenced_entity_becomes_unreadable(api: Api, demo: SeedSummary) -> None:
+    set_faults(api, job_delay_ms=300)
+    run, study = run_id(demo, 0), studies(demo)[1]
+    before = fetch_run(api, run)
+    session_id = submit(api, run, dict(before["record"], study_id=study), "Relink", user="alice")
+    revoke_general_read(api, study)  # the worker revalidates with alice's permissions
+    job = wait_job(api, session_id, user="alice")
+    assert job["status"] == "FAILED", job
+    assert job["info"].startswith(
+        ("Job failed, err:", "Callback function raised unhandled exception. Error:")
     )
-    assert listed.status_code == 200
-    assert [job["session_id"] for job in listed.json()["jobs"]] == [session_id]
-    missing = api.http.get(url, params={"session_id": str(uuid.uuid4())}, headers=api.auth("admin"))
-    assert missing.status_code == 400
-
-
-@pytest.mark.parametrize("user", ["alice", "admin"])
-def test_submitter_owns_the_job(api: Api, demo: SeedSummary, user: str) -> None:
-    run = run_id(demo, 2)
-    job = wait_job(api, submit(api, run, fetch_run(api, run)["record"], "Owner", user=user), user=user)
-    assert job["username"] == user
+    assert fetch_run(api, run) == before
+    # the worker keeps serving later jobs
+    set_faults(api, job_delay_ms=0)
+    assert wait_job(api, submit(api, run, before["record"], "Later"))["status"] == "SUCCEEDED"

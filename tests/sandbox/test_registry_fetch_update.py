@@ -57,7 +57,12 @@ def study_domain(title: str) -> dict[str, Any]:
 
 
 def update(
-    api: Api, prefix: str, item_id: str | None, body: Any, reason: str | None = "test edit", user: str = "admin"
+    api: Api,
+    prefix: str,
+    item_id: str | None,
+    body: Any,
+    reason: str | None = "test edit",
+    user: str = "admin",
 ) -> httpx.Response:
     params = {k: v for k, v in (("id", item_id), ("reason", reason)) if v is not None}
     return api.http.put(f"{api.registry}{prefix}/update", params=params, json=body, headers=api.auth(user))
@@ -173,19 +178,24 @@ def test_typed_fetch_of_unknown_id_is_a_soft_failure_with_null_keys(api: Api) ->
     assert reg.StudyFetchResponse.model_validate(body).item is None
 
 
-@pytest.mark.parametrize(("prefix", "model"), [(MODEL_RUN, reg.ModelRunFetchResponse), (STUDY, None)])
+@pytest.mark.parametrize(
+    ("prefix", "target", "model"),
+    [
+        (MODEL_RUN, "study", reg.ModelRunFetchResponse),
+        (STUDY, "person", reg.StudyFetchResponse),
+    ],
+)
 def test_typed_fetch_of_complete_item_of_another_subtype_is_a_soft_failure(
-    api: Api, demo: SeedSummary, prefix: str, model: type[reg.GenericFetchResponse] | None
+    api: Api, demo: SeedSummary, prefix: str, target: str, model: type[reg.GenericFetchResponse]
 ) -> None:
-    # A study through the model-run route, a person through the study route.
-    other = studies(demo)[0] if prefix == MODEL_RUN else FIRST_PERSON
+    other = studies(demo)[0] if target == "study" else FIRST_PERSON
     response = fetch(api, prefix, other)
     assert response.status_code == 200
     body = response.json()
     assert body["status"]["success"] is False
-    assert "validation error" in body["status"]["details"]
+    assert "validation error" in body["status"]["details"]  # a pydantic-1 dump
     assert body["item"] is None
-    (model or reg.StudyFetchResponse).model_validate(body)
+    assert model.model_validate(body).item is None
 
 
 def test_typed_fetch_with_empty_id_is_a_soft_failure(api: Api) -> None:
@@ -197,13 +207,21 @@ def test_typed_fetch_with_empty_id_is_a_soft_failure(api: Api) -> None:
     reg.ModelRunFetchResponse.model_validate(body)
 
 
-def test_typed_fetch_without_item_read_is_401(api: Api, demo: SeedSummary) -> None:
+def test_reading_without_item_read_is_401(api: Api, demo: SeedSummary) -> None:
     bobs_study = studies(demo)[1]
     set_general_roles(api, bobs_study, "bob", [])
     for user in ("alice", "reader"):
         response = fetch(api, STUDY, bobs_study, user=user)
         assert response.status_code == 401
         assert response.json()["detail"] == "You are not authorised to fetch this item."
+        general = api.http.get(
+            f"{api.registry}/registry/general/fetch", params={"id": bobs_study}, headers=api.auth(user)
+        )
+        assert general.status_code == 401
+        history = api.http.get(
+            f"{api.registry}{STUDY}/locks/history", params={"id": bobs_study}, headers=api.auth(user)
+        )
+        assert history.status_code == 401
     assert fetch(api, STUDY, bobs_study, user="bob").json()["status"]["success"] is True
 
 
@@ -232,7 +250,9 @@ def test_seed_items_are_hidden_unless_seed_allowed(api: Api) -> None:
 
 def test_general_fetch_returns_the_raw_stored_dict(api: Api, demo: SeedSummary) -> None:
     study = studies(demo)[0]
-    response = api.http.get(f"{api.registry}/registry/general/fetch", params={"id": study}, headers=api.auth())
+    response = api.http.get(
+        f"{api.registry}/registry/general/fetch", params={"id": study}, headers=api.auth()
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["status"]["success"] is True
@@ -246,7 +266,9 @@ def test_general_fetch_returns_the_raw_stored_dict(api: Api, demo: SeedSummary) 
 
 
 def test_general_fetch_of_unknown_id_is_a_soft_failure(api: Api) -> None:
-    response = api.http.get(f"{api.registry}/registry/general/fetch", params={"id": UNKNOWN}, headers=api.auth())
+    response = api.http.get(
+        f"{api.registry}/registry/general/fetch", params={"id": UNKNOWN}, headers=api.auth()
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["status"]["success"] is False
@@ -281,7 +303,8 @@ def test_study_update_prepends_history_and_keeps_identity(api: Api, demo: SeedSu
     assert newest["reason"] == "fix title"
     assert newest["username"] == "alice"
     assert isinstance(newest["timestamp"], int)
-    assert models.StudyDomainInfo.model_validate(newest["item"]) == models.StudyDomainInfo.model_validate(first)
+    domain = models.StudyDomainInfo
+    assert domain.model_validate(newest["item"]) == domain.model_validate(first)
     assert after["history"][1] == before["history"][0]
 
     assert update(api, STUDY, study, study_domain("Third title"), reason="again").status_code == 200
@@ -321,9 +344,11 @@ def test_study_update_with_invalid_body_is_422_in_pydantic1_shape(api: Api, demo
     del body["title"]
     response = update(api, STUDY, studies(demo)[0], body)
     assert response.status_code == 422
-    assert {"loc": ["body", "title"], "msg": "field required", "type": "value_error.missing"} in response.json()[
-        "detail"
-    ]
+    assert {
+        "loc": ["body", "title"],
+        "msg": "field required",
+        "type": "value_error.missing",
+    } in response.json()["detail"]
 
 
 def test_realm_roles_are_checked_before_request_validation(api: Api, demo: SeedSummary) -> None:
@@ -426,3 +451,58 @@ def test_revert_to_unknown_history_id_is_400(api: Api, demo: SeedSummary) -> Non
 
 def test_revert_by_user_without_item_write_is_401(api: Api, demo: SeedSummary) -> None:
     assert revert(api, studies(demo)[1], 0, "not mine", user="alice").status_code == 401
+
+
+def test_revert_with_non_integer_history_id_is_422(api: Api, demo: SeedSummary) -> None:
+    response = api.http.put(
+        f"{api.registry}{STUDY}/revert",
+        json={"id": studies(demo)[0], "history_id": "latest", "reason": "bad id"},
+        headers=api.auth(),
+    )
+    assert response.status_code == 422
+    assert {
+        "loc": ["body", "history_id"],
+        "msg": "value is not a valid integer",
+        "type": "type_error.integer",
+    } in response.json()["detail"]
+
+
+# ---- seeds and other STANDARD types ------------------------------------------------------------
+
+
+def test_completing_a_seed_needs_no_reason(api: Api) -> None:
+    seed_id = "10378.1/1799003"
+    import_bundles(api, [bundle(seed_study(seed_id), "alice")])
+    response = update(api, STUDY, seed_id, study_domain("Completed seed"), reason=None, user="alice")
+    assert response.status_code == 200
+    assert response.json()["status"]["success"] is True
+    item = fetched_item(api, STUDY, seed_id)
+    assert item["record_type"] == "COMPLETE_ITEM"
+    assert item["title"] == "Completed seed"
+    assert item["owner_username"] == "alice"
+    assert [entry["id"] for entry in item["history"]] == [0]
+
+
+def test_reverting_a_seed_is_400(api: Api) -> None:
+    seed_id = "10378.1/1799004"
+    import_bundles(api, [bundle(seed_study(seed_id), "alice")])
+    assert revert(api, seed_id, 0, "nothing to restore").status_code == 400
+
+
+def test_model_update_keeps_versioning_info(api: Api) -> None:
+    model_prefix, model_id = "/registry/entity/model", "10378.1/1690010"  # the first seeded model
+    before = fetched_item(api, model_prefix, model_id)
+    assert before["versioning_info"] is not None
+    body = {
+        "display_name": "Reef Hydrodynamics Model v2 docs",
+        "name": "Reef Hydrodynamics Model",
+        "description": "Updated description.",
+        "documentation_url": "https://models.example.org/0/docs/v2",
+        "source_url": "https://git.example.org/models/0",
+    }
+    assert update(api, model_prefix, model_id, body, reason="docs moved").status_code == 200
+    after = fetched_item(api, model_prefix, model_id)
+    assert after["versioning_info"] == before["versioning_info"]
+    assert after["workflow_links"] == before["workflow_links"]
+    assert after["description"] == "Updated description."
+    assert [entry["id"] for entry in after["history"]] == [1, 0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import httpx
@@ -38,7 +39,7 @@ def list_all(
 ) -> list[dict[str, Any]]:
     """Every page, following pagination_key until it is null, as provenaclient does."""
     pages: list[dict[str, Any]] = []
-    key = None
+    key: dict[str, Any] | None = None
     for _ in range(max_pages):
         page = list_page(api, prefix, {**body, "pagination_key": key}, user)
         pages.append(page)
@@ -62,34 +63,44 @@ def set_general_roles(api: Api, item_id: str, owner: str, general: list[str]) ->
     assert response.status_code == 200, response.text
 
 
-def add_seed_model_run(api: Api, item_id: str) -> None:
-    seed = {
-        "id": item_id,
-        "owner_username": "alice",
-        "created_timestamp": 1_800_000_000,
-        "updated_timestamp": 1_800_000_000,
-        "item_category": "ACTIVITY",
-        "item_subtype": "MODEL_RUN",
-        "record_type": "SEED_ITEM",
-        "workflow_links": None,
-        "versioning_info": None,
-    }
+def add_model_run_payload(api: Api, payload: dict[str, Any]) -> None:
+    """Write a raw model-run payload through admin import, skipping its parse check."""
+    item_id = payload["id"]
     bundle = {
         "id": item_id,
-        "item_payload": seed,
+        "item_payload": payload,
         "auth_payload": {"id": item_id, "access_settings": {"owner": "alice", "general": [], "groups": {}}},
         "lock_payload": {"id": item_id, "lock_information": {"locked": False, "history": []}},
     }
     response = api.http.post(
         f"{api.registry}/admin/import",
-        json={"import_mode": "ADD_ONLY", "trial_mode": False, "items": [bundle]},
+        json={"import_mode": "ADD_ONLY", "trial_mode": False, "parse_items": False, "items": [bundle]},
         headers=api.auth(),
     )
     assert response.json()["status"]["success"] is True, response.text
 
 
+def add_seed_model_run(api: Api, item_id: str) -> None:
+    # Updated later than every demo item, so it leads the default order.
+    add_model_run_payload(
+        api,
+        {
+            "id": item_id,
+            "owner_username": "alice",
+            "created_timestamp": 1_800_000_000,
+            "updated_timestamp": 1_800_000_000,
+            "item_category": "ACTIVITY",
+            "item_subtype": "MODEL_RUN",
+            "record_type": "SEED_ITEM",
+            "workflow_links": None,
+            "versioning_info": None,
+        },
+    )
+
+
 def test_default_page_is_20_model_runs_newest_update_first(api: Api) -> None:
-    for body in (None, {}):  # no body at all and an empty request behave alike
+    bodies: list[dict[str, Any] | None] = [None, {}]
+    for body in bodies:  # no body at all and an empty request behave alike
         page = list_page(api, MODEL_RUN, body)
         items = page["items"]
         assert len(items) == 20
@@ -140,6 +151,35 @@ def test_page_ending_on_the_last_item_still_carries_a_key(api: Api, page_size: i
     assert len({item["id"] for item in items_of(pages)}) == DEMO_RUNS
 
 
+def test_page_limit_applies_before_record_type_filtering(api: Api) -> None:
+    # The seed run is first in the default order: the first one-item page is empty but has a key.
+    seed_id = "10378.1/1799001"
+    add_seed_model_run(api, seed_id)
+    first = list_page(api, MODEL_RUN, {"page_size": 1})
+    assert first["items"] == []
+    assert first["seed_items"] == []
+    assert first["pagination_key"] is not None
+    second = list_page(api, MODEL_RUN, {"page_size": 1, "pagination_key": first["pagination_key"]})
+    assert len(second["items"]) == 1
+    assert second["items"][0]["id"] != seed_id
+    assert len(items_of(list_all(api, MODEL_RUN, {"page_size": 1}))) == DEMO_RUNS
+
+
+def test_unparsable_items_are_returned_and_flag_the_status(api: Api, demo: SeedSummary) -> None:
+    broken = copy.deepcopy(list_page(api, MODEL_RUN, {})["items"][0])
+    broken["id"] = "10378.1/1799002"
+    del broken["record"]
+    add_model_run_payload(api, broken)
+
+    page = list_page(api, MODEL_RUN, {"page_size": 100})
+    assert page["status"]["success"] is False
+    assert [item["id"] for item in page["unparsable_items"]] == [broken["id"]]
+    assert page["unparsable_item_count"] == 1
+    assert len(page["items"]) == page["complete_item_count"] == DEMO_RUNS
+    assert page["total_item_count"] == DEMO_RUNS + 1
+    reg.ModelRunListResponse.model_validate(page)
+
+
 def test_page_size_zero_is_the_dynamodb_500(api: Api) -> None:
     response = list_request(api, MODEL_RUN, {"page_size": 0})
     assert response.status_code == 500
@@ -177,7 +217,9 @@ def test_record_type_filters(api: Api) -> None:
     assert reg.ModelRunListResponse.model_validate(everything).seed_items is not None
 
 
-@pytest.mark.parametrize(("sort_type", "field"), [("DISPLAY_NAME", "display_name"), ("CREATED_TIME", "created_timestamp")])
+@pytest.mark.parametrize(
+    ("sort_type", "field"), [("DISPLAY_NAME", "display_name"), ("CREATED_TIME", "created_timestamp")]
+)
 @pytest.mark.parametrize("ascending", [True, False])
 def test_sorting_across_pages(api: Api, sort_type: str, field: str, ascending: bool) -> None:
     sort = {"sort_type": sort_type, "ascending": ascending}
@@ -189,7 +231,8 @@ def test_sorting_across_pages(api: Api, sort_type: str, field: str, ascending: b
 
 def test_display_name_sort_differs_from_default_order(api: Api) -> None:
     # The seed's names cycle Reef/Catchment/Seagrass, so a name sort must reorder the default list.
-    by_name = list_page(api, MODEL_RUN, {"sort_by": {"sort_type": "DISPLAY_NAME", "ascending": True}})["items"]
+    sort = {"sort_type": "DISPLAY_NAME", "ascending": True}
+    by_name = list_page(api, MODEL_RUN, {"sort_by": sort})["items"]
     assert by_name[0]["display_name"].startswith("Catchment")
     default = list_page(api, MODEL_RUN, {})["items"]
     assert [i["id"] for i in by_name] != [i["id"] for i in default]

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 from ProvenaInterfaces import RegistryAPI as reg
+from ProvenaInterfaces.SharedTypes import StatusResponse
 
 from provena_ops.sandbox.seed import SeedSummary
 from tests.conftest import Api
@@ -29,19 +30,25 @@ def change_lock(
     api: Api, action: str, item_id: str, reason: str = "testing", user: str = "admin", prefix: str = STUDY
 ) -> httpx.Response:
     return api.http.put(
-        f"{api.registry}{prefix}/locks/{action}", json={"id": item_id, "reason": reason}, headers=api.auth(user)
+        f"{api.registry}{prefix}/locks/{action}",
+        json={"id": item_id, "reason": reason},
+        headers=api.auth(user),
     )
 
 
 def lock_history(api: Api, item_id: str, prefix: str = STUDY, user: str = "admin") -> dict[str, Any]:
-    response = api.http.get(f"{api.registry}{prefix}/locks/history", params={"id": item_id}, headers=api.auth(user))
+    response = api.http.get(
+        f"{api.registry}{prefix}/locks/history", params={"id": item_id}, headers=api.auth(user)
+    )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
 
 
 def is_locked(api: Api, item_id: str, prefix: str = STUDY, user: str = "admin") -> bool:
-    response = api.http.get(f"{api.registry}{prefix}/locks/locked", params={"id": item_id}, headers=api.auth(user))
+    response = api.http.get(
+        f"{api.registry}{prefix}/locks/locked", params={"id": item_id}, headers=api.auth(user)
+    )
     assert response.status_code == 200, response.text
     return reg.LockStatusResponse.model_validate(response.json()).locked
 
@@ -54,7 +61,9 @@ def fetch(api: Api, prefix: str, item_id: str, user: str = "admin") -> dict[str,
 
 
 def general_fetch(api: Api, item_id: str) -> dict[str, Any]:
-    response = api.http.get(f"{api.registry}/registry/general/fetch", params={"id": item_id}, headers=api.auth())
+    response = api.http.get(
+        f"{api.registry}/registry/general/fetch", params={"id": item_id}, headers=api.auth()
+    )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -77,7 +86,7 @@ def test_lock_and_unlock_toggle_with_history_oldest_first(api: Api, demo: SeedSu
 
     locked = change_lock(api, "lock", study, "freeze for review", user="alice")
     assert locked.status_code == 200
-    assert reg.StatusResponse.model_validate(locked.json()).status.success is True
+    assert StatusResponse.model_validate(locked.json()).status.success is True
     assert is_locked(api, study, user="reader") is True
     assert fetch(api, STUDY, study)["locked"] is True
 
@@ -171,6 +180,22 @@ def test_locked_item_rejects_update_revert_and_delete(api: Api, demo: SeedSummar
     assert fetch(api, STUDY, study)["item"] == before
 
 
+def test_lock_check_comes_before_type_and_permission_checks(api: Api, demo: SeedSummary) -> None:
+    # Contract 4.4 order: lock check, then subtype check, then item write permission.
+    study = studies(demo)[0]  # alice's
+    assert change_lock(api, "lock", study, user="alice").status_code == 200
+    assert change_lock(api, "lock", FIRST_PERSON, prefix=PERSON).status_code == 200
+    for user, target in (("bob", study), ("admin", FIRST_PERSON)):
+        response = api.http.put(
+            f"{api.registry}{STUDY}/update",
+            params={"id": target, "reason": "while locked"},
+            json=study_domain("Locked edit"),
+            headers=api.auth(user),
+        )
+        assert response.status_code == 401, user
+        assert response.json()["detail"] == LOCKED, user
+
+
 # ---- delete ------------------------------------------------------------------------------------
 
 
@@ -184,7 +209,10 @@ def test_delete_requires_the_admin_realm_role(api: Api, demo: SeedSummary, user:
 
 
 def test_delete_of_unknown_id_is_400(api: Api) -> None:
-    assert delete(api, UNKNOWN).status_code == 400
+    # The lock check runs first and its lookup fails, despite the docstring promising success.
+    response = delete(api, UNKNOWN)
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("Failed to check if locked")
 
 
 def test_delete_of_locked_item_is_401(api: Api, demo: SeedSummary) -> None:
@@ -218,9 +246,13 @@ def test_delete_has_no_subtype_check(api: Api) -> None:
 
 def test_hidden_general_delete_route(api: Api, demo: SeedSummary) -> None:
     study = studies(demo)[3]
-    alice = api.http.delete(f"{api.registry}/registry/general/delete", params={"id": study}, headers=api.auth("alice"))
+    alice = api.http.delete(
+        f"{api.registry}/registry/general/delete", params={"id": study}, headers=api.auth("alice")
+    )
     assert alice.status_code == 401
-    response = api.http.delete(f"{api.registry}/registry/general/delete", params={"id": study}, headers=api.auth())
+    response = api.http.delete(
+        f"{api.registry}/registry/general/delete", params={"id": study}, headers=api.auth()
+    )
     assert response.json() == {"status": {"success": True, "details": "Item deleted."}}
     assert general_fetch(api, study)["item"] is None
 

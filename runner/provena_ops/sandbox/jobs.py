@@ -9,15 +9,15 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import time
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from ProvenaInterfaces import AsyncJobAPI as jobs_api
 from ProvenaInterfaces.ProvenanceModels import ModelRunRecord
-from pydantic import ValidationError
 
 from .context import Sandbox
 from .http import add_check_access_routes, identify, install_error_handlers, provena_error, require_roles
@@ -33,6 +33,7 @@ from .provenance import (
 )
 from .realm import JOB_ADMIN, JOB_READ, JOB_WRITE, Identity
 
+logger = logging.getLogger("provena_ops.sandbox.jobs")
 DEQUEUED_INFO = "Job removed from queue ready for processing by worker task."
 IN_PROGRESS_INFO = "Job has been dispatched to worker callback and is in progress."
 COMPLETION_REASON = "Updating item to mark completion of provenance lodge."
@@ -179,10 +180,14 @@ def _finish(sandbox: Sandbox, job: dict[str, Any]) -> None:
             raise RuntimeError("injected job failure (sandbox fault injection)")
         if handler is None:
             raise JobFailed(f"The sandbox has no worker for job sub type {job['job_sub_type']}.")
-        result = handler(sandbox, job["payload"])
+        with sandbox.store.savepoint():  # a failing job leaves no half-written registry or graph
+            result = handler(sandbox, job["payload"])
     except JobFailed as exc:
         job.update(status="FAILED", info=f"Job failed, err: {exc}", result=None)
-    except (RecordInvalid, ValidationError, KeyError, RuntimeError) as exc:
+    except HTTPException as exc:
+        # A registry refusal met while the job runs (e.g. the caller can no longer read an entity).
+        job.update(status="FAILED", info=f"Job failed, err: {exc.status_code}: {exc.detail}", result=None)
+    except Exception as exc:
         job.update(
             status="FAILED", info=f"Callback function raised unhandled exception. Error: {exc}", result=None
         )
@@ -196,7 +201,12 @@ async def job_worker(sandbox: Sandbox) -> None:
     sandbox.job_wakeup = event
     while True:
         event.clear()
-        advance_jobs(sandbox)
+        try:
+            advance_jobs(sandbox)
+        except Exception:
+            logger.exception("sandbox job worker: transition failed; retrying shortly")
+            await asyncio.sleep(0.5)
+            continue
         next_at = sandbox.store.next_job_time()
         timeout = 3600.0 if next_at is None else max(0.0, next_at - time.time())
         with contextlib.suppress(TimeoutError):

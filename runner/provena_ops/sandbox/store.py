@@ -123,6 +123,20 @@ class Store:
             finally:
                 self._depth = 0
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside a transaction: undo this block's writes if it raises, keep the rest."""
+        with self._lock:
+            self._conn.execute("SAVEPOINT block")
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK TO block")
+                self._conn.execute("RELEASE block")
+                raise
+            else:
+                self._conn.execute("RELEASE block")
+
     def _one(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
         with self._lock:
             row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
