@@ -277,7 +277,7 @@ USER_ROLES = {
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_default_users_on_check_access(api: Api, service: str) -> None:
-    """The seeded users' realm roles: reader reads, alice writes, only admin administers (jobs: admin only)."""
+    """Seeded users: reader reads, alice writes, only admin administers (and only admin has job roles)."""
     for user, level, ok in [
         ("admin", "admin", True),
         ("reader", "read", service != "jobs"),
@@ -452,6 +452,15 @@ def test_locked_study_rejects_update_even_for_owner_and_admin(api: Api, demo: Se
         assert response.status_code == 401, response.text
         assert response.json() == {"detail": LOCKED}
     assert fetch(api, STUDY, study_id, api.auth())["item"]["title"] != "Renamed by a test"
+
+
+def test_lock_check_precedes_item_permission(api: Api, demo: SeedSummary) -> None:
+    """Contract 4.4 order: a non-owner on a locked study hears about the lock, not about permissions."""
+    study_id = study_owned_by(api, demo, "bob")
+    lock(api, STUDY, study_id)
+    response = update_study(api, study_id, api.auth("alice"))
+    assert response.status_code == 401, response.text
+    assert response.json() == {"detail": LOCKED}
 
 
 def test_non_owner_cannot_lock(api: Api, demo: SeedSummary) -> None:
