@@ -74,8 +74,9 @@ class Api:
 
     def token(self, user: str = "admin", roles: list[str] | None = None, lifetime: int = 300) -> str:
         known = self._sandbox.realm.users().get(user, {"roles": []})
-        return self._sandbox.realm.mint_access_token(user, roles if roles is not None else known["roles"],
-                                                     lifetime=lifetime)
+        return self._sandbox.realm.mint_access_token(
+            user, roles if roles is not None else known["roles"], lifetime=lifetime
+        )
 
     def auth(self, user: str = "admin", roles: list[str] | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(user, roles)}"}

@@ -57,9 +57,7 @@ def sign_in(api: Api, user_code: str, username: str, action: str = "approve") ->
     return post_form(api, "/device", form)
 
 
-def device_login(
-    api: Api, username: str, client_id: str = "client-tools", **extra: str
-) -> dict[str, Any]:
+def device_login(api: Api, username: str, client_id: str = "client-tools", **extra: str) -> dict[str, Any]:
     device = start_device(api, client_id, **(extra or {"scopes": ""}))
     assert sign_in(api, device["user_code"], username).status_code == 200
     response = poll(api, device, client_id)
@@ -139,8 +137,14 @@ def test_public_key_rejects_tampered_token(api: Api) -> None:
 # ---- device flow ---------------------------------------------------------------------------------
 def test_device_authorisation_response_shape(api: Api) -> None:
     device = start_device(api, scopes="")
-    assert {"device_code", "user_code", "verification_uri", "verification_uri_complete", "interval",
-            "expires_in"} <= device.keys()
+    assert {
+        "device_code",
+        "user_code",
+        "verification_uri",
+        "verification_uri_complete",
+        "interval",
+        "expires_in",
+    } <= device.keys()
     assert device["verification_uri"].startswith(api.keycloak + "/")
     assert device["user_code"] in device["verification_uri_complete"]
     assert device["verification_uri_complete"].startswith(device["verification_uri"])
@@ -260,9 +264,7 @@ def test_client_credentials_gives_service_account_admin_token(api: Api) -> None:
 
 
 def test_client_credentials_with_wrong_secret_is_401(api: Api) -> None:
-    response = token_request(
-        api, grant_type="client_credentials", client_id=CI_CLIENT, client_secret="wrong"
-    )
+    response = token_request(api, grant_type="client_credentials", client_id=CI_CLIENT, client_secret="wrong")
     assert response.status_code == 401, response.text
     assert "error" in response.json() and "access_token" not in response.json()
 
