@@ -45,11 +45,22 @@ def demo(seeded_template: SeededTemplate) -> SeedSummary:
     return seeded_template.summary
 
 
-@pytest.fixture
-def server(sandbox_db: Path) -> Iterator[RunningSandbox]:
-    """A fresh copy of the demo registry behind a real uvicorn on an ephemeral loopback port."""
-    with running_sandbox(SandboxSettings(db_path=sandbox_db, random_seed=7)) as running:
+@pytest.fixture(scope="session")
+def shared_server(
+    seeded_template: SeededTemplate, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningSandbox]:
+    """One real uvicorn server for the session; `server` restores its state before every test."""
+    path = tmp_path_factory.mktemp("shared") / "sandbox.db"
+    shutil.copyfile(seeded_template.path, path)
+    with running_sandbox(SandboxSettings(db_path=path, random_seed=7)) as running:
         yield running
+
+
+@pytest.fixture
+def server(shared_server: RunningSandbox, seeded_template: SeededTemplate) -> RunningSandbox:
+    """The demo registry, freshly restored, behind a real uvicorn on an ephemeral loopback port."""
+    shared_server.sandbox.restore(seeded_template.path)
+    return shared_server
 
 
 @pytest.fixture

@@ -97,7 +97,8 @@ def serve(
     base_url = base_url_of(sock)
     err.print(f"Provena sandbox on {base_url} (database {db})")
     print(json.dumps(service_urls(base_url, settings.realm_name), indent=2), flush=True)
-    make_server(settings).run(sockets=[sock])
+    server, _ = make_server(settings)
+    server.run(sockets=[sock])
 
 
 @sandbox_app.command()

@@ -5,10 +5,6 @@ index is a snapshot refreshed at most that often, so recent edits and deletions 
 or still present, which is why clients must confirm hits with a registry fetch.
 """
 
-import re
-import time
-from typing import Any
-
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from ProvenaInterfaces.RegistryModels import ItemSubType
@@ -20,73 +16,12 @@ from .realm import REGISTRY_READ, Identity
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 50
-WORD = re.compile(r"[\w./-]+")
-TEXT_FIELDS = (
-    "display_name",
-    "title",
-    "description",
-    "first_name",
-    "last_name",
-    "email",
-    "name",
-    "study_alternative_id",
-)
-
-
-def searchable_text(item: dict[str, Any]) -> str:
-    parts = [str(item.get("id", "")), str(item.get("item_subtype", ""))]
-    parts.extend(str(item[key]) for key in TEXT_FIELDS if item.get(key))
-    for key, value in (item.get("user_metadata") or {}).items():
-        parts.extend([key, value])
-    record = item.get("record") or {}
-    for key in ("display_name", "description", "model_version"):
-        if record.get(key):
-            parts.append(str(record[key]))
-    for key, value in (record.get("annotations") or {}).items():
-        parts.extend([key, value])
-    return " ".join(parts).lower()
-
-
-class SearchIndex:
-    def __init__(self) -> None:
-        self.built_at = 0.0
-        self.entries: list[tuple[str, str, str]] = []
-
-    def refresh_if_stale(self, sandbox: Sandbox) -> None:
-        staleness = sandbox.settings.search_staleness_s
-        if staleness > 0 and self.entries and time.time() - self.built_at < staleness:
-            return
-        self.entries = [
-            (item["id"], item["item_subtype"], searchable_text(item)) for item in sandbox.store.all_items()
-        ]
-        self.built_at = time.time()
-
-    def query(self, text: str, subtype: str | None, limit: int) -> list[dict[str, Any]]:
-        terms = [term for term in WORD.findall(text.lower()) if term]
-        hits: list[tuple[float, str]] = []
-        for item_id, item_subtype, haystack in self.entries:
-            if subtype is not None and item_subtype != subtype:
-                continue
-            words = set(WORD.findall(haystack))
-            score = 0.0
-            for term in terms:
-                if term in words:
-                    score += 2.0
-                elif any(word.startswith(term) or term in word for word in words):
-                    score += 1.0
-            if text.strip().lower() == item_id.lower():
-                score += 10.0
-            if score > 0:
-                hits.append((score, item_id))
-        hits.sort(key=lambda hit: (-hit[0], hit[1]))
-        return [{"id": item_id, "score": score} for score, item_id in hits[:limit]]
 
 
 def build_search_app() -> FastAPI:
     app = FastAPI(title="Provena Search API (sandbox)")
     install_error_handlers(app)
     router = APIRouter()
-    index = SearchIndex()
 
     @router.get("/")
     async def health() -> dict[str, str]:
@@ -102,8 +37,8 @@ def build_search_app() -> FastAPI:
     ) -> JSONResponse:
         sandbox: Sandbox = request.app.state.sandbox
         limit = min(record_limit or DEFAULT_LIMIT, MAX_LIMIT)
-        index.refresh_if_stale(sandbox)
-        results = index.query(query, subtype_filter.value if subtype_filter else None, limit)
+        sandbox.search_index.refresh_if_stale(sandbox.store, sandbox.settings.search_staleness_s)
+        results = sandbox.search_index.query(query, subtype_filter.value if subtype_filter else None, limit)
         return JSONResponse(
             {"status": status(True, f"Found {len(results)} results."), "results": results, "warnings": []}
         )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from .app import build_app, service_urls
-from .context import SandboxSettings
+from .context import Sandbox, SandboxSettings
 
 
 class NotLoopback(ValueError):
@@ -48,17 +48,19 @@ def base_url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def make_server(settings: SandboxSettings, log_level: str = "warning") -> uvicorn.Server:
-    config = uvicorn.Config(
-        build_app(settings), log_level=log_level, access_log=False, lifespan="on", timeout_keep_alive=30
-    )
-    return uvicorn.Server(config)
+def make_server(settings: SandboxSettings, log_level: str = "warning") -> tuple[uvicorn.Server, Sandbox]:
+    app = build_app(settings)
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on", timeout_keep_alive=30)
+    sandbox: Sandbox = app.state.sandbox
+    return uvicorn.Server(config), sandbox
 
 
 @dataclass
 class RunningSandbox:
     base_url: str
     settings: SandboxSettings
+    # The server's own state, for in-process harnesses (tests restoring a snapshot between cases).
+    sandbox: Sandbox
 
     @property
     def endpoints(self) -> dict[str, str]:
@@ -69,7 +71,7 @@ class RunningSandbox:
 def running_sandbox(settings: SandboxSettings, host: str = "127.0.0.1") -> Iterator[RunningSandbox]:
     """A real uvicorn server on an ephemeral loopback port, in a thread, for the block's duration."""
     sock = bind(host, 0)
-    server = make_server(settings)
+    server, sandbox = make_server(settings)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -78,7 +80,7 @@ def running_sandbox(settings: SandboxSettings, host: str = "127.0.0.1") -> Itera
             raise RuntimeError("the sandbox server did not start")
         time.sleep(0.01)
     try:
-        yield RunningSandbox(base_url_of(sock), settings)
+        yield RunningSandbox(base_url_of(sock), settings, sandbox)
     finally:
         server.should_exit = True
         thread.join(timeout=20)

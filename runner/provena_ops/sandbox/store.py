@@ -137,6 +137,11 @@ class Store:
             else:
                 self._conn.execute("RELEASE block")
 
+    def replace_with(self, source: sqlite3.Connection) -> None:
+        """Overwrite this database with `source`'s content, atomically, through this connection."""
+        with self._lock:
+            source.backup(self._conn)
+
     def _one(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
         with self._lock:
             row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
