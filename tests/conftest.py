@@ -102,3 +102,16 @@ def api(server: RunningSandbox) -> Iterator[Api]:
     client = Api(server)
     yield client
     client.close()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="Rewrite golden files from the current output instead of comparing (review the diff!).",
+    )
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))

@@ -5,15 +5,18 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
+from types import ModuleType
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from . import __version__
+from .environments import DEFAULT_SANDBOX_DB
 from .errors import ProvenaOpsError
-from .sandbox import admin as sandbox_admin
+from .playbook.loader import LoadedPlaybook
 
 app = typer.Typer(
     help="Declarative playbooks for Provena administration, with an embedded Provena sandbox.",
@@ -29,13 +32,143 @@ app.add_typer(sandbox_app, name="sandbox")
 out = Console()
 err = Console(stderr=True)
 
-DB_OPTION = typer.Option(sandbox_admin.DEFAULT_DB, "--db", help="Sandbox database file.")
+DB_OPTION = typer.Option(Path(DEFAULT_SANDBOX_DB), "--db", help="Sandbox database file.")
+
+
+def _sandbox_admin() -> ModuleType:
+    """Imported on use: the sandbox pulls in FastAPI and uvicorn, which `validate` does not need."""
+    from .sandbox import admin
+
+    return admin
+
+
+ENVIRONMENT_OPTION = typer.Option(
+    None, "--environment", "-e", help="Target this environment instead of the playbook's own."
+)
+ENVIRONMENTS_FILE_OPTION = typer.Option(
+    None,
+    "--environments",
+    help="Provena environments file (default: $PROVENA_OPS_ENVIRONMENTS, ./environments/environments.json, "
+    "./environments.json; the sandbox environment is always available).",
+)
+PARAM_OPTION = typer.Option(
+    None, "--param", help="Environment replacement as id:value (repeatable; the value may contain ':')."
+)
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
 
 
 @app.command()
 def version() -> None:
     """Print the provena-ops version."""
     out.print(__version__)
+
+
+@app.command()
+def validate(
+    playbooks: list[Path] = typer.Argument(..., help="Playbook files to check."),
+    environment: str | None = ENVIRONMENT_OPTION,
+    environments_file: Path | None = ENVIRONMENTS_FILE_OPTION,
+    param: list[str] | None = PARAM_OPTION,
+    output: OutputFormat = typer.Option(
+        OutputFormat.text, "--format", help="text for people, json for tools."
+    ),
+) -> None:
+    """Check playbooks offline; every problem is reported with file:line:column, what was expected and a hint.
+
+    Exit status: 0 when every playbook is valid (warnings allowed), 1 otherwise.
+    """
+    from . import api
+    from .environments import parse_params
+
+    loaded = api.validate(
+        playbooks,
+        environment=environment,
+        params=parse_params(param or []),
+        environments_file=environments_file,
+    )
+    if output is OutputFormat.json:
+        print(json.dumps([api.report(item).model_dump(mode="json") for item in loaded], indent=2))
+    else:
+        for item in loaded:
+            _print_validation(item)
+    if not all(item.valid for item in loaded):
+        raise typer.Exit(1)
+
+
+def _print_validation(loaded: LoadedPlaybook) -> None:
+    for diagnostic in loaded.diagnostics:
+        print(diagnostic.render())
+    errors = len(loaded.errors)
+    warnings = len(loaded.diagnostics) - errors
+    tail = f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
+    if loaded.valid and loaded.playbook is not None:
+        count = len(loaded.playbook.operations)
+        print(
+            f"{loaded.file}: valid ({count} operation{'s' if count != 1 else ''}, "
+            f"environment {loaded.environment}{tail})"
+        )
+    else:
+        print(f"{loaded.file}: {errors} error{'s' if errors != 1 else ''}{tail}")
+
+
+@app.command()
+def schema(
+    name: str = typer.Argument("playbook", help="Which schema: playbook."),
+) -> None:
+    """Print a JSON Schema generated from provena-ops' models (for editors and CI tooling)."""
+    from .playbook.schema import SCHEMAS, render_schema
+
+    if name not in SCHEMAS:
+        raise ProvenaOpsError(
+            f"there is no schema named {name!r}", hint=f"choose one of: {', '.join(SCHEMAS)}"
+        )
+    sys.stdout.write(render_schema(name))
+
+
+@app.command()
+def environments(
+    name: str | None = typer.Argument(None, help="Show one environment's endpoints."),
+    environments_file: Path | None = ENVIRONMENTS_FILE_OPTION,
+    param: list[str] | None = PARAM_OPTION,
+) -> None:
+    """List the environments a playbook can target, or show where one environment's APIs are."""
+    from .environments import derive_endpoints, load_environments, missing_params, parse_params
+
+    known = load_environments(environments_file)
+    params = parse_params(param or [])
+    if name is None:
+        table = Table(title=f"Environments ({known.source})")
+        for column in ("name", "stage", "domain", "target"):
+            table.add_column(column)
+        for env in known.envs.values():
+            target = "embedded sandbox" if env.is_sandbox else f"https://registry-api.{env.domain} ..."
+            needs = missing_params(env, params)
+            if needs and not env.is_sandbox:
+                target += f" (needs --param {', '.join(needs)})"
+            table.add_row(env.name, env.stage, env.domain, target)
+        out.print(table)
+        return
+    env = known.get(name)
+    if env.is_sandbox:
+        assert env.provena_ops is not None and env.provena_ops.sandbox is not None
+        out.print(
+            f"{env.name}: the embedded sandbox, started on a free loopback port for each command; "
+            f"state in {env.provena_ops.sandbox.db} (seeded with {env.provena_ops.sandbox.seed} on first use)"
+        )
+        return
+    endpoints = derive_endpoints(env, params)
+    table = Table(title=f"{env.name} ({env.stage})")
+    table.add_column("service")
+    table.add_column("base URL")
+    for service in ("registry", "prov", "jobs", "search", "keycloak"):
+        table.add_row(service, getattr(endpoints, service))
+    for service, url in endpoints.others.items():
+        table.add_row(service, url)
+    out.print(table)
 
 
 @sandbox_app.command()
@@ -75,7 +208,7 @@ def serve(
             raise ProvenaOpsError(f"{name} must not be negative, got {value}")
     if seed_demo:
         with contextlib.suppress(ProvenaOpsError):  # already seeded: keep what is there
-            sandbox_admin.seed(db, 60, reset=False)
+            _sandbox_admin().seed(db, 60, reset=False)
     try:
         sock = bind(host, port, allow_remote)
     except NotLoopback as exc:
@@ -115,7 +248,7 @@ def seed(
         raise ProvenaOpsError(
             "nothing to seed without --demo", hint="use `provena-ops sandbox load` for exports"
         )
-    summary = sandbox_admin.seed(db, scale, reset)
+    summary = _sandbox_admin().seed(db, scale, reset)
     table = Table(title=f"Seeded {db}")
     table.add_column("subtype")
     table.add_column("items", justify="right")
@@ -129,7 +262,7 @@ def seed(
 @sandbox_app.command()
 def reset(db: Path = DB_OPTION) -> None:
     """Empty the sandbox: registry, graph, jobs and sessions (the realm's signing key is kept)."""
-    sandbox_admin.reset(db)
+    _sandbox_admin().reset(db)
     out.print(f"Sandbox {db} is empty.")
 
 
@@ -145,7 +278,7 @@ def load(
     ),
 ) -> None:
     """Load a registry export into the sandbox, to rehearse a playbook on a copy of a real registry."""
-    result = sandbox_admin.load(db, export, replace, relodge)
+    result = _sandbox_admin().load(db, export, replace, relodge)
     stats = result["statistics"]
     out.print(
         f"Loaded {export}: {stats['new_entries']} new, {stats['overwritten_entries']} overwritten, "
@@ -168,14 +301,14 @@ def token(
     db: Path = DB_OPTION,
 ) -> None:
     """Mint a sandbox access token (RS256, signed by the sandbox realm) and print it."""
-    print(sandbox_admin.token(db, user, roles, lifetime, email))
+    print(_sandbox_admin().token(db, user, roles, lifetime, email))
 
 
 def main() -> None:
     try:
         app()
     except ProvenaOpsError as exc:
-        err.print(exc.render(), markup=False, highlight=False)
+        err.print(exc.render(), markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

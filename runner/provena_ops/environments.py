@@ -1,0 +1,302 @@
+"""Provena's tooling environments file (`{"envs": [...]}`), read unchanged, plus provena-ops' extension.
+
+An admin's existing environments.json must work as it is, so the models mirror Provena's
+ToolingEnvironment (unknown keys ignored, every override optional) and our additions live under one
+`provena_ops` key that Provena's own tooling ignores. Endpoints are derived as Provena derives them
+(contract section 1), with `--param id:value` replacements whose values may contain ':'.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ProvenaOpsError
+from .playbook.diagnostics import Diagnostic, did_you_mean
+from .playbook.model_errors import diagnostics_from
+from .playbook.yaml_source import SourceMap, YamlLoadError, load_yaml
+
+ENVIRONMENTS_VARIABLE = "PROVENA_OPS_ENVIRONMENTS"
+DEFAULT_LOCATIONS = (Path("environments/environments.json"), Path("environments.json"))
+SANDBOX = "sandbox"
+DEFAULT_SANDBOX_DB = ".provena-ops/sandbox.db"
+
+# Service -> (default host prefix, override key), as Provena derives base URLs (contract 1.1).
+SERVICES: dict[str, tuple[str, str]] = {
+    "registry": ("registry-api", "registry_api_endpoint_override"),
+    "prov": ("prov-api", "prov_api_endpoint_override"),
+    "jobs": ("job-api", "jobs_service_api_endpoint_override"),
+    "search": ("search", "search_api_endpoint_override"),
+    "search_service": ("search-service", "search_service_endpoint_override"),
+    "auth_api": ("auth-api", "auth_api_endpoint_override"),
+    "datastore": ("data-api", "datastore_api_endpoint_override"),
+    "handle": ("handle", "handle_service_api_endpoint_override"),
+}
+
+
+class Replacement(BaseModel):
+    id: str = Field(description="The parameter name given as --param id:value.")
+    key: str = Field(description="The literal text replaced by the value, e.g. ${feature_number}.")
+
+
+class SandboxOptions(BaseModel):
+    """The environment is provena-ops' embedded sandbox, started on demand for each command."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    db: str = Field(DEFAULT_SANDBOX_DB, description="State file, relative to the working directory.")
+    seed: Literal["demo", "none"] = Field("demo", description="What an empty sandbox is seeded with.")
+
+
+class AuthOptions(BaseModel):
+    """How provena-ops signs in to this environment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["sandbox", "device", "offline_token", "client_credentials"] = "device"
+    client_id: str = Field(
+        "client-tools", description="Keycloak client (Provena's tooling uses client-tools)."
+    )
+    username: str | None = Field(None, description="Sandbox user to act as (method sandbox).")
+    token_env: str | None = Field(None, description="Environment variable holding an offline/refresh token.")
+    token_file: str | None = Field(None, description="File holding an offline/refresh token.")
+    client_secret_env: str | None = Field(None, description="Environment variable holding the client secret.")
+
+
+class ProvenaOpsOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sandbox: SandboxOptions | None = None
+    auth: AuthOptions | None = None
+
+
+class ToolingEnvironment(BaseModel):
+    """Provena's ToolingEnvironment, field for field; `provena_ops` is our extension."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    stage: str
+    domain: str
+    realm_name: str
+    replacements: list[Replacement] = Field(default_factory=list)
+    registry_api_endpoint_override: str | None = None
+    prov_api_endpoint_override: str | None = None
+    jobs_service_api_endpoint_override: str | None = None
+    search_api_endpoint_override: str | None = None
+    search_service_endpoint_override: str | None = None
+    auth_api_endpoint_override: str | None = None
+    datastore_api_endpoint_override: str | None = None
+    handle_service_api_endpoint_override: str | None = None
+    keycloak_endpoint_override: str | None = None
+    aws_region: str = "ap-southeast-2"
+    provena_ops: ProvenaOpsOptions | None = None
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.provena_ops is not None and self.provena_ops.sandbox is not None
+
+    @property
+    def is_production(self) -> bool:
+        return self.stage.strip().upper() == "PROD"
+
+
+class ToolingEnvironmentsFile(BaseModel):
+    envs: list[ToolingEnvironment]
+
+
+BUILTIN_SANDBOX = ToolingEnvironment(
+    name=SANDBOX,
+    stage="DEV",
+    domain="sandbox.localhost",
+    realm_name="provena",
+    provena_ops=ProvenaOpsOptions(
+        sandbox=SandboxOptions(),
+        auth=AuthOptions(method="sandbox", client_id="client-tools", username="admin"),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Environments:
+    """The environments a command can target, and where they were read from."""
+
+    envs: dict[str, ToolingEnvironment]
+    source: str  # the file, or "built-in" when no file was found
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.envs)
+
+    def get(self, name: str) -> ToolingEnvironment:
+        env = self.envs.get(name)
+        if env is None:
+            raise ProvenaOpsError(
+                f"environment '{name}' is not defined in {self.source}",
+                hint=unknown_environment_hint(name, self.names),
+            )
+        return env
+
+
+def unknown_environment_hint(name: str, known: Sequence[str]) -> str:
+    suggestion = did_you_mean(name, known)
+    listing = f"known environments: {', '.join(known)}"
+    return (
+        f"did you mean '{suggestion}'? {listing}" if suggestion else f"{listing}; or pass --environments FILE"
+    )
+
+
+class EnvironmentsFileError(ProvenaOpsError):
+    def __init__(self, file: str, diagnostics: list[Diagnostic]) -> None:
+        super().__init__(
+            f"{file} is not a valid environments file:\n" + "\n".join(d.render() for d in diagnostics),
+            hint='the file follows Provena\'s ToolingEnvironmentsFile format: {"envs": [{"name": ...}]}',
+        )
+        self.diagnostics = diagnostics
+
+    def render(self) -> str:
+        """Each problem as `file:line:column: error: ...`, like playbook diagnostics."""
+        return "\n".join(d.render() for d in self.diagnostics) + f"\nhint: {self.hint}"
+
+
+def find_environments_file(explicit: Path | None, cwd: Path | None = None) -> Path | None:
+    if explicit is not None:
+        return explicit
+    from_env = os.environ.get(ENVIRONMENTS_VARIABLE)
+    if from_env:
+        return Path(from_env)
+    base = cwd or Path.cwd()
+    for candidate in DEFAULT_LOCATIONS:
+        if (base / candidate).is_file():
+            return base / candidate
+    return None
+
+
+def load_environments(explicit: Path | None = None, cwd: Path | None = None) -> Environments:
+    """The file's environments, plus the built-in sandbox unless the file defines its own `sandbox`."""
+    path = find_environments_file(explicit, cwd)
+    if path is None:
+        return Environments({SANDBOX: BUILTIN_SANDBOX}, "built-in")
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProvenaOpsError(
+            f"environments file {path} does not exist",
+            hint=f"check --environments or ${ENVIRONMENTS_VARIABLE}; the shipped file is "
+            "environments/environments.json",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProvenaOpsError(f"cannot read environments file {path}: {exc}") from None
+    parsed = parse_environments(str(path), raw)
+    envs = {SANDBOX: BUILTIN_SANDBOX} if SANDBOX not in {env.name for env in parsed.envs} else {}
+    envs.update({env.name: env for env in parsed.envs})
+    return Environments(envs, str(path))
+
+
+def parse_environments(file: str, raw: str) -> ToolingEnvironmentsFile:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise EnvironmentsFileError(
+            file,
+            [
+                Diagnostic(
+                    file=file,
+                    line=exc.lineno,
+                    column=exc.colno,
+                    path="",
+                    message=f"invalid JSON: {exc.msg}",
+                    expected="a JSON object",
+                    hint="check for a missing comma or quote, or a trailing comma, near here",
+                )
+            ],
+        ) from None
+    try:
+        parsed = ToolingEnvironmentsFile.model_validate(data)
+    except ValidationError as exc:
+        positions = _positions(file, raw)
+        problems = diagnostics_from(exc, ToolingEnvironmentsFile, data, positions)
+        raise EnvironmentsFileError(file, problems) from None
+    names = [env.name for env in parsed.envs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ProvenaOpsError(
+            f"{file} defines environment(s) {', '.join(duplicates)} more than once",
+            hint="give each environment a unique name",
+        )
+    return parsed
+
+
+def _positions(file: str, raw: str) -> SourceMap:
+    """JSON is YAML, so the YAML loader gives every value its line and column (best effort)."""
+    try:
+        return load_yaml(file, raw.replace("\t", " ")).source
+    except YamlLoadError:
+        return SourceMap(file)
+
+
+def parse_params(pairs: Sequence[str]) -> dict[str, str]:
+    """`--param id:value` pairs; split on the first ':' only, so values can be URLs."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        name, separator, value = pair.partition(":")
+        if not separator or not name:
+            raise ProvenaOpsError(
+                f"--param {pair!r} is not of the form id:value",
+                hint="write --param feature_number:1234 (the value may itself contain ':')",
+            )
+        params[name] = value
+    return params
+
+
+def missing_params(env: ToolingEnvironment, params: Mapping[str, str]) -> list[str]:
+    return [replacement.id for replacement in env.replacements if replacement.id not in params]
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    registry: str
+    prov: str
+    jobs: str
+    search: str
+    keycloak: str
+    others: dict[str, str]
+
+
+def derive_endpoints(env: ToolingEnvironment, params: Mapping[str, str]) -> Endpoints:
+    """Base URLs as Provena derives them: the override, else https://<prefix>.<domain>; then replacements."""
+    missing = missing_params(env, params)
+    if missing:
+        raise ProvenaOpsError(
+            f"environment '{env.name}' needs value(s) for {', '.join(missing)}",
+            hint="pass "
+            + " ".join(f"--param {name}:VALUE" for name in missing)
+            + ", or set them under params:",
+        )
+
+    def finish(url: str) -> str:
+        for replacement in env.replacements:
+            url = url.replace(replacement.key, params[replacement.id])
+        return url.rstrip("/")
+
+    urls = {
+        service: finish(getattr(env, override) or f"https://{prefix}.{env.domain}")
+        for service, (prefix, override) in SERVICES.items()
+    }
+    keycloak = finish(
+        env.keycloak_endpoint_override or f"https://auth.{env.domain}/auth/realms/{env.realm_name}"
+    )
+    return Endpoints(
+        registry=urls.pop("registry"),
+        prov=urls.pop("prov"),
+        jobs=urls.pop("jobs"),
+        search=urls.pop("search"),
+        keycloak=keycloak,
+        others=urls,
+    )

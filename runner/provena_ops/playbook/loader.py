@@ -1,0 +1,258 @@
+"""Playbook file -> validated Playbook, or every problem in it at once: read, parse, template, check."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path as FilePath
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from ..environments import Environments, missing_params, unknown_environment_hint
+from .checks import check_operations
+from .diagnostics import Diagnostic, Path, format_path, sort_key
+from .model import Operation, Playbook
+from .model_errors import diagnostics_from
+from .templating import RESERVED_NAMES, Renderer, TemplateProblem
+from .yaml_source import SourceMap, YamlLoadError, load_yaml, read_text
+
+# Keys read before templating: they configure it, so they cannot use it.
+_UNTEMPLATED = ("version", "vars", "params")
+_OPERATION: TypeAdapter[Operation] = TypeAdapter(Operation)
+
+
+@dataclass
+class LoadedPlaybook:
+    file: str
+    playbook: Playbook | None
+    source: SourceMap | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    # The environment the playbook targets after `--environment`, and the replacement values in force.
+    environment: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    @property
+    def valid(self) -> bool:
+        return self.playbook is not None and not self.errors
+
+
+def load_playbook(
+    path: FilePath,
+    *,
+    environments: Environments | None = None,
+    environment: str | None = None,
+    params: Mapping[str, str] | None = None,
+) -> LoadedPlaybook:
+    """Load and validate offline. `environment` and `params` are the command line's overrides."""
+    with _collector_paused():
+        return _load(path, environments, environment, params)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Loading builds hundreds of thousands of small objects and no cycles; the cyclic GC only slows it."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _load(
+    path: FilePath,
+    environments: Environments | None,
+    environment: str | None,
+    params: Mapping[str, str] | None,
+) -> LoadedPlaybook:
+    file = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return _failed(
+            file, "the file does not exist", "a path to a playbook file", "check the path and the spelling"
+        )
+    except IsADirectoryError:
+        return _failed(file, "this is a directory", "a path to a playbook file", "name a .yaml file in it")
+    except OSError as exc:
+        return _failed(
+            file, f"cannot read the file: {exc.strerror}", "a readable playbook file", "check permissions"
+        )
+    try:
+        loaded = load_yaml(file, read_text(file, raw))
+    except YamlLoadError as exc:
+        return LoadedPlaybook(file, None, None, sorted(exc.diagnostics, key=sort_key))
+    result = validate_data(loaded.data, loaded.source, environments, environment, params or {})
+    result.diagnostics = sorted([*loaded.diagnostics, *result.diagnostics], key=sort_key)
+    if any(d.severity == "error" for d in loaded.diagnostics):
+        result.playbook = None
+    return result
+
+
+def validate_data(
+    data: dict[str, Any],
+    source: SourceMap,
+    environments: Environments | None,
+    environment: str | None,
+    cli_params: Mapping[str, str],
+) -> LoadedPlaybook:
+    found: list[Diagnostic] = []
+
+    def problem(exc: TemplateProblem) -> None:
+        found.append(_at(source, exc.path, exc.message, exc.expected, exc.hint))
+
+    rendered, broken = _render(data, source, cli_params, problem, found)
+    playbook: Playbook | None = None
+    try:
+        playbook = Playbook.model_validate(rendered)
+        operations = list(enumerate(playbook.operations))
+    except ValidationError as exc:
+        found.extend(diagnostics_from(exc, Playbook, rendered, source, skip=broken))
+        operations = _valid_operations(rendered.get("operations"))
+    params = {**_string_params(rendered.get("params")), **cli_params}
+    target = environment or (
+        rendered.get("environment") if isinstance(rendered.get("environment"), str) else None
+    )
+    found.extend(check_operations(operations, source))
+    if environments is not None and target:
+        found.extend(_environment_checks(source, environments, target, environment is not None, params))
+    result = LoadedPlaybook(source.file, playbook, source, found, target, params)
+    if result.errors:
+        result.playbook = None
+    return result
+
+
+def _render(
+    data: dict[str, Any],
+    source: SourceMap,
+    cli_params: Mapping[str, str],
+    problem: Any,
+    found: list[Diagnostic],
+) -> tuple[dict[str, Any], set[Path]]:
+    """Render templates: params first (env only), then vars in order, then the rest of the document."""
+    broken: set[Path] = set()
+    rendered: dict[str, Any] = dict(data)
+
+    def render(renderer: Renderer, value: Any, path: Path) -> Any:
+        try:
+            return renderer.render_tree(value, path)
+        except TemplateProblem as exc:
+            problem(exc)
+            broken.add(exc.path)
+            return value
+
+    raw_params = data.get("params")
+    if isinstance(raw_params, dict):
+        bare = Renderer({}, {})
+        rendered["params"] = {key: render(bare, value, ("params", key)) for key, value in raw_params.items()}
+    params = {**_string_params(rendered.get("params")), **cli_params}
+    raw_vars = data.get("vars")
+    variables: dict[str, Any] = {}
+    if isinstance(raw_vars, dict):
+        for name, value in raw_vars.items():
+            if name in RESERVED_NAMES:
+                found.append(
+                    _at(
+                        source,
+                        ("vars", name),
+                        f"'{name}' is a reserved name in templates",
+                        f"a variable name other than {', '.join(RESERVED_NAMES)}",
+                        "rename the variable",
+                        key=True,
+                    )
+                )
+                broken.add(("vars", name))
+                continue
+            variables[name] = render(Renderer(variables, params), value, ("vars", name))
+        rendered["vars"] = variables
+    renderer = Renderer(variables, params)
+    for key, value in data.items():
+        if key not in _UNTEMPLATED:
+            rendered[key] = render(renderer, value, (key,))
+    return rendered, broken
+
+
+def _valid_operations(raw: Any) -> list[tuple[int, Operation]]:
+    """The operations that validate on their own, so cross-operation checks run despite other errors."""
+    if not isinstance(raw, list):
+        return []
+    valid: list[tuple[int, Operation]] = []
+    for index, item in enumerate(raw):
+        try:
+            valid.append((index, _OPERATION.validate_python(item)))
+        except ValidationError:
+            continue
+    return valid
+
+
+def _string_params(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(key): str(item) for key, item in value.items() if isinstance(item, str | int | float)}
+
+
+def _environment_checks(
+    source: SourceMap, environments: Environments, name: str, from_flag: bool, params: Mapping[str, str]
+) -> list[Diagnostic]:
+    origin = " (from --environment)" if from_flag else ""
+    if name not in environments.envs:
+        return [
+            _at(
+                source,
+                ("environment",),
+                f"environment '{name}'{origin} is not defined in {environments.source}",
+                "the name of an environment in the environments file",
+                unknown_environment_hint(name, environments.names),
+            )
+        ]
+    missing = missing_params(environments.envs[name], params)
+    if not missing:
+        return []
+    return [
+        _at(
+            source,
+            ("params",) if ("params",) in source.values else ("environment",),
+            f"environment '{name}' needs a value for {', '.join(missing)}",
+            f"params: with {', '.join(missing)} (the environment's replacements)",
+            "add "
+            + ", ".join(f"`{m}: ...`" for m in missing)
+            + " under params:, or pass "
+            + " ".join(f"--param {m}:VALUE" for m in missing),
+        )
+    ]
+
+
+def _at(
+    source: SourceMap, path: Path, message: str, expected: str, hint: str, key: bool = False
+) -> Diagnostic:
+    position = source.locate_key(path) if key else source.locate(path)
+    return Diagnostic(
+        file=source.file,
+        line=position.line if position else None,
+        column=position.column if position else None,
+        path=format_path(path),
+        message=message,
+        expected=expected,
+        hint=hint,
+    )
+
+
+def _failed(file: str, message: str, expected: str, hint: str) -> LoadedPlaybook:
+    return LoadedPlaybook(
+        file,
+        None,
+        None,
+        [
+            Diagnostic(
+                file=file, line=None, column=None, path="", message=message, expected=expected, hint=hint
+            )
+        ],
+    )

@@ -1,0 +1,318 @@
+"""Playbook format v1: the pydantic models are the source of truth; schemas/playbook.schema.json is generated.
+
+Design rules: every mapping forbids unknown keys (a misspelt key is an error, never silently ignored);
+operations are a union discriminated by `op`; record references take a handle id, an exact display name or
+a selector, and say which in so many words; values that Provena would reject are rejected here, offline.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from ProvenaInterfaces.ProvenanceModels import TemplatedDataset
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, field_validator, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+HANDLE_PATTERN = r"^[0-9]+(\.[0-9]+)*/[0-9A-Za-z][0-9A-Za-z._-]*$"
+HANDLE_EXAMPLE = "10378.1/1690001"
+
+HandleId = Annotated[
+    str,
+    Field(pattern=HANDLE_PATTERN, description=f"A Provena handle id, e.g. {HANDLE_EXAMPLE}."),
+]
+Text = Annotated[str, Field(min_length=1)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RefBase(Strict):
+    """A record reference: a handle string, or a mapping with exactly one way of naming records."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _string_is_an_id(cls, data: Any) -> Any:
+        return {"id": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        given = [name for name in type(self).model_fields if getattr(self, name) is not None]
+        if len(given) != 1:
+            ways = ", ".join(type(self).model_fields)
+            raise ValueError(f"name the record in exactly one way ({ways}); found {len(given)}")
+        return self
+
+    @property
+    def handle(self) -> str | None:
+        """The handle id when the reference names one record by id, else None (resolved at plan time)."""
+        value = getattr(self, "id", None)
+        return value if isinstance(value, str) else None
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler.resolve_ref_schema(handler(core))
+        schema["minProperties"] = 1
+        schema["maxProperties"] = 1
+        return {
+            "anyOf": [
+                {"type": "string", "pattern": HANDLE_PATTERN, "description": "A handle id."},
+                schema,
+            ],
+            "description": cls.__doc__,
+        }
+
+
+class ModelRunRef(RefBase):
+    """Model runs to act on: a handle id, an exact display name, or a selector the planner expands."""
+
+    id: HandleId | None = None
+    display_name: Text | None = Field(
+        None, description="Exact display name, resolved through search at plan time; must match one run."
+    )
+    linked_to_study: HandleId | None = Field(None, description="Every model run linked to this study.")
+    display_name_matches: Text | None = Field(
+        None, description="Every model run whose display name matches this glob (* ? [abc]), case-sensitive."
+    )
+
+
+class StudyRef(RefBase):
+    """One study: a handle id or an exact display name (resolved at plan time)."""
+
+    id: HandleId | None = None
+    display_name: Text | None = None
+
+
+class ConnectionStrategy(StrEnum):
+    """What happens to a model run linked to a study being deleted (Provena's admin script asks per run)."""
+
+    ABORT = "abort"  # refuse to delete the study while this link exists
+    REMOVE = "remove"  # clear the model run's study link
+    REPLACE = "replace"  # link the model run to the replacement study instead
+
+
+class ModelRunOverride(Strict):
+    """The strategy for one linked model run: a strategy name, or `{replace_with: STUDY}`."""
+
+    strategy: ConnectionStrategy = ConnectionStrategy.REPLACE
+    replace_with: StudyRef | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _string_is_a_strategy(cls, data: Any) -> Any:
+        return {"strategy": data} if isinstance(data, str) else data
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler.resolve_ref_schema(handler(core))
+        return {
+            "anyOf": [{"enum": [strategy.value for strategy in ConnectionStrategy]}, schema],
+            "description": cls.__doc__,
+        }
+
+
+class StudyDeletion(Strict):
+    """One study to delete, with optional strategy settings that override the operation's."""
+
+    id: HandleId | None = None
+    display_name: Text | None = None
+    linked_model_runs: ConnectionStrategy | None = Field(
+        None, description="Strategy for this study's linked model runs (default: the operation's)."
+    )
+    replace_with: StudyRef | None = Field(None, description="The study that `replace` links model runs to.")
+    model_run_overrides: dict[HandleId, ModelRunOverride] = Field(
+        default_factory=dict, description="Per model run strategy, keyed by model run handle id."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _string_is_an_id(cls, data: Any) -> Any:
+        return {"id": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _named_once(self) -> Self:
+        if (self.id is None) == (self.display_name is None):
+            raise ValueError("name the study in exactly one way (id or display_name)")
+        return self
+
+    @property
+    def handle(self) -> str | None:
+        return self.id
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler.resolve_ref_schema(handler(core))
+        schema["oneOf"] = [{"required": ["id"]}, {"required": ["display_name"]}]
+        return {
+            "anyOf": [{"type": "string", "pattern": HANDLE_PATTERN, "description": "A handle id."}, schema],
+            "description": cls.__doc__,
+        }
+
+
+def _step_description() -> Any:
+    return Field(None, description="What this step is for; shown in plans and journals.")
+
+
+class DeleteModelRuns(Strict):
+    """Delete model runs from the provenance graph, then from the registry."""
+
+    op: Literal["delete_model_runs"]
+    model_runs: list[ModelRunRef] = Field(min_length=1)
+    reason: Text | None = Field(None, description="Why; recorded in the journal.")
+    description: str | None = _step_description()
+
+
+class DeleteStudies(Strict):
+    """Delete studies, first dealing with every model run linked to them."""
+
+    op: Literal["delete_studies"]
+    studies: list[StudyDeletion] = Field(min_length=1)
+    linked_model_runs: ConnectionStrategy = Field(
+        ConnectionStrategy.ABORT,
+        description="Default for linked model runs: abort (refuse while links exist), remove or replace.",
+    )
+    replace_with: StudyRef | None = Field(None, description="The study that `replace` links model runs to.")
+    reason: Text | None = Field(
+        None,
+        description="Reason recorded on each model run edit (default: Provena's admin-script wording).",
+    )
+    description: str | None = _step_description()
+
+
+class StrictTemplatedDataset(TemplatedDataset):
+    """Provena's TemplatedDataset, with unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _never_null(schema: dict[str, Any]) -> None:
+    """Schema of a field that may be omitted but not nulled: Provena requires it on every model run."""
+    options = [option for option in schema.pop("anyOf", []) if option.get("type") != "null"]
+    if len(options) == 1:
+        for key, value in options[0].items():
+            schema.setdefault(key, value)
+    elif options:
+        schema["anyOf"] = options
+    schema.pop("default", None)
+
+
+def _replaceable(description: str | None = None) -> Any:
+    return Field(None, description=description, json_schema_extra=_never_null)
+
+
+class ModelRunChanges(Strict):
+    """New values for ModelRunRecord fields; `null` unsets a field Provena lets you unset."""
+
+    display_name: Text | None = _replaceable()
+    description: Text | None = _replaceable()
+    study_id: HandleId | None = Field(None, description="The study to link to; null removes the link.")
+    modeller_id: HandleId | None = _replaceable("Replace the modeller (a person); it cannot be removed.")
+    requesting_organisation_id: HandleId | None = Field(
+        None, description="The requesting organisation; null removes it."
+    )
+    model_version: str | None = None
+    workflow_template_id: HandleId | None = _replaceable()
+    inputs: list[StrictTemplatedDataset] | None = _replaceable()
+    outputs: list[StrictTemplatedDataset] | None = _replaceable()
+    start_time: int | None = _replaceable("Unix seconds.")
+    end_time: int | None = _replaceable("Unix seconds.")
+
+    @field_validator(
+        "display_name",
+        "description",
+        "modeller_id",
+        "workflow_template_id",
+        "inputs",
+        "outputs",
+        "start_time",
+        "end_time",
+        mode="before",
+    )
+    @classmethod
+    def _required_by_provena(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError(REQUIRED_FIELD_REMOVED)
+        return value
+
+    def given(self) -> dict[str, Any]:
+        """Only the fields the playbook spells out (an unset `study_id: null` counts)."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+REQUIRED_FIELD_REMOVED = "Provena requires this field on every model run: it can be replaced but not removed"
+
+
+class AnnotationChanges(Strict):
+    """Key-level edits of a model run's annotations."""
+
+    set: dict[str, str] = Field(default_factory=dict, description="Add or change these keys.")
+    remove: list[Text] = Field(default_factory=list, description="Remove these keys (absent keys are fine).")
+    clear: bool = Field(False, description="Drop every existing annotation first (then apply `set`).")
+
+
+class UpdateModelRuns(Strict):
+    """Edit model-run records through Provena's update job (the web UI's edit form, in bulk)."""
+
+    op: Literal["update_model_runs"]
+    model_runs: list[ModelRunRef] = Field(min_length=1)
+    reason: Text = Field(description="Why; Provena stores it in the record's history.")
+    set: ModelRunChanges = Field(default_factory=ModelRunChanges)
+    annotations: AnnotationChanges = Field(default_factory=AnnotationChanges)
+    description: str | None = _step_description()
+
+
+class LinkStudies(Strict):
+    """Link many model runs to one study (Provena's bulk-link-studies, with a dry run)."""
+
+    op: Literal["link_studies"]
+    study: StudyRef
+    model_runs: list[ModelRunRef] = Field(min_length=1)
+    replace_existing_links: bool = Field(
+        False, description="Allow moving runs already linked to another study (otherwise the plan fails)."
+    )
+    reason: Text | None = Field(
+        None, description="Reason recorded on each edit (default: Provena's wording)."
+    )
+    description: str | None = _step_description()
+
+
+class RelodgeModelRuns(Strict):
+    """Re-lodge model runs' provenance from their registry records (additive: it never removes links)."""
+
+    op: Literal["relodge_model_runs"]
+    model_runs: list[ModelRunRef] = Field(min_length=1)
+    description: str | None = _step_description()
+
+
+Operation = Annotated[
+    DeleteModelRuns | DeleteStudies | UpdateModelRuns | LinkStudies | RelodgeModelRuns,
+    Field(discriminator="op"),
+]
+OPERATION_NAMES = (
+    "delete_model_runs",
+    "delete_studies",
+    "update_model_runs",
+    "link_studies",
+    "relodge_model_runs",
+)
+
+
+class Playbook(Strict):
+    """A reviewed, declarative change to one Provena environment."""
+
+    model_config = ConfigDict(extra="forbid", title="provena-ops playbook")
+
+    version: Literal[1] = Field(description="Playbook format version.")
+    name: Text = Field(description="Short name, shown in plans and journals.")
+    description: str | None = None
+    environment: Text = Field(description="Environment name from environments.json (overridable by flag).")
+    params: dict[str, str] = Field(
+        default_factory=dict,
+        description="Values for the environment's replacements (like Provena's --param id:value).",
+    )
+    vars: dict[str, Any] = Field(
+        default_factory=dict, description="Values for {{ templating }} in this file."
+    )
+    operations: list[Operation] = Field(min_length=1)

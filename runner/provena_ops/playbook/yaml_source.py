@@ -1,0 +1,397 @@
+"""YAML that remembers where every key and value came from, and refuses YAML's footguns.
+
+Errors must point at the user's file and line, so the loader keeps a position for every node. It composes
+with libyaml (fast enough for 10,000-operation playbooks) and builds plain Python values itself, which is
+where duplicate keys, custom tags, recursive aliases and alias bombs are caught.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import yaml
+
+from .diagnostics import Diagnostic, Path, format_path
+
+# Big enough for tens of thousands of listed records, small enough that a stray data file is refused fast.
+MAX_BYTES = 10 * 1024 * 1024
+# Aliases share nodes; expanding them could build exponentially many values (the "billion laughs").
+MAX_NODES = 2_000_000
+
+_SCALAR_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
+_STR_TAG = "tag:yaml.org,2002:str"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_QUOTING_HINT = (
+    "check the indentation and quoting here; values that contain ': ' or ' #', or start with "
+    "'*', '&', '!', '%', '@', '{' or '[', need quotes"
+)
+
+
+class Position(NamedTuple):
+    line: int  # 1-based, as editors count
+    column: int  # 1-based
+
+
+@dataclass
+class SourceMap:
+    """Where each value (and each mapping key) of a loaded document sits in its file."""
+
+    file: str
+    values: dict[Path, Position] = field(default_factory=dict)
+    keys: dict[Path, Position] = field(default_factory=dict)
+    # Unquoted scalars YAML read as something other than a string (`no` -> false, `1.10` -> 1.1).
+    plain_non_strings: dict[Path, str] = field(default_factory=dict)
+
+    def locate(self, path: Path) -> Position | None:
+        """The position of `path`, or of its nearest ancestor that the file spells out."""
+        for end in range(len(path), -1, -1):
+            found = self.values.get(path[:end])
+            if found is not None:
+                return found
+        return None
+
+    def locate_key(self, path: Path) -> Position | None:
+        return self.keys.get(path) or self.locate(path)
+
+
+@dataclass
+class LoadedYaml:
+    data: Any
+    source: SourceMap
+    diagnostics: list[Diagnostic]
+
+
+class YamlLoadError(Exception):
+    """The file cannot be read as one YAML mapping at all; nothing after loading can run."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        super().__init__(diagnostics[0].message)
+        self.diagnostics = diagnostics
+
+
+def read_text(file: str, raw: bytes) -> str:
+    """Decode a playbook's bytes, refusing binary and oversized files with a precise reason."""
+    if len(raw) > MAX_BYTES:
+        raise YamlLoadError(
+            [
+                _diag(
+                    file,
+                    None,
+                    f"the file is {len(raw) / 1024 / 1024:.1f} MB; playbooks are limited to "
+                    f"{MAX_BYTES // 1024 // 1024} MB",
+                    "a YAML playbook of a few hundred kilobytes at most",
+                    "split it into several playbooks, or target many model runs with one selector "
+                    "(linked_to_study, display_name_matches) instead of listing them",
+                )
+            ]
+        )
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise YamlLoadError(
+            [
+                _diag(
+                    file,
+                    _position_of_offset(raw, nul),
+                    f"this is not a text file (NUL byte at offset {nul})",
+                    "a UTF-8 YAML text file",
+                    "check the path: it points at binary data, not at a playbook",
+                )
+            ]
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise YamlLoadError(
+            [
+                _diag(
+                    file,
+                    _position_of_offset(raw, exc.start),
+                    f"the file is not UTF-8 text (invalid byte 0x{raw[exc.start]:02x})",
+                    "a UTF-8 YAML text file",
+                    "re-save the file as UTF-8",
+                )
+            ]
+        ) from None
+
+
+def load_yaml(file: str, text: str) -> LoadedYaml:
+    """Parse one YAML document into plain values plus a source map; the root must be a mapping."""
+    tabs = list(_tab_indentation(file, text))
+    if tabs:
+        raise YamlLoadError(tabs)
+    loader = _SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        raise YamlLoadError([_syntax_diagnostic(file, exc)]) from None
+    except yaml.YAMLError as exc:  # unmarked reader errors: unprintable characters and the like
+        raise YamlLoadError(
+            [_diag(file, None, f"the file is not valid YAML: {exc}", "valid YAML", _QUOTING_HINT)]
+        ) from None
+    finally:
+        loader.dispose()
+    if node is None:
+        raise YamlLoadError(
+            [
+                _diag(
+                    file,
+                    Position(1, 1),
+                    "the file is empty",
+                    "a mapping with version, name, environment and operations",
+                    "start from one of the examples in playbooks/examples/",
+                )
+            ]
+        )
+    if not isinstance(node, yaml.MappingNode):
+        raise YamlLoadError(
+            [
+                _diag(
+                    file,
+                    _pos(node),
+                    f"the top level of a playbook must be a mapping (key: value), found {_kind(node)}",
+                    "a mapping with version, name, environment and operations",
+                    "start the file with `version: 1` and `name: ...` at column 1, not with '- ' or a value",
+                )
+            ]
+        )
+    builder = _Builder(file, loader)
+    if _expanded_size(node, {}, set()) > MAX_NODES:
+        raise YamlLoadError(
+            [
+                _diag(
+                    file,
+                    Position(1, 1),
+                    f"aliases expand to more than {MAX_NODES:,} values",
+                    "a playbook whose anchors and aliases expand to a reasonable size",
+                    "use vars and templating, or fewer nested aliases",
+                )
+            ]
+        )
+    data = builder.build(node, ())
+    return LoadedYaml(data, builder.source, builder.diagnostics)
+
+
+class _Builder:
+    def __init__(self, file: str, loader: yaml.SafeLoader) -> None:
+        self.source = SourceMap(file)
+        self.diagnostics: list[Diagnostic] = []
+        self.loader = loader
+        self.count = 0
+        self.in_progress: set[int] = set()
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise YamlLoadError(
+                [
+                    _diag(
+                        self.source.file,
+                        _pos(node),
+                        f"aliases expand to more than {MAX_NODES:,} values",
+                        "a playbook whose anchors and aliases expand to a reasonable size",
+                        "use vars and templating, or fewer nested aliases",
+                    )
+                ]
+            )
+        self.source.values[path] = _pos(node)
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, path)
+        if id(node) in self.in_progress:
+            raise YamlLoadError(
+                [
+                    _diag(
+                        self.source.file,
+                        _pos(node),
+                        "an alias refers to the mapping or list that contains it",
+                        "aliases to complete values",
+                        "remove the recursive alias",
+                    )
+                ]
+            )
+        self.in_progress.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                self._refuse_custom_tag(node, "tag:yaml.org,2002:seq")
+                return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+            assert isinstance(node, yaml.MappingNode)
+            self._refuse_custom_tag(node, "tag:yaml.org,2002:map")
+            return self._mapping(node, path)
+        finally:
+            self.in_progress.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        explicit: dict[str, Position] = {}
+        merged: list[yaml.Node] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                merged.extend(value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node])
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.diagnostics.append(
+                    _diag(
+                        self.source.file,
+                        _pos(key_node),
+                        f"a mapping key must be a plain value, found {_kind(key_node)}",
+                        "a key such as `name:`",
+                        "write the key as text followed by ': '",
+                    )
+                )
+                continue
+            key = str(key_node.value)
+            key_position = _pos(key_node)
+            if key in explicit:
+                first = explicit[key]
+                self.diagnostics.append(
+                    _diag(
+                        self.source.file,
+                        key_position,
+                        f"duplicate key '{key}' (first given at line {first.line})",
+                        "each key once per mapping",
+                        "remove one of the two, or merge their contents",
+                        path=format_path((*path, key)),
+                    )
+                )
+            explicit[key] = key_position
+            self.source.keys[(*path, key)] = key_position
+            result[key] = self.build(value_node, (*path, key))
+        for source in merged:  # `<<: *defaults`: explicit keys win, as YAML specifies
+            if not isinstance(source, yaml.MappingNode):
+                self.diagnostics.append(
+                    _diag(
+                        self.source.file,
+                        _pos(source),
+                        f"`<<` merges mappings only, found {_kind(source)}",
+                        "`<<: *anchor_of_a_mapping`",
+                        "point the merge key at an anchored mapping",
+                    )
+                )
+                continue
+            for key, value in self._mapping(source, path).items():
+                result.setdefault(key, value)
+        return result
+
+    def _scalar(self, node: yaml.ScalarNode, path: Path) -> Any:
+        if node.tag == _TIMESTAMP_TAG:
+            return node.value  # keep dates as written; no field takes a datetime
+        if node.tag == _STR_TAG:
+            return node.value
+        if node.tag not in _SCALAR_TAGS:
+            self._refuse_custom_tag(node, "tag:yaml.org,2002:str")
+            return node.value
+        value = self.loader.construct_object(node)
+        if not node.style and not isinstance(value, str):  # libyaml: '' for plain, PyYAML: None
+            self.source.plain_non_strings[path] = str(node.value)
+        return value
+
+    def _refuse_custom_tag(self, node: yaml.Node, default: str) -> None:
+        if node.tag != default:
+            self.diagnostics.append(
+                _diag(
+                    self.source.file,
+                    _pos(node),
+                    f"YAML tags are not allowed here ({node.tag})",
+                    "plain YAML values",
+                    "remove the tag; playbooks hold data only",
+                )
+            )
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], active: set[int]) -> int:
+    """How many values the document holds once aliases are expanded, counted without expanding them."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    if isinstance(node, yaml.ScalarNode):
+        return 1
+    if id(node) in active:
+        return 1  # a recursive alias: the builder reports it with its position
+    active.add(id(node))
+    children = node.value if isinstance(node, yaml.SequenceNode) else [v for pair in node.value for v in pair]
+    total = 1
+    for child in children:
+        total += _expanded_size(child, sizes, active)
+        if total > MAX_NODES:
+            break
+    active.discard(id(node))
+    sizes[id(node)] = total
+    return total
+
+
+def _tab_indentation(file: str, text: str) -> Iterator[Diagnostic]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        indent = line[: len(line) - len(line.lstrip(" \t"))]
+        if "\t" in indent:
+            yield _diag(
+                file,
+                Position(number, indent.index("\t") + 1),
+                "a tab character in the indentation",
+                "indentation with spaces",
+                "YAML indents with spaces only: replace the tab with spaces (two per level is usual)",
+            )
+
+
+def _syntax_diagnostic(file: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
+    mark = exc.problem_mark or exc.context_mark
+    position = Position(mark.line + 1, mark.column + 1) if mark is not None else None
+    problem = exc.problem or "invalid YAML"
+    if problem.startswith("found undefined alias"):
+        alias = problem.removeprefix("found undefined alias").strip().strip("'")
+        return _diag(
+            file,
+            position,
+            f"the alias *{alias} refers to an anchor that is not defined",
+            f"an anchor `&{alias}` earlier in the file",
+            f"define `&{alias}` on the value to reuse before using `*{alias}`, or write the value out",
+        )
+    if "expected a single document" in (exc.context or ""):
+        return _diag(
+            file,
+            position,
+            "the file holds more than one YAML document",
+            "one playbook per file",
+            "remove the `---` separator, or split the documents into separate files",
+        )
+    context = f" ({exc.context})" if exc.context else ""
+    return _diag(file, position, f"YAML syntax error: {problem}{context}", "valid YAML", _QUOTING_HINT)
+
+
+def _diag(
+    file: str, position: Position | None, message: str, expected: str, hint: str, path: str = ""
+) -> Diagnostic:
+    return Diagnostic(
+        file=file,
+        line=position.line if position else None,
+        column=position.column if position else None,
+        path=path,
+        message=message,
+        expected=expected,
+        hint=hint,
+    )
+
+
+def _pos(node: yaml.Node) -> Position:
+    return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _position_of_offset(raw: bytes, offset: int) -> Position:
+    line_start = raw.rfind(b"\n", 0, offset) + 1
+    return Position(raw.count(b"\n", 0, offset) + 1, offset - line_start + 1)
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    return f"the value {node.value!r}"

@@ -1,0 +1,98 @@
+"""The checked-in schema matches the models, and every example playbook is valid by both."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from provena_ops import api
+from provena_ops.environments import load_environments
+from provena_ops.playbook.model import OPERATION_NAMES, ModelRunChanges
+from provena_ops.playbook.schema import render_schema
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((REPO / "playbooks" / "examples").glob("*.yaml"))
+
+
+def test_checked_in_playbook_schema_is_up_to_date() -> None:
+    checked_in = (REPO / "schemas" / "playbook.schema.json").read_text()
+    assert checked_in == render_schema("playbook"), (
+        "schemas/playbook.schema.json is stale: regenerate it with "
+        "`provena-ops schema playbook > schemas/playbook.schema.json`"
+    )
+
+
+def test_schema_is_a_valid_draft_2020_12_schema() -> None:
+    jsonschema.Draft202012Validator.check_schema(json.loads(render_schema("playbook")))
+
+
+def test_there_is_an_example_per_operation() -> None:
+    used = set()
+    for example in EXAMPLES:
+        used |= {operation["op"] for operation in yaml.safe_load(example.read_text())["operations"]}
+    assert used == set(OPERATION_NAMES)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[example.stem for example in EXAMPLES])
+def test_example_is_valid_and_editor_ready(example: Path) -> None:
+    text = example.read_text()
+    assert text.startswith("# yaml-language-server: $schema=../../schemas/playbook.schema.json\n")
+    [loaded] = api.validate(
+        [example], environments=load_environments(REPO / "environments" / "environments.json")
+    )
+    assert loaded.valid and not loaded.diagnostics, [d.render() for d in loaded.diagnostics]
+    schema = json.loads(render_schema("playbook"))
+    jsonschema.validate(yaml.safe_load(text), schema)  # what an editor checks, before templating
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"version": 1, "name": "x", "environment": "sandbox", "operations": []},
+        {"version": 1, "name": "x", "environment": "sandbox", "operations": [{"op": "delete_study"}]},
+        {
+            "version": 1,
+            "name": "x",
+            "environment": "sandbox",
+            "operations": [{"op": "delete_model_runs", "model_runs": ["10378.1-123"]}],
+        },
+        {
+            "version": 1,
+            "name": "x",
+            "environment": "sandbox",
+            "operations": [
+                {
+                    "op": "update_model_runs",
+                    "reason": "r",
+                    "model_runs": ["10378.1/1"],
+                    "set": {"modeller_id": None},
+                }
+            ],
+        },
+        {
+            "version": 1,
+            "name": "x",
+            "environment": "sandbox",
+            "operations": [
+                {"op": "delete_model_runs", "model_runs": [{"id": "10378.1/1", "display_name": "a"}]}
+            ],
+        },
+    ],
+)
+def test_schema_rejects_what_the_models_reject(document: dict[str, object]) -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, json.loads(render_schema("playbook")))
+
+
+def test_every_model_run_record_field_can_be_edited() -> None:
+    from ProvenaInterfaces.ProvenanceModels import AssociationInfo, ModelRunRecord
+
+    editable = set(ModelRunChanges.model_fields)
+    expected = (set(ModelRunRecord.model_fields) - {"associations", "annotations"}) | set(
+        AssociationInfo.model_fields
+    )
+    assert editable == expected  # annotations have their own key-level block
