@@ -134,7 +134,7 @@ def test_environment_flag_overrides_the_playbook_and_is_named_when_unknown(tmp_p
     path.write_text(HEADER + "operations:\n  - op: relodge_model_runs\n    model_runs: [10378.1/1]\n")
     loaded = load_playbook(path, environments=load_environments(cwd=tmp_path), environment="prod")
     message = only_error(loaded)
-    assert "environment 'prod' (from --environment) is not defined in built-in" in message
+    assert "'prod' (from --environment) is not defined in built-in" in message
     assert "known environments: sandbox" in message
 
 
@@ -156,3 +156,16 @@ def test_warnings_do_not_make_a_playbook_invalid(tmp_path: Path) -> None:
     assert warning.severity == "warning"
     assert (warning.line, warning.column) == (6, 29)  # the second, repeated entry
     assert "model run 10378.1/1 is listed twice in this operation" in warning.message
+
+
+def test_numeric_params_are_text_as_replacements_are(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        HEADER.replace("sandbox", "feature")
+        + "params: {feature_number: 42}\n"
+        + "operations:\n  - op: relodge_model_runs\n    model_runs: [10378.1/1]\n"
+    )
+    environments = load_environments(Path(__file__).parent / "corpus" / "environments.json")
+    loaded = load_playbook(path, environments=environments)
+    assert loaded.valid, [d.render() for d in loaded.diagnostics]
+    assert loaded.params == {"feature_number": "42"}

@@ -96,3 +96,18 @@ def test_every_model_run_record_field_can_be_edited() -> None:
         AssociationInfo.model_fields
     )
     assert editable == expected  # annotations have their own key-level block
+
+
+def _doc_operation_blocks() -> list[str]:
+    text = (REPO / "docs" / "playbooks.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in text.split("```yaml\n")[1:]]
+    return [block for block in blocks if block.startswith("- op:")]
+
+
+@pytest.mark.parametrize("block", _doc_operation_blocks())
+def test_every_operation_example_in_the_docs_is_valid(block: str, tmp_path: Path) -> None:
+    indented = "".join(f"  {line}\n" for line in block.splitlines())
+    path = tmp_path / "doc.yaml"
+    path.write_text(f"version: 1\nname: doc\nenvironment: sandbox\noperations:\n{indented}")
+    [loaded] = api.validate([path], environments=load_environments(cwd=tmp_path))
+    assert loaded.valid, [d.render() for d in loaded.diagnostics]

@@ -32,7 +32,7 @@ def ref_key(ref: ModelRunRef | StudyRef | StudyDeletion) -> str | None:
     if ref.id is not None:
         return ref.id
     if ref.display_name is not None:
-        return f"display name {ref.display_name!r}"
+        return f"named {ref.display_name!r}"
     return None
 
 
@@ -112,6 +112,7 @@ class _Checker:
 
     def _delete_studies(self, base: Path, index: int, operation: DeleteStudies) -> None:
         op_replacement_used = False
+        op_strategy_reported = False
         for position, study in enumerate(operation.studies):
             path: Path = (*base, "studies", position)
             strategy = study.linked_model_runs or operation.linked_model_runs
@@ -122,7 +123,7 @@ class _Checker:
                 override_path: Path = (*path, "model_run_overrides", run_id)
                 if override.strategy is not ConnectionStrategy.REPLACE and override.replace_with is not None:
                     self.error(
-                        override_path,
+                        (*override_path, "replace_with"),
                         f"replace_with is given but the strategy is '{override.strategy.value}'",
                         "a replacement only with strategy replace",
                         "drop replace_with, or drop the strategy (replace_with alone means replace)",
@@ -146,12 +147,15 @@ class _Checker:
                     self._check_replacement(study, own, override_path)
                 self._use(run_id, _Use(override_path, index, "relink", study=ref_key(own) if own else None))
             if strategy is ConnectionStrategy.REPLACE and replacement is None:
-                self.error(
-                    path,
-                    "linked_model_runs is 'replace' but no replacement study is named",
-                    "replace_with: <study id>, on this study or on the operation",
-                    "name the study to link the model runs to, or choose `linked_model_runs: remove`",
-                )
+                own_strategy = study.linked_model_runs is not None
+                if own_strategy or not op_strategy_reported:
+                    self.error(
+                        (*path, "linked_model_runs") if own_strategy else (*base, "linked_model_runs"),
+                        "linked_model_runs is 'replace' but no replacement study is named",
+                        "replace_with: <study id>, on this study or on the operation",
+                        "name the study to link the model runs to, or choose `linked_model_runs: remove`",
+                    )
+                    op_strategy_reported = op_strategy_reported or not own_strategy
             if replacement is not None:
                 if needs_replacement:
                     self._check_replacement(study, replacement, replacement_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any
@@ -13,7 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..environments import Environments, missing_params, unknown_environment_hint
 from .checks import check_operations
-from .diagnostics import Diagnostic, Path, format_path, sort_key
+from .diagnostics import Diagnostic, Path, did_you_mean, format_path, sort_key
 from .model import Operation, Playbook
 from .model_errors import diagnostics_from
 from .templating import RESERVED_NAMES, Renderer, TemplateProblem
@@ -105,17 +105,14 @@ def validate_data(
     cli_params: Mapping[str, str],
 ) -> LoadedPlaybook:
     found: list[Diagnostic] = []
-
-    def problem(exc: TemplateProblem) -> None:
-        found.append(_at(source, exc.path, exc.message, exc.expected, exc.hint))
-
-    rendered, broken = _render(data, source, cli_params, problem, found)
+    rendered, broken, native = _render(data, source, cli_params, found)
     playbook: Playbook | None = None
     try:
         playbook = Playbook.model_validate(rendered)
         operations = list(enumerate(playbook.operations))
     except ValidationError as exc:
-        found.extend(diagnostics_from(exc, Playbook, rendered, source, skip=broken))
+        skip = broken | source.rejected
+        found.extend(diagnostics_from(exc, Playbook, rendered, source, skip=skip, templated=native))
         operations = _valid_operations(rendered.get("operations"))
     params = {**_string_params(rendered.get("params")), **cli_params}
     target = environment or (
@@ -123,7 +120,12 @@ def validate_data(
     )
     found.extend(check_operations(operations, source))
     if environments is not None and target:
-        found.extend(_environment_checks(source, environments, target, environment is not None, params))
+        declared_params = _string_params(rendered.get("params"))
+        found.extend(
+            _environment_checks(
+                source, environments, target, environment is not None, params, declared_params
+            )
+        )
     result = LoadedPlaybook(source.file, playbook, source, found, target, params)
     if result.errors:
         result.playbook = None
@@ -134,28 +136,26 @@ def _render(
     data: dict[str, Any],
     source: SourceMap,
     cli_params: Mapping[str, str],
-    problem: Any,
     found: list[Diagnostic],
-) -> tuple[dict[str, Any], set[Path]]:
-    """Render templates: params first (env only), then vars in order, then the rest of the document."""
-    broken: set[Path] = set()
+) -> tuple[dict[str, Any], set[Path], dict[Path, str]]:
+    """Render templates: params first (env only), then vars in order, then the rest of the document.
+
+    Returns the rendered document, the paths of strings that failed (reported already), and the paths
+    whose whole-string template produced a non-string value.
+    """
+    problems: list[TemplateProblem] = []
     rendered: dict[str, Any] = dict(data)
-
-    def render(renderer: Renderer, value: Any, path: Path) -> Any:
-        try:
-            return renderer.render_tree(value, path)
-        except TemplateProblem as exc:
-            problem(exc)
-            broken.add(exc.path)
-            return value
-
+    native: dict[Path, str] = {}
     raw_params = data.get("params")
     if isinstance(raw_params, dict):
         bare = Renderer({}, {})
-        rendered["params"] = {key: render(bare, value, ("params", key)) for key, value in raw_params.items()}
+        rendered["params"] = {
+            key: bare.render_tree(value, ("params", key), problems) for key, value in raw_params.items()
+        }
     params = {**_string_params(rendered.get("params")), **cli_params}
     raw_vars = data.get("vars")
     variables: dict[str, Any] = {}
+    reserved: set[Path] = set()
     if isinstance(raw_vars, dict):
         for name, value in raw_vars.items():
             if name in RESERVED_NAMES:
@@ -165,19 +165,23 @@ def _render(
                         ("vars", name),
                         f"'{name}' is a reserved name in templates",
                         f"a variable name other than {', '.join(RESERVED_NAMES)}",
-                        "rename the variable",
+                        f"rename the variable; {{{{ {name} }}}} always means the built-in {name}",
                         key=True,
                     )
                 )
-                broken.add(("vars", name))
+                reserved.add(("vars", name))
                 continue
-            variables[name] = render(Renderer(variables, params), value, ("vars", name))
+            renderer = Renderer(variables, params)
+            variables[name] = renderer.render_tree(value, ("vars", name), problems)
         rendered["vars"] = variables
     renderer = Renderer(variables, params)
     for key, value in data.items():
         if key not in _UNTEMPLATED:
-            rendered[key] = render(renderer, value, (key,))
-    return rendered, broken
+            rendered[key] = renderer.render_tree(value, (key,), problems)
+    native.update(renderer.native)
+    for problem in problems:
+        found.append(_at(source, problem.path, problem.message, problem.expected, problem.hint))
+    return rendered, {problem.path for problem in problems} | reserved, native
 
 
 def _valid_operations(raw: Any) -> list[tuple[int, Operation]]:
@@ -200,7 +204,12 @@ def _string_params(value: Any) -> dict[str, str]:
 
 
 def _environment_checks(
-    source: SourceMap, environments: Environments, name: str, from_flag: bool, params: Mapping[str, str]
+    source: SourceMap,
+    environments: Environments,
+    name: str,
+    from_flag: bool,
+    params: Mapping[str, str],
+    playbook_params: Collection[str],
 ) -> list[Diagnostic]:
     origin = " (from --environment)" if from_flag else ""
     if name not in environments.envs:
@@ -208,15 +217,30 @@ def _environment_checks(
             _at(
                 source,
                 ("environment",),
-                f"environment '{name}'{origin} is not defined in {environments.source}",
+                f"'{name}'{origin} is not defined in {environments.source}",
                 "the name of an environment in the environments file",
                 unknown_environment_hint(name, environments.names),
             )
         ]
-    missing = missing_params(environments.envs[name], params)
+    env = environments.envs[name]
+    missing = missing_params(env, params)
+    known = [replacement.id for replacement in env.replacements]
+    unused = [
+        _at(
+            source,
+            ("params", param),
+            f"'{param}' is not a replacement of environment '{name}'",
+            f"one of: {', '.join(known)}" if known else "no params (this environment has no replacements)",
+            f"did you mean '{suggestion}'?" if (suggestion := did_you_mean(param, known)) else "remove it",
+            key=True,
+        ).model_copy(update={"severity": "warning"})
+        for param in playbook_params
+        if param not in known
+    ]
     if not missing:
-        return []
+        return unused
     return [
+        *unused,
         _at(
             source,
             ("params",) if ("params",) in source.values else ("environment",),
@@ -226,7 +250,7 @@ def _environment_checks(
             + ", ".join(f"`{m}: ...`" for m in missing)
             + " under params:, or pass "
             + " ".join(f"--param {m}:VALUE" for m in missing),
-        )
+        ),
     ]
 
 

@@ -11,7 +11,15 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
 from ProvenaInterfaces.ProvenanceModels import TemplatedDataset
-from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
@@ -40,9 +48,13 @@ class RefBase(Strict):
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
         given = [name for name in type(self).model_fields if getattr(self, name) is not None]
-        if len(given) != 1:
-            ways = ", ".join(type(self).model_fields)
-            raise ValueError(f"name the record in exactly one way ({ways}); found {len(given)}")
+        ways = ", ".join(type(self).model_fields)
+        if len(given) > 1:
+            raise ValueError(
+                f"name the record in exactly one way ({ways}); {' and '.join(given)} are both given"
+            )
+        if not given:
+            raise ValueError(f"name the record in exactly one way ({ways}); none is given")
         return self
 
     @property
@@ -299,6 +311,11 @@ OPERATION_NAMES = (
 )
 
 
+def _number_as_text(value: Any) -> Any:
+    """`feature_number: 42` means the text "42": replacement values are substituted into URLs."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
 class Playbook(Strict):
     """A reviewed, declarative change to one Provena environment."""
 
@@ -308,7 +325,7 @@ class Playbook(Strict):
     name: Text = Field(description="Short name, shown in plans and journals.")
     description: str | None = None
     environment: Text = Field(description="Environment name from environments.json (overridable by flag).")
-    params: dict[str, str] = Field(
+    params: dict[str, Annotated[str, BeforeValidator(_number_as_text)]] = Field(
         default_factory=dict,
         description="Values for the environment's replacements (like Provena's --param id:value).",
     )

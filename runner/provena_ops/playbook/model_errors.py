@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, NamedTuple, Protocol, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from .diagnostics import Diagnostic, Path, did_you_mean, format_path, one_of
-from .model import HANDLE_EXAMPLE, HANDLE_PATTERN, OPERATION_NAMES
+from .model import (
+    HANDLE_EXAMPLE,
+    HANDLE_PATTERN,
+    OPERATION_NAMES,
+    REQUIRED_FIELD_REMOVED,
+    RefBase,
+    StudyDeletion,
+)
 from .yaml_source import Position, SourceMap
 
 _TYPE_NAMES = {
@@ -42,42 +50,90 @@ def diagnostics_from(
     data: Any,
     source: SourceMap,
     skip: Collection[Path] = (),
+    templated: Mapping[Path, str] | None = None,
 ) -> list[Diagnostic]:
-    """One diagnostic per pydantic error, deduplicated, skipping paths already reported elsewhere."""
-    seen: set[tuple[str, str]] = set()
+    """One diagnostic per pydantic error, deduplicated, skipping paths already reported elsewhere.
+
+    `templated` maps paths whose whole-string template produced a list, mapping or number to the
+    template text: errors inside such a value are reported at the template, where the user can act.
+    """
+    errors = error.errors(include_url=False)
+    missing = {(_walk(e["loc"], data).path, str(e["loc"][-1])) for e in errors if e["type"] == "missing"}
+    misspelt: set[tuple[Path, str]] = set()
     found: list[Diagnostic] = []
-    for details in error.errors(include_url=False):
-        diagnostic = _diagnostic(details, root, data, source)
-        if diagnostic is None or any(_within(_path_of(details, data), bad) for bad in skip):
+    seen: set[tuple[str, str]] = set()
+    for details in errors:
+        walked = _walk(details["loc"], data)
+        if any(_within(walked.path, bad) for bad in skip):
             continue
+        diagnostic = _diagnostic(details, walked, root, source, missing, misspelt)
+        for origin, template in (templated or {}).items():
+            if _within(walked.path, origin):
+                diagnostic = _at_template(diagnostic, origin, template, source, walked.path == origin)
+                break
         key = (diagnostic.path, diagnostic.message)
         if key not in seen:
             seen.add(key)
             found.append(diagnostic)
-    return found
+    # A misspelt required key already says "did you mean 'operations'?": its "missing" twin is noise.
+    return [d for d in found if not (d.message.startswith("missing required key") and _twin(d, misspelt))]
+
+
+def _twin(diagnostic: Diagnostic, misspelt: set[tuple[Path, str]]) -> bool:
+    return any(format_path((*parent, key)) == diagnostic.path for parent, key in misspelt)
+
+
+def _at_template(
+    diagnostic: Diagnostic, origin: Path, template: str, source: SourceMap, whole: bool
+) -> Diagnostic:
+    position = source.locate(origin)
+    hint = diagnostic.hint
+    if whole:
+        hint = (
+            f"{template} is the whole value, so it keeps the variable's type; "
+            "use {{ name | string }} for text, or check the variable's value under vars:"
+        )
+    return diagnostic.model_copy(
+        update={
+            "line": position.line if position else None,
+            "column": position.column if position else None,
+            "path": format_path(origin),
+            "message": f"{diagnostic.message} (in the value of {template})",
+            "hint": hint,
+        }
+    )
 
 
 def _within(path: Path, ancestor: Path) -> bool:
     return path[: len(ancestor)] == ancestor
 
 
-def _path_of(details: ErrorDetails, data: Any) -> Path:
-    return _walk(details["loc"], data)[0]
+class _Make(Protocol):
+    def __call__(self, message: str, expected: str, hint: str) -> Diagnostic: ...
 
 
-def _walk(loc: tuple[int | str, ...], data: Any) -> tuple[Path, Any, tuple[int | str, ...]]:
-    """Follow a pydantic location through the data: (user path, value reached, unconsumed parts)."""
+class _Walked(NamedTuple):
+    path: Path  # the key path as written in the file
+    value: Any  # the value found there
+    rest: tuple[int | str, ...]  # location parts with no node in the file (a missing key)
+    is_key: bool  # the error is about a mapping key, not its value
+
+
+def _walk(loc: tuple[int | str, ...], data: Any) -> _Walked:
+    """Follow a pydantic location through the data to the node the user wrote."""
     path: list[str | int] = []
     current = data
     for index, part in enumerate(loc):
+        if part == "[key]" and path:
+            return _Walked(tuple(path), path[-1], tuple(loc[index + 1 :]), True)
         if _has(current, part):
             path.append(part)
             current = current[part]
-        elif isinstance(current, dict) and (part == current.get("op") or part == "[key]"):
-            continue  # a union tag or pydantic's marker for a dict key: no node in the file
+        elif isinstance(current, dict) and part == current.get("op"):
+            continue  # a union tag: no node in the file
         else:
-            return tuple(path), current, tuple(loc[index:])
-    return tuple(path), current, ()
+            return _Walked(tuple(path), current, tuple(loc[index:]), False)
+    return _Walked(tuple(path), current, (), False)
 
 
 def _has(container: Any, part: int | str) -> bool:
@@ -86,14 +142,33 @@ def _has(container: Any, part: int | str) -> bool:
     return isinstance(container, list) and isinstance(part, int) and 0 <= part < len(container)
 
 
+# What a required ModelRunRecord field takes, when a playbook tries to null it.
+_REPLACEMENTS = {
+    "display_name": "a new display name",
+    "description": "a new description",
+    "modeller_id": f"a person's handle id, e.g. {HANDLE_EXAMPLE}",
+    "workflow_template_id": "a workflow template's handle id",
+    "inputs": "a list of input datasets ([] for none)",
+    "outputs": "a list of output datasets ([] for none)",
+    "start_time": "a start time in Unix seconds",
+    "end_time": "an end time in Unix seconds",
+}
+
+
 def _diagnostic(
-    details: ErrorDetails, root: type[BaseModel], data: Any, source: SourceMap
-) -> Diagnostic | None:
+    details: ErrorDetails,
+    walked: _Walked,
+    root: type[BaseModel],
+    source: SourceMap,
+    missing: set[tuple[Path, str]],
+    misspelt: set[tuple[Path, str]],
+) -> Diagnostic:
     kind = details["type"]
     loc = details["loc"]
-    path, value, rest = _walk(loc, data)
-    position = source.locate(path)
+    path, value = walked.path, walked.value
+    position = source.locate_key(path) if walked.is_key else source.locate(path)
     ctx = details.get("ctx", {})
+    written = source.plain_non_strings.get(path)
 
     def make(
         message: str, expected: str, hint: str, at: Path = path, where: Position | None = None
@@ -112,23 +187,30 @@ def _diagnostic(
     if kind == "extra_forbidden":
         key = str(path[-1]) if path else str(loc[-1])
         allowed = _allowed_keys(root, loc[:-1])
-        suggestion = did_you_mean(key, allowed)
+        suggestion = _closest_key(key, allowed)
+        parent = path[:-1]
+        if suggestion and (parent, suggestion) in missing:
+            misspelt.add((parent, suggestion))
+            return make(
+                f"unknown key '{key}'",
+                f"the required key '{suggestion}'",
+                f"did you mean '{suggestion}'?",
+                where=source.locate_key(path),
+            )
         return make(
             f"unknown key '{key}'",
             f"one of the keys {one_of(allowed)}" if allowed else "no further keys",
-            f"did you mean '{suggestion}'?"
-            if suggestion
-            else "remove it, or check the documentation in docs/playbooks.md",
+            f"did you mean '{suggestion}'?" if suggestion else "remove it; docs/playbooks.md lists every key",
             where=source.locate_key(path),
         )
     if kind == "missing":
-        missing = str(rest[-1]) if rest else str(loc[-1])
+        name = str(walked.rest[-1]) if walked.rest else str(loc[-1])
         description = _field_description(root, loc)
         return make(
-            f"missing required key '{missing}'",
-            f"`{missing}:` here" + (f" ({description})" if description else ""),
-            f"add `{missing}: ...` to this mapping",
-            at=(*path, missing),
+            f"missing required key '{name}'",
+            f"`{name}:` here" + (f" ({description})" if description else ""),
+            f"add `{name}: ...` to this mapping",
+            at=(*path, name),
         )
     if kind == "union_tag_invalid":
         tag = str(ctx.get("tag", value.get("op") if isinstance(value, dict) else ""))
@@ -136,9 +218,7 @@ def _diagnostic(
         return make(
             f"unknown operation '{tag}'",
             f"op: {one_of(OPERATION_NAMES)}",
-            f"did you mean '{suggestion}'?"
-            if suggestion
-            else "see docs/playbooks.md for what each operation does",
+            f"did you mean '{suggestion}'?" if suggestion else "docs/playbooks.md describes each operation",
             at=(*path, "op"),
             where=source.locate((*path, "op")),
         )
@@ -149,6 +229,12 @@ def _diagnostic(
             "start each operation with `- op: <operation>`",
         )
     if kind == "literal_error" and loc == ("version",):
+        if str(value).strip() == "1":
+            return make(
+                f"version must be the number 1, not the text {value!r}",
+                "version: 1",
+                "remove the quotes around 1",
+            )
         return make(
             f"unsupported playbook version {value!r}",
             "version: 1",
@@ -162,7 +248,8 @@ def _diagnostic(
         )
     if kind == "enum":
         allowed = [item.strip("'") for item in str(ctx.get("expected", "")).replace(" or ", ", ").split(", ")]
-        suggestion = did_you_mean(str(value), allowed)
+        folded = {choice.lower(): choice for choice in allowed}
+        suggestion = folded.get(str(value).lower()) or did_you_mean(str(value), allowed)
         return make(
             f"{value!r} is not one of the allowed values",
             one_of(allowed),
@@ -170,50 +257,107 @@ def _diagnostic(
         )
     if kind == "value_error":
         message = str(ctx.get("error", details["msg"]))
+        if message.startswith(REQUIRED_FIELD_REMOVED):
+            field = str(loc[-1])
+            return make(
+                message,
+                _REPLACEMENTS.get(field, "a new value"),
+                "give a new value, or leave the key out to keep the current one",
+            )
         if "exactly one way" in message:
             ways = message.partition("(")[2].partition(")")[0]
-            return make(message, f"a handle id, or a mapping with one of: {ways}", _value_hint(message))
-        return make(message, _field_description(root, loc) or "a valid value", _value_hint(message))
-    if kind in ("too_short", "string_too_short"):
-        what = "list" if kind == "too_short" else "text"
+            return make(
+                message,
+                f"a handle id, or a mapping with one of: {ways}",
+                "keep one of the keys; write other records as separate list items",
+            )
         return make(
-            f"this {what} must not be empty",
-            "at least one item" if what == "list" else "non-empty text",
-            "fill it in, or remove the key if it is optional",
+            message, _field_description(root, loc) or "a valid value", "correct the value as described"
         )
+    if kind == "too_short":
+        return make(
+            "this list is empty",
+            "at least one item",
+            "list at least one item, or remove the operation if there is nothing to do",
+        )
+    if kind == "string_too_short":
+        return make("this text is empty", "non-empty text", "write the text after the colon")
     if kind in _TYPE_NAMES:
-        expected = _TYPE_NAMES[kind]
-        hint = "change the value to " + expected
-        written = source.plain_non_strings.get(path)
-        if written is not None and kind == "string_type":
-            hint = f'quote it ("{written}"): YAML reads an unquoted {written} as {_describe(value)}'
-
-        return make(f"expected {expected}, found {_describe(value)}", expected, hint)
+        return _type_error(kind, value, written, _type_at(root, loc), make)
     return make(details["msg"], _field_description(root, loc) or "a valid value", "see docs/playbooks.md")
 
 
-def _value_hint(message: str) -> str:
-    if "exactly one way" in message:
-        return "write a handle id, or a mapping with one key such as `display_name: ...`"
-    if "replaced but not removed" in message:
-        return (
-            "give another record's handle id instead of null, or leave the key out to keep the current value"
+def _type_error(kind: str, value: Any, written: str | None, target: Any, make: _Make) -> Diagnostic:
+    expected = _TYPE_NAMES[kind]
+    if isinstance(target, type) and issubclass(target, RefBase | StudyDeletion):
+        return _bad_reference(value, make)
+    if value is None and written == "":
+        return make("no value given", expected, "write the value after the colon, or remove the key")
+    found = f"expected {expected}, found {_describe(value)}"
+    if written is not None and kind == "string_type":
+        return make(
+            found, expected, f'quote it ("{written}"): YAML reads an unquoted {written} as {_describe(value)}'
         )
-    return "correct the value as described"
+    if kind in ("int_type", "int_parsing") and isinstance(value, str):
+        seconds = _unix_seconds(value)
+        if seconds is not None:
+            return make(
+                found, "Unix seconds (a whole number)", f"write {seconds} (that time in Unix seconds)"
+            )
+        return make(found, expected, "write the number without quotes or units")
+    if kind == "list_type" and isinstance(value, dict) and "op" in value:
+        return make(found, expected, "write each operation as a list item: `- op: ...`")
+    if kind == "list_type" and value is not None and not isinstance(value, list | dict):
+        return make(found, expected, f"write it as a list: [{value}]")
+    if kind in ("model_type", "model_attributes_type", "dict_type") and isinstance(value, list):
+        return make(found, expected, "drop the '- ' in front of the keys: this is one mapping, not a list")
+    return make(found, expected, f"change the value to {expected}")
+
+
+def _bad_reference(value: Any, make: _Make) -> Diagnostic:
+    expected = f"a handle id such as {HANDLE_EXAMPLE}, or a mapping such as `display_name: ...`"
+    if value is None:
+        return make("this entry is empty", expected, "write a handle id here, or remove the entry")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        prefix = HANDLE_EXAMPLE.split("/")[0]
+        return make(
+            f"{value} is not a handle id",
+            expected,
+            f"handle ids include their prefix: did you mean {prefix}/{value}?",
+        )
+    return make(f"{_describe(value)} is not a record reference", expected, "write a handle id")
+
+
+def _unix_seconds(text: str) -> int | None:
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+def _closest_key(key: str, allowed: list[str]) -> str | None:
+    suggestion = did_you_mean(key, allowed)
+    if suggestion:
+        return suggestion
+    containing = [choice for choice in allowed if key in choice or choice in key]
+    return containing[0] if len(containing) == 1 else None
 
 
 def _describe(value: Any) -> str:
     if value is None:
         return "nothing (null)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if value is None:
-        return "nothing (null)"
-    return f"the {type(value).__name__} {value!r}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    return f"the number {value!r}"
 
 
 def _unwrap(annotation: Any) -> Any:

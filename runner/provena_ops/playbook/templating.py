@@ -17,7 +17,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .diagnostics import Path
+from .diagnostics import Path, did_you_mean
 
 RESERVED_NAMES = ("params", "env", "vars")
 # A larger repetition is a mistake or an attack, never a playbook value.
@@ -79,15 +79,27 @@ class Renderer:
             "env": _env,
         }
         self.known_names = sorted(variables)
+        # Paths whose whole-string template produced a list, mapping or number (path -> template text).
+        self.native: dict[Path, str] = {}
         self._compiled: dict[str, Callable[[], Any]] = {}
 
-    def render_tree(self, value: Any, path: Path) -> Any:
+    def render_tree(self, value: Any, path: Path, problems: list[TemplateProblem]) -> Any:
+        """Render every string; a failing one is kept as written and its problem appended, the rest go on."""
         if isinstance(value, str):
-            return self.render_string(value, path) if is_template(value) else value
+            if not is_template(value):
+                return value
+            try:
+                rendered = self.render_string(value, path)
+            except TemplateProblem as problem:
+                problems.append(problem)
+                return value
+            if not isinstance(rendered, str):
+                self.native[path] = value
+            return rendered
         if isinstance(value, list):
-            return [self.render_tree(item, (*path, index)) for index, item in enumerate(value)]
+            return [self.render_tree(item, (*path, index), problems) for index, item in enumerate(value)]
         if isinstance(value, dict):
-            return {key: self.render_tree(item, (*path, key)) for key, item in value.items()}
+            return {key: self.render_tree(item, (*path, key), problems) for key, item in value.items()}
         return value
 
     def render_string(self, text: str, path: Path) -> Any:
@@ -120,7 +132,21 @@ class Renderer:
                 "a template over vars and params",
                 "templates cannot include, import or extend other files; use vars instead",
             ) from None
-        except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        except TypeError as exc:
+            if "no loader" in str(exc):
+                raise TemplateProblem(
+                    path,
+                    "templates cannot include, import or extend files",
+                    "a template over vars and params",
+                    "put the value under vars: and use {{ name }} here",
+                ) from None
+            raise TemplateProblem(
+                path,
+                f"the template failed: {exc}",
+                "a template over vars and params",
+                "check the types of the vars this template uses",
+            ) from None
+        except (ValueError, ArithmeticError, LookupError) as exc:
             raise TemplateProblem(
                 path,
                 f"the template failed: {exc}",
@@ -188,9 +214,16 @@ class Renderer:
         match = re.match(r"'(?P<name>[^']+)' is undefined", detail)
         name: str | None = match["name"] if match else None
         known = ", ".join(self.known_names) or "none"
+        suggestion = did_you_mean(name, self.known_names) if name else None
+        if suggestion:
+            hint = f"did you mean '{suggestion}'?"
+        elif name:
+            hint = f"add `{name}: ...` under vars:, or fix the spelling"
+        else:
+            hint = "check the names used: vars by name, params.NAME, env('NAME')"
         return TemplateProblem(
             path,
             f"undefined template variable '{name}'" if name else f"undefined value in template: {detail}",
             f"a variable defined under vars: (defined: {known})",
-            f"add `{name}: ...` under vars:, or fix the spelling" if name else "check the names used",
+            hint,
         )

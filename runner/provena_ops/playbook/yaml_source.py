@@ -7,13 +7,14 @@ where duplicate keys, custom tags, recursive aliases and alias bombs are caught.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import yaml
 
-from .diagnostics import Diagnostic, Path, format_path
+from .diagnostics import Diagnostic, Path, did_you_mean, format_path
 
 # Big enough for tens of thousands of listed records, small enough that a stray data file is refused fast.
 MAX_BYTES = 10 * 1024 * 1024
@@ -27,6 +28,7 @@ _SCALAR_TAGS = {
     "tag:yaml.org,2002:bool",
     "tag:yaml.org,2002:null",
 }
+_STANDARD_TAGS = "tag:yaml.org,2002:"
 _STR_TAG = "tag:yaml.org,2002:str"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -51,6 +53,8 @@ class SourceMap:
     keys: dict[Path, Position] = field(default_factory=dict)
     # Unquoted scalars YAML read as something other than a string (`no` -> false, `1.10` -> 1.1).
     plain_non_strings: dict[Path, str] = field(default_factory=dict)
+    # Values already reported (custom tags): later checks stay quiet about them.
+    rejected: set[Path] = field(default_factory=set)
 
     def locate(self, path: Path) -> Position | None:
         """The position of `path`, or of its nearest ancestor that the file spells out."""
@@ -133,7 +137,7 @@ def load_yaml(file: str, text: str) -> LoadedYaml:
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        raise YamlLoadError([_syntax_diagnostic(file, exc)]) from None
+        raise YamlLoadError([_syntax_diagnostic(file, text, exc)]) from None
     except yaml.YAMLError as exc:  # unmarked reader errors: unprintable characters and the like
         raise YamlLoadError(
             [_diag(file, None, f"the file is not valid YAML: {exc}", "valid YAML", _QUOTING_HINT)]
@@ -146,7 +150,7 @@ def load_yaml(file: str, text: str) -> LoadedYaml:
                 _diag(
                     file,
                     Position(1, 1),
-                    "the file is empty",
+                    "the file has no content (only comments)" if text.strip() else "the file is empty",
                     "a mapping with version, name, environment and operations",
                     "start from one of the examples in playbooks/examples/",
                 )
@@ -221,10 +225,10 @@ class _Builder:
         self.in_progress.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
-                self._refuse_custom_tag(node, "tag:yaml.org,2002:seq")
+                self._refuse_custom_tag(node, "tag:yaml.org,2002:seq", path)
                 return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
             assert isinstance(node, yaml.MappingNode)
-            self._refuse_custom_tag(node, "tag:yaml.org,2002:map")
+            self._refuse_custom_tag(node, "tag:yaml.org,2002:map", path)
             return self._mapping(node, path)
         finally:
             self.in_progress.discard(id(node))
@@ -287,20 +291,26 @@ class _Builder:
         if node.tag == _STR_TAG:
             return node.value
         if node.tag not in _SCALAR_TAGS:
-            self._refuse_custom_tag(node, "tag:yaml.org,2002:str")
+            self._refuse_custom_tag(node, "tag:yaml.org,2002:str", path)
             return node.value
         value = self.loader.construct_object(node)
         if not node.style and not isinstance(value, str):  # libyaml: '' for plain, PyYAML: None
             self.source.plain_non_strings[path] = str(node.value)
         return value
 
-    def _refuse_custom_tag(self, node: yaml.Node, default: str) -> None:
+    def _refuse_custom_tag(self, node: yaml.Node, default: str, path: Path) -> None:
         if node.tag != default:
+            self.source.rejected.add(path)
+            written = (
+                "!!" + node.tag.removeprefix(_STANDARD_TAGS)
+                if node.tag.startswith(_STANDARD_TAGS)
+                else node.tag
+            )
             self.diagnostics.append(
                 _diag(
                     self.source.file,
                     _pos(node),
-                    f"YAML tags are not allowed here ({node.tag})",
+                    f"YAML tags are not allowed here ({written})",
                     "plain YAML values",
                     "remove the tag; playbooks hold data only",
                 )
@@ -341,29 +351,101 @@ def _tab_indentation(file: str, text: str) -> Iterator[Diagnostic]:
             )
 
 
-def _syntax_diagnostic(file: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
+_INDENTATION_PROBLEMS = (
+    "did not find expected '-' indicator",
+    "did not find expected key",
+    "expected <block end>",
+)
+
+
+def _syntax_diagnostic(file: str, text: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
+    """libyaml's messages in an admin's words, at the place the mistake was made."""
+    problem = exc.problem or "invalid YAML"
+    context = exc.context or ""
     mark = exc.problem_mark or exc.context_mark
     position = Position(mark.line + 1, mark.column + 1) if mark is not None else None
-    problem = exc.problem or "invalid YAML"
+    started = exc.context_mark
+    start = Position(started.line + 1, started.column + 1) if started is not None else position
     if problem.startswith("found undefined alias"):
-        alias = problem.removeprefix("found undefined alias").strip().strip("'")
+        alias = _word_at(text, mark.index + 1) if mark is not None else ""
+        anchors = sorted(set(re.findall(r"&([A-Za-z0-9_-]+)", text)))
+        suggestion = did_you_mean(alias, anchors)
         return _diag(
             file,
             position,
             f"the alias *{alias} refers to an anchor that is not defined",
-            f"an anchor `&{alias}` earlier in the file",
-            f"define `&{alias}` on the value to reuse before using `*{alias}`, or write the value out",
+            f"an anchor `&{alias}` earlier in the file"
+            + (f" (anchors defined: {', '.join('&' + a for a in anchors)})" if anchors else ""),
+            f"did you mean *{suggestion}?"
+            if suggestion
+            else f"define `&{alias}` on the value to reuse before using `*{alias}`, or write the value out",
         )
-    if "expected a single document" in (exc.context or ""):
+    if "expected a single document" in context:
         return _diag(
             file,
             position,
             "the file holds more than one YAML document",
             "one playbook per file",
-            "remove the `---` separator, or split the documents into separate files",
+            "split the documents into separate playbook files",
         )
-    context = f" ({exc.context})" if exc.context else ""
-    return _diag(file, position, f"YAML syntax error: {problem}{context}", "valid YAML", _QUOTING_HINT)
+    if "while scanning a quoted scalar" in context:
+        return _diag(
+            file,
+            start,
+            "the quoted string starting here is never closed",
+            "a closing quote on the same value",
+            "add the closing quote; inside the text write '' (single quotes) or \\\" (double quotes)",
+        )
+    if "could not find expected ':'" in problem and "simple key" in context:
+        return _diag(
+            file,
+            start,
+            "this line has a key but no ':' after it",
+            "`key: value`",
+            "add ': ' between the key and its value",
+        )
+    if problem.startswith("mapping values are not allowed here"):
+        return _diag(
+            file,
+            position,
+            "unexpected ': ' here: a value contains ': ' without quotes, or a key is indented too far",
+            "`key: value`, with values containing ': ' in quotes",
+            "put the value in quotes, or align the key with the keys above it",
+        )
+    if problem.startswith(_INDENTATION_PROBLEMS) and position is not None:
+        return _diag(
+            file,
+            position,
+            _indentation_message(text, position.line),
+            "the keys of one mapping (and the items of one list) at the same indentation",
+            "align this line with its siblings; YAML nests by indentation alone",
+        )
+    detail = f" ({context})" if context else ""
+    return _diag(file, position, f"YAML syntax error: {problem}{detail}", "valid YAML", _QUOTING_HINT)
+
+
+def _indentation_message(text: str, line: int) -> str:
+    lines = text.splitlines()
+    if not 1 <= line <= len(lines):
+        return "the indentation here does not line up with the lines around it"
+    indent = _indent(lines[line - 1])
+    for previous in range(line - 1, 0, -1):
+        above = lines[previous - 1]
+        if above.strip() and not above.lstrip().startswith("#"):
+            return (
+                f"this line is indented {indent} spaces, which matches no enclosing level "
+                f"(line {previous} is indented {_indent(above)})"
+            )
+    return f"this line is indented {indent} spaces, which matches no enclosing level"
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _word_at(text: str, index: int) -> str:
+    match = re.match(r"[^\s,\[\]{}]+", text[index:])
+    return match.group(0) if match else ""
 
 
 def _diag(

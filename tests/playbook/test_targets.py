@@ -1,0 +1,41 @@
+"""The sandbox environment starts on demand, seeds on first use, and is reached over real HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from provena_ops.environments import BUILTIN_SANDBOX, ToolingEnvironment
+from provena_ops.targets import open_target
+
+
+def test_sandbox_target_seeds_on_first_use_and_serves_over_http(tmp_path: Path) -> None:
+    with open_target(BUILTIN_SANDBOX, {}, cwd=tmp_path) as target:
+        assert target.sandbox_db == tmp_path / ".provena-ops" / "sandbox.db"
+        assert target.endpoints.registry.startswith("http://127.0.0.1:")
+        realm = httpx.get(target.endpoints.keycloak, timeout=10).json()
+        assert realm["realm"] == "provena" and realm["public_key"]
+        status = httpx.get(target.endpoints.registry.rsplit("/", 1)[0] + "/sandbox/status", timeout=10).json()
+        assert status["items"] == 113
+        first_port = target.endpoints.registry
+    assert not (tmp_path / ".provena-ops" / "sandbox.db.seeding").exists()
+    with open_target(BUILTIN_SANDBOX, {}, cwd=tmp_path) as target:  # state kept, not reseeded
+        status = httpx.get(target.endpoints.registry.rsplit("/", 1)[0] + "/sandbox/status", timeout=10).json()
+        assert status["items"] == 113
+    assert first_port  # each command gets its own free port; the server is gone after the block
+    try:
+        httpx.get(first_port, timeout=2)
+    except httpx.TransportError:
+        pass
+    else:
+        raise AssertionError("the sandbox kept running after the command")
+
+
+def test_remote_target_derives_endpoints_without_any_network() -> None:
+    env = ToolingEnvironment(name="prod", stage="PROD", domain="example.org", realm_name="r")
+    with open_target(env, {}) as target:
+        assert target.is_production
+        assert target.endpoints.prov == "https://prov-api.example.org"
+        assert target.sandbox_db is None
+        assert target.auth.method == "device"
