@@ -8,10 +8,10 @@ separate hosts would be.
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .context import Sandbox, SandboxSettings
@@ -87,15 +87,19 @@ class FaultInjector:
 class FaultSettings(BaseModel):
     """Runtime switches for tests and rehearsals; unset fields are left as they are."""
 
-    latency_ms: float | None = None
-    fault_rate: float | None = None
-    job_delay_ms: float | None = None
-    job_row_delay_ms: float | None = None
-    job_fail_rate: float | None = None
-    fail_next_jobs: int | None = None
+    model_config = ConfigDict(extra="forbid")
+
+    latency_ms: float | None = Field(None, ge=0)
+    fault_rate: float | None = Field(None, ge=0, le=1)
+    fault_kinds: list[Literal["500", "502", "503", "504", "429", "drop"]] | None = Field(None, min_length=1)
+    retry_after_s: int | None = Field(None, ge=0)
+    job_delay_ms: float | None = Field(None, ge=0)
+    job_row_delay_ms: float | None = Field(None, ge=0)
+    job_fail_rate: float | None = Field(None, ge=0, le=1)
+    fail_next_jobs: int | None = Field(None, ge=0)
     fail_jobs_for: list[str] | None = None
     fail_registry_delete_for: list[str] | None = None
-    search_staleness_s: float | None = None
+    search_staleness_s: float | None = Field(None, ge=0)
 
 
 def build_control_app(sandbox: Sandbox) -> FastAPI:
@@ -118,9 +122,12 @@ def build_control_app(sandbox: Sandbox) -> FastAPI:
 
     @app.put("/faults")
     async def faults(body: FaultSettings, identity: Identity = Depends(admin)) -> dict[str, str]:
+        if body.fault_kinds is not None:
+            sandbox.settings.fault_kinds = tuple(body.fault_kinds)
         for name in (
             "latency_ms",
             "fault_rate",
+            "retry_after_s",
             "job_delay_ms",
             "job_row_delay_ms",
             "job_fail_rate",

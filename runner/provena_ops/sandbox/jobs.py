@@ -162,8 +162,11 @@ def advance_jobs(sandbox: Sandbox) -> None:
         due = sandbox.store.due_jobs(now)
         if not due:
             return
-        for job in due:
+        for queued in due:
             with sandbox.store.transaction():
+                job = sandbox.store.still_due(queued["session_id"], queued["status"], now)
+                if job is None:
+                    continue  # another server on the same database took this step
                 if job["status"] == "PENDING":
                     job.update(status="DEQUEUED", info=DEQUEUED_INFO)
                 elif job["status"] == "DEQUEUED":

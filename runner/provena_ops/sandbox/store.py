@@ -436,6 +436,14 @@ class Store:
         )
         return [dict(json.loads(row["data"])) for row in rows]
 
+    def still_due(self, session_id: str, status: str, now: float) -> dict[str, Any] | None:
+        """Re-read a due job inside the caller's transaction: another server on the file may have moved it."""
+        row = self._one(
+            "SELECT data FROM jobs WHERE session_id = ? AND status = ? AND next_at <= ?",
+            (session_id, status, now),
+        )
+        return None if row is None else dict(json.loads(row["data"]))
+
     def next_job_time(self) -> float | None:
         row = self._one("SELECT MIN(next_at) AS t FROM jobs WHERE status NOT IN ('SUCCEEDED', 'FAILED')")
         return None if row is None or row["t"] is None else float(row["t"])
