@@ -20,13 +20,12 @@ import pytest
 from provena_ops.sandbox import RunningSandbox, SandboxSettings, running_sandbox
 from provena_ops.sandbox.seed import SeedSummary
 from tests.conftest import Api
+from tests.sandbox.seeded import COMPLETION, FINAL, run_id, studies
 
 STUDY = "/registry/activity/study"
 MODEL_RUN = "/registry/activity/model_run"
 FAULT_DETAIL = "Sandbox fault injection: transient failure."
-COMPLETION = "Updating item to mark completion of provenance lodge."
 LOCKED = "Cannot perform this action as the resource is locked."
-FINAL = ("SUCCEEDED", "FAILED")
 TRANSIENT_STATUS = (429, 500, 502, 503, 504)
 
 
@@ -41,17 +40,6 @@ def auth(api: Api, user: str = "admin") -> dict[str, str]:
     if user not in cached:
         cached[user] = api.auth(user)
     return cached[user]
-
-
-def run_id(demo: SeedSummary, number: int) -> str:
-    """Seeded run `number` (0-based); the runs have consecutive handles starting at run 0."""
-    first = demo.notable["model run with annotations"]
-    prefix, _, handle = first.rpartition("/")
-    return f"{prefix}/{int(handle) + number}"
-
-
-def studies(demo: SeedSummary) -> list[str]:
-    return demo.notable["studies"].split(", ")
 
 
 def control_url(api: Api) -> str:

@@ -10,26 +10,14 @@ from ProvenaInterfaces import AsyncJobAPI
 
 from provena_ops.sandbox.seed import SeedSummary
 from tests.conftest import Api
+from tests.sandbox.seeded import COMPLETION, FINAL, run_id, studies
 
 PREFIX = "Failed to validate an entity's ID in the record, error: "
-COMPLETION = "Updating item to mark completion of provenance lodge."
 DEQUEUED_INFO = "Job removed from queue ready for processing by worker task."
 IN_PROGRESS_INFO = "Job has been dispatched to worker callback and is in progress."
-FINAL = ("SUCCEEDED", "FAILED")
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-
-
-def run_id(demo: SeedSummary, number: int) -> str:
-    """Seeded run `number` (0-based); the runs have consecutive handles starting at run 0."""
-    first = demo.notable["model run with annotations"]
-    prefix, _, handle = first.rpartition("/")
-    return f"{prefix}/{int(handle) + number}"
-
-
-def studies(demo: SeedSummary) -> list[str]:
-    return demo.notable["studies"].split(", ")
 
 
 def fetch_run(api: Api, item_id: str) -> dict[str, Any]:

@@ -38,26 +38,14 @@ from provena_ops.sandbox.realm import DEFAULT_USERS, Realm
 from provena_ops.sandbox.seed import SeedSummary
 from provena_ops.sandbox.store import Store
 from tests.conftest import Api
+from tests.sandbox.seeded import COMPLETION, FINAL, run_id, studies
 
-COMPLETION = "Updating item to mark completion of provenance lodge."
 INITIAL = "Initial record creation"
 STUDY = "/registry/activity/study"
 MODEL_RUN = "/registry/activity/model_run"
-FINAL = ("SUCCEEDED", "FAILED")
 
 
 # ---- seeded names ---------------------------------------------------------------------------------
-
-
-def run_id(demo: SeedSummary, number: int) -> str:
-    """Seeded run `number` (0-based); the runs have consecutive handles starting at run 0."""
-    first = demo.notable["model run with annotations"]
-    prefix, _, handle = first.rpartition("/")
-    return f"{prefix}/{int(handle) + number}"
-
-
-def studies(demo: SeedSummary) -> list[str]:
-    return demo.notable["studies"].split(", ")
 
 
 # ---- a served subprocess --------------------------------------------------------------------------

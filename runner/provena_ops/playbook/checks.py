@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .diagnostics import Diagnostic, Path, format_path
 from .model import (
@@ -55,20 +55,15 @@ class _Checker:
         self.deleted_studies: dict[str, Path] = {}
         self.runs: dict[str, list[_Use]] = {}
 
-    def error(self, path: Path, message: str, expected: str, hint: str, severity: str = "error") -> None:
-        position = self.source.locate(path)
-        self.found.append(
-            Diagnostic(
-                file=self.source.file,
-                line=position.line if position else None,
-                column=position.column if position else None,
-                path=format_path(path),
-                message=message,
-                expected=expected,
-                hint=hint,
-                severity="warning" if severity == "warning" else "error",
-            )
-        )
+    def error(
+        self,
+        path: Path,
+        message: str,
+        expected: str,
+        hint: str,
+        severity: Literal["error", "warning"] = "error",
+    ) -> None:
+        self.found.append(self.source.diagnostic(path, message, expected, hint, severity=severity))
 
     def run(self) -> list[Diagnostic]:
         for index, operation in self.operations:

@@ -25,6 +25,29 @@ class Diagnostic(BaseModel):
     hint: str
     severity: Literal["error", "warning"] = "error"
 
+    @classmethod
+    def at(
+        cls,
+        file: str,
+        position: tuple[int, int] | None,
+        path: str,
+        message: str,
+        expected: str,
+        hint: str,
+        severity: Literal["error", "warning"] = "error",
+    ) -> Diagnostic:
+        line, column = position if position else (None, None)
+        return cls(
+            file=file,
+            line=line,
+            column=column,
+            path=path,
+            message=message,
+            expected=expected,
+            hint=hint,
+            severity=severity,
+        )
+
     @property
     def where(self) -> str:
         if self.line is None:

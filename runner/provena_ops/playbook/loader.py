@@ -13,7 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..environments import Environments, missing_params, unknown_environment_hint
 from .checks import check_operations
-from .diagnostics import Diagnostic, Path, did_you_mean, format_path, sort_key
+from .diagnostics import Diagnostic, Path, did_you_mean, sort_key
 from .model import Operation, Playbook
 from .model_errors import diagnostics_from
 from .templating import RESERVED_NAMES, Renderer, TemplateProblem
@@ -257,16 +257,7 @@ def _environment_checks(
 def _at(
     source: SourceMap, path: Path, message: str, expected: str, hint: str, key: bool = False
 ) -> Diagnostic:
-    position = source.locate_key(path) if key else source.locate(path)
-    return Diagnostic(
-        file=source.file,
-        line=position.line if position else None,
-        column=position.column if position else None,
-        path=format_path(path),
-        message=message,
-        expected=expected,
-        hint=hint,
-    )
+    return source.diagnostic(path, message, expected, hint, key=key)
 
 
 def _failed(file: str, message: str, expected: str, hint: str) -> LoadedPlaybook:

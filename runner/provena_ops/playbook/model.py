@@ -8,7 +8,7 @@ a selector, and say which in so many words; values that Provena would reject are
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from ProvenaInterfaces.ProvenanceModels import TemplatedDataset
 from pydantic import (
@@ -37,8 +37,10 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class RefBase(Strict):
-    """A record reference: a handle string, or a mapping with exactly one way of naming records."""
+class Named(Strict):
+    """Names records: a bare handle string, or a mapping with exactly one of the naming keys."""
+
+    naming_keys: ClassVar[tuple[str, ...]] = ("id", "display_name")
 
     @model_validator(mode="before")
     @classmethod
@@ -46,13 +48,12 @@ class RefBase(Strict):
         return {"id": data} if isinstance(data, str) else data
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> Self:
-        given = [name for name in type(self).model_fields if getattr(self, name) is not None]
-        ways = ", ".join(type(self).model_fields)
+    def _named_once(self) -> Self:
+        given = [name for name in self.naming_keys if getattr(self, name) is not None]
+        ways = ", ".join(self.naming_keys)
         if len(given) > 1:
-            raise ValueError(
-                f"name the record in exactly one way ({ways}); {' and '.join(given)} are both given"
-            )
+            both = " and ".join(given)
+            raise ValueError(f"name the record in exactly one way ({ways}); {both} are both given")
         if not given:
             raise ValueError(f"name the record in exactly one way ({ways}); none is given")
         return self
@@ -66,19 +67,17 @@ class RefBase(Strict):
     @classmethod
     def __get_pydantic_json_schema__(cls, core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
         schema = handler.resolve_ref_schema(handler(core))
-        schema["minProperties"] = 1
-        schema["maxProperties"] = 1
+        schema["oneOf"] = [{"required": [key]} for key in cls.naming_keys]
         return {
-            "anyOf": [
-                {"type": "string", "pattern": HANDLE_PATTERN, "description": "A handle id."},
-                schema,
-            ],
+            "anyOf": [{"type": "string", "pattern": HANDLE_PATTERN, "description": "A handle id."}, schema],
             "description": cls.__doc__,
         }
 
 
-class ModelRunRef(RefBase):
+class ModelRunRef(Named):
     """Model runs to act on: a handle id, an exact display name, or a selector the planner expands."""
+
+    naming_keys = ("id", "display_name", "linked_to_study", "display_name_matches")
 
     id: HandleId | None = None
     display_name: Text | None = Field(
@@ -90,7 +89,7 @@ class ModelRunRef(RefBase):
     )
 
 
-class StudyRef(RefBase):
+class StudyRef(Named):
     """One study: a handle id or an exact display name (resolved at plan time)."""
 
     id: HandleId | None = None
@@ -125,7 +124,7 @@ class ModelRunOverride(Strict):
         }
 
 
-class StudyDeletion(Strict):
+class StudyDeletion(Named):
     """One study to delete, with optional strategy settings that override the operation's."""
 
     id: HandleId | None = None
@@ -137,30 +136,6 @@ class StudyDeletion(Strict):
     model_run_overrides: dict[HandleId, ModelRunOverride] = Field(
         default_factory=dict, description="Per model run strategy, keyed by model run handle id."
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _string_is_an_id(cls, data: Any) -> Any:
-        return {"id": data} if isinstance(data, str) else data
-
-    @model_validator(mode="after")
-    def _named_once(self) -> Self:
-        if (self.id is None) == (self.display_name is None):
-            raise ValueError("name the study in exactly one way (id or display_name)")
-        return self
-
-    @property
-    def handle(self) -> str | None:
-        return self.id
-
-    @classmethod
-    def __get_pydantic_json_schema__(cls, core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-        schema = handler.resolve_ref_schema(handler(core))
-        schema["oneOf"] = [{"required": ["id"]}, {"required": ["display_name"]}]
-        return {
-            "anyOf": [{"type": "string", "pattern": HANDLE_PATTERN, "description": "A handle id."}, schema],
-            "description": cls.__doc__,
-        }
 
 
 def _step_description() -> Any:

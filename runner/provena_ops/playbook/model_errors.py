@@ -23,8 +23,7 @@ from .model import (
     HANDLE_PATTERN,
     OPERATION_NAMES,
     REQUIRED_FIELD_REMOVED,
-    RefBase,
-    StudyDeletion,
+    Named,
 )
 from .yaml_source import Position, SourceMap
 
@@ -173,16 +172,7 @@ def _diagnostic(
     def make(
         message: str, expected: str, hint: str, at: Path = path, where: Position | None = None
     ) -> Diagnostic:
-        spot = where or position
-        return Diagnostic(
-            file=source.file,
-            line=spot.line if spot else None,
-            column=spot.column if spot else None,
-            path=format_path(at),
-            message=message,
-            expected=expected,
-            hint=hint,
-        )
+        return source.diagnostic(at, message, expected, hint, position=where or position)
 
     if kind == "extra_forbidden":
         key = str(path[-1]) if path else str(loc[-1])
@@ -289,7 +279,7 @@ def _diagnostic(
 
 def _type_error(kind: str, value: Any, written: str | None, target: Any, make: _Make) -> Diagnostic:
     expected = _TYPE_NAMES[kind]
-    if isinstance(target, type) and issubclass(target, RefBase | StudyDeletion):
+    if isinstance(target, type) and issubclass(target, Named):
         return _bad_reference(value, make)
     if value is None and written == "":
         return make("no value given", expected, "write the value after the colon, or remove the key")

@@ -132,21 +132,14 @@ class Renderer:
                 "a template over vars and params",
                 "templates cannot include, import or extend other files; use vars instead",
             ) from None
-        except TypeError as exc:
-            if "no loader" in str(exc):
+        except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+            if isinstance(exc, TypeError) and "no loader" in str(exc):
                 raise TemplateProblem(
                     path,
                     "templates cannot include, import or extend files",
                     "a template over vars and params",
                     "put the value under vars: and use {{ name }} here",
                 ) from None
-            raise TemplateProblem(
-                path,
-                f"the template failed: {exc}",
-                "a template over vars and params",
-                "check the types of the vars this template uses",
-            ) from None
-        except (ValueError, ArithmeticError, LookupError) as exc:
             raise TemplateProblem(
                 path,
                 f"the template failed: {exc}",

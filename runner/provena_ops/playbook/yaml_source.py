@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import yaml
 
@@ -66,6 +66,21 @@ class SourceMap:
 
     def locate_key(self, path: Path) -> Position | None:
         return self.keys.get(path) or self.locate(path)
+
+    def diagnostic(
+        self,
+        path: Path,
+        message: str,
+        expected: str,
+        hint: str,
+        *,
+        key: bool = False,
+        position: Position | None = None,
+        severity: Literal["error", "warning"] = "error",
+    ) -> Diagnostic:
+        """A diagnostic at `path` (at its key with `key=True`), unless `position` says otherwise."""
+        spot = position or (self.locate_key(path) if key else self.locate(path))
+        return Diagnostic.at(self.file, spot, format_path(path), message, expected, hint, severity)
 
 
 @dataclass
@@ -451,15 +466,7 @@ def _word_at(text: str, index: int) -> str:
 def _diag(
     file: str, position: Position | None, message: str, expected: str, hint: str, path: str = ""
 ) -> Diagnostic:
-    return Diagnostic(
-        file=file,
-        line=position.line if position else None,
-        column=position.column if position else None,
-        path=path,
-        message=message,
-        expected=expected,
-        hint=hint,
-    )
+    return Diagnostic.at(file, position, path, message, expected, hint)
 
 
 def _pos(node: yaml.Node) -> Position:
