@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import os
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .environments import Environments, load_environments
+from .errors import ProvenaOpsError
+from .plan import EnvironmentInfo, Plan, PlaybookInfo
+from .planner import make_plan
 from .playbook.diagnostics import ValidationReport
 from .playbook.loader import LoadedPlaybook, load_playbook
+from .playbook.model import Playbook
+from .provena.auth import SandboxSignIn, StaticToken, TokenSource
+from .provena.http import ProvenaHttp
+from .state import Progress, read_state
+from .targets import Target, open_target
 
 
 def validate(
@@ -27,4 +39,92 @@ def report(loaded: LoadedPlaybook) -> ValidationReport:
     operations = len(loaded.playbook.operations) if loaded.playbook else 0
     return ValidationReport(
         file=loaded.file, valid=loaded.valid, operations=operations, diagnostics=loaded.diagnostics
+    )
+
+
+class PlaybookInvalid(ProvenaOpsError):
+    """Planning needs a valid playbook; the diagnostics say why this one is not."""
+
+    def __init__(self, loaded: LoadedPlaybook) -> None:
+        super().__init__(f"{loaded.file} is not a valid playbook", hint="run `provena-ops validate` on it")
+        self.loaded = loaded
+
+    def render(self) -> str:
+        lines = [d.render() for d in self.loaded.diagnostics]
+        return "\n".join([*lines, f"error: {self.message}", f"hint: {self.hint}"])
+
+
+def load_valid(
+    file: Path,
+    *,
+    environment: str | None = None,
+    params: dict[str, str] | None = None,
+    environments_file: Path | None = None,
+) -> tuple[LoadedPlaybook, Playbook, Environments]:
+    known = load_environments(environments_file)
+    [loaded] = validate([file], environment=environment, params=params, environments=known)
+    if not loaded.valid or loaded.playbook is None:
+        raise PlaybookInvalid(loaded)
+    return loaded, loaded.playbook, known
+
+
+def plan(
+    file: Path,
+    *,
+    environment: str | None = None,
+    params: dict[str, str] | None = None,
+    environments_file: Path | None = None,
+    concurrency: int = 8,
+    progress: Progress | None = None,
+    cwd: Path | None = None,
+) -> Plan:
+    """Read live state for the playbook and plan it; nothing is written anywhere."""
+    loaded, playbook, known = load_valid(
+        file, environment=environment, params=params, environments_file=environments_file
+    )
+    assert loaded.environment is not None
+    env = known.get(loaded.environment)
+    with open_target(env, loaded.params, cwd=cwd) as target:
+        return asyncio.run(_plan(target, loaded, playbook, concurrency, progress))
+
+
+async def _plan(
+    target: Target, loaded: LoadedPlaybook, playbook: Playbook, concurrency: int, progress: Progress | None
+) -> Plan:
+    async with ProvenaHttp(
+        target.endpoints, token_source(target), environment=target.name, concurrency=concurrency
+    ) as http:
+        state = await read_state(http, playbook, progress)
+    return make_plan(
+        playbook,
+        state,
+        playbook_info=PlaybookInfo(
+            file=loaded.file,
+            name=playbook.name,
+            sha256=file_digest(Path(loaded.file)),
+        ),
+        environment=EnvironmentInfo(name=target.name, stage=target.stage, registry=target.endpoints.registry),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+ACCESS_TOKEN_VARIABLE = "PROVENA_OPS_ACCESS_TOKEN"
+
+
+def file_digest(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def token_source(target: Target) -> TokenSource:
+    """How this command signs in: an access token from the environment, or the target's auth method."""
+    token = os.environ.get(ACCESS_TOKEN_VARIABLE)
+    if token:
+        return StaticToken(token)
+    if target.auth.method == "sandbox":
+        return SandboxSignIn(
+            target.endpoints.keycloak, target.auth.username or "admin", target.auth.client_id
+        )
+    raise ProvenaOpsError(
+        f"signing in to '{target.name}' with method '{target.auth.method}' is not available in this version",
+        hint=f"set {ACCESS_TOKEN_VARIABLE} to an access token for that environment",
     )

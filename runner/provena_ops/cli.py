@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from types import ModuleType
@@ -29,7 +31,7 @@ sandbox_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(sandbox_app, name="sandbox")
-out = Console()
+out = Console(soft_wrap=True)  # plans and reports go to logs and CI too: never break a line mid-sentence
 err = Console(stderr=True)
 
 DB_OPTION = typer.Option(Path(DEFAULT_SANDBOX_DB), "--db", help="Sandbox database file.")
@@ -113,6 +115,78 @@ def _print_validation(loaded: LoadedPlaybook) -> None:
         )
     else:
         print(f"{loaded.file}: {errors} error{'s' if errors != 1 else ''}{tail}")
+
+
+class PlanFormat(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+@app.command()
+def plan(
+    playbook: Path = typer.Argument(..., help="The playbook to plan."),
+    save: Path | None = typer.Option(
+        None, "--out", help="Save the plan as JSON (for review and `apply --plan`)."
+    ),
+    output: PlanFormat = typer.Option(
+        PlanFormat.text, "--format", help="text, json, or markdown (PR comments)."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="List unchanged records too."),
+    environment: str | None = ENVIRONMENT_OPTION,
+    environments_file: Path | None = ENVIRONMENTS_FILE_OPTION,
+    param: list[str] | None = PARAM_OPTION,
+    concurrency: int = typer.Option(8, "--concurrency", min=1, max=64, help="Requests in flight at once."),
+) -> None:
+    """Read live state and show what apply would change, record by record, field by field.
+
+    Exit status: 0 no changes, 2 changes present, 1 error (including a plan with problems).
+    """
+    from . import api
+    from .environments import parse_params
+    from .render.json_format import render_json
+    from .render.markdown import render_markdown
+    from .render.terminal import render_terminal
+
+    made = api.plan(
+        playbook,
+        environment=environment,
+        params=parse_params(param or []),
+        environments_file=environments_file,
+        concurrency=concurrency,
+        progress=_progress_printer(),
+    )
+    if save is not None:
+        _write_atomically(save, render_json(made))
+    if output is PlanFormat.json:
+        sys.stdout.write(render_json(made))
+    elif output is PlanFormat.markdown:
+        sys.stdout.write(render_markdown(made, full_plan_at=str(save) if save else None))
+    else:
+        render_terminal(made, out, verbose=verbose)
+    if made.problems:
+        raise typer.Exit(1)
+    if made.has_changes:
+        raise typer.Exit(2)
+
+
+def _progress_printer() -> Callable[[str, int, int], None] | None:
+    """A one-line progress display on stderr, only when stderr is a terminal."""
+    if not err.is_terminal:
+        return None
+
+    def show(label: str, done: int, total: int) -> None:
+        err.print(f"reading {label}: {done}/{total}", end="\r" if done < total else "\n", highlight=False)
+
+    return show
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Temp file + rename: a reader never sees half a plan, and a crash leaves the old file intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
 
 
 @app.command()

@@ -1,0 +1,89 @@
+"""Live state as plain data: what the fetcher read and the planner reasons about (no I/O here).
+
+Kept as pydantic models so planner tests can build states by hand and golden files can hold them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .plan import GraphImpact
+
+
+class Fact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RecordFact(Fact):
+    """One registry record as the caller sees it; `item` is None when it does not exist (or is unreadable)."""
+
+    id: str
+    item: dict[str, Any] | None = None
+    roles: list[str] = Field(default_factory=list)
+    locked: bool = False
+    problem: str | None = None  # Provena's words when the fetch found nothing usable
+
+    @property
+    def exists(self) -> bool:
+        return self.item is not None
+
+    @property
+    def subtype(self) -> str | None:
+        return None if self.item is None else str(self.item.get("item_subtype"))
+
+    @property
+    def display_name(self) -> str | None:
+        return None if self.item is None else self.item.get("display_name")
+
+    @property
+    def complete(self) -> bool:
+        return self.item is not None and self.item.get("record_type") == "COMPLETE_ITEM"
+
+
+class RunSummary(Fact):
+    """A model run as listed by the registry scan: enough to expand selectors and find study links."""
+
+    id: str
+    display_name: str
+    study_id: str | None = None
+
+
+class Linked(Fact):
+    id: str
+    subtype: str
+
+
+class StudyConnections(Fact):
+    """What links to a study: through the graph (explore, depth 1) and through registry records."""
+
+    graph: list[Linked] = Field(default_factory=list)
+    registry: list[str] = Field(default_factory=list)  # model runs whose record names the study
+    graph_error: str | None = None
+
+    @property
+    def model_runs(self) -> set[str]:
+        return set(self.registry) | {node.id for node in self.graph if node.subtype == "MODEL_RUN"}
+
+
+class State(Fact):
+    environment: str
+    username: str
+    realm_roles: list[str] = Field(default_factory=list)
+    records: dict[str, RecordFact] = Field(default_factory=dict)
+    # "MODEL_RUN:Reef run 010" -> ids whose display name is exactly that
+    names: dict[str, list[str]] = Field(default_factory=dict)
+    run_index: list[RunSummary] | None = None  # every model run, when a selector or a study deletion needs it
+    unreadable_runs: int = 0  # model runs the scan could not show (no permission, unparsable)
+    connections: dict[str, StudyConnections] = Field(default_factory=dict)
+    delete_impact: dict[str, GraphImpact] = Field(default_factory=dict)
+    delete_errors: dict[str, str] = Field(default_factory=dict)
+    downstream: dict[str, list[Linked]] = Field(default_factory=dict)
+
+    def record(self, record_id: str) -> RecordFact:
+        return self.records.get(record_id) or RecordFact(id=record_id, problem="not read")
+
+
+def name_key(subtype: str, display_name: str) -> str:
+    return f"{subtype}:{display_name}"

@@ -1,0 +1,168 @@
+"""The plan: what apply will do, record by record, field by field. Saved as JSON (schemas/plan.schema.json).
+
+A plan is exact (apply does what it says and nothing else), complete (every record touched, every field
+changed, the graph impact, every connection found) and stale-proof (each record read is fingerprinted,
+so apply can refuse when the registry changed since).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PLAN_FORMAT: Literal[1] = 1
+
+ActionKind = Literal["update", "relink", "delete_model_run", "delete_study", "relodge"]
+Outcome = Literal["change", "unchanged", "already_absent"]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldChange(Frozen):
+    """One field of one record: its value now and after apply (None = absent)."""
+
+    field: str
+    before: Any = None
+    after: Any = None
+
+
+class GraphImpact(Frozen):
+    """What a model-run deletion removes from the provenance graph (Provena's trial-mode delete)."""
+
+    nodes_removed: int
+    links_removed: int
+    node_references_removed: int  # nodes kept because other records still use them
+    link_references_removed: int
+
+
+class Action(Frozen):
+    key: str = Field(description="Unique within the plan, e.g. 'update 10378.1/1690054'.")
+    kind: ActionKind
+    record_id: str
+    subtype: Literal["MODEL_RUN", "STUDY"]
+    display_name: str | None = None
+    operations: list[int] = Field(description="Indexes of the playbook operations that asked for this.")
+    outcome: Outcome
+    why: str | None = Field(
+        None, description="Why nothing happens, for unchanged and already-absent actions."
+    )
+    reason: str | None = Field(None, description="The reason Provena records in the item's history.")
+    changes: list[FieldChange] = Field(default_factory=list)
+    record: dict[str, Any] | None = Field(None, description="The ModelRunRecord apply submits (updates).")
+    graph: GraphImpact | None = None
+    depends_on: list[str] = Field(
+        default_factory=list, description="Keys of actions that must succeed first."
+    )
+    warnings: list[str] = Field(default_factory=list)
+    side_effects: list[str] = Field(default_factory=list)
+
+
+class Problem(Frozen):
+    """Something that makes the plan impossible to apply; apply refuses a plan with problems."""
+
+    message: str
+    hint: str
+    operation: int | None = None
+    record_id: str | None = None
+
+
+class OperationTargets(Frozen):
+    """The records an operation resolved to (selectors and names expanded and pinned)."""
+
+    operation: int
+    op: str
+    model_runs: list[str] = Field(default_factory=list)
+    studies: list[str] = Field(default_factory=list)
+
+
+class PlaybookInfo(Frozen):
+    file: str
+    name: str
+    sha256: str
+
+
+class EnvironmentInfo(Frozen):
+    name: str
+    stage: str
+    registry: str
+
+
+class Summary(Frozen):
+    update: int = 0
+    relink: int = 0
+    delete: int = 0
+    relodge: int = 0
+    unchanged: int = 0
+    already_absent: int = 0
+    problems: int = 0
+
+    @property
+    def changes(self) -> int:
+        return self.update + self.relink + self.delete + self.relodge
+
+    def line(self) -> str:
+        to_update = self.update + self.relink
+        parts = [f"{to_update} to update", f"{self.delete} to delete"]
+        if self.relodge:
+            parts.append(f"{self.relodge} to relodge")
+        parts.append(f"{self.unchanged + self.already_absent} unchanged")
+        text = "Plan: " + ", ".join(parts) + "."
+        if self.problems:
+            text += (
+                f" {self.problems} problem{'s' if self.problems != 1 else ''}: this plan cannot be applied."
+            )
+        return text
+
+
+class Plan(BaseModel):
+    model_config = ConfigDict(extra="forbid", title="provena-ops plan")
+
+    plan_format: Literal[1] = PLAN_FORMAT
+    playbook: PlaybookInfo
+    environment: EnvironmentInfo
+    planned_by: str
+    created_at: str = Field(
+        description="When the plan was made (ISO 8601, UTC); the only non-repeatable field."
+    )
+    targets: list[OperationTargets]
+    fingerprints: dict[str, str] = Field(
+        description="sha256 of every record read, or 'absent'; apply refuses the plan if any changed."
+    )
+    actions: list[Action]
+    problems: list[Problem] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(
+        default_factory=list, description="What Provena does besides the listed changes."
+    )
+    summary: Summary
+
+    @property
+    def has_changes(self) -> bool:
+        return self.summary.changes > 0
+
+
+def fingerprint(item: dict[str, Any] | None) -> str:
+    """Stable digest of a record as read; `absent` when it does not exist."""
+    if item is None:
+        return "absent"
+    canonical = json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def summarise(actions: list[Action], problems: list[Problem]) -> Summary:
+    counts = {"update": 0, "relink": 0, "delete": 0, "relodge": 0, "unchanged": 0, "already_absent": 0}
+    for action in actions:
+        if action.outcome == "unchanged":
+            counts["unchanged"] += 1
+        elif action.outcome == "already_absent":
+            counts["already_absent"] += 1
+        elif action.kind in ("delete_model_run", "delete_study"):
+            counts["delete"] += 1
+        else:
+            counts[action.kind] += 1
+    return Summary(**counts, problems=len(problems))

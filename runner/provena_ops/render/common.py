@@ -1,0 +1,63 @@
+"""What every rendering shares: grouping by operation, symbols, and short value formatting."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..plan import Action, Plan
+
+SYMBOLS = {"update": "~", "relink": "~", "delete_model_run": "-", "delete_study": "-", "relodge": "+"}
+VERBS = {
+    "update": "update",
+    "relink": "relink",
+    "delete_model_run": "delete",
+    "delete_study": "delete",
+    "relodge": "relodge",
+}
+
+
+def groups(plan: Plan) -> list[tuple[str, list[Action]]]:
+    """Actions grouped under the first operation that asked for them, in playbook order."""
+    titles = {target.operation: f"operations[{target.operation}] {target.op}" for target in plan.targets}
+    grouped: dict[int, list[Action]] = {}
+    for action in plan.actions:
+        grouped.setdefault(action.operations[0], []).append(action)
+    return [(titles.get(index, f"operations[{index}]"), grouped[index]) for index in sorted(grouped)]
+
+
+def short(value: Any, limit: int = 80) -> str:
+    if value is None:
+        return "(absent)"
+    text = (
+        json.dumps(value, ensure_ascii=False, sort_keys=True) if not isinstance(value, str) else repr(value)
+    )
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def is_structured(value: Any) -> bool:
+    return isinstance(value, list | dict)
+
+
+def pretty(value: Any) -> list[str]:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, indent=2).splitlines()
+
+
+def after_text(keys: list[str], listed: int = 3) -> str:
+    """Dependencies, listed when few and counted when many."""
+    if len(keys) <= listed:
+        return ", ".join(keys)
+    kinds: dict[str, int] = {}
+    for key in keys:
+        verb = key.split(" ", 1)[0]
+        kinds[verb] = kinds.get(verb, 0) + 1
+    return ", ".join(f"{count} {verb}s" if count != 1 else f"1 {verb}" for verb, count in kinds.items())
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def title(action: Action) -> str:
+    name = f"  {action.display_name}" if action.display_name else ""
+    return f"{VERBS[action.kind]} {action.record_id}{name}"

@@ -1,0 +1,9 @@
+"""The saved plan: pydantic's JSON of `Plan`, indented and key-stable so two plans diff cleanly."""
+
+from __future__ import annotations
+
+from ..plan import Plan
+
+
+def render_json(plan: Plan) -> str:
+    return plan.model_dump_json(indent=2) + "\n"
