@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import json
 import os
 import sys
@@ -34,6 +34,7 @@ app.add_typer(sandbox_app, name="sandbox")
 out = Console(soft_wrap=True)  # plans and reports go to logs and CI too: never break a line mid-sentence
 err = Console(stderr=True)
 
+MAX_DELAY_MS = 600_000.0
 DB_OPTION = typer.Option(Path(DEFAULT_SANDBOX_DB), "--db", help="Sandbox database file.")
 
 
@@ -191,7 +192,7 @@ def _write_atomically(path: Path, text: str) -> None:
 
 @app.command()
 def schema(
-    name: str = typer.Argument("playbook", help="Which schema: playbook."),
+    name: str = typer.Argument("playbook", help="Which schema: playbook or plan."),
 ) -> None:
     """Print a JSON Schema generated from provena-ops' models (for editors and CI tooling)."""
     from .playbook.schema import SCHEMAS, render_schema
@@ -280,17 +281,29 @@ def serve(
     ):
         if value < 0:
             raise ProvenaOpsError(f"{name} must not be negative, got {value}")
-    if seed_demo:
-        with contextlib.suppress(ProvenaOpsError):  # already seeded: keep what is there
-            _sandbox_admin().seed(db, 60, reset=False)
+        if not value <= MAX_DELAY_MS:  # also refuses nan and inf, which would hang every request
+            raise ProvenaOpsError(f"{name} must be at most {MAX_DELAY_MS:.0f}, got {value}")
+    if not 0 <= port <= 65535:
+        raise ProvenaOpsError(f"--port must be between 0 and 65535, got {port}", hint="0 picks a free port")
     try:
         sock = bind(host, port, allow_remote)
     except NotLoopback as exc:
         raise ProvenaOpsError(str(exc)) from exc
     except OSError as exc:
-        raise ProvenaOpsError(
-            f"cannot listen on {host}:{port}: {exc.strerror}", hint="pick another --port, or 0 for a free one"
-        ) from exc
+        hint = (
+            f"{host} is not an address of this machine; use 127.0.0.1"
+            if exc.errno == errno.EADDRNOTAVAIL
+            else "pick another --port, or 0 for a free one"
+        )
+        raise ProvenaOpsError(f"cannot listen on {host}:{port}: {exc.strerror}", hint=hint) from exc
+    admin = _sandbox_admin()
+    try:
+        admin.open_sandbox(db).store.close()  # an unusable --db fails here, before anything is printed
+        if seed_demo and admin.is_empty(db):
+            admin.seed(db, 60, reset=False)
+    except ProvenaOpsError:
+        sock.close()
+        raise
     settings = SandboxSettings(
         db_path=db,
         latency_ms=latency_ms,
@@ -301,10 +314,10 @@ def serve(
     )
     from .sandbox.app import service_urls
 
+    server, _ = make_server(settings)
     base_url = base_url_of(sock)
     err.print(f"Provena sandbox on {base_url} (database {db})")
     print(json.dumps(service_urls(base_url, settings.realm_name), indent=2), flush=True)
-    server, _ = make_server(settings)
     server.run(sockets=[sock])
 
 
@@ -345,7 +358,10 @@ def load(
     export: Path = typer.Argument(..., help="A registry export (JSON array of BundledItem)."),
     db: Path = DB_OPTION,
     replace: bool = typer.Option(
-        False, "--replace", help="Make the sandbox identical to the export (deletes items not in it)."
+        False,
+        "--replace",
+        help="Make the sandbox identical to the export: delete items not in it (with --relodge, rebuild the "
+        "graph too).",
     ),
     relodge: bool = typer.Option(
         True, "--relodge/--no-relodge", help="Rebuild the provenance graph from the loaded model runs."

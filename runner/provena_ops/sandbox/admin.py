@@ -35,6 +35,14 @@ def open_sandbox(db: Path) -> Sandbox:
         ) from exc
 
 
+def is_empty(db: Path) -> bool:
+    sandbox = open_sandbox(db)
+    try:
+        return sandbox.store.count_items() == 0
+    finally:
+        sandbox.store.close()
+
+
 def seed(db: Path, runs: int, reset: bool) -> SeedSummary:
     if runs < 1:
         raise ProvenaOpsError(f"--scale must be at least 1, got {runs}")
@@ -66,6 +74,12 @@ def read_export(path: Path) -> list[api.BundledItem]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ProvenaOpsError(f"cannot read the export file: {exc.strerror}", where=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise ProvenaOpsError(
+            f"not a JSON text file (byte 0x{exc.object[exc.start]:02x} at offset {exc.start} is not UTF-8)",
+            where=str(path),
+            hint="pass the JSON file written by Provena's registry export, not a database or archive",
+        ) from None
     try:
         data: Any = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -89,7 +103,7 @@ def read_export(path: Path) -> list[api.BundledItem]:
             first = exc.errors()[0]
             location = ".".join(str(part) for part in first["loc"])
             raise ProvenaOpsError(
-                f"item {index}: {location}: {first['msg']}",
+                f"item {index}: {location + ': ' if location else ''}{first['msg']}",
                 where=str(path),
                 hint="each entry needs id, item_payload, auth_payload and lock_payload",
             ) from exc
@@ -112,6 +126,8 @@ def load(db: Path, export: Path, replace: bool, relodge: bool) -> dict[str, Any]
                 f"import refused: {result['status']['details']} {shown}".strip(), where=str(export)
             )
         lodged, failed = 0, []
+        if replace and relodge:
+            sandbox.store.wipe_graph()  # identical to the export: no graph of records it does not hold
         if relodge:
             for raw in sandbox.store.items_of_subtype("MODEL_RUN"):
                 if raw["record_type"] != "COMPLETE_ITEM":
