@@ -80,6 +80,8 @@ class State(Fact):
     delete_impact: dict[str, GraphImpact] = Field(default_factory=dict)
     delete_errors: dict[str, str] = Field(default_factory=dict)
     downstream: dict[str, list[Linked]] = Field(default_factory=dict)
+    # Depth-1 neighbours of model runs to relodge: upstream and downstream ids, to tell if it is needed.
+    lineage: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
 
     def record(self, record_id: str) -> RecordFact:
         return self.records.get(record_id) or RecordFact(id=record_id, problem="not read")

@@ -35,6 +35,7 @@ from .playbook.model import (
     UpdateModelRuns,
 )
 from .record_checks import record_problems
+from .text import plural
 
 ADMIN_ROLE = "entity-registry-admin"
 WRITE_ROLES = ("metadata-write", "admin")
@@ -524,8 +525,23 @@ def _relodge_actions(planning: _Planning) -> list[Action]:
                 run,
             )
             continue
-        _needs_admin(planning, operations[0], run, "relodge")
         later_update = run in planning.edits
+        missing = _missing_from_graph(fact, planning.state.lineage.get(run))
+        if not later_update and not missing:
+            actions.append(
+                Action(
+                    key=f"relodge {run}",
+                    kind="relodge",
+                    record_id=run,
+                    subtype="MODEL_RUN",
+                    display_name=fact.display_name,
+                    operations=operations,
+                    outcome="unchanged",
+                    why="the graph already holds every link of the registry record",
+                )
+            )
+            continue
+        _needs_admin(planning, operations[0], run, "relodge")
         actions.append(
             Action(
                 key=f"relodge {run}",
@@ -536,10 +552,31 @@ def _relodge_actions(planning: _Planning) -> list[Action]:
                 operations=operations,
                 outcome="change",
                 depends_on=[f"update {run}"] if later_update else [],
+                changes=[FieldChange(field="graph lacks links to", after=missing)] if missing else [],
                 warnings=["relodging only adds to the graph; it never removes stale links"],
             )
         )
     return actions
+
+
+def _missing_from_graph(fact: RecordFact, lineage: dict[str, list[str]] | None) -> list[str]:
+    """Record references the graph lacks around the run (all of them when the run is not in the graph)."""
+    record = (fact.item or {}).get("record") or {}
+    associations = record.get("associations") or {}
+    upstream = {
+        record.get("study_id"),
+        record.get("workflow_template_id"),
+        associations.get("modeller_id"),
+        associations.get("requesting_organisation_id"),
+        *(dataset.get("dataset_id") for dataset in record.get("inputs") or []),
+    } - {None}
+    downstream = {dataset.get("dataset_id") for dataset in record.get("outputs") or []} - {None}
+    if lineage is None:
+        return sorted(str(i) for i in upstream | downstream)
+    missing = (upstream - set(lineage.get("upstream", []))) | (
+        downstream - set(lineage.get("downstream", []))
+    )
+    return sorted(str(i) for i in missing)
 
 
 def _study_actions(planning: _Planning) -> list[Action]:
@@ -580,9 +617,6 @@ def _study_actions(planning: _Planning) -> list[Action]:
                 operations=[index],
                 outcome="change",
                 depends_on=dependencies,
-                side_effects=[f"{len(dependencies)} linked model run(s) are dealt with first"]
-                if dependencies
-                else [],
             )
         )
     return actions
@@ -665,8 +699,9 @@ def _delete_statistics(planning: _Planning, actions: list[Action]) -> None:
     nodes = [impact.nodes_removed for _, impact in impacts]
     links = [impact.links_removed for _, impact in impacts]
     planning.warnings.append(
-        f"{len(impacts)} model run deletions remove {sum(nodes)} nodes and {sum(links)} links in total "
-        f"(average {statistics.fmean(nodes):.1f} nodes, {statistics.fmean(links):.1f} links per run)"
+        f"{len(impacts)} model run deletions remove {plural(sum(nodes), 'node')} and "
+        f"{plural(sum(links), 'link')} in total (average {statistics.fmean(nodes):.1f} nodes, "
+        f"{statistics.fmean(links):.1f} links per run)"
     )
     for name, values in (("nodes", nodes), ("links", links)):
         mean, spread = statistics.fmean(values), statistics.pstdev(values)

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from .expand import needs, resolve_run, resolve_study, run_refs, study_refs
 from .facts import Linked, RecordFact, RunSummary, State, StudyConnections, name_key
 from .plan import GraphImpact
-from .playbook.model import DeleteModelRuns, DeleteStudies, LinkStudies, Playbook, UpdateModelRuns
+from .playbook.model import (
+    DeleteModelRuns,
+    DeleteStudies,
+    LinkStudies,
+    Playbook,
+    RelodgeModelRuns,
+    UpdateModelRuns,
+)
 from .provena import prov, registry, search
 from .provena.auth import claims_of
 from .provena.errors import ProvenaError
@@ -32,7 +39,7 @@ async def read_state(http: ProvenaHttp, playbook: Playbook, progress: Progress |
     state = State(environment=http.environment, username=http.auth.username, realm_roles=roles)
     reader = _Reader(http, state, progress)
     await reader.names_and_scan(playbook)
-    runs, studies, deletes, edits = _targets(playbook, state)
+    runs, studies, deletes, edits, relodges = _targets(playbook, state)
     await reader.study_connections(sorted(studies["delete"]))
     linked = {run for links in state.connections.values() for run in links.model_runs}
     await reader.fetch_typed("MODEL_RUN", sorted(runs | linked))
@@ -40,14 +47,18 @@ async def read_state(http: ProvenaHttp, playbook: Playbook, progress: Progress |
     await reader.trial_deletes(sorted(run for run in deletes if state.record(run).subtype == "MODEL_RUN"))
     await reader.referenced_entities(sorted((edits | linked) - deletes), _playbook_references(playbook))
     await reader.downstream(sorted(edits))
+    await reader.lineage(sorted(relodges - deletes))
     return state
 
 
-def _targets(playbook: Playbook, state: State) -> tuple[set[str], dict[str, set[str]], set[str], set[str]]:
-    """Expanded ids: every targeted run, studies (all named / to delete), runs to delete, runs to edit."""
+def _targets(
+    playbook: Playbook, state: State
+) -> tuple[set[str], dict[str, set[str]], set[str], set[str], set[str]]:
+    """Expanded ids: all targeted runs, studies (named / to delete), runs to delete, to edit, to relodge."""
     runs: set[str] = set()
     deletes: set[str] = set()
     edits: set[str] = set()
+    relodges: set[str] = set()
     studies: dict[str, set[str]] = {"all": set(), "delete": set()}
     for operation in playbook.operations:
         expanded = {run for ref in run_refs(operation) for run in resolve_run(ref, state).ids}
@@ -56,12 +67,14 @@ def _targets(playbook: Playbook, state: State) -> tuple[set[str], dict[str, set[
             deletes |= expanded
         elif isinstance(operation, UpdateModelRuns | LinkStudies):
             edits |= expanded
+        elif isinstance(operation, RelodgeModelRuns):
+            relodges |= expanded
         for ref in study_refs(operation):
             studies["all"] |= set(resolve_study(ref, state).ids)
         if isinstance(operation, DeleteStudies):
             for study in operation.studies:
                 studies["delete"] |= set(resolve_study(study, state).ids)
-    return runs, studies, deletes, edits
+    return runs, studies, deletes, edits, relodges
 
 
 def _playbook_references(playbook: Playbook) -> set[str]:
@@ -209,6 +222,16 @@ class _Reader:
 
         await self._all("entities", (one(i) for i in wanted))
 
+    async def lineage(self, runs: list[str]) -> None:
+        async def one(run: str) -> None:
+            if self.state.record(run).subtype == "MODEL_RUN":
+                try:
+                    self.state.lineage[run] = await _lineage_of(self.http, run)
+                except ProvenaError:
+                    return
+
+        await self._all("lineage", (one(run) for run in runs))
+
     async def downstream(self, runs: list[str]) -> None:
         async def one(run: str) -> None:
             if self.state.record(run).subtype != "MODEL_RUN":
@@ -224,11 +247,14 @@ class _Reader:
         await self._all("downstream", (one(run) for run in runs))
 
 
-def impact_of(diff: list[dict[str, Any]]) -> GraphImpact:
-    counts: dict[str, int] = {}
-    for entry in diff:
-        kind = str(entry.get("action_type"))
-        counts[kind] = counts.get(kind, 0) + 1
+async def _lineage_of(http: ProvenaHttp, run: str) -> dict[str, list[str]]:
+    return {
+        direction: sorted(node.id for node in await prov.explore(http, direction, run, depth=1))
+        for direction in ("upstream", "downstream")
+    }
+
+
+def impact_of(counts: dict[str, int]) -> GraphImpact:
     return GraphImpact(
         nodes_removed=counts.get("REMOVE_NODE", 0),
         links_removed=counts.get("REMOVE_LINK", 0),

@@ -12,17 +12,18 @@ import yaml
 from provena_ops import api
 from provena_ops.environments import load_environments
 from provena_ops.playbook.model import OPERATION_NAMES, ModelRunChanges
-from provena_ops.playbook.schema import render_schema
+from provena_ops.playbook.schema import SCHEMAS, render_schema
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "playbooks" / "examples").glob("*.yaml"))
 
 
-def test_checked_in_playbook_schema_is_up_to_date() -> None:
-    checked_in = (REPO / "schemas" / "playbook.schema.json").read_text()
-    assert checked_in == render_schema("playbook"), (
-        "schemas/playbook.schema.json is stale: regenerate it with "
-        "`provena-ops schema playbook > schemas/playbook.schema.json`"
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_checked_in_schemas_are_up_to_date(name: str) -> None:
+    checked_in = (REPO / "schemas" / f"{name}.schema.json").read_text()
+    assert checked_in == render_schema(name), (
+        f"schemas/{name}.schema.json is stale: regenerate it with "
+        f"`provena-ops schema {name} > schemas/{name}.schema.json`"
     )
 
 

@@ -103,5 +103,5 @@ def test_schema_command_prints_the_checked_in_schema(tmp_path: Path) -> None:
     result = run("schema", "playbook", cwd=tmp_path)
     assert result.returncode == 0
     assert result.stdout == (REPO / "schemas" / "playbook.schema.json").read_text()
-    unknown = run("schema", "plan", cwd=tmp_path)
-    assert unknown.returncode == 1 and "there is no schema named 'plan'" in unknown.stderr
+    unknown = run("schema", "plans", cwd=tmp_path)
+    assert unknown.returncode == 1 and "there is no schema named 'plans'" in unknown.stderr

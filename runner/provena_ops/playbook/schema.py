@@ -1,7 +1,7 @@
 """JSON Schemas generated from the pydantic models, for editors (yaml-language-server) and other tools.
 
 The checked-in copies under schemas/ are kept identical to these by a test; regenerate them with
-`provena-ops schema playbook > schemas/playbook.schema.json` (or `make schemas`).
+`provena-ops schema NAME > schemas/NAME.schema.json` for each name in SCHEMAS.
 """
 
 from __future__ import annotations
@@ -51,7 +51,13 @@ def playbook_schema() -> dict[str, Any]:
     return model_schema(Playbook, "https://provena-ops.local/schemas/playbook.schema.json")
 
 
-SCHEMAS = {"playbook": playbook_schema}
+def plan_schema() -> dict[str, Any]:
+    from ..plan import Plan
+
+    return model_schema(Plan, "https://provena-ops.local/schemas/plan.schema.json")
+
+
+SCHEMAS = {"playbook": playbook_schema, "plan": plan_schema}
 
 
 def render_schema(name: str) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any
 
 from .errors import ProvenaError
-from .http import ProvenaHttp
+from .http import ProvenaHttp, detail_of
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,25 @@ async def explore(http: ProvenaHttp, direction: str, starting_id: str, depth: in
     ]
 
 
-async def trial_delete(http: ProvenaHttp, model_run_id: str) -> list[dict[str, Any]]:
-    """What deleting the model run would remove from the graph, without removing anything."""
-    body = await http.json(
+_ACTION_TYPE = re.compile(rb'"action_type"\s*:\s*"([A-Z_]+)"')
+
+
+async def trial_delete(http: ProvenaHttp, model_run_id: str) -> dict[str, int]:
+    """How many graph actions of each type deleting the model run would take, without removing anything.
+
+    Only the counts are needed, and a run sharing nodes with thousands of others gets a response of
+    megabytes (every shared element lists every record id), so the body is scanned, not parsed.
+    """
+    response = await http.call(
         "prov", "POST", "/model_run/delete", json={"record_id": model_run_id, "trial_mode": True}
     )
-    diff = body.get("diff")
-    return list(diff) if isinstance(diff, list) else []
+    if response.status_code != 200:
+        raise ProvenaError(
+            f"trial delete of {model_run_id} answered {response.status_code}: {detail_of(response)}",
+            status=response.status_code,
+        )
+    counts: dict[str, int] = {}
+    for match in _ACTION_TYPE.finditer(response.content):
+        kind = match.group(1).decode()
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts

@@ -54,10 +54,6 @@ def after_text(keys: list[str], listed: int = 3) -> str:
     return ", ".join(f"{count} {verb}s" if count != 1 else f"1 {verb}" for verb, count in kinds.items())
 
 
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
 def title(action: Action) -> str:
     name = f"  {action.display_name}" if action.display_name else ""
     return f"{VERBS[action.kind]} {action.record_id}{name}"

@@ -8,7 +8,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..plan import Action, Plan
-from .common import SYMBOLS, after_text, groups, is_structured, plural, pretty, short, title
+from ..text import plural
+from .common import SYMBOLS, after_text, groups, is_structured, pretty, short, title
 
 COLOURS = {"~": "yellow", "-": "red", "+": "green"}
 
@@ -60,7 +61,7 @@ def _action(console: Console, action: Action) -> None:
             before = pretty(change.before) if change.before is not None else []
             after = pretty(change.after) if change.after is not None else []
             for line in difflib.unified_diff(before, after, lineterm="", n=2):
-                if line.startswith(("---", "+++")):
+                if line.startswith(("---", "+++", "@@")):
                     continue
                 colour = "red" if line.startswith("-") else "green" if line.startswith("+") else "dim"
                 console.print(f"        [{colour}]{escape(line)}[/]")

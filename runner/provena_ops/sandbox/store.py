@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS node_tags (
     UNIQUE (nid, record_id)
 );
 CREATE INDEX IF NOT EXISTS node_tags_by_record ON node_tags (record_id);
+CREATE INDEX IF NOT EXISTS node_tags_in_order ON node_tags (nid, seq, record_id);
 CREATE TABLE IF NOT EXISTS links (
     lid INTEGER PRIMARY KEY,
     source TEXT NOT NULL, source_subtype TEXT NOT NULL, source_category TEXT NOT NULL,
@@ -57,6 +58,7 @@ CREATE TABLE IF NOT EXISTS link_tags (
     UNIQUE (lid, record_id)
 );
 CREATE INDEX IF NOT EXISTS link_tags_by_record ON link_tags (record_id);
+CREATE INDEX IF NOT EXISTS link_tags_in_order ON link_tags (lid, seq, record_id);
 CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     session_id TEXT NOT NULL UNIQUE,
@@ -280,25 +282,26 @@ class Store:
             (record_id,),
         )
         for row in node_rows:
-            tags = [
-                str(r["record_id"])
-                for r in self._all(
-                    "SELECT record_id FROM node_tags WHERE nid = ? ORDER BY seq", (row["nid"],)
-                )
-            ]
-            graph.nodes[Node(row["id"], row["subtype"], row["category"])] = tags
+            graph.nodes[Node(row["id"], row["subtype"], row["category"])] = self._tags(
+                "node_tags", "nid", row["nid"]
+            )
         link_rows = self._all(
             "SELECT l.* FROM links l JOIN link_tags t ON t.lid = l.lid WHERE t.record_id = ?", (record_id,)
         )
         for row in link_rows:
-            tags = [
-                str(r["record_id"])
-                for r in self._all(
-                    "SELECT record_id FROM link_tags WHERE lid = ? ORDER BY seq", (row["lid"],)
-                )
-            ]
-            graph.links[_row_link(row)] = tags
+            graph.links[_row_link(row)] = self._tags("link_tags", "lid", row["lid"])
         return graph
+
+    def _tags(self, table: str, key: str, value: int) -> list[str]:
+        """An element's tags in tagging order. Shared elements (a workflow template used by thousands of
+        runs) carry thousands of tags, so SQLite joins them in C rather than Python row by row."""
+        row = self._one(
+            f"SELECT group_concat(record_id, ',') AS tags FROM "
+            f"(SELECT record_id FROM {table} WHERE {key} = ? ORDER BY seq)",
+            (value,),
+        )
+        joined = row["tags"] if row is not None else None
+        return str(joined).split(",") if joined else []
 
     def _node_id(self, node: Node, create: bool) -> int | None:
         row = self._one(
@@ -503,6 +506,11 @@ class Store:
         else:
             row = self._one("SELECT data FROM device_codes WHERE user_code = ?", (user_code,))
         return None if row is None else dict(json.loads(row["data"]))
+
+    def wipe_graph(self) -> None:
+        with self.transaction():
+            for table in ("nodes", "node_tags", "links", "link_tags"):
+                self._run(f"DELETE FROM {table}")
 
     def wipe(self) -> None:
         """Empty every table except the realm's signing key, so existing tokens stay verifiable."""
