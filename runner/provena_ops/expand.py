@@ -77,10 +77,12 @@ def resolve_study(ref: StudyRef | StudyDeletion, state: State) -> Resolution:
 def _by_name(subtype: str, noun: str, display_name: str, state: State) -> Resolution:
     ids = state.names.get(name_key(subtype, display_name), [])
     if not ids:
+        near = state.near_names.get(name_key(subtype, display_name), [])
+        listed = ", ".join(f"{candidate.subtype!r} ({candidate.id})" for candidate in near)
         return Resolution(
             [],
-            f"no {noun} is named {display_name!r}",
-            "check the exact display name (case and spaces count), or give the handle id",
+            f"no {noun} is named exactly {display_name!r}" + (f"; search found {listed}" if near else ""),
+            "names match exactly (case and spaces count); copy the name, or give the handle id",
         )
     if len(ids) > 1:
         return Resolution(

@@ -74,6 +74,8 @@ class State(Fact):
     records: dict[str, RecordFact] = Field(default_factory=dict)
     # "MODEL_RUN:Reef run 010" -> ids whose display name is exactly that
     names: dict[str, list[str]] = Field(default_factory=dict)
+    # for names with no exact match: what search found instead (id, and the display name in `subtype`)
+    near_names: dict[str, list[Linked]] = Field(default_factory=dict)
     run_index: list[RunSummary] | None = None  # every model run, when a selector or a study deletion needs it
     unreadable_runs: int = 0  # model runs the scan could not show (no permission, unparsable)
     connections: dict[str, StudyConnections] = Field(default_factory=dict)

@@ -35,14 +35,17 @@ from .playbook.model import (
     UpdateModelRuns,
 )
 from .record_checks import record_problems
-from .text import plural
+from .text import article, plural
 
 ADMIN_ROLE = "entity-registry-admin"
+WRITE_ROLE = "entity-registry-write"
+READ_ROLE = "entity-registry-read"
 WRITE_ROLES = ("metadata-write", "admin")
 STRUCTURAL = ("study_id", "inputs", "outputs", "associations", "workflow_template_id")
 REMOVE_REASON = "Removing study reference due to study {study} deletion"
 REPLACE_REASON = "Replacing study reference to {replacement} due to study {study} deletion"
 LINK_REASON = "(bulk) linking to study {study}"
+STALE_REASON = "Removing the stale provenance link to study {study} before its deletion"
 
 
 @dataclass
@@ -70,6 +73,8 @@ class _Planning:
     relodges: dict[str, list[int]] = field(default_factory=dict)
     study_deletes: dict[str, tuple[int, StudyDeletion, DeleteStudies]] = field(default_factory=dict)
     study_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    checked_replacements: set[tuple[str, str]] = field(default_factory=set)
+    bad_studies: set[str] = field(default_factory=set)  # already reported; runs pointing at them stay quiet
 
     def problem(
         self, message: str, hint: str, operation: int | None = None, record: str | None = None
@@ -95,6 +100,7 @@ def make_plan(
         _collect(planning, index, operation)
     for study_id, (index, study, operation) in planning.study_deletes.items():
         _connections(planning, index, study_id, study, operation)
+    _links_to_deleted_studies(planning)
     actions = [
         *_edit_actions(planning),
         *_relodge_actions(planning),
@@ -143,6 +149,7 @@ def _collect(planning: _Planning, index: int, operation: object) -> None:
                 _set_field(planning, run, edit, path, value, index)
             annotations = operation.annotations
             if annotations.set or annotations.remove or annotations.clear:
+                _annotation_conflicts(planning, run, edit, index, annotations)
                 edit.annotation_ops.append((index, annotations))
     elif isinstance(operation, LinkStudies):
         study = _single_study(planning, index, operation.study)
@@ -169,10 +176,29 @@ def _collect(planning: _Planning, index: int, operation: object) -> None:
     )
 
 
+def _links_to_deleted_studies(planning: _Planning) -> None:
+    """Ids reached through names or selectors get the check `validate` makes for ids written out."""
+    for run, edit in sorted(planning.edits.items()):
+        wanted = edit.fields.get("study_id")
+        if wanted is None or wanted[0] is None or wanted[0] in planning.bad_studies:
+            continue
+        if wanted[0] in planning.study_deletes:
+            planning.problem(
+                f"operations[{wanted[1]}] links model run {run} to study {wanted[0]}, which operations"
+                f"[{planning.study_deletes[wanted[0]][0]}] deletes",
+                "link the run to a study that stays, or keep this study",
+                wanted[1],
+                run,
+            )
+
+
 def _expand_runs(planning: _Planning, index: int, operation: object) -> list[str]:
     runs: list[str] = []
     for ref in run_refs(operation):
         resolved = resolve_run(ref, planning.state)
+        if not resolved.ids and not resolved.problem:
+            selector = ref.model_dump(exclude_none=True)
+            planning.warnings.append(f"operations[{index}]: the selector {selector} matches no model run")
         if resolved.problem:
             planning.problem(resolved.problem, resolved.hint or "", index)
         for run in resolved.ids:
@@ -212,6 +238,29 @@ def _set_field(planning: _Planning, run: str, edit: _Edit, path: str, value: Any
     edit.fields[path] = (value, index)
 
 
+def _annotation_conflicts(planning: _Planning, run: str, edit: _Edit, index: int, new: Any) -> None:
+    """Annotation edits from different operations must agree key by key; clearing agrees with nothing."""
+    for earlier, old in edit.annotation_ops:
+        if earlier == index:
+            continue
+        clashes = []
+        if old.clear or new.clear:
+            clashes.append("one operation clears every annotation")
+        for key in sorted(set(old.set) & set(new.set)):
+            if old.set[key] != new.set[key]:
+                clashes.append(f"'{key}' is set to {old.set[key]!r} and to {new.set[key]!r}")
+        for key in sorted((set(old.set) & set(new.remove)) | (set(new.set) & set(old.remove))):
+            clashes.append(f"'{key}' is both set and removed")
+        if clashes:
+            planning.problem(
+                f"model run {run}: the annotation edits of operations[{earlier}] and operations[{index}] "
+                f"conflict: {'; '.join(clashes)}",
+                "edit this run's annotations in one operation only",
+                index,
+                run,
+            )
+
+
 def _show(value: Any) -> str:
     return "nothing" if value is None else repr(value)
 
@@ -224,11 +273,12 @@ def _connections(
 ) -> None:
     state = planning.state
     fact = state.record(study_id)
-    if not fact.exists:
-        return
-    if fact.subtype != "STUDY":
+    if fact.exists and fact.subtype != "STUDY":
         planning.problem(
-            f"{study_id} is a {fact.subtype}, not a study", "check the id in delete_studies", index, study_id
+            f"{study_id} is {article(fact.subtype)}, not a study",
+            "check the id in delete_studies",
+            index,
+            study_id,
         )
         return
     links = state.connections.get(study_id)
@@ -246,6 +296,18 @@ def _connections(
         )
     graph_runs = {node.id for node in links.graph if node.subtype == "MODEL_RUN"}
     registry_runs = set(links.registry)
+    if not fact.exists and registry_runs:
+        planning.warnings.append(
+            f"study {study_id} is already deleted but {plural(len(registry_runs), 'model run')} still "
+            "name it (an earlier deletion did not finish); the playbook's strategy deals with them"
+        )
+    for run in sorted(set(study.model_run_overrides) - graph_runs - registry_runs):
+        planning.problem(
+            f"model_run_overrides names {run}, which is not linked to study {study_id}",
+            "check the id (a typo would leave the intended run to the default strategy), or remove the entry",
+            index,
+            run,
+        )
     for run in sorted(graph_runs - registry_runs):
         planning.warnings.append(
             f"study {study_id}: the graph links model run {run} to it but the run's registry record does not "
@@ -280,6 +342,8 @@ def _connections(
             reason = operation.reason or REPLACE_REASON.format(replacement=target, study=study_id)
         else:
             reason = operation.reason or REMOVE_REASON.format(study=study_id)
+        if run not in registry_runs:
+            reason = operation.reason or STALE_REASON.format(study=study_id)
         edit = _edit(planning, run, index, reason)
         if run not in registry_runs:
             edit.stale_graph_link = study_id
@@ -298,18 +362,29 @@ def _strategy(study: StudyDeletion, operation: DeleteStudies, run: str) -> tuple
 
 
 def _check_replacement(planning: _Planning, index: int, study_id: str, replacement: str) -> None:
+    """Checked once per (study, replacement) pair, however many runs it relinks."""
+    if (study_id, replacement) in planning.checked_replacements:
+        return
+    planning.checked_replacements.add((study_id, replacement))
     fact = planning.state.record(replacement)
+    if replacement == study_id or replacement in planning.study_deletes or not fact.exists:
+        planning.bad_studies.add(replacement)
     if replacement == study_id:
-        planning.problem(f"study {study_id} cannot be replaced by itself", "name another study", index)
+        planning.problem(
+            f"study {study_id} cannot be replaced by itself", "name another study", index, study_id
+        )
     elif replacement in planning.study_deletes:
         planning.problem(
-            f"replacement study {replacement} is deleted by this playbook", "name a study that stays", index
+            f"replacement study {replacement} is deleted by this playbook",
+            "name a study that stays",
+            index,
+            replacement,
         )
     elif not fact.exists or fact.subtype != "STUDY":
         planning.problem(
             f"replacement study {replacement} does not exist"
             if not fact.exists
-            else f"replacement {replacement} is a {fact.subtype}, not a study",
+            else f"replacement {replacement} is {article(fact.subtype)}, not a study",
             "name an existing study in replace_with",
             index,
             replacement,
@@ -351,7 +426,7 @@ def _edit_action(planning: _Planning, run: str, edit: _Edit) -> Action | None:
         return None
     if fact.subtype != "MODEL_RUN":
         planning.problem(
-            f"{run} is a {fact.subtype}, not a model run", "check the id", edit.operations[0], run
+            f"{run} is {article(fact.subtype)}, not a model run", "check the id", edit.operations[0], run
         )
         return None
     assert fact.item is not None
@@ -382,6 +457,8 @@ def _edit_action(planning: _Planning, run: str, edit: _Edit) -> Action | None:
             why="the record already holds every requested value",
         )
     for message in record_problems(desired, planning.state):
+        if any(message.startswith(f"study {bad} ") for bad in planning.bad_studies):
+            continue
         planning.problem(
             f"model run {run}: Provena's update job would fail: {message}",
             "fix the record's references (or the playbook) first; the job validates every referenced entity",
@@ -398,7 +475,9 @@ def _edit_action(planning: _Planning, run: str, edit: _Edit) -> Action | None:
     structural = [change.field for change in changes if change.field.split(".")[0] in STRUCTURAL]
     downstream = planning.state.downstream.get(run, [])
     if structural and downstream:
-        names = ", ".join(f"{node.id} ({node.subtype})" for node in downstream)
+        names = ", ".join(f"{node.id} ({node.subtype})" for node in downstream[:5])
+        if len(downstream) > 5:
+            names += f" and {len(downstream) - 5} more"
         warnings.append(f"changes {', '.join(structural)}; records downstream of this run: {names}")
     return Action(
         key=key,
@@ -477,6 +556,15 @@ def _side_effects(fact: RecordFact) -> list[str]:
 
 
 def _write_access(planning: _Planning, fact: RecordFact, operation: int, verb: str) -> None:
+    missing = [role for role in (READ_ROLE, WRITE_ROLE) if role not in planning.state.realm_roles]
+    if missing:
+        planning.problem(
+            f"{planning.state.username} lacks the {' and '.join(missing)} role(s) Provena's model-run "
+            f"update needs, so it cannot {verb} {fact.id}",
+            "run as a user with registry write access (the roles are granted in Keycloak)",
+            operation,
+            fact.id,
+        )
     if fact.locked:
         planning.problem(
             f"{fact.id} is locked, so Provena refuses to {verb} it",
@@ -519,7 +607,7 @@ def _relodge_actions(planning: _Planning) -> list[Action]:
         if not fact.exists or fact.subtype != "MODEL_RUN":
             planning.problem(
                 f"model run {run} cannot be relodged: "
-                + (fact.problem or "not found" if not fact.exists else f"it is a {fact.subtype}"),
+                + (fact.problem or "not found" if not fact.exists else f"it is {article(fact.subtype)}"),
                 "relodging rebuilds the graph from the registry record, which must exist",
                 operations[0],
                 run,
@@ -642,7 +730,7 @@ def _delete_actions(planning: _Planning) -> list[Action]:
             continue
         if fact.subtype != "MODEL_RUN":
             planning.problem(
-                f"{run} is a {fact.subtype}, not a model run",
+                f"{run} is {article(fact.subtype)}, not a model run",
                 "check the id in delete_model_runs",
                 operations[0],
                 run,
@@ -692,14 +780,18 @@ def _delete_actions(planning: _Planning) -> list[Action]:
 
 def _delete_statistics(planning: _Planning, actions: list[Action]) -> None:
     impacts = [
-        (a.record_id, a.graph) for a in actions if a.kind == "delete_model_run" and a.graph is not None
+        (a.record_id, a.graph)
+        for a in actions
+        if a.kind == "delete_model_run"
+        and a.graph is not None
+        and a.graph.nodes_removed + a.graph.links_removed
     ]
     if len(impacts) < 2:
         return
     nodes = [impact.nodes_removed for _, impact in impacts]
     links = [impact.links_removed for _, impact in impacts]
     planning.warnings.append(
-        f"{len(impacts)} model run deletions remove {plural(sum(nodes), 'node')} and "
+        f"{len(impacts)} model run deletions (of runs with a graph) remove {plural(sum(nodes), 'node')} and "
         f"{plural(sum(links), 'link')} in total (average {statistics.fmean(nodes):.1f} nodes, "
         f"{statistics.fmean(links):.1f} links per run)"
     )

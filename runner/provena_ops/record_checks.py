@@ -12,16 +12,23 @@ from ProvenaInterfaces.ProvenanceModels import ModelRunRecord
 from pydantic import ValidationError
 
 from .facts import State
+from .text import article
 
 
 def record_problems(record: dict[str, Any], state: State) -> list[str]:
     try:
         parsed = ModelRunRecord.model_validate(record)
     except ValidationError as exc:
-        return [
+        problems = []
+        start, end = record.get("start_time"), record.get("end_time")
+        if isinstance(start, int) and isinstance(end, int) and start > end:
+            problems.append(f"start_time {start} is after end_time {end}")
+        problems.extend(
             f"{'.'.join(str(part) for part in error['loc']) or 'record'}: {error['msg']}"
             for error in exc.errors(include_url=False)
-        ]
+            if "start_time" not in error["msg"]
+        )
+        return problems
     return list(_problems(parsed, state))
 
 
@@ -89,7 +96,7 @@ def _complete(state: State, item_id: str, subtype: str, role: str) -> Iterator[s
     if not fact.exists:
         yield f"{role} {item_id} does not exist (or cannot be read)"
     elif fact.subtype != subtype:
-        yield f"{role} {item_id} is a {fact.subtype}, not a {subtype}"
+        yield f"{role} {item_id} is {article(fact.subtype)}, not {article(subtype)}"
     elif not fact.complete:
         yield f"{role} {item_id} is an incomplete (seed) record"
 

@@ -28,6 +28,8 @@ from .provena.errors import ProvenaError
 from .provena.http import ProvenaHttp
 from .record_checks import referenced_ids, template_references
 
+ADMIN_ROLE = "entity-registry-admin"
+
 T = TypeVar("T")
 Progress = Callable[[str, int, int], None]
 
@@ -40,13 +42,14 @@ async def read_state(http: ProvenaHttp, playbook: Playbook, progress: Progress |
     reader = _Reader(http, state, progress)
     await reader.names_and_scan(playbook)
     runs, studies, deletes, edits, relodges = _targets(playbook, state)
+    await reader.fetch_typed("STUDY", sorted(studies["all"]))
     await reader.study_connections(sorted(studies["delete"]))
     linked = {run for links in state.connections.values() for run in links.model_runs}
     await reader.fetch_typed("MODEL_RUN", sorted(runs | linked))
-    await reader.fetch_typed("STUDY", sorted(studies["all"]))
-    await reader.trial_deletes(sorted(run for run in deletes if state.record(run).subtype == "MODEL_RUN"))
+    if ADMIN_ROLE in roles:  # Provena refuses trial deletes to others; the planner reports the missing role
+        await reader.trial_deletes(sorted(run for run in deletes if state.record(run).subtype == "MODEL_RUN"))
     await reader.referenced_entities(sorted((edits | linked) - deletes), _playbook_references(playbook))
-    await reader.downstream(sorted(edits))
+    await reader.downstream(sorted((edits | linked) - deletes))
     await reader.lineage(sorted(relodges - deletes))
     return state
 
@@ -143,12 +146,19 @@ class _Reader:
     async def _name(self, subtype: str, display_name: str) -> None:
         candidates = await search.search_ids(self.http, display_name, subtype)
         fetched = await self._all("search", (registry.fetch(self.http, subtype, c) for c in candidates))
-        exact = []
+        exact: list[str] = []
+        near: list[Linked] = []
         for result in fetched:
-            if result.item is not None and result.item.get("display_name") == display_name:
+            if result.item is None:
+                continue
+            if result.item.get("display_name") == display_name:
                 exact.append(result.id)
                 self._keep(result)
+            elif len(near) < 5:
+                near.append(Linked(id=result.id, subtype=str(result.item.get("display_name"))))
         self.state.names[name_key(subtype, display_name)] = sorted(exact)
+        if not exact:
+            self.state.near_names[name_key(subtype, display_name)] = near
 
     def _keep(self, result: registry.Fetched) -> None:
         self.state.records[result.id] = RecordFact(
@@ -177,6 +187,9 @@ class _Reader:
             links = StudyConnections(
                 registry=sorted(run.id for run in self.state.run_index or [] if run.study_id == study)
             )
+            if not self.state.record(study).exists:
+                self.state.connections[study] = links  # Provena cannot explore a deleted id (500)
+                return
             try:
                 found: dict[str, Linked] = {}
                 for direction in ("downstream", "upstream"):
