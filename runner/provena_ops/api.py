@@ -74,7 +74,7 @@ def plan(
     environment: str | None = None,
     params: dict[str, str] | None = None,
     environments_file: Path | None = None,
-    concurrency: int = 8,
+    concurrency: int = 16,
     progress: Progress | None = None,
     cwd: Path | None = None,
 ) -> Plan:

@@ -137,7 +137,7 @@ def plan(
     environment: str | None = ENVIRONMENT_OPTION,
     environments_file: Path | None = ENVIRONMENTS_FILE_OPTION,
     param: list[str] | None = PARAM_OPTION,
-    concurrency: int = typer.Option(8, "--concurrency", min=1, max=64, help="Requests in flight at once."),
+    concurrency: int = typer.Option(16, "--concurrency", min=1, max=64, help="Requests in flight at once."),
 ) -> None:
     """Read live state and show what apply would change, record by record, field by field.
 

@@ -16,6 +16,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from .api import plan
+from .render.terminal import render_terminal
 from .sandbox import SandboxSettings, running_sandbox
 from .sandbox.admin import reset, seed
 
@@ -117,6 +119,13 @@ def main() -> None:
             f"history entries={len(after['history'])} (latest: {after['history'][0]['reason']!r})"
         )
         http.close()
+    example = Path(__file__).resolve().parents[2] / "playbooks" / "examples" / "delete-studies.yaml"
+    if example.exists():
+        console.rule("provena-ops plan playbooks/examples/delete-studies.yaml")
+        console.print(
+            "[dim](the sandbox environment: started for the command, state in .provena-ops/sandbox.db)[/]"
+        )
+        render_terminal(plan(example), console)
     console.rule("Done")
     console.print(
         f"The demo registry is in {DEMO_DB}. Serve it yourself with:\n"

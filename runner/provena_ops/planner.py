@@ -15,6 +15,7 @@ from .expand import resolve_run, resolve_study, run_refs
 from .facts import RecordFact, State
 from .plan import (
     Action,
+    ActionKind,
     EnvironmentInfo,
     FieldChange,
     OperationTargets,
@@ -391,6 +392,22 @@ def _check_replacement(planning: _Planning, index: int, study_id: str, replaceme
         )
 
 
+_KEY_VERBS = {"update": "update", "relink": "update", "delete_model_run": "delete", "delete_study": "delete"}
+
+
+def _action(kind: ActionKind, fact: RecordFact, operations: list[int], **fields: Any) -> Action:
+    """An action on one record; its key is how other actions depend on it ('update X', 'delete X')."""
+    return Action(
+        key=f"{_KEY_VERBS.get(kind, kind)} {fact.id}",
+        kind=kind,
+        record_id=fact.id,
+        subtype="STUDY" if kind == "delete_study" else "MODEL_RUN",
+        display_name=fact.display_name,
+        operations=operations,
+        **fields,
+    )
+
+
 # -- actions --------------------------------------------------------------------------------------------
 
 
@@ -414,8 +431,7 @@ def _edit_actions(planning: _Planning) -> list[Action]:
 
 def _edit_action(planning: _Planning, run: str, edit: _Edit) -> Action | None:
     fact = planning.state.record(run)
-    kind = "update" if edit.explicit_update else "relink"
-    key = f"update {run}"
+    kind: ActionKind = "update" if edit.explicit_update else "relink"
     if not fact.exists:
         planning.problem(
             f"model run {run} does not exist: {fact.problem or 'not found'}",
@@ -443,16 +459,12 @@ def _edit_action(planning: _Planning, run: str, edit: _Edit) -> Action | None:
             run,
         )
     changes = _changes(current, desired)
-    display = fact.display_name
     reason = "; ".join(edit.reasons)
     if not changes and edit.stale_graph_link is None:
-        return Action(
-            key=key,
-            kind=kind,
-            record_id=run,
-            subtype="MODEL_RUN",
-            display_name=display,
-            operations=edit.operations,
+        return _action(
+            kind,
+            fact,
+            edit.operations,
             outcome="unchanged",
             why="the record already holds every requested value",
         )
@@ -479,13 +491,10 @@ def _edit_action(planning: _Planning, run: str, edit: _Edit) -> Action | None:
         if len(downstream) > 5:
             names += f" and {len(downstream) - 5} more"
         warnings.append(f"changes {', '.join(structural)}; records downstream of this run: {names}")
-    return Action(
-        key=key,
-        kind=kind,
-        record_id=run,
-        subtype="MODEL_RUN",
-        display_name=display,
-        operations=edit.operations,
+    return _action(
+        kind,
+        fact,
+        edit.operations,
         outcome="change",
         reason=reason,
         changes=changes,
@@ -617,13 +626,10 @@ def _relodge_actions(planning: _Planning) -> list[Action]:
         missing = _missing_from_graph(fact, planning.state.lineage.get(run))
         if not later_update and not missing:
             actions.append(
-                Action(
-                    key=f"relodge {run}",
-                    kind="relodge",
-                    record_id=run,
-                    subtype="MODEL_RUN",
-                    display_name=fact.display_name,
-                    operations=operations,
+                _action(
+                    "relodge",
+                    fact,
+                    operations,
                     outcome="unchanged",
                     why="the graph already holds every link of the registry record",
                 )
@@ -631,13 +637,10 @@ def _relodge_actions(planning: _Planning) -> list[Action]:
             continue
         _needs_admin(planning, operations[0], run, "relodge")
         actions.append(
-            Action(
-                key=f"relodge {run}",
-                kind="relodge",
-                record_id=run,
-                subtype="MODEL_RUN",
-                display_name=fact.display_name,
-                operations=operations,
+            _action(
+                "relodge",
+                fact,
+                operations,
                 outcome="change",
                 depends_on=[f"update {run}"] if later_update else [],
                 changes=[FieldChange(field="graph lacks links to", after=missing)] if missing else [],
@@ -673,12 +676,10 @@ def _study_actions(planning: _Planning) -> list[Action]:
         fact = planning.state.record(study_id)
         if not fact.exists:
             actions.append(
-                Action(
-                    key=f"delete {study_id}",
-                    kind="delete_study",
-                    record_id=study_id,
-                    subtype="STUDY",
-                    operations=[index],
+                _action(
+                    "delete_study",
+                    fact,
+                    [index],
                     outcome="already_absent",
                     why="no such study in the registry (already deleted?)",
                 )
@@ -696,13 +697,10 @@ def _study_actions(planning: _Planning) -> list[Action]:
             )
         dependencies = planning.study_dependencies.get(study_id, [])
         actions.append(
-            Action(
-                key=f"delete {study_id}",
-                kind="delete_study",
-                record_id=study_id,
-                subtype="STUDY",
-                display_name=fact.display_name,
-                operations=[index],
+            _action(
+                "delete_study",
+                fact,
+                [index],
                 outcome="change",
                 depends_on=dependencies,
             )
@@ -714,15 +712,12 @@ def _delete_actions(planning: _Planning) -> list[Action]:
     actions: list[Action] = []
     for run, operations in sorted(planning.deletes.items(), key=lambda pair: (pair[1][0], pair[0])):
         fact = planning.state.record(run)
-        key = f"delete {run}"
         if not fact.exists:
             actions.append(
-                Action(
-                    key=key,
-                    kind="delete_model_run",
-                    record_id=run,
-                    subtype="MODEL_RUN",
-                    operations=operations,
+                _action(
+                    "delete_model_run",
+                    fact,
+                    operations,
                     outcome="already_absent",
                     why="no such model run in the registry (already deleted?)",
                 )
@@ -763,13 +758,10 @@ def _delete_actions(planning: _Planning) -> list[Action]:
                 "only the registry record is deleted"
             )
         actions.append(
-            Action(
-                key=key,
-                kind="delete_model_run",
-                record_id=run,
-                subtype="MODEL_RUN",
-                display_name=fact.display_name,
-                operations=operations,
+            _action(
+                "delete_model_run",
+                fact,
+                operations,
                 outcome="change",
                 graph=impact,
                 warnings=warnings,
