@@ -23,7 +23,7 @@ from .sandbox.admin import reset, seed
 
 DEMO_DB = Path(".provena-ops/demo.db")
 CI_CLIENT = ("provena-ops-ci", "sandbox-client-secret")
-console = Console()
+console = Console(soft_wrap=True)
 
 
 def _all_items(http: httpx.Client, registry: str) -> list[dict[str, Any]]:
