@@ -9,21 +9,35 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .plan import GraphImpact
+from .plan import GraphImpact, fingerprint
 
 
 class Fact(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# The bulkiest parts of an item, which planning never reads: dropped after fingerprinting, so 10,000
+# records fit in memory (history alone is most of a model run).
+UNREAD_FIELDS = ("history", "prov_serialisation")
+
+
 class RecordFact(Fact):
-    """One registry record as the caller sees it; `item` is None when it does not exist (or is unreadable)."""
+    """One registry record as the caller sees it; `item` is None when it does not exist (or is unreadable).
+
+    `fingerprint` digests the item exactly as read, before its unread fields are dropped.
+    """
 
     id: str
     item: dict[str, Any] | None = None
+    fingerprint: str = "absent"
     roles: list[str] = Field(default_factory=list)
     locked: bool = False
     problem: str | None = None  # Provena's words when the fetch found nothing usable
+
+    @classmethod
+    def read(cls, record_id: str, item: dict[str, Any] | None, **fields: Any) -> RecordFact:
+        slim = None if item is None else {k: v for k, v in item.items() if k not in UNREAD_FIELDS}
+        return cls(id=record_id, item=slim, fingerprint=fingerprint(item), **fields)
 
     @property
     def exists(self) -> bool:

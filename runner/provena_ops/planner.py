@@ -22,7 +22,6 @@ from .plan import (
     Plan,
     PlaybookInfo,
     Problem,
-    fingerprint,
     summarise,
 )
 from .playbook.model import (
@@ -116,7 +115,7 @@ def make_plan(
         planned_by=state.username,
         created_at=created_at,
         targets=planning.targets,
-        fingerprints={record_id: fingerprint(fact.item) for record_id, fact in sorted(state.records.items())},
+        fingerprints={record_id: fact.fingerprint for record_id, fact in sorted(state.records.items())},
         actions=actions,
         problems=planning.problems,
         warnings=planning.warnings,

@@ -141,7 +141,7 @@ class _Reader:
             )
             self.state.unreadable_runs = listing.not_authorised + listing.unparsable
             for item in listing.items:
-                self.state.records.setdefault(str(item["id"]), RecordFact(id=str(item["id"]), item=item))
+                self.state.records.setdefault(str(item["id"]), RecordFact.read(str(item["id"]), item))
 
     async def _name(self, subtype: str, display_name: str) -> None:
         candidates = await search.search_ids(self.http, display_name, subtype)
@@ -161,9 +161,9 @@ class _Reader:
             self.state.near_names[name_key(subtype, display_name)] = near
 
     def _keep(self, result: registry.Fetched) -> None:
-        self.state.records[result.id] = RecordFact(
-            id=result.id,
-            item=result.item,
+        self.state.records[result.id] = RecordFact.read(
+            result.id,
+            result.item,
             roles=list(result.roles),
             locked=result.locked,
             problem=result.problem,
@@ -178,9 +178,9 @@ class _Reader:
     async def _typed_or_general(self, subtype: str, item_id: str) -> RecordFact:
         result = await registry.fetch(self.http, subtype, item_id)
         if result.item is not None:
-            return RecordFact(id=item_id, item=result.item, roles=list(result.roles), locked=result.locked)
+            return RecordFact.read(item_id, result.item, roles=list(result.roles), locked=result.locked)
         other = await registry.general_fetch(self.http, item_id)  # another subtype, or truly absent
-        return RecordFact(id=item_id, item=other, problem=result.problem)
+        return RecordFact.read(item_id, other, problem=result.problem)
 
     async def study_connections(self, studies: list[str]) -> None:
         async def one(study: str) -> None:
@@ -229,8 +229,8 @@ class _Reader:
         wanted = sorted(i for i in ids if i not in self.state.records)
 
         async def one(item_id: str) -> None:
-            self.state.records[item_id] = RecordFact(
-                id=item_id, item=await registry.general_fetch(self.http, item_id)
+            self.state.records[item_id] = RecordFact.read(
+                item_id, await registry.general_fetch(self.http, item_id)
             )
 
         await self._all("entities", (one(i) for i in wanted))
