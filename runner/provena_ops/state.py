@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .expand import needs, resolve_run, resolve_study, run_refs, study_refs
 from .facts import Linked, RecordFact, RunSummary, State, StudyConnections, name_key
@@ -122,26 +122,26 @@ class _Reader:
 
     async def names_and_scan(self, playbook: Playbook) -> None:
         wanted = needs(playbook)
-        scan = registry.list_all(self.http, "MODEL_RUN") if wanted.scan else None
+        index: list[RunSummary] = []
+
+        def summarise(page: list[dict[str, Any]]) -> None:
+            index.extend(
+                RunSummary(
+                    id=str(item["id"]),
+                    display_name=str(item.get("display_name", "")),
+                    study_id=(item.get("record") or {}).get("study_id"),
+                )
+                for item in page
+            )
+
+        scan = registry.list_all(self.http, "MODEL_RUN", summarise) if wanted.scan else None
         lookups = [self._name(subtype, name) for subtype, name in sorted(wanted.names)]
         results = await asyncio.gather(*lookups, *([scan] if scan else []))
         if scan is not None:
             listing = results[-1]
             assert isinstance(listing, registry.Listing)
-            self.state.run_index = sorted(
-                (
-                    RunSummary(
-                        id=str(item["id"]),
-                        display_name=str(item.get("display_name", "")),
-                        study_id=(item.get("record") or {}).get("study_id"),
-                    )
-                    for item in listing.items
-                ),
-                key=lambda run: run.id,
-            )
+            self.state.run_index = sorted(index, key=lambda run: run.id)
             self.state.unreadable_runs = listing.not_authorised + listing.unparsable
-            for item in listing.items:
-                self.state.records.setdefault(str(item["id"]), RecordFact.read(str(item["id"]), item))
 
     async def _name(self, subtype: str, display_name: str) -> None:
         candidates = await search.search_ids(self.http, display_name, subtype)

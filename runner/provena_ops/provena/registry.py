@@ -3,7 +3,8 @@ fetch (any subtype), and complete listings that follow pagination to the end."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import ProvenaError
@@ -37,7 +38,9 @@ class Fetched:
 
 @dataclass
 class Listing:
-    items: list[dict[str, Any]] = field(default_factory=list)
+    """Counts of a complete listing; the items themselves go to the caller page by page."""
+
+    items: int = 0
     not_authorised: int = 0
     unparsable: int = 0
 
@@ -68,9 +71,12 @@ async def general_fetch(http: ProvenaHttp, item_id: str) -> dict[str, Any] | Non
     return dict(item) if isinstance(item, dict) else None
 
 
-async def list_all(http: ProvenaHttp, subtype: str) -> Listing:
-    """Every complete item of a subtype the caller can read: pages are followed until the key is null
-    (a page can be short or empty while more remain)."""
+async def list_all(
+    http: ProvenaHttp, subtype: str, on_page: Callable[[list[dict[str, Any]]], None]
+) -> Listing:
+    """Every complete item of a subtype the caller can read, handed to `on_page` a page at a time (so
+    10,000 full items are never held at once). Pages are followed until the key is null: a page can be
+    short or empty while more remain."""
     listing = Listing()
     key: Any = None
     pages = 0
@@ -81,7 +87,9 @@ async def list_all(http: ProvenaHttp, subtype: str) -> Listing:
             f"{SUBTYPE_ROUTES[subtype]}/list",
             json={"filter_by": None, "sort_by": None, "pagination_key": key, "page_size": LIST_PAGE_SIZE},
         )
-        listing.items.extend(body.get("items") or [])
+        page = body.get("items") or []
+        listing.items += len(page)
+        on_page(page)
         listing.not_authorised += int(body.get("not_authorised_count") or 0)
         listing.unparsable += int(body.get("unparsable_item_count") or 0)
         key = body.get("pagination_key")
