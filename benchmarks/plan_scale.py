@@ -23,11 +23,11 @@ import json
 import os
 import resource
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from fetch_throughput import CLI, start_server
 from provena_ops.environments import Endpoints
 from provena_ops.plan import EnvironmentInfo, Plan, PlaybookInfo
 from provena_ops.planner import make_plan
@@ -37,27 +37,8 @@ from provena_ops.provena.http import ProvenaHttp
 from provena_ops.sandbox.admin import seed, token
 from provena_ops.state import read_state
 
-CLI = [sys.executable, "-m", "provena_ops.cli"]
 LATENCY_MS = 20.0
 FIRST_RUN = 1_690_000  # handles are consecutive from 10378.1/1690001; runs follow the reference data
-
-
-def start_server(db: Path, latency_ms: float) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    process = subprocess.Popen(
-        [*CLI, "sandbox", "serve", "--db", str(db), "--port", "0", "--latency-ms", str(latency_ms)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    lines = []
-    while True:
-        line = process.stdout.readline()
-        if not line:
-            raise RuntimeError("the sandbox server did not start")
-        lines.append(line)
-        if line.startswith("}"):
-            return process, json.loads("".join(lines))
 
 
 async def plan_once(
