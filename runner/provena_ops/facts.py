@@ -11,6 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .plan import GraphImpact, fingerprint
 
+# Provena's realm roles (contract 2.1): each tier needs every role of the tiers below it.
+READ_ROLE = "entity-registry-read"
+WRITE_ROLE = "entity-registry-write"
+ADMIN_ROLE = "entity-registry-admin"
+WRITE_TIER = (READ_ROLE, WRITE_ROLE)
+ADMIN_TIER = (READ_ROLE, WRITE_ROLE, ADMIN_ROLE)
+
 
 class Fact(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -96,8 +103,13 @@ class State(Fact):
     delete_impact: dict[str, GraphImpact] = Field(default_factory=dict)
     delete_errors: dict[str, str] = Field(default_factory=dict)
     downstream: dict[str, list[Linked]] = Field(default_factory=dict)
+    # model run -> why its neighbourhood in the graph could not be read (downstream or lineage)
+    graph_read_errors: dict[str, str] = Field(default_factory=dict)
     # Depth-1 neighbours of model runs to relodge: upstream and downstream ids, to tell if it is needed.
     lineage: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+
+    def missing_roles(self, tier: tuple[str, ...]) -> list[str]:
+        return [role for role in tier if role not in self.realm_roles]
 
     def record(self, record_id: str) -> RecordFact:
         return self.records.get(record_id) or RecordFact(id=record_id, problem="not read")

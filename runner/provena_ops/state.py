@@ -1,18 +1,26 @@
 """Read what a playbook needs from a live Provena, concurrently and read-only, into a `State`.
 
-Rounds, each as concurrent as the connection limit allows: names and the registry scan; then every
-targeted record (typed fetch: roles and lock state), study connections and trial deletes; then the
-entities edited records will reference, so the planner can pre-flight Provena's validation.
+Reads form a dataflow, not rounds: each read starts as soon as what it depends on is known (a model run's
+referenced entities as soon as the run is fetched, a study's graph-linked runs while the registry scan
+is still paging), so the connection lanes stay busy and no round waits for its slowest request.
+
+Which records are read depends only on the playbook and on what Provena holds, never on timing, so two
+plans of the same playbook against the same state read, and fingerprint, the same records. Reads that
+only edits need (referenced entities, downstream records, lineage) wait until the set of model runs to
+delete is final, because a run being deleted needs none of them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from typing import Any, NoReturn, TypeVar
 
+from ProvenaInterfaces.RegistryModels import ItemModelRun
+
+from .errors import ProvenaOpsError
 from .expand import needs, resolve_run, resolve_study, run_refs, study_refs
-from .facts import Linked, RecordFact, RunSummary, State, StudyConnections, name_key
+from .facts import ADMIN_TIER, Linked, RecordFact, RunSummary, State, StudyConnections, name_key
 from .plan import GraphImpact
 from .playbook.model import (
     DeleteModelRuns,
@@ -24,11 +32,9 @@ from .playbook.model import (
 )
 from .provena import prov, registry, search
 from .provena.auth import claims_of
-from .provena.errors import ProvenaError
+from .provena.errors import NotAuthorised, ProvenaError, Unreachable
 from .provena.http import ProvenaHttp
 from .record_checks import referenced_ids, template_references
-
-ADMIN_ROLE = "entity-registry-admin"
 
 T = TypeVar("T")
 Progress = Callable[[str, int, int], None]
@@ -39,30 +45,300 @@ async def read_state(http: ProvenaHttp, playbook: Playbook, progress: Progress |
     realm = claims.get("realm_access")
     roles = list(realm.get("roles", [])) if isinstance(realm, dict) else []
     state = State(environment=http.environment, username=http.auth.username, realm_roles=roles)
-    reader = _Reader(http, state, progress)
-    await reader.names_and_scan(playbook)
-    runs, studies, deletes, edits, relodges = _targets(playbook, state)
-    await reader.fetch_typed("STUDY", sorted(studies["all"]))
-    await reader.study_connections(sorted(studies["delete"]))
-    linked = {run for links in state.connections.values() for run in links.model_runs}
-    await reader.fetch_typed("MODEL_RUN", sorted(runs | linked))
-    if ADMIN_ROLE in roles:  # Provena refuses trial deletes to others; the planner reports the missing role
-        await reader.trial_deletes(sorted(run for run in deletes if state.record(run).subtype == "MODEL_RUN"))
-    await reader.referenced_entities(sorted((edits | linked) - deletes), _playbook_references(playbook))
-    await reader.downstream(sorted((edits | linked) - deletes))
-    await reader.lineage(sorted(relodges - deletes))
+    await _Reader(http, playbook, state, progress).run()
     return state
+
+
+def fatal(exc: ProvenaError) -> bool:
+    """Failures that make the whole plan unknowable (rather than one record's facts): no network, or a
+    token Provena does not accept. Everything else is recorded against the record it concerns."""
+    return isinstance(exc, Unreachable) or (isinstance(exc, NotAuthorised) and exc.token_problem)
+
+
+class _Reader:
+    def __init__(
+        self, http: ProvenaHttp, playbook: Playbook, state: State, progress: Progress | None
+    ) -> None:
+        self.http = http
+        self.playbook = playbook
+        self.state = state
+        self.progress = progress
+        self.wanted = needs(playbook)
+        self.may_trial_delete = all(role in state.realm_roles for role in ADMIN_TIER)
+        self.tasks: dict[Hashable, asyncio.Task[Any]] = {}
+        self.typed: set[str] = set()  # ids whose fact came from a typed fetch (with roles and lock state)
+        self.graph_links: dict[str, dict[str, Linked]] = {}
+        self.graph_errors: dict[str, str] = {}
+        self.unresolved = 0  # name lookups and the scan still running
+        self.done = 0
+        self.group: asyncio.TaskGroup | None = None
+
+    # -- scheduling ---------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                self.group = group
+                for subtype, name in sorted(self.wanted.names):
+                    self._resolving(self._name(subtype, name))
+                if self.wanted.scan:
+                    self._resolving(self._scan())
+                for entity in sorted(_playbook_references(self.playbook)):
+                    self._once(("entity", entity), self._entity(entity))
+                self._expand()
+        except BaseExceptionGroup as failures:
+            _raise_first(failures)
+        self._assemble_connections()
+
+    def _once(self, key: Hashable, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """The task reading `key`, started on first request; later requests share it."""
+        task = self.tasks.get(key)
+        if task is None:
+            assert self.group is not None
+            task = self.group.create_task(self._counted(str(key[0]) if isinstance(key, tuple) else "", work))
+            self.tasks[key] = task
+        else:
+            work.close()
+        return task
+
+    async def _counted(self, label: str, work: Awaitable[T]) -> T:
+        result = await work
+        self.done += 1
+        if self.progress:
+            self.progress(label, self.done, len(self.tasks))
+        return result
+
+    def _resolving(self, work: Coroutine[Any, Any, None]) -> None:
+        """A read that can reveal more targets (a name lookup, the scan): expand again when it ends."""
+        self.unresolved += 1
+
+        async def then() -> None:
+            await work
+            self.unresolved -= 1
+            self._expand()
+
+        self._once(("resolve", id(work)), then())
+
+    @property
+    def deletes_final(self) -> bool:
+        """True once no pending name lookup or scan can add a model run to delete."""
+        if self.unresolved == 0:
+            return True
+        return not any(
+            ref.id is None
+            for op in self.playbook.operations
+            if isinstance(op, DeleteModelRuns)
+            for ref in op.model_runs
+        )
+
+    def _expand(self) -> None:
+        """Start every read the targets known so far call for (each at most once)."""
+        runs, studies, deleting_studies, deletes, edits, relodges = _targets(self.playbook, self.state)
+        for study in sorted(studies):
+            self._once(("study", study), self._study(study))
+        for study in sorted(deleting_studies):
+            self._once(("explore", study), self._explore_study(study))
+        linked = {run for links in self.graph_links.values() for run in links if self._is_run(links[run])}
+        if self.state.run_index is not None:
+            linked |= {r.id for r in self.state.run_index if r.study_id and r.study_id in deleting_studies}
+        for run in sorted(runs | linked):
+            self._once(("run", run), self._run(run))
+        for run in sorted(deletes):
+            self._once(("trial delete", run), self._trial_delete(run))
+        if not self.deletes_final:
+            return
+        for run in sorted((edits | linked) - deletes):
+            self._once(("entities", run), self._entities_of(run))
+            self._once(("downstream", run), self._downstream(run))
+        for run in sorted(relodges - deletes):
+            self._once(("lineage", run), self._lineage(run))
+
+    @staticmethod
+    def _is_run(node: Linked) -> bool:
+        return node.subtype == "MODEL_RUN"
+
+    # -- reads ----------------------------------------------------------------------------------------
+
+    async def _scan(self) -> None:
+        index: list[RunSummary] = []
+
+        def summarise(page: list[ItemModelRun]) -> None:
+            index.extend(
+                RunSummary(id=item.id, display_name=item.display_name, study_id=item.record.study_id)
+                for item in page
+            )
+
+        listing = await registry.list_model_runs(self.http, summarise)
+        self.state.run_index = sorted(index, key=lambda run: run.id)
+        self.state.unreadable_runs = listing.not_authorised + listing.unparsable
+
+    async def _name(self, subtype: str, display_name: str) -> None:
+        candidates = await search.search_ids(self.http, display_name, subtype)
+        facts = await asyncio.gather(*(self._fetch(subtype, candidate) for candidate in candidates))
+        exact: list[str] = []
+        near: list[Linked] = []
+        for fact in facts:
+            if fact.item is None or fact.subtype != subtype:
+                continue
+            if fact.display_name == display_name:
+                exact.append(fact.id)
+                self._keep(fact, typed=True)
+            elif len(near) < 5:
+                near.append(Linked(id=fact.id, subtype=str(fact.display_name)))
+        self.state.names[name_key(subtype, display_name)] = sorted(exact)
+        if not exact:
+            self.state.near_names[name_key(subtype, display_name)] = near
+
+    def _fetch(self, subtype: str, item_id: str) -> asyncio.Task[RecordFact]:
+        return self._once(("fetch", subtype, item_id), self._typed_or_general(subtype, item_id))
+
+    async def _typed_or_general(self, subtype: str, item_id: str) -> RecordFact:
+        result = await registry.fetch(self.http, subtype, item_id)
+        if result.item is not None or result.unreadable:
+            return RecordFact.read(
+                item_id, result.item, roles=list(result.roles), locked=result.locked, problem=result.problem
+            )
+        other = await registry.general_fetch(self.http, item_id)  # another subtype, or truly absent
+        return RecordFact.read(item_id, other.item, problem=other.problem or result.problem)
+
+    def _keep(self, fact: RecordFact, *, typed: bool) -> None:
+        """Typed facts (roles, lock state) win over general ones, whichever arrives first."""
+        if typed:
+            self.typed.add(fact.id)
+            self.state.records[fact.id] = fact
+        elif fact.id not in self.typed:
+            self.state.records.setdefault(fact.id, fact)
+
+    async def _run(self, run: str) -> RecordFact:
+        fact = await self._fetch("MODEL_RUN", run)
+        self._keep(fact, typed=True)
+        return fact
+
+    async def _study(self, study: str) -> RecordFact:
+        fact = await self._fetch("STUDY", study)
+        self._keep(fact, typed=True)
+        return fact
+
+    async def _explore_study(self, study: str) -> None:
+        fact = await self.tasks[("study", study)]
+        if not fact.exists or fact.subtype != "STUDY":
+            return  # Provena cannot explore a deleted id (500); the planner reports a wrong subtype
+        found: dict[str, Linked] = {}
+        try:
+            for nodes in await asyncio.gather(
+                prov.explore(self.http, "downstream", study, depth=1),
+                prov.explore(self.http, "upstream", study, depth=1),
+            ):
+                found.update((node.id, Linked(id=node.id, subtype=node.subtype)) for node in nodes)
+        except ProvenaError as exc:
+            if fatal(exc):
+                raise
+            self.graph_errors[study] = exc.message
+            return
+        self.graph_links[study] = found
+        self._expand()
+
+    async def _trial_delete(self, run: str) -> None:
+        fact = await self.tasks[("run", run)]
+        if fact.subtype != "MODEL_RUN" or not self.may_trial_delete:
+            return  # the planner reports the wrong subtype or the missing roles
+        try:
+            counts = await prov.trial_delete(self.http, run)
+        except ProvenaError as exc:
+            if fatal(exc):
+                raise
+            self.state.delete_errors[run] = exc.message
+            return
+        self.state.delete_impact[run] = impact_of(counts)
+
+    async def _entities_of(self, run: str) -> None:
+        fact = await self.tasks[("run", run)]
+        record = (fact.item or {}).get("record") or {}
+        await asyncio.gather(
+            *(
+                self._once(("entity", entity), self._entity(entity))
+                for entity in sorted(referenced_ids(record))
+            )
+        )
+
+    async def _entity(self, entity: str) -> None:
+        result = await registry.general_fetch(self.http, entity)
+        fact = RecordFact.read(entity, result.item, problem=result.problem)
+        self._keep(fact, typed=False)
+        if fact.subtype == "MODEL_RUN_WORKFLOW_TEMPLATE":
+            await asyncio.gather(
+                *(
+                    self._once(("entity", used), self._entity(used))
+                    for used in sorted(template_references(fact.item or {}))
+                )
+            )
+
+    async def _downstream(self, run: str) -> None:
+        fact = await self.tasks[("run", run)]
+        if fact.subtype != "MODEL_RUN":
+            return
+        try:
+            nodes = await prov.explore(self.http, "downstream", run, depth=2)
+        except ProvenaError as exc:
+            if fatal(exc):
+                raise
+            self.state.graph_read_errors[run] = exc.message
+            return
+        self.state.downstream[run] = sorted(
+            (Linked(id=n.id, subtype=n.subtype) for n in nodes), key=lambda n: n.id
+        )
+
+    async def _lineage(self, run: str) -> None:
+        fact = await self.tasks[("run", run)]
+        if fact.subtype != "MODEL_RUN":
+            return
+        try:
+            upstream, downstream = await asyncio.gather(
+                prov.explore(self.http, "upstream", run, depth=1),
+                prov.explore(self.http, "downstream", run, depth=1),
+            )
+        except ProvenaError as exc:
+            if fatal(exc):
+                raise
+            self.state.graph_read_errors[run] = exc.message
+            return
+        self.state.lineage[run] = {
+            "upstream": sorted(node.id for node in upstream),
+            "downstream": sorted(node.id for node in downstream),
+        }
+
+    def _assemble_connections(self) -> None:
+        """What links to each study being deleted: the graph's view and the registry's, side by side."""
+        _, _, deleting, _, _, _ = _targets(self.playbook, self.state)
+        for study in sorted(deleting):
+            self.state.connections[study] = StudyConnections(
+                graph=sorted(self.graph_links.get(study, {}).values(), key=lambda node: node.id),
+                registry=sorted(r.id for r in self.state.run_index or [] if r.study_id == study),
+                graph_error=self.graph_errors.get(study),
+            )
+
+
+def _raise_first(failures: BaseExceptionGroup[Any]) -> NoReturn:
+    """A TaskGroup reports every failure; the admin needs the first one that says what went wrong."""
+    for failure in failures.exceptions:
+        if isinstance(failure, BaseExceptionGroup):
+            _raise_first(failure)
+        if isinstance(failure, ProvenaOpsError):
+            raise failure
+    raise failures
 
 
 def _targets(
     playbook: Playbook, state: State
-) -> tuple[set[str], dict[str, set[str]], set[str], set[str], set[str]]:
-    """Expanded ids: all targeted runs, studies (named / to delete), runs to delete, to edit, to relodge."""
+) -> tuple[set[str], set[str], set[str], set[str], set[str], set[str]]:
+    """Expanded ids known so far: targeted runs, named studies, studies to delete, runs to delete, to edit,
+    to relodge. Names and selectors not yet resolved expand to nothing."""
     runs: set[str] = set()
     deletes: set[str] = set()
     edits: set[str] = set()
     relodges: set[str] = set()
-    studies: dict[str, set[str]] = {"all": set(), "delete": set()}
+    studies: set[str] = set()
+    deleting: set[str] = set()
     for operation in playbook.operations:
         expanded = {run for ref in run_refs(operation) for run in resolve_run(ref, state).ids}
         runs |= expanded
@@ -73,11 +349,11 @@ def _targets(
         elif isinstance(operation, RelodgeModelRuns):
             relodges |= expanded
         for ref in study_refs(operation):
-            studies["all"] |= set(resolve_study(ref, state).ids)
+            studies |= set(resolve_study(ref, state).ids)
         if isinstance(operation, DeleteStudies):
             for study in operation.studies:
-                studies["delete"] |= set(resolve_study(study, state).ids)
-    return runs, studies, deletes, edits, relodges
+                deleting |= set(resolve_study(study, state).ids)
+    return runs, studies, deleting, deletes, edits, relodges
 
 
 def _playbook_references(playbook: Playbook) -> set[str]:
@@ -96,175 +372,6 @@ def _playbook_references(playbook: Playbook) -> set[str]:
             }
             ids |= referenced_ids(shaped)
     return ids
-
-
-class _Reader:
-    def __init__(self, http: ProvenaHttp, state: State, progress: Progress | None) -> None:
-        self.http = http
-        self.state = state
-        self.progress = progress
-
-    async def _all(self, label: str, calls: Iterable[Awaitable[T]]) -> list[T]:
-        pending = list(calls)
-        if not pending:
-            return []
-        done = 0
-
-        async def counted(call: Awaitable[T]) -> T:
-            nonlocal done
-            result = await call
-            done += 1
-            if self.progress:
-                self.progress(label, done, len(pending))
-            return result
-
-        return list(await asyncio.gather(*(counted(call) for call in pending)))
-
-    async def names_and_scan(self, playbook: Playbook) -> None:
-        wanted = needs(playbook)
-        index: list[RunSummary] = []
-
-        def summarise(page: list[dict[str, Any]]) -> None:
-            index.extend(
-                RunSummary(
-                    id=str(item["id"]),
-                    display_name=str(item.get("display_name", "")),
-                    study_id=(item.get("record") or {}).get("study_id"),
-                )
-                for item in page
-            )
-
-        scan = registry.list_all(self.http, "MODEL_RUN", summarise) if wanted.scan else None
-        lookups = [self._name(subtype, name) for subtype, name in sorted(wanted.names)]
-        results = await asyncio.gather(*lookups, *([scan] if scan else []))
-        if scan is not None:
-            listing = results[-1]
-            assert isinstance(listing, registry.Listing)
-            self.state.run_index = sorted(index, key=lambda run: run.id)
-            self.state.unreadable_runs = listing.not_authorised + listing.unparsable
-
-    async def _name(self, subtype: str, display_name: str) -> None:
-        candidates = await search.search_ids(self.http, display_name, subtype)
-        fetched = await self._all("search", (registry.fetch(self.http, subtype, c) for c in candidates))
-        exact: list[str] = []
-        near: list[Linked] = []
-        for result in fetched:
-            if result.item is None:
-                continue
-            if result.item.get("display_name") == display_name:
-                exact.append(result.id)
-                self._keep(result)
-            elif len(near) < 5:
-                near.append(Linked(id=result.id, subtype=str(result.item.get("display_name"))))
-        self.state.names[name_key(subtype, display_name)] = sorted(exact)
-        if not exact:
-            self.state.near_names[name_key(subtype, display_name)] = near
-
-    def _keep(self, result: registry.Fetched) -> None:
-        self.state.records[result.id] = RecordFact.read(
-            result.id,
-            result.item,
-            roles=list(result.roles),
-            locked=result.locked,
-            problem=result.problem,
-        )
-
-    async def fetch_typed(self, subtype: str, ids: list[str]) -> None:
-        missing = [i for i in ids if i not in self.state.records or not self.state.records[i].roles]
-        results = await self._all("fetch", (self._typed_or_general(subtype, i) for i in missing))
-        for result in results:
-            self.state.records[result.id] = result
-
-    async def _typed_or_general(self, subtype: str, item_id: str) -> RecordFact:
-        result = await registry.fetch(self.http, subtype, item_id)
-        if result.item is not None:
-            return RecordFact.read(item_id, result.item, roles=list(result.roles), locked=result.locked)
-        other = await registry.general_fetch(self.http, item_id)  # another subtype, or truly absent
-        return RecordFact.read(item_id, other, problem=result.problem)
-
-    async def study_connections(self, studies: list[str]) -> None:
-        async def one(study: str) -> None:
-            links = StudyConnections(
-                registry=sorted(run.id for run in self.state.run_index or [] if run.study_id == study)
-            )
-            if not self.state.record(study).exists:
-                self.state.connections[study] = links  # Provena cannot explore a deleted id (500)
-                return
-            try:
-                found: dict[str, Linked] = {}
-                for direction in ("downstream", "upstream"):
-                    for node in await prov.explore(self.http, direction, study, depth=1):
-                        found[node.id] = Linked(id=node.id, subtype=node.subtype)
-                links.graph = sorted(found.values(), key=lambda node: node.id)
-            except ProvenaError as exc:
-                links.graph_error = exc.message
-            self.state.connections[study] = links
-
-        await self._all("explore", (one(study) for study in studies))
-
-    async def trial_deletes(self, runs: list[str]) -> None:
-        async def one(run: str) -> None:
-            try:
-                diff = await prov.trial_delete(self.http, run)
-            except ProvenaError as exc:
-                self.state.delete_errors[run] = exc.message
-                return
-            self.state.delete_impact[run] = impact_of(diff)
-
-        await self._all("trial delete", (one(run) for run in runs))
-
-    async def referenced_entities(self, runs: list[str], also: set[str]) -> None:
-        ids: set[str] = set(also)
-        for run in runs:
-            record = (self.state.record(run).item or {}).get("record") or {}
-            ids |= referenced_ids(record)
-        await self._general(ids)
-        templates = {i for i in ids if self.state.record(i).subtype == "MODEL_RUN_WORKFLOW_TEMPLATE"}
-        second: set[str] = set()
-        for template in templates:
-            second |= template_references(self.state.record(template).item or {})
-        await self._general(second)
-
-    async def _general(self, ids: set[str]) -> None:
-        wanted = sorted(i for i in ids if i not in self.state.records)
-
-        async def one(item_id: str) -> None:
-            self.state.records[item_id] = RecordFact.read(
-                item_id, await registry.general_fetch(self.http, item_id)
-            )
-
-        await self._all("entities", (one(i) for i in wanted))
-
-    async def lineage(self, runs: list[str]) -> None:
-        async def one(run: str) -> None:
-            if self.state.record(run).subtype == "MODEL_RUN":
-                try:
-                    self.state.lineage[run] = await _lineage_of(self.http, run)
-                except ProvenaError:
-                    return
-
-        await self._all("lineage", (one(run) for run in runs))
-
-    async def downstream(self, runs: list[str]) -> None:
-        async def one(run: str) -> None:
-            if self.state.record(run).subtype != "MODEL_RUN":
-                return
-            try:
-                nodes = await prov.explore(self.http, "downstream", run, depth=2)
-            except ProvenaError:
-                return
-            self.state.downstream[run] = sorted(
-                (Linked(id=n.id, subtype=n.subtype) for n in nodes), key=lambda n: n.id
-            )
-
-        await self._all("downstream", (one(run) for run in runs))
-
-
-async def _lineage_of(http: ProvenaHttp, run: str) -> dict[str, list[str]]:
-    return {
-        direction: sorted(node.id for node in await prov.explore(http, direction, run, depth=1))
-        for direction in ("upstream", "downstream")
-    }
 
 
 def impact_of(counts: dict[str, int]) -> GraphImpact:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -11,21 +10,9 @@ from ProvenaInterfaces import AsyncJobAPI, SearchAPI
 
 from provena_ops.sandbox.seed import SeedSummary
 from tests.conftest import Api
-
-FINAL = ("SUCCEEDED", "FAILED")
-
+from tests.sandbox.seeded import fetch_job, run_id, set_faults, studies, wait_job
 
 # ---- helpers ------------------------------------------------------------------------------------
-
-
-def run_id(demo: SeedSummary, number: int) -> str:
-    """Seeded run `number` (0-based); the runs have consecutive handles starting at run 0."""
-    prefix, _, handle = demo.notable["model run with annotations"].rpartition("/")
-    return f"{prefix}/{int(handle) + number}"
-
-
-def studies(demo: SeedSummary) -> list[str]:
-    return demo.notable["studies"].split(", ")
 
 
 def fetch_run(api: Api, item_id: str) -> dict[str, Any]:
@@ -58,34 +45,6 @@ def submit(api: Api, model_run_id: str, reason: str, user: str = "admin") -> str
     assert response.status_code == 200, response.text
     session_id: str = response.json()["session_id"]
     return session_id
-
-
-def fetch_job(api: Api, session_id: str, user: str = "admin") -> tuple[int, dict[str, Any]]:
-    response = api.http.get(
-        f"{api.jobs}/jobs/user/fetch", params={"session_id": session_id}, headers=api.auth(user)
-    )
-    body: dict[str, Any] = response.json()
-    return response.status_code, body
-
-
-def wait_job(api: Api, session_id: str, user: str = "admin", timeout: float = 10.0) -> dict[str, Any]:
-    """Poll until the job is final; 400 (row not written yet) is tolerated."""
-    deadline = time.monotonic() + timeout
-    while True:
-        code, body = fetch_job(api, session_id, user)
-        assert code in (200, 400), body
-        if code == 200 and body["job"]["status"] in FINAL:
-            job: dict[str, Any] = body["job"]
-            return job
-        assert time.monotonic() < deadline, f"job {session_id} not final after {timeout} s: {body}"
-        time.sleep(0.02)
-
-
-def set_faults(api: Api, **faults: Any) -> None:
-    response = api.http.put(
-        f"{api.running.base_url.rstrip('/')}/sandbox/faults", json=faults, headers=api.auth("admin")
-    )
-    assert response.status_code == 200, response.text
 
 
 # ---- job API ------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from ProvenaInterfaces import ProvenanceAPI, RegistryAPI
 
 from provena_ops.sandbox.seed import SeedSummary
 from tests.conftest import Api
+from tests.sandbox.seeded import run_id, studies
 
 DELETE_FETCH_ERROR = (
     "Exception: could not delete model run as error occurred when fetching the record from the registry"
@@ -20,16 +21,6 @@ UNKNOWN_ID = "10378.1/9999999"
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-
-
-def run_id(demo: SeedSummary, number: int) -> str:
-    """Seeded run `number` (0-based); the runs have consecutive handles starting at run 0."""
-    prefix, _, handle = demo.notable["model run with annotations"].rpartition("/")
-    return f"{prefix}/{int(handle) + number}"
-
-
-def studies(demo: SeedSummary) -> list[str]:
-    return demo.notable["studies"].split(", ")
 
 
 def fetch(api: Api, item_id: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from ProvenaInterfaces import AsyncJobAPI
 
 from provena_ops.sandbox.seed import SeedSummary
 from tests.conftest import Api
-from tests.sandbox.seeded import COMPLETION, FINAL, run_id, studies
+from tests.sandbox.seeded import COMPLETION, FINAL, fetch_job, run_id, set_faults, studies, wait_job
 
 PREFIX = "Failed to validate an entity's ID in the record, error: "
 DEQUEUED_INFO = "Job removed from queue ready for processing by worker task."
@@ -42,34 +42,6 @@ def submit(api: Api, model_run_id: str, record: dict[str, Any], reason: str, use
     assert set(body) == {"session_id"}
     session_id: str = body["session_id"]
     return session_id
-
-
-def fetch_job(api: Api, session_id: str, user: str = "admin") -> tuple[int, dict[str, Any]]:
-    response = api.http.get(
-        f"{api.jobs}/jobs/user/fetch", params={"session_id": session_id}, headers=api.auth(user)
-    )
-    body: dict[str, Any] = response.json()
-    return response.status_code, body
-
-
-def wait_job(api: Api, session_id: str, user: str = "admin", timeout: float = 10.0) -> dict[str, Any]:
-    """Poll until the job is final; 400 (row not written yet) is tolerated."""
-    deadline = time.monotonic() + timeout
-    while True:
-        code, body = fetch_job(api, session_id, user)
-        assert code in (200, 400), body
-        if code == 200 and body["job"]["status"] in FINAL:
-            job: dict[str, Any] = body["job"]
-            return job
-        assert time.monotonic() < deadline, f"job {session_id} not final after {timeout} s: {body}"
-        time.sleep(0.02)
-
-
-def set_faults(api: Api, **faults: Any) -> None:
-    response = api.http.put(
-        f"{api.running.base_url.rstrip('/')}/sandbox/faults", json=faults, headers=api.auth("admin")
-    )
-    assert response.status_code == 200, response.text
 
 
 def upstream_ids(api: Api, start: str, depth: int = 1) -> set[str]:

@@ -1,26 +1,35 @@
-"""One keep-alive connection pool per target, bounded concurrency, safe retries, and plain-words errors.
+"""One keep-alive connection per lane, bounded concurrency, safe retries, typed responses, plain-words errors.
 
 Reads are always safe to retry. Transient failures (connection errors, timeouts, 429 honouring
 Retry-After, 502/503/504) are retried with exponential backoff and full jitter, a bounded number of
 times; a 401 with an expired token refreshes the token once. Nothing else is retried: 400/404/422 and the
 other 401s are answers, not accidents.
+
+Concurrency is a pool of lanes, each an httpx transport holding one keep-alive connection: a request
+takes a free lane and gives it back. Planning thousands of records is bound by the client's CPU, and
+this halves it: httpcore's shared pool re-scans every connection and waiter on each request, and the
+client layer above the transport (auth flows, redirects, cookies) is unused here. Measured on 2,000
+fetches at 16 in flight: 2.9 ms of CPU per request through one shared AsyncClient, 1.3 ms through lanes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json as jsonlib
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from ..environments import Endpoints
 from .auth import TokenSource
-from .errors import NotAuthorised, ProvenaError, Unreachable
+from .errors import NotAuthorised, ProvenaError, Unexpected, Unreachable, refusal_hint
 
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -58,19 +67,28 @@ class ProvenaHttp:
         self.auth = auth
         self.environment = environment
         self.retry = retry or RetryPolicy()
-        self._limit = asyncio.Semaphore(concurrency)
-        self._client = httpx.AsyncClient(
-            timeout=timeout_s,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        )
+        tls = httpx.create_ssl_context()  # loading the CA bundle costs ~35 ms: once, not once per lane
+        self._timeout = httpx.Timeout(timeout_s).as_dict()
+        self._transports = [
+            httpx.AsyncHTTPTransport(
+                verify=tls, limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)
+            )
+            for _ in range(concurrency)
+        ]
+        self._lanes: asyncio.Queue[httpx.AsyncHTTPTransport] = asyncio.Queue()
+        for transport in self._transports:
+            self._lanes.put_nowait(transport)
         self._rng = random.Random()
-        self.requests = 0  # sent, retries included: benchmarks and the plan's summary read it
+        self.requests = 0  # sent, retries included: benchmarks read it
 
     async def __aenter__(self) -> ProvenaHttp:
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        await self._client.aclose()
+        await asyncio.gather(*(transport.aclose() for transport in self._transports))
+
+    def where(self, service: str, method: str, path: str) -> str:
+        return f"{method} {path} on the {service} API of '{self.environment}'"
 
     async def call(
         self,
@@ -84,33 +102,48 @@ class ProvenaHttp:
     ) -> httpx.Response:
         """Send one request; returns any response that is not a transient failure or an auth refusal."""
         url = self.bases[service] + path
+        where = self.where(service, method, path)
         refreshed = False
         attempt = 0
         while True:
             headers = {"Authorization": f"Bearer {await self.auth.token()}"}
+            lane = await self._lanes.get()
+            failure: Exception | None = None
             try:
-                async with self._limit:
-                    self.requests += 1
-                    response = await self._client.request(
-                        method, url, params=params, json=json, headers=headers
-                    )
+                self.requests += 1
+                request = httpx.Request(
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    headers=headers,
+                    extensions={"timeout": self._timeout},
+                )
+                response = await lane.handle_async_request(request)
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
             except (httpx.TransportError, httpx.TimeoutException) as exc:
+                failure = exc
+            finally:
+                self._lanes.put_nowait(lane)
+            if failure is not None:
                 if not retry_safe or attempt + 1 >= self.retry.attempts:
                     raise Unreachable(
-                        f"{method} {path} on {service} API of '{self.environment}' failed: "
-                        f"{type(exc).__name__} {exc}".rstrip(),
+                        f"{where} failed {self.attempts_text(attempt)}: {type(failure).__name__} "
+                        f"{failure}".rstrip(),
                         hint="check the network and the environment's endpoints; the call was "
                         + ("retried" if retry_safe else "not retried because it writes"),
                         retryable=True,
-                    ) from exc
+                    ) from failure
                 await asyncio.sleep(self.retry.delay(attempt, None, self._rng))
                 attempt += 1
                 continue
             if response.status_code in TRANSIENT_STATUS:
                 if not retry_safe or attempt + 1 >= self.retry.attempts:
                     raise Unreachable(
-                        f"{method} {path} on {service} API of '{self.environment}' answered "
-                        f"{response.status_code} {self.attempts_text(attempt)}",
+                        f"{where} answered {response.status_code} {self.attempts_text(attempt)}",
                         status=response.status_code,
                         hint="Provena is overloaded or restarting; try again later",
                         retryable=True,
@@ -122,20 +155,21 @@ class ProvenaHttp:
                 if not refreshed and self.auth.expired() and await self.auth.refresh():
                     refreshed = True
                     continue
+                detail = detail_of(response)
                 raise NotAuthorised(
-                    f"{method} {path} on {service} API of '{self.environment}' was refused (401): "
-                    f"{detail_of(response)}",
+                    f"{where} was refused (401): {detail}",
                     status=401,
-                    hint=f"Provena answers 401 for a missing role, a missing item permission or a locked "
-                    f"record; signed in as {self.auth.username}",
+                    detail=detail,
+                    hint=refusal_hint(detail, self.auth.username),
                 )
             return response
 
     def attempts_text(self, attempt: int) -> str:
         return f"after {attempt + 1} attempt{'s' if attempt else ''}"
 
-    async def json(
+    async def parsed(
         self,
+        model: type[M],
         service: str,
         method: str,
         path: str,
@@ -143,23 +177,91 @@ class ProvenaHttp:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         retry_safe: bool = True,
-    ) -> Any:
-        """The JSON body of a 200; any other status is an error naming the call and Provena's detail."""
+    ) -> M:
+        """A 200 response checked against Provena's published model (pydantic-core parses and checks in
+        one pass: a 500 KB trial delete in ~0.2 ms, a tenth of the json module's time)."""
+        response = await self._ok(service, method, path, params=params, json=json, retry_safe=retry_safe)
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise self._unexpected(service, method, path, response, model, exc) from exc
+
+    async def parsed_with_raw(
+        self,
+        model: type[M],
+        service: str,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> tuple[M, dict[str, Any]]:
+        """As `parsed`, with the raw JSON object too, for records that must be kept (and fingerprinted)
+        exactly as read, fields the published model does not know included."""
+        response = await self._ok(service, method, path, params=params, json=json, retry_safe=True)
+        try:
+            raw = jsonlib.loads(response.content)
+            if not isinstance(raw, dict):
+                raise ValueError(f"a JSON {type(raw).__name__}, not an object")
+            return model.model_validate(raw), raw
+        except (ValidationError, ValueError) as exc:
+            raise self._unexpected(service, method, path, response, model, exc) from exc
+
+    async def _ok(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        retry_safe: bool,
+    ) -> httpx.Response:
+        """The response when it is a 200; any other status is an error naming the call."""
         response = await self.call(service, method, path, params=params, json=json, retry_safe=retry_safe)
         if response.status_code != 200:
+            detail = detail_of(response)
             raise ProvenaError(
-                f"{method} {path} on {service} API of '{self.environment}' answered {response.status_code}: "
-                f"{detail_of(response)}",
+                f"{self.where(service, method, path)} answered {response.status_code}: {detail}",
                 status=response.status_code,
+                detail=detail,
             )
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise ProvenaError(
-                f"{method} {path} on {service} API of '{self.environment}' answered non-JSON: "
-                f"{response.text[:200]!r}",
-                status=response.status_code,
-            ) from exc
+        return response
+
+    def _unexpected(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        response: httpx.Response,
+        model: type[BaseModel],
+        exc: ValidationError | ValueError,
+    ) -> Unexpected:
+        where = self.where(service, method, path)
+        not_json = isinstance(exc, jsonlib.JSONDecodeError) or (
+            isinstance(exc, ValidationError) and any(e["type"] == "json_invalid" for e in exc.errors())
+        )
+        if not_json:
+            return Unexpected(
+                f"{where} answered something that is not JSON: {response.text[:200]!r}",
+                status=200,
+                hint="check that the environment's endpoint points at this Provena service",
+            )
+        return Unexpected(
+            f"{where} answered a body that does not match Provena's {model.__name__}: "
+            f"{_validation_summary(exc)}",
+            status=200,
+            hint="check that the endpoint is this Provena service and that its version is one "
+            "provena-ops supports (provena-interfaces-v2 2.10)",
+        )
+
+
+def _validation_summary(exc: ValidationError | ValueError) -> str:
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    errors = exc.errors(include_url=False)
+    shown = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in errors[:3])
+    return shown + (f" (and {len(errors) - 3} more)" if len(errors) > 3 else "")
 
 
 def detail_of(response: httpx.Response) -> str:

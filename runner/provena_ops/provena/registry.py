@@ -1,5 +1,6 @@
 """Registry API reads the planner needs: typed fetch (with the caller's roles and lock state), general
-fetch (any subtype), and complete listings that follow pagination to the end."""
+fetch (any subtype), and complete listings that follow pagination to the end. Every response is checked
+against Provena's published models; the raw item is kept, so it can be fingerprinted exactly as read."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ProvenaError
+from ProvenaInterfaces.RegistryAPI import (
+    GenericFetchResponse,
+    ModelRunFetchResponse,
+    ModelRunListResponse,
+    StudyFetchResponse,
+    UntypedFetchResponse,
+)
+from ProvenaInterfaces.RegistryModels import ItemModelRun
+
+from .errors import NotAuthorised, ProvenaError
 from .http import ProvenaHttp
 
 SUBTYPE_ROUTES = {
@@ -22,18 +32,25 @@ SUBTYPE_ROUTES = {
     "DATASET_TEMPLATE": "/registry/entity/dataset_template",
     "DATASET": "/registry/entity/dataset",
 }
+FETCH_MODELS: dict[str, type[GenericFetchResponse]] = {
+    "MODEL_RUN": ModelRunFetchResponse,
+    "STUDY": StudyFetchResponse,
+}
+# Provena reads one DynamoDB page (at most 1 MB) per list call whatever the page size, so a larger page
+# would not mean fewer round trips against a real deployment.
 LIST_PAGE_SIZE = 100
 
 
 @dataclass(frozen=True)
 class Fetched:
-    """A typed fetch: the item when found, with what the caller may do to it."""
+    """A fetch: the item when found, with what the caller may do to it."""
 
     id: str
     item: dict[str, Any] | None
     roles: tuple[str, ...] = ()
     locked: bool = False
-    problem: str | None = None  # Provena's soft-failure text when not found or of another subtype
+    problem: str | None = None  # Provena's words when not found, of another subtype, or unreadable
+    unreadable: bool = False  # it exists, but the caller may not read it
 
 
 @dataclass
@@ -47,54 +64,70 @@ class Listing:
 
 async def fetch(http: ProvenaHttp, subtype: str, item_id: str) -> Fetched:
     """Typed fetch; a missing or wrong-subtype record is `item=None` with Provena's reason."""
-    body = await http.json(
-        "registry", "GET", f"{SUBTYPE_ROUTES[subtype]}/fetch", params={"id": item_id, "seed_allowed": "false"}
-    )
-    status = body.get("status") or {}
-    if not status.get("success"):
-        return Fetched(item_id, None, problem=str(status.get("details", "not found")))
+    try:
+        parsed, raw = await http.parsed_with_raw(
+            FETCH_MODELS[subtype],
+            "registry",
+            "GET",
+            f"{SUBTYPE_ROUTES[subtype]}/fetch",
+            params={"id": item_id, "seed_allowed": "false"},
+        )
+    except NotAuthorised as exc:
+        if exc.item_unreadable:
+            return _unreadable(http, item_id)
+        raise
+    if not parsed.status.success or raw.get("item") is None:
+        return Fetched(item_id, None, problem=parsed.status.details or "not found")
+    return Fetched(item_id, raw["item"], tuple(str(role) for role in parsed.roles or ()), bool(parsed.locked))
+
+
+async def general_fetch(http: ProvenaHttp, item_id: str) -> Fetched:
+    """Any item by id, whatever its subtype (`item=None` when it does not exist or cannot be read)."""
+    try:
+        parsed, raw = await http.parsed_with_raw(
+            UntypedFetchResponse, "registry", "GET", "/registry/general/fetch", params={"id": item_id}
+        )
+    except NotAuthorised as exc:
+        if exc.item_unreadable:
+            return _unreadable(http, item_id)
+        raise
+    if not parsed.status.success or not isinstance(raw.get("item"), dict):
+        return Fetched(item_id, None, problem=parsed.status.details or "not found")
+    return Fetched(item_id, dict(raw["item"]))
+
+
+def _unreadable(http: ProvenaHttp, item_id: str) -> Fetched:
     return Fetched(
         item_id,
-        body.get("item"),
-        tuple(body.get("roles") or ()),
-        bool(body.get("locked")),
+        None,
+        problem=f"{http.auth.username} may not read it (Provena answered 401: no read permission)",
+        unreadable=True,
     )
 
 
-async def general_fetch(http: ProvenaHttp, item_id: str) -> dict[str, Any] | None:
-    """Any item by id, whatever its subtype (None when it does not exist)."""
-    body = await http.json("registry", "GET", "/registry/general/fetch", params={"id": item_id})
-    status = body.get("status") or {}
-    if not status.get("success"):
-        return None
-    item = body.get("item")
-    return dict(item) if isinstance(item, dict) else None
-
-
-async def list_all(
-    http: ProvenaHttp, subtype: str, on_page: Callable[[list[dict[str, Any]]], None]
-) -> Listing:
-    """Every complete item of a subtype the caller can read, handed to `on_page` a page at a time (so
-    10,000 full items are never held at once). Pages are followed until the key is null: a page can be
-    short or empty while more remain."""
+async def list_model_runs(http: ProvenaHttp, on_page: Callable[[list[ItemModelRun]], None]) -> Listing:
+    """Every complete model run the caller can read, handed to `on_page` a page at a time (so 10,000
+    full items are never held at once). Pages are followed until the key is null: a page can be short or
+    empty while more remain."""
     listing = Listing()
     key: Any = None
     pages = 0
     while True:
-        body = await http.json(
+        parsed = await http.parsed(
+            ModelRunListResponse,
             "registry",
             "POST",
-            f"{SUBTYPE_ROUTES[subtype]}/list",
+            f"{SUBTYPE_ROUTES['MODEL_RUN']}/list",
             json={"filter_by": None, "sort_by": None, "pagination_key": key, "page_size": LIST_PAGE_SIZE},
         )
-        page = body.get("items") or []
+        page = parsed.items or []
         listing.items += len(page)
         on_page(page)
-        listing.not_authorised += int(body.get("not_authorised_count") or 0)
-        listing.unparsable += int(body.get("unparsable_item_count") or 0)
-        key = body.get("pagination_key")
+        listing.not_authorised += parsed.not_authorised_count or 0
+        listing.unparsable += parsed.unparsable_item_count or 0
+        key = parsed.pagination_key
         pages += 1
         if key is None:
             return listing
         if pages > 100_000:
-            raise ProvenaError(f"listing {subtype} did not end after {pages} pages")
+            raise ProvenaError(f"listing model runs in '{http.environment}' did not end after {pages} pages")

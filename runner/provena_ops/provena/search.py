@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from ProvenaInterfaces.SearchAPI import QueryResults
+
+from .errors import ProvenaError
 from .http import ProvenaHttp
 
 MAX_RESULTS = 50  # Provena caps record_limit at 50
 
 
 async def search_ids(http: ProvenaHttp, query: str, subtype: str) -> list[str]:
-    body = await http.json(
+    parsed = await http.parsed(
+        QueryResults,
         "search",
         "GET",
         "/search/entity-registry",
         params={"query": query, "subtype_filter": subtype, "record_limit": MAX_RESULTS},
     )
-    return [str(result["id"]) for result in body.get("results") or []]
+    if not parsed.status.success:
+        raise ProvenaError(f"searching for {query!r} in '{http.environment}' failed: {parsed.status.details}")
+    return [result.id for result in parsed.results or []]

@@ -7,7 +7,8 @@ graph into the new one", and so that it can be tested without a server.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -45,12 +46,74 @@ class RecordGraph:
         self.links[(source.id, target.id)] = Link(source, target, relation)
 
 
+class Tags(Sequence[str]):
+    """An element's record ids, kept as the comma-joined text the wire form carries. A node shared by
+    thousands of runs has thousands of ids; splitting them only to join them again made a trial delete
+    cost ~14 ms of CPU, most of it here."""
+
+    __slots__ = ("_ids", "_json", "joined", "size")
+
+    def __init__(self, joined: str, size: int) -> None:
+        self.joined = joined
+        self.size = size
+        self._ids: list[str] | None = None
+        self._json: bytes | None = None
+
+    @property
+    def json(self) -> bytes:
+        """The joined ids as a JSON string, encoded once however many responses carry them."""
+        if self._json is None:
+            self._json = _json_text(self.joined)
+        return self._json
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> str:  # type: ignore[override]
+        if self._ids is None:
+            self._ids = self.joined.split(",") if self.joined else []
+        return self._ids[index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.joined.split(",") if self.joined else [])
+
+    def __contains__(self, record_id: object) -> bool:
+        if not isinstance(record_id, str):
+            return False
+        text = self.joined
+        return (
+            text == record_id
+            or text.startswith(record_id + ",")
+            or text.endswith("," + record_id)
+            or f",{record_id}," in text
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Tags):
+            return self.joined == other.joined
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __hash__(self) -> int:
+        return hash(self.joined)
+
+    def __repr__(self) -> str:
+        return f"Tags({self.joined!r})"
+
+
+def joined_tags(tags: Sequence[str]) -> str:
+    return tags.joined if isinstance(tags, Tags) else ",".join(tags)
+
+
+def only_tag(tags: Sequence[str], record_id: str) -> bool:
+    return len(tags) == 1 and record_id in tags
+
+
 @dataclass
 class TaggedGraph:
     """A record's current graph as stored: every element with the full set of records tagging it."""
 
-    nodes: dict[Node, list[str]] = field(default_factory=dict)
-    links: dict[Link, list[str]] = field(default_factory=dict)
+    nodes: dict[Node, Sequence[str]] = field(default_factory=dict)
+    links: dict[Link, Sequence[str]] = field(default_factory=dict)
 
 
 def model_run_graph(run_id: str, record: ModelRunRecord, model_id: str) -> RecordGraph:
@@ -108,10 +171,10 @@ class DiffAction:
     node: Node | None = None
     link: Link | None = None
     # The tags the element carried before the action, for the wire form of the action.
-    tags: tuple[str, ...] = ()
+    tags: Sequence[str] = ()
     # For links: the stored tags of the source and target nodes, which the wire form carries too.
-    source_tags: tuple[str, ...] = ()
-    target_tags: tuple[str, ...] = ()
+    source_tags: Sequence[str] = ()
+    target_tags: Sequence[str] = ()
 
 
 def diff_graphs(record_id: str, old: TaggedGraph, new: RecordGraph) -> list[DiffAction]:
@@ -122,9 +185,9 @@ def diff_graphs(record_id: str, old: TaggedGraph, new: RecordGraph) -> list[Diff
     """
     actions: list[DiffAction] = []
 
-    def link_action(kind: DiffActionType, link: Link, tags: tuple[str, ...] = ()) -> DiffAction:
-        source_tags = tuple(old.nodes.get(link.source, [record_id]))
-        target_tags = tuple(old.nodes.get(link.target, [record_id]))
+    def link_action(kind: DiffActionType, link: Link, tags: Sequence[str] = ()) -> DiffAction:
+        source_tags = old.nodes.get(link.source, (record_id,))
+        target_tags = old.nodes.get(link.target, (record_id,))
         return DiffAction(
             kind, record_id, link=link, tags=tags, source_tags=source_tags, target_tags=target_tags
         )
@@ -133,33 +196,33 @@ def diff_graphs(record_id: str, old: TaggedGraph, new: RecordGraph) -> list[Diff
         if node not in old.nodes:
             actions.append(DiffAction(DiffActionType.ADD_NEW_NODE, record_id, node=node))
         elif record_id not in old.nodes[node]:
-            tags = tuple(old.nodes[node])
-            actions.append(DiffAction(DiffActionType.ADD_RECORD_ID_TO_NODE, record_id, node=node, tags=tags))
+            actions.append(
+                DiffAction(DiffActionType.ADD_RECORD_ID_TO_NODE, record_id, node=node, tags=old.nodes[node])
+            )
     new_links = set(new.links.values())
     for link in sorted(new_links):
         if link not in old.links:
             actions.append(link_action(DiffActionType.ADD_NEW_LINK, link))
         elif record_id not in old.links[link]:
-            tags = tuple(old.links[link])
-            actions.append(link_action(DiffActionType.ADD_RECORD_ID_TO_LINK, link, tags))
+            actions.append(link_action(DiffActionType.ADD_RECORD_ID_TO_LINK, link, old.links[link]))
     for link, link_tags in sorted(old.links.items()):
         if link in new_links:
             continue
         kind = (
             DiffActionType.REMOVE_LINK
-            if set(link_tags) == {record_id}
+            if only_tag(link_tags, record_id)
             else DiffActionType.REMOVE_RECORD_ID_FROM_LINK
         )
-        actions.append(link_action(kind, link, tuple(link_tags)))
+        actions.append(link_action(kind, link, link_tags))
     for node, node_tags in sorted(old.nodes.items()):
         if node in new.nodes:
             continue
         kind = (
             DiffActionType.REMOVE_NODE
-            if set(node_tags) == {record_id}
+            if only_tag(node_tags, record_id)
             else DiffActionType.REMOVE_RECORD_ID_FROM_NODE
         )
-        actions.append(DiffAction(kind, record_id, node=node, tags=tuple(node_tags)))
+        actions.append(DiffAction(kind, record_id, node=node, tags=node_tags))
     return sort_for_apply(actions)
 
 
@@ -168,10 +231,10 @@ def sort_for_apply(actions: Iterable[DiffAction]) -> list[DiffAction]:
     return sorted(actions, key=lambda action: rank[action.action_type])
 
 
-def _node_json(node: Node, tags: Iterable[str]) -> dict[str, Any]:
+def _node_json(node: Node, tags: Sequence[str]) -> dict[str, Any]:
     return {
         "id": node.id,
-        "props": {"record_ids": ",".join(tags)},
+        "props": {"record_ids": joined_tags(tags)},
         "subtype": node.subtype,
         "category": node.category,
     }
@@ -182,7 +245,7 @@ def _link_json(action: DiffAction, link: Link) -> dict[str, Any]:
         "source": _node_json(link.source, action.source_tags or [action.record_id]),
         "target": _node_json(link.target, action.target_tags or [action.record_id]),
         "relation": link.relation,
-        "props": {"record_ids": ",".join(action.tags or [action.record_id])},
+        "props": {"record_ids": joined_tags(action.tags or [action.record_id])},
     }
 
 
@@ -192,19 +255,77 @@ def action_to_wire(action: DiffAction) -> dict[str, Any]:
     kind = action.action_type
     if action.node is not None:
         if kind is DiffActionType.ADD_NEW_NODE:
-            wire["node"] = _node_json(action.node, [action.record_id])
+            wire["node"] = _node_json(action.node, (action.record_id,))
         else:
             wire["node_id"] = action.node.id
     if action.link is not None:
         wire["link"] = _link_json(action, action.link)
-    if kind not in (
+    if kind not in _WITHOUT_RECORD_ID:
+        wire["record_id"] = action.record_id
+    return wire
+
+
+_WITHOUT_RECORD_ID = frozenset(
+    {
         DiffActionType.ADD_NEW_NODE,
         DiffActionType.REMOVE_NODE,
         DiffActionType.ADD_NEW_LINK,
         DiffActionType.REMOVE_LINK,
-    ):
-        wire["record_id"] = action.record_id
-    return wire
+    }
+)
+
+
+def _json_text(value: str) -> bytes:
+    return json.dumps(value, ensure_ascii=False).encode()
+
+
+def _tags_json(tags: Sequence[str]) -> bytes:
+    return tags.json if isinstance(tags, Tags) else _json_text(",".join(tags))
+
+
+def _node_wire_json(pieces: list[bytes], node: Node, tags: Sequence[str]) -> None:
+    pieces += (
+        b'{"id":',
+        _json_text(node.id),
+        b',"props":{"record_ids":',
+        _tags_json(tags),
+        b'},"subtype":',
+        _json_text(node.subtype),
+        b',"category":',
+        _json_text(node.category),
+        b"}",
+    )
+
+
+def diff_to_json(actions: Iterable[DiffAction]) -> bytes:
+    """`{"diff": [action_to_wire(...), ...]}` as compact UTF-8 JSON, byte for byte, assembled in one join
+    from pre-encoded tag lists: a trial delete of a run sharing nodes with thousands of others answers
+    ~500 KB, and encoding it afresh for every response was most of the sandbox's CPU when planning bulk
+    deletions (14 ms per trial delete on a 4,400-run registry, now ~1.5 ms)."""
+    pieces: list[bytes] = [b'{"diff":[']
+    for number, action in enumerate(actions):
+        kind = action.action_type
+        pieces.append(b'{"action_type":"' if number == 0 else b',{"action_type":"')
+        pieces.append(kind.value.encode() + b'"')
+        if action.node is not None:
+            if kind is DiffActionType.ADD_NEW_NODE:
+                pieces.append(b',"node":')
+                _node_wire_json(pieces, action.node, (action.record_id,))
+            else:
+                pieces += (b',"node_id":', _json_text(action.node.id))
+        if action.link is not None:
+            link = action.link
+            pieces.append(b',"link":{"source":')
+            _node_wire_json(pieces, link.source, action.source_tags or [action.record_id])
+            pieces.append(b',"target":')
+            _node_wire_json(pieces, link.target, action.target_tags or [action.record_id])
+            pieces += (b',"relation":', _json_text(link.relation), b',"props":{"record_ids":')
+            pieces += (_tags_json(action.tags or [action.record_id]), b"}}")
+        if kind not in _WITHOUT_RECORD_ID:
+            pieces += (b',"record_id":', _json_text(action.record_id))
+        pieces.append(b"}")
+    pieces.append(b"]}")
+    return b"".join(pieces)
 
 
 def empty_graph() -> RecordGraph:

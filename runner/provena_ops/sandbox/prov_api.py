@@ -3,7 +3,7 @@
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from ProvenaInterfaces import ProvenanceAPI as prov
 from ProvenaInterfaces import RegistryModels as models
 from ProvenaInterfaces.ProvenanceModels import ModelRunRecord
@@ -11,7 +11,7 @@ from ProvenaInterfaces.SharedTypes import StatusResponse
 from pydantic import ValidationError
 
 from .context import Sandbox
-from .graph import action_to_wire
+from .graph import diff_to_json
 from .http import add_check_access_routes, install_error_handlers, provena_error, require_roles, status
 from .items import LOCKED, SUBTYPES, WRITE_ROLES, can, item_roles, write_update
 from .jobs import encode_user, launch_job
@@ -91,7 +91,7 @@ def build_prov_app() -> FastAPI:
     @router.post("/model_run/delete", response_model=prov.PostDeleteGraphResponse, include_in_schema=False)
     async def delete(
         request: Request, body: prov.PostDeleteGraphRequest, identity: Identity = Depends(ADMIN)
-    ) -> JSONResponse:
+    ) -> Response:
         sandbox = sandbox_of(request)
         item, problem = _model_run_or_none(sandbox, body.record_id)
         if item is None:
@@ -100,11 +100,13 @@ def build_prov_app() -> FastAPI:
                 "Exception: could not delete model run as error occurred when fetching the "
                 f"record from the registry: {problem}",
             )
-        with sandbox.store.transaction():
+        if body.trial_mode:  # a read: no write lock, and the graph's shared tags come from the cache
             actions = delete_diff(sandbox, body.record_id)
-            if not body.trial_mode:
+        else:
+            with sandbox.store.transaction():
+                actions = delete_diff(sandbox, body.record_id)
                 sandbox.store.apply_diff(actions)
-        return JSONResponse({"diff": [action_to_wire(action) for action in actions]})
+        return Response(diff_to_json(actions), media_type="application/json")
 
     @router.post("/model_run/edit/link_to_study", response_model=prov.AddStudyLinkResponse)
     async def link_to_study(

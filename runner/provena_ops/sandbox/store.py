@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .graph import DiffAction, DiffActionType, Link, Node, TaggedGraph
+from .graph import DiffAction, DiffActionType, Link, Node, TaggedGraph, Tags
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -83,6 +83,9 @@ CREATE TABLE IF NOT EXISTS device_codes (
 FINAL_JOB_STATES = ("SUCCEEDED", "FAILED")
 
 
+TAG_CACHE_LIMIT = 100_000
+
+
 class Store:
     """Thin typed access to the tables. Callers hold `transaction()` around every write."""
 
@@ -94,6 +97,10 @@ class Store:
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._depth = 0
+        # Tags of graph elements as last read, for reads outside transactions. Valid while no write went
+        # through this connection (`_run` clears it) and none through another (`PRAGMA data_version`).
+        self._tag_cache: dict[tuple[str, int], Tags] = {}
+        self._tag_cache_version = -1
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=30000")
@@ -142,6 +149,7 @@ class Store:
     def replace_with(self, source: sqlite3.Connection) -> None:
         """Overwrite this database with `source`'s content, atomically, through this connection."""
         with self._lock:
+            self._tag_cache.clear()
             source.backup(self._conn)
 
     def _one(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
@@ -155,6 +163,7 @@ class Store:
 
     def _run(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         with self._lock:
+            self._tag_cache.clear()
             return self._conn.execute(sql, params)
 
     # ---- meta -------------------------------------------------------------------------------
@@ -292,16 +301,29 @@ class Store:
             graph.links[_row_link(row)] = self._tags("link_tags", "lid", row["lid"])
         return graph
 
-    def _tags(self, table: str, key: str, value: int) -> list[str]:
+    def _tags(self, table: str, key: str, value: int) -> Tags:
         """An element's tags in tagging order. Shared elements (a workflow template used by thousands of
-        runs) carry thousands of tags, so SQLite joins them in C rather than Python row by row."""
-        row = self._one(
-            f"SELECT group_concat(record_id, ',') AS tags FROM "
-            f"(SELECT record_id FROM {table} WHERE {key} = ? ORDER BY seq)",
-            (value,),
-        )
-        joined = row["tags"] if row is not None else None
-        return str(joined).split(",") if joined else []
+        runs) carry thousands of tags: SQLite joins them in C, and outside transactions the result is
+        reused until the database changes, so trial deletes of a thousand runs join them once."""
+        with self._lock:
+            cacheable = self._depth == 0
+            if cacheable:
+                version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+                if version != self._tag_cache_version or len(self._tag_cache) > TAG_CACHE_LIMIT:
+                    self._tag_cache.clear()
+                    self._tag_cache_version = version
+                cached = self._tag_cache.get((table, value))
+                if cached is not None:
+                    return cached
+            row = self._one(
+                f"SELECT group_concat(record_id, ',') AS tags, count(*) AS n FROM "
+                f"(SELECT record_id FROM {table} WHERE {key} = ? ORDER BY seq)",
+                (value,),
+            )
+            tags = Tags(str(row["tags"] or ""), int(row["n"])) if row is not None else Tags("", 0)
+            if cacheable:
+                self._tag_cache[(table, value)] = tags
+            return tags
 
     def _node_id(self, node: Node, create: bool) -> int | None:
         row = self._one(
