@@ -103,7 +103,7 @@ async def _plan(
             name=playbook.name,
             sha256=file_digest(Path(loaded.file)),
         ),
-        environment=EnvironmentInfo(name=target.name, stage=target.stage, registry=target.endpoints.registry),
+        environment=EnvironmentInfo(name=target.name, stage=target.stage, registry=target.identity),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
 

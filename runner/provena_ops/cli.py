@@ -6,7 +6,7 @@ import errno
 import json
 import os
 import sys
-from collections.abc import Callable
+import time
 from enum import StrEnum
 from pathlib import Path
 from types import ModuleType
@@ -149,45 +149,86 @@ def plan(
     from .render.markdown import render_markdown
     from .render.terminal import render_terminal
 
-    made = api.plan(
-        playbook,
-        environment=environment,
-        params=parse_params(param or []),
-        environments_file=environments_file,
-        concurrency=concurrency,
-        progress=_progress_printer(),
-    )
     if save is not None:
-        _write_atomically(save, render_json(made))
+        _check_writable(save)
+    progress = _Progress() if err.is_terminal else None
+    try:
+        made = api.plan(
+            playbook,
+            environment=environment,
+            params=parse_params(param or []),
+            environments_file=environments_file,
+            concurrency=concurrency,
+            progress=progress,
+        )
+    finally:
+        if progress is not None:
+            progress.clear()
     if output is PlanFormat.json:
         sys.stdout.write(render_json(made))
     elif output is PlanFormat.markdown:
         sys.stdout.write(render_markdown(made, full_plan_at=str(save) if save else None))
     else:
         render_terminal(made, out, verbose=verbose)
+    if save is not None:
+        _write_atomically(save, render_json(made))
     if made.problems:
         raise typer.Exit(1)
     if made.has_changes:
         raise typer.Exit(2)
 
 
-def _progress_printer() -> Callable[[str, int, int], None] | None:
-    """A one-line progress display on stderr, only when stderr is a terminal."""
-    if not err.is_terminal:
-        return None
+class _Progress:
+    """One self-updating line on stderr while reading (only on a terminal), at most ten updates a second:
+    printing every one of 10,000 reads would cost more than the reads."""
 
-    def show(label: str, done: int, total: int) -> None:
-        err.print(f"reading {label}: {done}/{total}", end="\r" if done < total else "\n", highlight=False)
+    def __init__(self) -> None:
+        self.shown_at = 0.0
+        self.width = 0
 
-    return show
+    def __call__(self, label: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.shown_at < 0.1:
+            return
+        self.shown_at = now
+        text = f"reading: {done:,} of {total:,} reads done ({label})"
+        self.width = max(self.width, len(text))
+        err.print(text.ljust(self.width), end="\r", highlight=False, markup=False)
+
+    def clear(self) -> None:
+        if self.width:
+            err.print(" " * self.width, end="\r", highlight=False, markup=False)
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse an unusable --out before reading anything, rather than losing the plan after."""
+    if path.is_dir():
+        raise ProvenaOpsError(f"--out {path} is a directory", hint="give a file name, e.g. plan.json")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.with_name(f".{path.name}.probe")
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ProvenaOpsError(
+            f"cannot write the plan to {path}: {exc.strerror or exc}",
+            hint="choose a path in a writable directory",
+        ) from exc
 
 
 def _write_atomically(path: Path, text: str) -> None:
     """Temp file + rename: a reader never sees half a plan, and a crash leaves the old file intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise ProvenaOpsError(
+            f"cannot save the plan to {path}: {exc.strerror or exc}",
+            hint="the plan was printed above; choose a writable --out path and plan again",
+        ) from exc
 
 
 @app.command()

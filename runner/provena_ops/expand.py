@@ -36,6 +36,7 @@ class Resolution:
     ids: list[str]
     problem: str | None = None
     hint: str | None = None
+    nameless: bool = False  # no record has the name: for a deletion, already done (or a typo)
 
 
 def needs(playbook: Playbook) -> Needs:
@@ -83,6 +84,7 @@ def _by_name(subtype: str, noun: str, display_name: str, state: State) -> Resolu
             [],
             f"no {noun} is named exactly {display_name!r}" + (f"; search found {listed}" if near else ""),
             "names match exactly (case and spaces count); copy the name, or give the handle id",
+            nameless=True,
         )
     if len(ids) > 1:
         return Resolution(

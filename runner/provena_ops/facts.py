@@ -40,6 +40,7 @@ class RecordFact(Fact):
     roles: list[str] = Field(default_factory=list)
     locked: bool = False
     problem: str | None = None  # Provena's words when the fetch found nothing usable
+    unreadable: bool = False  # it exists, but the signed-in user may not read it (Provena's 401)
 
     @classmethod
     def read(cls, record_id: str, item: dict[str, Any] | None, **fields: Any) -> RecordFact:
@@ -82,6 +83,10 @@ class StudyConnections(Fact):
     graph: list[Linked] = Field(default_factory=list)
     registry: list[str] = Field(default_factory=list)  # model runs whose record names the study
     graph_error: str | None = None
+
+    @property
+    def graph_ids(self) -> list[str]:
+        return [node.id for node in self.graph]
 
     @property
     def model_runs(self) -> set[str]:

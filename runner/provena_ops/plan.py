@@ -89,7 +89,29 @@ class PlaybookInfo(Frozen):
 class EnvironmentInfo(Frozen):
     name: str
     stage: str
-    registry: str
+    registry: str = Field(
+        description="The registry API URL read, or 'sandbox:<database path>' for the embedded sandbox."
+    )
+
+
+class Outlier(Frozen):
+    record_id: str
+    measure: Literal["nodes", "links"]
+    value: int
+    average: float
+
+
+class DeletionImpact(Frozen):
+    """The graph impact of a plan's model-run deletions, for runs that have a graph."""
+
+    runs: int
+    nodes_removed: int
+    links_removed: int
+    average_nodes: float
+    average_links: float
+    outliers: list[Outlier] = Field(
+        default_factory=list, description="Runs removing more than two standard deviations above average."
+    )
 
 
 class Summary(Frozen):
@@ -131,7 +153,8 @@ class Plan(BaseModel):
     )
     targets: list[OperationTargets]
     fingerprints: dict[str, str] = Field(
-        description="sha256 of every record read, or 'absent'; apply refuses the plan if any changed."
+        description="sha256 of every record read, or 'absent'; '<study id>#links' digests the model runs "
+        "found linked to a study being deleted. Apply refuses the plan if any changed."
     )
     actions: list[Action]
     problems: list[Problem] = Field(default_factory=list)
@@ -139,6 +162,7 @@ class Plan(BaseModel):
     notes: list[str] = Field(
         default_factory=list, description="What Provena does besides the listed changes."
     )
+    deletion_impact: DeletionImpact | None = None
     summary: Summary
 
     @property
@@ -152,6 +176,16 @@ def fingerprint(item: dict[str, Any] | None) -> str:
         return "absent"
     canonical = json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def links_key(study_id: str) -> str:
+    return f"{study_id}#links"
+
+
+def links_fingerprint(graph: list[str], registry: list[str]) -> str:
+    """Digest of what links to a study (through the graph and the registry): a run linked to it after
+    planning makes the plan stale, as a changed record does."""
+    return fingerprint({"graph": sorted(graph), "registry": sorted(registry)})
 
 
 def summarise(actions: list[Action], problems: list[Problem]) -> Summary:

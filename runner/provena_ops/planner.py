@@ -11,16 +11,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .expand import resolve_run, resolve_study, run_refs
-from .facts import RecordFact, State
+from .facts import ADMIN_ROLE, ADMIN_TIER, WRITE_TIER, RecordFact, State
 from .plan import (
     Action,
     ActionKind,
+    DeletionImpact,
     EnvironmentInfo,
     FieldChange,
     OperationTargets,
+    Outlier,
     Plan,
     PlaybookInfo,
     Problem,
+    links_fingerprint,
+    links_key,
     summarise,
 )
 from .playbook.model import (
@@ -36,10 +40,7 @@ from .playbook.model import (
 from .record_checks import record_problems
 from .text import article, plural
 
-ADMIN_ROLE = "entity-registry-admin"
-WRITE_ROLE = "entity-registry-write"
-READ_ROLE = "entity-registry-read"
-WRITE_ROLES = ("metadata-write", "admin")
+ITEM_WRITE_ROLES = ("metadata-write", "admin")
 STRUCTURAL = ("study_id", "inputs", "outputs", "associations", "workflow_template_id")
 REMOVE_REASON = "Removing study reference due to study {study} deletion"
 REPLACE_REASON = "Replacing study reference to {replacement} due to study {study} deletion"
@@ -74,11 +75,15 @@ class _Planning:
     study_dependencies: dict[str, list[str]] = field(default_factory=dict)
     checked_replacements: set[tuple[str, str]] = field(default_factory=set)
     bad_studies: set[str] = field(default_factory=set)  # already reported; runs pointing at them stay quiet
+    reported: set[tuple[str, int | None, str | None]] = field(default_factory=set)
 
     def problem(
         self, message: str, hint: str, operation: int | None = None, record: str | None = None
     ) -> None:
-        self.problems.append(Problem(message=message, hint=hint, operation=operation, record_id=record))
+        """Each problem once, however many runs or references run into it."""
+        if (message, operation, record) not in self.reported:
+            self.reported.add((message, operation, record))
+            self.problems.append(Problem(message=message, hint=hint, operation=operation, record_id=record))
 
 
 def make_plan(
@@ -100,27 +105,48 @@ def make_plan(
     for study_id, (index, study, operation) in planning.study_deletes.items():
         _connections(planning, index, study_id, study, operation)
     _links_to_deleted_studies(planning)
-    actions = [
-        *_edit_actions(planning),
-        *_relodge_actions(planning),
-        *_study_actions(planning),
-        *_delete_actions(planning),
-    ]
-    _delete_statistics(planning, actions)
+    edit_actions = _edit_actions(planning)
+    updated = {action.record_id for action in edit_actions if action.outcome == "change"}
+    # Dependencies point backwards: edits, then relodges (after their run's edit), then model-run
+    # deletions, then study deletions (after the relinks and run deletions that unlink them).
+    actions = _only_real_dependencies(
+        [
+            *edit_actions,
+            *_relodge_actions(planning, updated),
+            *_delete_actions(planning),
+            *_study_actions(planning),
+        ]
+    )
+    impact = _deletion_impact(planning, actions)
     edits = any(a.kind in ("update", "relink") and a.outcome == "change" for a in actions)
+    fingerprints = {record_id: fact.fingerprint for record_id, fact in state.records.items()}
+    for study_id, links in state.connections.items():
+        fingerprints[links_key(study_id)] = links_fingerprint(links.graph_ids, links.registry)
     return Plan(
         playbook=playbook_info,
         environment=environment,
         planned_by=state.username,
         created_at=created_at,
         targets=planning.targets,
-        fingerprints={record_id: fact.fingerprint for record_id, fact in sorted(state.records.items())},
+        fingerprints=dict(sorted(fingerprints.items())),
         actions=actions,
         problems=planning.problems,
         warnings=planning.warnings,
         notes=[EDIT_SIDE_EFFECTS] if edits else [],
+        deletion_impact=impact,
         summary=summarise(actions, planning.problems),
     )
+
+
+def _only_real_dependencies(actions: list[Action]) -> list[Action]:
+    """A dependency on an action that changes nothing (a run already deleted) is no dependency."""
+    changing = {action.key for action in actions if action.outcome == "change"}
+    return [
+        action
+        if all(key in changing for key in action.depends_on)
+        else action.model_copy(update={"depends_on": [k for k in action.depends_on if k in changing]})
+        for action in actions
+    ]
 
 
 # -- collecting intents ---------------------------------------------------------------------------------
@@ -160,7 +186,7 @@ def _collect(planning: _Planning, index: int, operation: object) -> None:
                 _set_field(planning, run, edit, "study_id", study, index)
     elif isinstance(operation, DeleteStudies):
         for study_ref in operation.studies:
-            study = _single_study(planning, index, study_ref)
+            study = _single_study(planning, index, study_ref, deleting=True)
             if study is None:
                 continue
             studies.append(study)
@@ -198,7 +224,9 @@ def _expand_runs(planning: _Planning, index: int, operation: object) -> list[str
         if not resolved.ids and not resolved.problem:
             selector = ref.model_dump(exclude_none=True)
             planning.warnings.append(f"operations[{index}]: the selector {selector} matches no model run")
-        if resolved.problem:
+        if resolved.problem and resolved.nameless and isinstance(operation, DeleteModelRuns):
+            planning.warnings.append(f"operations[{index}]: {resolved.problem}: {NAMELESS_DELETE}")
+        elif resolved.problem:
             planning.problem(resolved.problem, resolved.hint or "", index)
         for run in resolved.ids:
             if run not in runs:
@@ -206,8 +234,16 @@ def _expand_runs(planning: _Planning, index: int, operation: object) -> list[str
     return runs
 
 
-def _single_study(planning: _Planning, index: int, ref: Any) -> str | None:
+NAMELESS_DELETE = (
+    "nothing to delete (already deleted, if an earlier apply deleted it; otherwise check the name)"
+)
+
+
+def _single_study(planning: _Planning, index: int, ref: Any, *, deleting: bool = False) -> str | None:
     resolved = resolve_study(ref, planning.state)
+    if resolved.problem and resolved.nameless and deleting:
+        planning.warnings.append(f"operations[{index}]: {resolved.problem}: {NAMELESS_DELETE}")
+        return None
     if resolved.problem:
         planning.problem(resolved.problem, resolved.hint or "", index)
         return None
@@ -284,7 +320,13 @@ def _connections(
     if links is None:
         return
     if links.graph_error:
-        planning.warnings.append(f"study {study_id}: the graph could not be explored ({links.graph_error})")
+        planning.problem(
+            f"study {study_id}: the provenance graph could not be explored ({links.graph_error}), so records "
+            "other than model runs that link to it cannot be ruled out",
+            "plan again when the prov API answers; deleting a study something still links to orphans it",
+            index,
+            study_id,
+        )
     others = [node for node in links.graph if node.subtype != "MODEL_RUN"]
     for node in others:
         planning.problem(
@@ -317,6 +359,10 @@ def _connections(
             f"study {study_id}: model run {run} names it in its registry record but the graph has no such "
             "link (missing or stale graph)"
         )
+    for replacement in _replacements(study, operation):
+        target = _single_study(planning, index, replacement)
+        if target is not None:
+            _check_replacement(planning, index, study_id, target)
     dependencies: list[str] = []
     for run in sorted(graph_runs | registry_runs):
         if run in planning.deletes:
@@ -360,13 +406,25 @@ def _strategy(study: StudyDeletion, operation: DeleteStudies, run: str) -> tuple
     return study.linked_model_runs or operation.linked_model_runs, replacement
 
 
+def _replacements(study: StudyDeletion, operation: DeleteStudies) -> list[Any]:
+    """Every replacement a study deletion names, whether or not a linked run ends up using it."""
+    refs = [study.replace_with, operation.replace_with]
+    refs += [override.replace_with for override in study.model_run_overrides.values()]
+    return [ref for ref in refs if ref is not None]
+
+
 def _check_replacement(planning: _Planning, index: int, study_id: str, replacement: str) -> None:
     """Checked once per (study, replacement) pair, however many runs it relinks."""
     if (study_id, replacement) in planning.checked_replacements:
         return
     planning.checked_replacements.add((study_id, replacement))
     fact = planning.state.record(replacement)
-    if replacement == study_id or replacement in planning.study_deletes or not fact.exists:
+    if (
+        replacement == study_id
+        or replacement in planning.study_deletes
+        or not fact.exists
+        or fact.subtype != "STUDY"
+    ):
         planning.bad_studies.add(replacement)
     if replacement == study_id:
         planning.problem(
@@ -381,7 +439,7 @@ def _check_replacement(planning: _Planning, index: int, study_id: str, replaceme
         )
     elif not fact.exists or fact.subtype != "STUDY":
         planning.problem(
-            f"replacement study {replacement} does not exist"
+            f"replacement study {replacement} {_absence(fact) if fact.unreadable else 'does not exist'}"
             if not fact.exists
             else f"replacement {replacement} is {article(fact.subtype)}, not a study",
             "name an existing study in replace_with",
@@ -401,7 +459,7 @@ def _action(kind: ActionKind, fact: RecordFact, operations: list[int], **fields:
         record_id=fact.id,
         subtype="STUDY" if kind == "delete_study" else "MODEL_RUN",
         display_name=fact.display_name,
-        operations=operations,
+        operations=sorted(operations),
         **fields,
     )
 
@@ -427,13 +485,23 @@ def _edit_actions(planning: _Planning) -> list[Action]:
     return actions
 
 
+UNREADABLE_HINT = "ask the record's owner for access, or run as a registry admin"
+
+
+def _absence(fact: RecordFact) -> str:
+    """Why a record is not there: gone, or there but hidden from the signed-in user."""
+    if fact.unreadable:
+        return f"cannot be read: {fact.problem}"
+    return f"does not exist: {fact.problem or 'not found'}"
+
+
 def _edit_action(planning: _Planning, run: str, edit: _Edit) -> Action | None:
     fact = planning.state.record(run)
     kind: ActionKind = "update" if edit.explicit_update else "relink"
     if not fact.exists:
         planning.problem(
-            f"model run {run} does not exist: {fact.problem or 'not found'}",
-            "check the id; a deleted run cannot be edited",
+            f"model run {run} {_absence(fact)}",
+            UNREADABLE_HINT if fact.unreadable else "check the id; a deleted run cannot be edited",
             edit.operations[0],
             run,
         )
@@ -484,7 +552,13 @@ def _edit_action(planning: _Planning, run: str, edit: _Edit) -> Action | None:
         )
     structural = [change.field for change in changes if change.field.split(".")[0] in STRUCTURAL]
     downstream = planning.state.downstream.get(run, [])
-    if structural and downstream:
+    unread = planning.state.graph_read_errors.get(run)
+    if structural and unread:
+        warnings.append(
+            f"changes {', '.join(structural)}; the records downstream of this run could not be read "
+            f"({unread})"
+        )
+    elif structural and downstream:
         names = ", ".join(f"{node.id} ({node.subtype})" for node in downstream[:5])
         if len(downstream) > 5:
             names += f" and {len(downstream) - 5} more"
@@ -566,11 +640,11 @@ def _side_effects(fact: RecordFact) -> list[str]:
 
 
 def _write_access(planning: _Planning, fact: RecordFact, operation: int, verb: str) -> None:
-    missing = [role for role in (READ_ROLE, WRITE_ROLE) if role not in planning.state.realm_roles]
+    missing = planning.state.missing_roles(WRITE_TIER)
     if missing:
         planning.problem(
-            f"{planning.state.username} lacks the {' and '.join(missing)} role(s) Provena's model-run "
-            f"update needs, so it cannot {verb} {fact.id}",
+            f"{planning.state.username} lacks the {_roles(missing)} Provena's model-run update needs, "
+            f"so it cannot {verb} {fact.id}",
             "run as a user with registry write access (the roles are granted in Keycloak)",
             operation,
             fact.id,
@@ -582,7 +656,7 @@ def _write_access(planning: _Planning, fact: RecordFact, operation: int, verb: s
             operation,
             fact.id,
         )
-    elif not set(WRITE_ROLES) & set(fact.roles) and ADMIN_ROLE not in planning.state.realm_roles:
+    elif not set(ITEM_WRITE_ROLES) & set(fact.roles) and ADMIN_ROLE not in planning.state.realm_roles:
         planning.problem(
             f"{planning.state.username} may not {verb} {fact.id}: no metadata-write permission on it "
             f"(has: {', '.join(fact.roles) or 'none'})",
@@ -592,17 +666,23 @@ def _write_access(planning: _Planning, fact: RecordFact, operation: int, verb: s
         )
 
 
+def _roles(missing: list[str]) -> str:
+    return " and ".join(missing) + (" roles" if len(missing) > 1 else " role")
+
+
 def _needs_admin(planning: _Planning, operation: int, record: str, verb: str) -> None:
-    if ADMIN_ROLE not in planning.state.realm_roles:
+    """Provena's admin routes need every registry role, not only the admin one (contract 2.1)."""
+    missing = planning.state.missing_roles(ADMIN_TIER)
+    if missing:
         planning.problem(
-            f"{planning.state.username} lacks the {ADMIN_ROLE} role needed to {verb} {record}",
-            "run as a registry admin (the role is granted in Keycloak)",
+            f"{planning.state.username} lacks the {_roles(missing)} needed to {verb} {record}",
+            "run as a registry admin (the roles are granted in Keycloak)",
             operation,
             record,
         )
 
 
-def _relodge_actions(planning: _Planning) -> list[Action]:
+def _relodge_actions(planning: _Planning, updated: set[str]) -> list[Action]:
     actions: list[Action] = []
     for run, operations in sorted(planning.relodges.items(), key=lambda pair: (pair[1][0], pair[0])):
         fact = planning.state.record(run)
@@ -623,9 +703,10 @@ def _relodge_actions(planning: _Planning) -> list[Action]:
                 run,
             )
             continue
-        later_update = run in planning.edits
-        missing = _missing_from_graph(fact, planning.state.lineage.get(run))
-        if not later_update and not missing:
+        later_update = run in updated
+        unread = planning.state.graph_read_errors.get(run)
+        missing = [] if unread else _missing_from_graph(fact, planning.state.lineage.get(run))
+        if not later_update and not missing and not unread:
             actions.append(
                 _action(
                     "relodge",
@@ -645,7 +726,17 @@ def _relodge_actions(planning: _Planning) -> list[Action]:
                 outcome="change",
                 depends_on=[f"update {run}"] if later_update else [],
                 changes=[FieldChange(field="graph lacks links to", after=missing)] if missing else [],
-                warnings=["relodging only adds to the graph; it never removes stale links"],
+                warnings=[
+                    *(
+                        [
+                            f"the graph around this run could not be read ({unread}); relodging only adds "
+                            "what the registry record implies, so it is planned anyway"
+                        ]
+                        if unread
+                        else []
+                    ),
+                    "relodging only adds to the graph; it never removes stale links",
+                ],
             )
         )
     return actions
@@ -675,6 +766,9 @@ def _study_actions(planning: _Planning) -> list[Action]:
     actions: list[Action] = []
     for study_id, (index, _, _) in planning.study_deletes.items():
         fact = planning.state.record(study_id)
+        if fact.unreadable:
+            planning.problem(f"study {study_id} {_absence(fact)}", UNREADABLE_HINT, index, study_id)
+            continue
         if not fact.exists:
             actions.append(
                 _action(
@@ -713,6 +807,9 @@ def _delete_actions(planning: _Planning) -> list[Action]:
     actions: list[Action] = []
     for run, operations in sorted(planning.deletes.items(), key=lambda pair: (pair[1][0], pair[0])):
         fact = planning.state.record(run)
+        if fact.unreadable:
+            planning.problem(f"model run {run} {_absence(fact)}", UNREADABLE_HINT, operations[0], run)
+            continue
         if not fact.exists:
             actions.append(
                 _action(
@@ -771,7 +868,9 @@ def _delete_actions(planning: _Planning) -> list[Action]:
     return actions
 
 
-def _delete_statistics(planning: _Planning, actions: list[Action]) -> None:
+def _deletion_impact(planning: _Planning, actions: list[Action]) -> DeletionImpact | None:
+    """Totals, averages and outliers (> 2 standard deviations) of the graph impact of the model-run
+    deletions, as Provena's delete-model-runs script reports them before asking to confirm."""
     impacts = [
         (a.record_id, a.graph)
         for a in actions
@@ -780,19 +879,31 @@ def _delete_statistics(planning: _Planning, actions: list[Action]) -> None:
         and a.graph.nodes_removed + a.graph.links_removed
     ]
     if len(impacts) < 2:
-        return
+        return None
     nodes = [impact.nodes_removed for _, impact in impacts]
     links = [impact.links_removed for _, impact in impacts]
-    planning.warnings.append(
-        f"{len(impacts)} model run deletions (of runs with a graph) remove {plural(sum(nodes), 'node')} and "
-        f"{plural(sum(links), 'link')} in total (average {statistics.fmean(nodes):.1f} nodes, "
-        f"{statistics.fmean(links):.1f} links per run)"
-    )
+    outliers: list[Outlier] = []
     for name, values in (("nodes", nodes), ("links", links)):
         mean, spread = statistics.fmean(values), statistics.pstdev(values)
         for (record, _), value in zip(impacts, values, strict=True):
             if spread and value > mean + 2 * spread:
-                planning.warnings.append(
-                    f"outlier: deleting {record} removes {value} {name} (average {mean:.1f}); "
-                    "check it is the right run"
-                )
+                outliers.append(Outlier(record_id=record, measure=name, value=value, average=round(mean, 1)))
+    impact = DeletionImpact(
+        runs=len(impacts),
+        nodes_removed=sum(nodes),
+        links_removed=sum(links),
+        average_nodes=round(statistics.fmean(nodes), 1),
+        average_links=round(statistics.fmean(links), 1),
+        outliers=outliers,
+    )
+    planning.warnings.append(
+        f"{impact.runs} model run deletions (of runs with a graph) remove "
+        f"{plural(impact.nodes_removed, 'node')} and {plural(impact.links_removed, 'link')} in total "
+        f"(average {impact.average_nodes:.1f} nodes, {impact.average_links:.1f} links per run)"
+    )
+    planning.warnings.extend(
+        f"outlier: deleting {o.record_id} removes {o.value} {o.measure} (average {o.average:.1f}); "
+        "check it is the right run"
+        for o in outliers
+    )
+    return impact

@@ -196,10 +196,17 @@ class _Reader:
         result = await registry.fetch(self.http, subtype, item_id)
         if result.item is not None or result.unreadable:
             return RecordFact.read(
-                item_id, result.item, roles=list(result.roles), locked=result.locked, problem=result.problem
+                item_id,
+                result.item,
+                roles=list(result.roles),
+                locked=result.locked,
+                problem=result.problem,
+                unreadable=result.unreadable,
             )
         other = await registry.general_fetch(self.http, item_id)  # another subtype, or truly absent
-        return RecordFact.read(item_id, other.item, problem=other.problem or result.problem)
+        return RecordFact.read(
+            item_id, other.item, problem=other.problem or result.problem, unreadable=other.unreadable
+        )
 
     def _keep(self, fact: RecordFact, *, typed: bool) -> None:
         """Typed facts (roles, lock state) win over general ones, whichever arrives first."""
@@ -263,7 +270,7 @@ class _Reader:
 
     async def _entity(self, entity: str) -> None:
         result = await registry.general_fetch(self.http, entity)
-        fact = RecordFact.read(entity, result.item, problem=result.problem)
+        fact = RecordFact.read(entity, result.item, problem=result.problem, unreadable=result.unreadable)
         self._keep(fact, typed=False)
         if fact.subtype == "MODEL_RUN_WORKFLOW_TEMPLATE":
             await asyncio.gather(

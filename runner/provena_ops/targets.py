@@ -25,6 +25,12 @@ class Target:
     sandbox_db: Path | None = None  # set when the target is the embedded sandbox
 
     @property
+    def identity(self) -> str:
+        """What a plan records as the registry it read: the registry URL, or for the embedded sandbox its
+        database (served on a different loopback port by every command)."""
+        return f"sandbox:{self.sandbox_db}" if self.sandbox_db is not None else self.endpoints.registry
+
+    @property
     def is_production(self) -> bool:
         return self.stage.strip().upper() == "PROD"
 

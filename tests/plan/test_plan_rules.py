@@ -850,7 +850,12 @@ def test_an_ambiguous_display_name_lists_the_candidates(plan_on: PlanOn, api: Ap
 
 
 def test_an_unknown_display_name_is_a_problem_naming_it(plan_on: PlanOn) -> None:
-    made = plan_on(playbook("op: delete_model_runs\nmodel_runs: [{display_name: Reef run 999}]"))
+    made = plan_on(
+        playbook(
+            "op: update_model_runs\nreason: r\nmodel_runs: [{display_name: Reef run 999}]\n"
+            "set: {description: x}"
+        )
+    )
     [problem] = made.problems
     assert problem.operation == 0
     assert problem.message.startswith("no model run is named exactly 'Reef run 999'; search found 'Reef run")
@@ -858,8 +863,27 @@ def test_an_unknown_display_name_is_a_problem_naming_it(plan_on: PlanOn) -> None
 
 
 def test_an_unknown_display_name_lists_near_candidates(plan_on: PlanOn) -> None:
-    made = plan_on(playbook("op: delete_model_runs\nmodel_runs: [{display_name: reef run 010}]"))
+    made = plan_on(
+        playbook("op: link_studies\nstudy: " + STUDY_48 + "\nmodel_runs: [{display_name: reef run 010}]")
+    )
     assert any(REEF_010 in f"{p.message} {p.hint}" for p in made.problems), made.problems
+
+
+def test_deleting_by_a_name_no_record_has_is_nothing_to_do_with_a_warning(plan_on: PlanOn, api: Api) -> None:
+    """Re-planning a deletion by name after it was applied is idempotent, not an error."""
+    text = playbook(
+        "op: delete_model_runs\nmodel_runs: [{display_name: Reef run 010}]",
+        "op: delete_studies\nlinked_model_runs: remove\nstudies: [{display_name: No such study}]",
+    )
+    assert action(plan_on(text), f"delete {REEF_010}").outcome == "change"
+    gone = api.http.delete(f"{api.registry}{RUN_ROUTE}/delete", params={"id": REEF_010}, headers=api.auth())
+    assert gone.status_code == 200, gone.text
+    made = plan_on(text)
+    assert made.problems == [] and made.actions == []
+    assert not made.has_changes
+    assert made.warnings[0].startswith("operations[0]: no model run is named exactly 'Reef run 010'")
+    assert "nothing to delete (already deleted" in made.warnings[0]
+    assert made.warnings[1].startswith("operations[1]: no study is named exactly 'No such study'")
 
 
 # -- determinism and the command line ------------------------------------------------------------------------
@@ -919,3 +943,100 @@ def test_the_plan_command_exit_codes_and_saved_plan(
     text_run = provena_ops(api, remote_environments, str(tmp_path / "problems.yaml"))
     assert text_run.returncode == 1 and "is locked" in text_run.stdout
     assert json.loads((tmp_path / "problems.json").read_text())["problems"][0]["record_id"] == LOCKED_RUN
+
+
+# -- ordering, roles, replacements, staleness ---------------------------------------------------------------
+
+
+def assert_dependencies_point_backwards(made: Plan) -> None:
+    seen: set[str] = set()
+    for made_action in made.actions:
+        missing = [key for key in made_action.depends_on if key not in seen]
+        assert not missing, f"{made_action.key} depends on {missing}, which come later or not at all"
+        seen.add(made_action.key)
+
+
+def test_every_action_comes_after_the_actions_it_depends_on(plan_on: PlanOn) -> None:
+    made = plan_on(
+        playbook(
+            f"op: delete_studies\nlinked_model_runs: remove\nstudies: [{STUDY_51}]",
+            f"op: delete_model_runs\nmodel_runs: [{REEF_004}]",
+            f"op: relodge_model_runs\nmodel_runs: [{run_id(11)}]",
+            f"op: update_model_runs\nreason: r\nmodel_runs: [{run_id(11)}]\nset: {{description: x}}",
+        )
+    )
+    assert not made.problems, made.problems
+    assert f"delete {REEF_004}" in action(made, f"delete {STUDY_51}").depends_on
+    assert action(made, f"relodge {run_id(11)}").depends_on == [f"update {run_id(11)}"]
+    assert_dependencies_point_backwards(made)
+    assert_dependencies_point_backwards(plan_on(MIXED))
+
+
+def test_a_relodge_does_not_wait_for_an_edit_that_changes_nothing(plan_on: PlanOn) -> None:
+    made = plan_on(
+        playbook(
+            f"op: relodge_model_runs\nmodel_runs: [{NEVER_LODGED}]",
+            f"op: update_model_runs\nreason: r\nmodel_runs: [{NEVER_LODGED}]\n"
+            "set: {description: Demo model run 60 of the sandbox registry.}",
+        )
+    )
+    assert action(made, f"update {NEVER_LODGED}").outcome == "unchanged"
+    assert action(made, f"relodge {NEVER_LODGED}").depends_on == []
+
+
+def test_admin_actions_need_every_registry_role_not_only_admin(plan_on: PlanOn) -> None:
+    made = plan_on(
+        playbook(
+            f"op: relodge_model_runs\nmodel_runs: [{NEVER_LODGED}]",
+            f"op: delete_studies\nstudies: [{STUDY_49}]\nlinked_model_runs: remove",
+        ),
+        roles=["entity-registry-read", "entity-registry-admin"],
+    )
+    wanted = "admin lacks the entity-registry-write role needed to"
+    assert f"{wanted} relodge {NEVER_LODGED}" in messages(made)
+    assert f"{wanted} delete {STUDY_49}" in messages(made)
+
+
+def test_a_merged_action_is_listed_under_the_first_operation_that_asked_for_it(plan_on: PlanOn) -> None:
+    made = plan_on(
+        playbook(
+            f"op: delete_studies\nlinked_model_runs: remove\nstudies: [{STUDY_51}]",
+            f"op: update_model_runs\nreason: r\nmodel_runs: [{REEF_004}]\nset: {{description: x}}",
+        )
+    )
+    assert action(made, f"update {REEF_004}").operations == [0, 1]
+
+
+def test_replacements_are_checked_even_when_no_run_needs_them(plan_on: PlanOn) -> None:
+    gone = "10378.1/1699998"
+    made = plan_on(
+        playbook(
+            f"op: delete_studies\nlinked_model_runs: replace\nreplace_with: {NO_SUCH_STUDY}\n"
+            f"studies: [{gone}]"
+        )
+    )
+    assert action(made, f"delete {gone}").outcome == "already_absent"
+    assert messages(made) == [f"replacement study {NO_SUCH_STUDY} does not exist"]
+
+
+def test_a_replacement_of_the_wrong_kind_is_reported_once(plan_on: PlanOn) -> None:
+    made = plan_on(
+        playbook(
+            f"op: delete_studies\nlinked_model_runs: replace\nreplace_with: {REEF_010}\nstudies: [{STUDY_51}]"
+        )
+    )
+    assert messages(made) == [f"replacement {REEF_010} is a MODEL_RUN, not a study"]
+
+
+def test_a_run_linked_to_the_study_after_planning_makes_the_plan_stale(plan_on: PlanOn, api: Api) -> None:
+    text = playbook(f"op: delete_studies\nlinked_model_runs: remove\nstudies: [{STUDY_51}]")
+    before = plan_on(text).fingerprints
+    linked = api.http.post(
+        f"{api.prov}/model_run/edit/link_to_study",
+        params={"model_run_id": SEAGRASS_012, "study_id": STUDY_51},
+        headers=api.auth(),
+    )
+    assert linked.status_code == 200, linked.text
+    after = plan_on(text).fingerprints
+    assert before[f"{STUDY_51}#links"] != after[f"{STUDY_51}#links"]
+    assert SEAGRASS_012 not in before and SEAGRASS_012 in after

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -130,10 +131,63 @@ def test_markdown_rendering(golden_plan: Plan, update_golden: bool) -> None:
     compare("plan.md", render_markdown(golden_plan), update_golden)
 
 
-def test_markdown_past_the_comment_limit_is_truncated_and_says_where_the_plan_is(golden_plan: Plan) -> None:
-    text = render_markdown(golden_plan, full_plan_at="plan.json", limit=2500)
-    assert len(text) <= 2500
+def balanced(text: str) -> bool:
+    depth = 0
+    for tag in re.findall(r"</?details>", text):
+        depth += -1 if tag.startswith("</") else 1
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+@pytest.mark.parametrize("share", [0.2, 0.35, 0.5, 0.75, 0.95])
+def test_markdown_past_the_comment_limit_is_truncated_and_says_where_the_plan_is(
+    golden_plan: Plan, share: float
+) -> None:
+    limit = int(len(render_markdown(golden_plan)) * share)
+    text = render_markdown(golden_plan, full_plan_at="plan.json", limit=limit)
+    assert len(text) <= limit
     assert "**Truncated**" in text and "The full plan is in `plan.json`." in text
     assert text.startswith("### provena-ops plan: `golden` on `rehearsal` (DEV)")
     assert "| to update |" in text  # the count table always survives
-    assert text.count("<details>") <= text.count("</details>")
+    assert "is locked, so Provena refuses to edit it" in text  # problems come before everything else
+    assert balanced(text), "a cut left a <details> open or closed one twice"
+    records = re.findall(r"<details><summary><code>.*?</summary>\n\n(.*?)\n\n</details>", text, re.DOTALL)
+    assert len(records) == text.count("<details><summary><code>")  # no record title without its details
+    assert all(body.startswith("- ") for body in records)
+    changing = sum(1 for a in golden_plan.actions if a.outcome == "change")
+    assert f"this comment shows {len(records)} of the {changing} records that change." in text
+
+
+def test_markdown_truncation_without_a_saved_plan_says_how_to_save_it(golden_plan: Plan) -> None:
+    text = render_markdown(golden_plan, limit=3000)
+    assert "The full plan was not saved: run `provena-ops plan` with `--out plan.json` to keep it." in text
+    assert "plan saved with" not in text
+
+
+def test_markdown_of_a_plan_with_thousands_of_problems_stays_under_githubs_limit(golden_plan: Plan) -> None:
+    many = golden_plan.model_copy(
+        update={
+            "problems": [
+                golden_plan.problems[0].model_copy(update={"message": f"problem number {n} " + "x" * 80})
+                for n in range(10_000)
+            ]
+        }
+    )
+    text = render_markdown(many, full_plan_at="plan.json")
+    assert len(text) <= 65_535
+    assert "problem number 0 " in text and "problem number 9999 " not in text
+    assert re.search(r"- … and [\d,]+ more problems \(see the full plan\)", text)
+    assert balanced(text) and "**Truncated**" in text
+
+
+def test_markdown_shows_side_effects_and_notes(golden_plan: Plan) -> None:
+    text = render_markdown(golden_plan)
+    assert "> Provena's update job adds two history entries" in text
+    assert "- note: user_metadata is cleared (now {'batch': 'B0', 'operator': 'bob'})" in text
+
+
+def test_markdown_escapes_names_and_messages(golden_plan: Plan) -> None:
+    action = golden_plan.actions[0].model_copy(update={"display_name": "<b>x</b> & @team"})
+    text = render_markdown(golden_plan.model_copy(update={"actions": [action]}))
+    assert "&lt;b&gt;x&lt;/b&gt; &amp; @team" in text and "<b>x</b>" not in text

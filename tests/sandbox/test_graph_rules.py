@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import random
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -16,8 +18,10 @@ from provena_ops.sandbox.graph import (
     Node,
     RecordGraph,
     TaggedGraph,
+    Tags,
     action_to_wire,
     diff_graphs,
+    diff_to_json,
     model_run_graph,
     sort_for_apply,
 )
@@ -187,7 +191,9 @@ N_SHARED = Node("10378.1/shared", "STUDY", "ACTIVITY")
 N_RUN = Node(RUN, "MODEL_RUN", "ACTIVITY")
 
 
-def tagged(nodes: dict[Node, list[str]], links: dict[Link, list[str]] | None = None) -> TaggedGraph:
+def tagged(
+    nodes: Mapping[Node, Sequence[str]], links: Mapping[Link, Sequence[str]] | None = None
+) -> TaggedGraph:
     return TaggedGraph(nodes=dict(nodes), links=dict(links or {}))
 
 
@@ -393,3 +399,43 @@ def test_wire_form_of_link_removals() -> None:
             )
     assert remove["link"]["props"] == {"record_ids": RUN}
     assert set(drop["link"]["props"]["record_ids"].split(",")) == {RUN, OTHER}
+
+
+def test_the_wire_json_is_byte_for_byte_the_dict_rendering() -> None:
+    """Trial deletes answer from pre-encoded fragments; the bytes must equal Provena's JSON rendering."""
+    shared = Tags(f"{OTHER},{RUN},10378.1/ünïcode", 3)
+    old = tagged(
+        {N_RUN: [RUN], N_KEEP: [RUN], N_MINE: [RUN], N_SHARED: shared, N_UNTAGGED: [OTHER]},
+        {LINK_MINE: [RUN], LINK_SHARED: shared, LINK_UNTAGGED: [OTHER], LINK_KEEP: Tags(RUN, 1)},
+    )
+    for new in (
+        RecordGraph(),
+        fresh({N_RUN, N_UNTAGGED, N_NEW, N_KEEP}, [LINK_UNTAGGED, LINK_NEW, LINK_KEEP]),
+    ):
+        actions = diff_graphs(RUN, old, new)
+        expected = json.dumps(
+            {"diff": [action_to_wire(action) for action in actions]},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        assert diff_to_json(actions) == expected.encode()
+    assert diff_to_json([]) == b'{"diff":[]}'
+
+
+@pytest.mark.parametrize(
+    ("joined", "record", "inside"),
+    [
+        ("a,b,c", "a", True),
+        ("a,b,c", "b", True),
+        ("a,b,c", "c", True),
+        ("a", "a", True),
+        ("ab,c", "a", False),
+        ("a,bc", "c", False),
+        ("a,b,c", "a,b", False),
+        ("", "a", False),
+    ],
+)
+def test_joined_tags_answer_membership_like_a_list(joined: str, record: str, inside: bool) -> None:
+    tags = Tags(joined, len(joined.split(",")) if joined else 0)
+    assert (record in tags) is inside
+    assert list(tags) == ([] if not joined else joined.split(","))

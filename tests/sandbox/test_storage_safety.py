@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 import pytest
 
+from provena_ops.sandbox.graph import RecordGraph, diff_graphs
 from provena_ops.sandbox.realm import DEFAULT_USERS, Realm
 from provena_ops.sandbox.seed import SeedSummary
 from provena_ops.sandbox.store import Store
@@ -745,3 +746,24 @@ def test_realm_signing_key_and_sessions_survive_a_restart(tmp_path: Path) -> Non
                 headers={"Authorization": f"Bearer {refreshed.json()['access_token']}"},
             )
             assert again.status_code == 200
+
+
+def test_cached_graph_tags_follow_writes_from_this_and_other_connections(
+    sandbox_db: Path, demo: SeedSummary
+) -> None:
+    """Trial deletes reuse the tags of shared graph elements until the database changes, by any writer."""
+    reader, writer = Store(sandbox_db), Store(sandbox_db)
+    try:
+        run, other, third = run_id(demo, 0), run_id(demo, 4), run_id(demo, 8)  # runs 0, 4, 8 share a study
+
+        def tagged_with(store: Store, record: str) -> set[str]:
+            return {tag for tags in store.record_graph(run).nodes.values() for tag in tags if tag == record}
+
+        assert tagged_with(reader, other) == {other}  # read once: the shared tags are now cached
+        writer.apply_diff(diff_graphs(other, writer.record_graph(other), RecordGraph()))
+        assert tagged_with(reader, other) == set()  # another connection's delete is seen
+        reader.apply_diff(diff_graphs(third, reader.record_graph(third), RecordGraph()))
+        assert tagged_with(reader, third) == set()  # and this connection's own
+    finally:
+        reader.close()
+        writer.close()

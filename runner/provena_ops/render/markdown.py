@@ -1,15 +1,52 @@
-"""Plan as a pull-request comment: a count table first, then collapsible per-operation details.
+"""Plan as a pull-request comment: a count table first, then problems, warnings, and per operation one
+collapsible section per changed record.
 
-GitHub refuses comments over 65,535 characters; past that the details are cut at an action boundary
-and the comment says so, and where the full plan is.
+GitHub refuses comments over 65,535 characters. Past that, sections are cut between records (every
+section closes its own tags, so a cut never leaves HTML open), each cut list says how much it left out,
+and the comment ends by saying where the full plan is.
 """
 
 from __future__ import annotations
 
+import html
+from dataclasses import dataclass, field
+
 from ..plan import Action, Plan
+from ..text import plural
 from .common import SYMBOLS, after_text, groups, is_structured, pretty, short, title
 
 GITHUB_COMMENT_LIMIT = 65_535
+
+
+@dataclass
+class _Section:
+    """Opening lines, items (each whole or not at all), closing lines; `more` words what was cut."""
+
+    opening: list[str]
+    items: list[str] = field(default_factory=list)
+    closing: list[str] = field(default_factory=list)
+    more: str = "more"
+
+    def render(self, budget: int) -> tuple[str, int]:
+        """The section within `budget` characters, and how many items it had to leave out."""
+        frame = len("\n".join(self.opening)) + len("\n".join(self.closing)) + 2
+        kept: list[str] = []
+        used = frame
+        for number, item in enumerate(self.items):
+            remaining = len(self.items) - number - 1
+            reserve = len(self._cut_line(remaining)) + 1 if remaining else 0
+            if used + len(item) + 1 + reserve > budget:
+                break
+            kept.append(item)
+            used += len(item) + 1
+        left_out = len(self.items) - len(kept)
+        lines = [*self.opening, *kept]
+        if left_out:
+            lines.append(self._cut_line(left_out))
+        return "\n".join([*lines, *self.closing]), left_out
+
+    def _cut_line(self, count: int) -> str:
+        return f"- … and {count:,} {self.more} (see the full plan)"
 
 
 def render_markdown(plan: Plan, full_plan_at: str | None = None, limit: int = GITHUB_COMMENT_LIMIT) -> str:
@@ -28,86 +65,135 @@ def render_markdown(plan: Plan, full_plan_at: str | None = None, limit: int = GI
         "",
         f"**{summary.line()}**",
         "",
+        *(f"> {note}" for note in plan.notes),
+        *([""] if plan.notes else []),
     ]
-    if plan.problems:
-        head.append("#### Problems")
-        head.extend(f"- :x: {_where(p.operation)}{p.message}  \n  _hint: {p.hint}_" for p in plan.problems)
-        head.append("")
-    if plan.warnings:
-        head.append(f"<details><summary>Warnings ({len(plan.warnings)})</summary>\n")
-        head.extend(f"- {warning}" for warning in plan.warnings)
-        head.extend(["", "</details>", ""])
-    body: list[str] = []
-    for heading, actions in groups(plan):
-        changing = [a for a in actions if a.outcome == "change"]
-        body.append(
-            f"<details><summary>{heading}: {len(changing)} change(s), "
-            f"{len(actions) - len(changing)} unchanged</summary>\n"
-        )
-        for action in actions:
-            body.extend(_action(action))
-        body.extend(["", "</details>", ""])
     footer = [
-        f"<sub>planned by {plan.planned_by} at {plan.created_at}; playbook {plan.playbook.sha256[:19]}</sub>",
+        f"<sub>planned by {html.escape(plan.planned_by)} at {plan.created_at}; "
+        f"playbook {plan.playbook.sha256[:19]}</sub>",
         "",
     ]
-    return _fit(head, body, footer, full_plan_at, limit)
+    sections = _sections(plan)
+    full = "\n".join([*head, *(s.render(10**12)[0] for s in sections), *footer])
+    if len(full) <= limit:
+        return full
+    changed = sum(1 for action in plan.actions if action.outcome == "change")
+    budget = limit - len("\n".join([*head, *_notice(full_plan_at, changed, changed), *footer])) - 2
+    body: list[str] = []
+    for section in sections:
+        text, left_out = section.render(budget)
+        if len(text) + 1 > budget:
+            break
+        body.append(text)
+        budget -= len(text) + 1
+        if left_out:
+            break
+    shown = sum(part.count(RECORD_MARK) for part in body)
+    return "\n".join([*head, *body, *_notice(full_plan_at, shown, changed), *footer])
+
+
+RECORD_MARK = "<details><summary><code>"
+
+
+def _notice(full_plan_at: str | None, shown: int, changed: int) -> list[str]:
+    where = (
+        f"The full plan is in `{full_plan_at}`."
+        if full_plan_at
+        else "The full plan was not saved: run `provena-ops plan` with `--out plan.json` to keep it."
+    )
+    return [
+        "> :scissors: **Truncated**: the plan is longer than a GitHub comment allows (65,535 characters); "
+        f"this comment shows {shown:,} of the {changed:,} records that change. {where}",
+        "",
+    ]
+
+
+def _sections(plan: Plan) -> list[_Section]:
+    sections: list[_Section] = []
+    if plan.problems:
+        sections.append(
+            _Section(
+                ["#### Problems", ""],
+                [
+                    f"- :x: {_where(p.operation)}{_text(p.message)}  \n  _hint: {_text(p.hint)}_"
+                    for p in plan.problems
+                ],
+                [""],
+                more="more problems",
+            )
+        )
+    if plan.warnings:
+        sections.append(
+            _Section(
+                [f"<details><summary>Warnings ({len(plan.warnings):,})</summary>", ""],
+                [f"- {_text(warning)}" for warning in plan.warnings],
+                ["", "</details>", ""],
+                more="more warnings",
+            )
+        )
+    for heading, actions in groups(plan):
+        changing = [a for a in actions if a.outcome == "change"]
+        quiet = [a for a in actions if a.outcome != "change"]
+        items = [_action(action) for action in changing]
+        if quiet:
+            items.append(
+                f"<details><summary>{plural(len(quiet), 'record')} unchanged or already absent</summary>\n\n"
+                + "\n".join(f"- `=` {_text(title(a))}: {_text(a.why or a.outcome)}" for a in quiet)
+                + "\n\n</details>"
+            )
+        sections.append(
+            _Section(
+                [f"#### {heading}: {len(changing):,} to change, {len(quiet):,} unchanged", ""],
+                items,
+                [""],
+                more="more records of this operation",
+            )
+        )
+    return sections
 
 
 def _where(operation: int | None) -> str:
     return f"`operations[{operation}]` " if operation is not None else ""
 
 
-def _action(action: Action) -> list[str]:
-    if action.outcome != "change":
-        return [f"- `=` {title(action)}: {action.why or action.outcome}"]
-    lines = [f"- `{SYMBOLS[action.kind]}` **{title(action)}**"]
+def _text(text: str) -> str:
+    """Plain text as Markdown that renders as written (no stray tags, emphasis or mentions)."""
+    return html.escape(text, quote=False).replace("@", "@\u200b")
+
+
+def _code(text: str) -> str:
+    fence = "``" if "`" in text else "`"
+    return f"{fence}{text}{fence}" if fence == "`" else f"{fence} {text} {fence}"
+
+
+def _action(action: Action) -> str:
+    """One changed record as a collapsible block: the title always visible, the details on click."""
+    lines = [f"{RECORD_MARK}{SYMBOLS[action.kind]}</code> {html.escape(title(action))}</summary>", ""]
     for change in action.changes:
         if is_structured(change.before) or is_structured(change.after):
-            lines.append(f"  - `{change.field}`:")
-            lines.append("    ```diff")
+            lines.append(f"- `{change.field}`:")
+            lines.append("  ```diff")
             lines.extend(
-                f"    - {line}" for line in (pretty(change.before) if change.before is not None else [])
+                f"  - {line}" for line in (pretty(change.before) if change.before is not None else [])
             )
-            lines.extend(
-                f"    + {line}" for line in (pretty(change.after) if change.after is not None else [])
-            )
-            lines.append("    ```")
+            lines.extend(f"  + {line}" for line in (pretty(change.after) if change.after is not None else []))
+            lines.append("  ```")
         else:
-            lines.append(f"  - `{change.field}`: `{short(change.before)}` → `{short(change.after)}`")
+            lines.append(f"- `{change.field}`: {_code(short(change.before))} → {_code(short(change.after))}")
     if action.graph is not None:
+        graph = action.graph
+        shared = graph.node_references_removed + graph.link_references_removed
         lines.append(
-            f"  - graph: {action.graph.nodes_removed} nodes, {action.graph.links_removed} links removed"
+            f"- graph: {plural(graph.nodes_removed, 'node')} and {plural(graph.links_removed, 'link')} "
+            f"removed, {plural(shared, 'shared element')} detached"
         )
     if action.reason:
-        lines.append(f"  - reason: {action.reason}")
+        lines.append(f"- reason: {_text(action.reason)}")
     if action.depends_on:
-        lines.append(f"  - after: {after_text(action.depends_on)}")
-    lines.extend(f"  - :warning: {warning}" for warning in action.warnings)
-    return lines
-
-
-def _fit(head: list[str], body: list[str], footer: list[str], full_plan_at: str | None, limit: int) -> str:
-    text = "\n".join([*head, *body, *footer])
-    if len(text) <= limit:
-        return text
-    where = f"`{full_plan_at}`" if full_plan_at else "the plan saved with `provena-ops plan --out`"
-    notice = [
-        "",
-        "</details>",
-        "",
-        f"> :scissors: **Truncated**: the plan is longer than a GitHub comment allows. "
-        f"The full plan is in {where}.",
-        "",
-    ]
-    budget = limit - len("\n".join([*head, *notice, *footer])) - 2
-    kept: list[str] = []
-    used = 0
-    for line in body:
-        if used + len(line) + 1 > budget:
-            break
-        kept.append(line)
-        used += len(line) + 1
-    while kept and kept[-1].startswith("  "):  # never end inside an action's details
-        kept.pop()
-    return "\n".join([*head, *kept, *notice, *footer])
+        lines.append(f"- after: {after_text(action.depends_on)}")
+    lines.extend(f"- note: {_text(effect)}" for effect in action.side_effects)
+    lines.extend(f"- :warning: {_text(warning)}" for warning in action.warnings)
+    if len(lines) == 2:
+        lines.append("- no field changes")
+    lines.extend(["", "</details>"])
+    return "\n".join(lines)

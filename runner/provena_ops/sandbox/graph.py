@@ -78,7 +78,7 @@ class Tags(Sequence[str]):
         return iter(self.joined.split(",") if self.joined else [])
 
     def __contains__(self, record_id: object) -> bool:
-        if not isinstance(record_id, str):
+        if not isinstance(record_id, str) or "," in record_id:
             return False
         text = self.joined
         return (
