@@ -1,8 +1,10 @@
 """Read what a playbook needs from a live Provena, concurrently and read-only, into a `State`.
 
-Reads form a dataflow, not rounds: each read starts as soon as what it depends on is known (a model run's
-referenced entities as soon as the run is fetched, a study's graph-linked runs while the registry scan
-is still paging), so the connection lanes stay busy and no round waits for its slowest request.
+Reads form a dataflow, not rounds: each read is queued as soon as what it depends on is known (a model
+run's referenced entities once the run is fetched, a study's graph-linked runs while the registry scan
+is still paging), and a fixed pool of workers takes them from the queue, so the connection lanes stay
+busy, no round waits for its slowest request, and memory does not grow with the number of reads pending
+(planning 10,000 records queues ~40,000 reads).
 
 Which records are read depends only on the playbook and on what Provena holds, never on timing, so two
 plans of the same playbook against the same state read, and fingerprint, the same records. Reads that
@@ -13,8 +15,8 @@ delete is final, because a run being deleted needs none of them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Hashable
-from typing import Any, NoReturn, TypeVar
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, NoReturn
 
 from ProvenaInterfaces.RegistryModels import ItemModelRun
 
@@ -36,8 +38,8 @@ from .provena.errors import NotAuthorised, ProvenaError, Unreachable
 from .provena.http import ProvenaHttp
 from .record_checks import referenced_ids, template_references
 
-T = TypeVar("T")
 Progress = Callable[[str, int, int], None]
+Work = Callable[[], Awaitable[None]]
 
 
 async def read_state(http: ProvenaHttp, playbook: Playbook, progress: Progress | None = None) -> State:
@@ -65,59 +67,67 @@ class _Reader:
         self.progress = progress
         self.wanted = needs(playbook)
         self.may_trial_delete = all(role in state.realm_roles for role in ADMIN_TIER)
-        self.tasks: dict[Hashable, asyncio.Task[Any]] = {}
+        self.queue: asyncio.Queue[tuple[str, Work]] = asyncio.Queue()
+        self.started: set[Hashable] = set()
+        self.done = 0
         self.typed: set[str] = set()  # ids whose fact came from a typed fetch (with roles and lock state)
+        self.runs: dict[str, RecordFact] = {}  # model runs fetched as targets
         self.graph_links: dict[str, dict[str, Linked]] = {}
         self.graph_errors: dict[str, str] = {}
         self.unresolved = 0  # name lookups and the scan still running
-        self.done = 0
-        self.group: asyncio.TaskGroup | None = None
+        # targets known so far (see _expand)
+        self.deletes: set[str] = set()
+        self.edited: set[str] = set()  # edited or linked to a study being deleted
+        self.relodges: set[str] = set()
 
     # -- scheduling ---------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        for subtype, name in sorted(self.wanted.names):
+            self._resolving(("name", subtype, name), self._name, subtype, name)
+        if self.wanted.scan:
+            self._resolving(("scan",), self._scan)
+        for entity in sorted(_playbook_references(self.playbook)):
+            self._start(("entity", entity), self._entity, entity)
+        self._expand()
+        workers = 2 * self.http.concurrency  # a read may wait on two requests (explore up and down)
         try:
             async with asyncio.TaskGroup() as group:
-                self.group = group
-                for subtype, name in sorted(self.wanted.names):
-                    self._resolving(self._name(subtype, name))
-                if self.wanted.scan:
-                    self._resolving(self._scan())
-                for entity in sorted(_playbook_references(self.playbook)):
-                    self._once(("entity", entity), self._entity(entity))
-                self._expand()
+                pool = [group.create_task(self._worker()) for _ in range(workers)]
+                await self.queue.join()
+                for worker in pool:
+                    worker.cancel()
         except BaseExceptionGroup as failures:
             _raise_first(failures)
         self._assemble_connections()
 
-    def _once(self, key: Hashable, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-        """The task reading `key`, started on first request; later requests share it."""
-        task = self.tasks.get(key)
-        if task is None:
-            assert self.group is not None
-            task = self.group.create_task(self._counted(str(key[0]) if isinstance(key, tuple) else "", work))
-            self.tasks[key] = task
-        else:
-            work.close()
-        return task
+    async def _worker(self) -> None:
+        while True:
+            label, work = await self.queue.get()
+            try:
+                await work()
+            finally:
+                self.queue.task_done()
+            self.done += 1
+            if self.progress:
+                self.progress(label, self.done, len(self.started))
 
-    async def _counted(self, label: str, work: Awaitable[T]) -> T:
-        result = await work
-        self.done += 1
-        if self.progress:
-            self.progress(label, self.done, len(self.tasks))
-        return result
+    def _start(self, key: tuple[Any, ...], read: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Queue the read `key` names, unless it was queued before."""
+        if key not in self.started:
+            self.started.add(key)
+            self.queue.put_nowait((str(key[0]), lambda: read(*args)))
 
-    def _resolving(self, work: Coroutine[Any, Any, None]) -> None:
+    def _resolving(self, key: tuple[Any, ...], read: Callable[..., Awaitable[None]], *args: Any) -> None:
         """A read that can reveal more targets (a name lookup, the scan): expand again when it ends."""
         self.unresolved += 1
 
         async def then() -> None:
-            await work
+            await read(*args)
             self.unresolved -= 1
             self._expand()
 
-        self._once(("resolve", id(work)), then())
+        self._start(key, then)
 
     @property
     def deletes_final(self) -> bool:
@@ -132,30 +142,36 @@ class _Reader:
         )
 
     def _expand(self) -> None:
-        """Start every read the targets known so far call for (each at most once)."""
+        """Queue every read the targets known so far call for. Runs only when targets can change: at the
+        start, after a name lookup or the scan, after a study's graph is explored."""
         runs, studies, deleting_studies, deletes, edits, relodges = _targets(self.playbook, self.state)
         for study in sorted(studies):
-            self._once(("study", study), self._study(study))
-        for study in sorted(deleting_studies):
-            self._once(("explore", study), self._explore_study(study))
-        linked = {run for links in self.graph_links.values() for run in links if self._is_run(links[run])}
+            self._start(("study", study), self._study, study, study in deleting_studies)
+        linked = {run for links in self.graph_links.values() for run, node in links.items() if _is_run(node)}
         if self.state.run_index is not None:
             linked |= {r.id for r in self.state.run_index if r.study_id and r.study_id in deleting_studies}
+        self.deletes, self.edited, self.relodges = deletes, edits | linked, relodges
         for run in sorted(runs | linked):
-            self._once(("run", run), self._run(run))
-        for run in sorted(deletes):
-            self._once(("trial delete", run), self._trial_delete(run))
-        if not self.deletes_final:
-            return
-        for run in sorted((edits | linked) - deletes):
-            self._once(("entities", run), self._entities_of(run))
-            self._once(("downstream", run), self._downstream(run))
-        for run in sorted(relodges - deletes):
-            self._once(("lineage", run), self._lineage(run))
+            if run in self.runs:
+                self._after_run(run)
+            else:
+                self._start(("run", run), self._run, run)
 
-    @staticmethod
-    def _is_run(node: Linked) -> bool:
-        return node.subtype == "MODEL_RUN"
+    def _after_run(self, run: str) -> None:
+        """Queue what a fetched model run's role calls for (each read at most once)."""
+        fact = self.runs[run]
+        if fact.subtype != "MODEL_RUN":
+            return  # the planner reports the missing run or the wrong subtype
+        if run in self.deletes and self.may_trial_delete:
+            self._start(("trial delete", run), self._trial_delete, run)
+        if not self.deletes_final or run in self.deletes:
+            return
+        if run in self.edited:
+            for entity in sorted(referenced_ids((fact.item or {}).get("record") or {})):
+                self._start(("entity", entity), self._entity, entity)
+            self._start(("downstream", run), self._downstream, run)
+        if run in self.relodges:
+            self._start(("lineage", run), self._lineage, run)
 
     # -- reads ----------------------------------------------------------------------------------------
 
@@ -174,7 +190,7 @@ class _Reader:
 
     async def _name(self, subtype: str, display_name: str) -> None:
         candidates = await search.search_ids(self.http, display_name, subtype)
-        facts = await asyncio.gather(*(self._fetch(subtype, candidate) for candidate in candidates))
+        facts = await asyncio.gather(*(self._typed_or_general(subtype, c) for c in candidates))
         exact: list[str] = []
         near: list[Linked] = []
         for fact in facts:
@@ -183,14 +199,13 @@ class _Reader:
             if fact.display_name == display_name:
                 exact.append(fact.id)
                 self._keep(fact, typed=True)
+                if subtype == "MODEL_RUN":
+                    self.runs[fact.id] = fact  # fetched: the target read needs no second request
             elif len(near) < 5:
                 near.append(Linked(id=fact.id, subtype=str(fact.display_name)))
         self.state.names[name_key(subtype, display_name)] = sorted(exact)
         if not exact:
             self.state.near_names[name_key(subtype, display_name)] = near
-
-    def _fetch(self, subtype: str, item_id: str) -> asyncio.Task[RecordFact]:
-        return self._once(("fetch", subtype, item_id), self._typed_or_general(subtype, item_id))
 
     async def _typed_or_general(self, subtype: str, item_id: str) -> RecordFact:
         result = await registry.fetch(self.http, subtype, item_id)
@@ -216,19 +231,16 @@ class _Reader:
         elif fact.id not in self.typed:
             self.state.records.setdefault(fact.id, fact)
 
-    async def _run(self, run: str) -> RecordFact:
-        fact = await self._fetch("MODEL_RUN", run)
+    async def _run(self, run: str) -> None:
+        fact = await self._typed_or_general("MODEL_RUN", run)
         self._keep(fact, typed=True)
-        return fact
+        self.runs[run] = fact
+        self._after_run(run)
 
-    async def _study(self, study: str) -> RecordFact:
-        fact = await self._fetch("STUDY", study)
+    async def _study(self, study: str, explore: bool) -> None:
+        fact = await self._typed_or_general("STUDY", study)
         self._keep(fact, typed=True)
-        return fact
-
-    async def _explore_study(self, study: str) -> None:
-        fact = await self.tasks[("study", study)]
-        if not fact.exists or fact.subtype != "STUDY":
+        if not explore or not fact.exists or fact.subtype != "STUDY":
             return  # Provena cannot explore a deleted id (500); the planner reports a wrong subtype
         found: dict[str, Linked] = {}
         try:
@@ -246,9 +258,6 @@ class _Reader:
         self._expand()
 
     async def _trial_delete(self, run: str) -> None:
-        fact = await self.tasks[("run", run)]
-        if fact.subtype != "MODEL_RUN" or not self.may_trial_delete:
-            return  # the planner reports the wrong subtype or the missing roles
         try:
             counts = await prov.trial_delete(self.http, run)
         except ProvenaError as exc:
@@ -258,32 +267,15 @@ class _Reader:
             return
         self.state.delete_impact[run] = impact_of(counts)
 
-    async def _entities_of(self, run: str) -> None:
-        fact = await self.tasks[("run", run)]
-        record = (fact.item or {}).get("record") or {}
-        await asyncio.gather(
-            *(
-                self._once(("entity", entity), self._entity(entity))
-                for entity in sorted(referenced_ids(record))
-            )
-        )
-
     async def _entity(self, entity: str) -> None:
         result = await registry.general_fetch(self.http, entity)
         fact = RecordFact.read(entity, result.item, problem=result.problem, unreadable=result.unreadable)
         self._keep(fact, typed=False)
         if fact.subtype == "MODEL_RUN_WORKFLOW_TEMPLATE":
-            await asyncio.gather(
-                *(
-                    self._once(("entity", used), self._entity(used))
-                    for used in sorted(template_references(fact.item or {}))
-                )
-            )
+            for used in sorted(template_references(fact.item or {})):
+                self._start(("entity", used), self._entity, used)
 
     async def _downstream(self, run: str) -> None:
-        fact = await self.tasks[("run", run)]
-        if fact.subtype != "MODEL_RUN":
-            return
         try:
             nodes = await prov.explore(self.http, "downstream", run, depth=2)
         except ProvenaError as exc:
@@ -296,9 +288,6 @@ class _Reader:
         )
 
     async def _lineage(self, run: str) -> None:
-        fact = await self.tasks[("run", run)]
-        if fact.subtype != "MODEL_RUN":
-            return
         try:
             upstream, downstream = await asyncio.gather(
                 prov.explore(self.http, "upstream", run, depth=1),
@@ -323,6 +312,10 @@ class _Reader:
                 registry=sorted(r.id for r in self.state.run_index or [] if r.study_id == study),
                 graph_error=self.graph_errors.get(study),
             )
+
+
+def _is_run(node: Linked) -> bool:
+    return node.subtype == "MODEL_RUN"
 
 
 def _raise_first(failures: BaseExceptionGroup[Any]) -> NoReturn:

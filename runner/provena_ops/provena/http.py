@@ -79,6 +79,7 @@ class ProvenaHttp:
         for transport in self._transports:
             self._lanes.put_nowait(transport)
         self._rng = random.Random()
+        self.concurrency = concurrency
         self.requests = 0  # sent, retries included: benchmarks read it
 
     async def __aenter__(self) -> ProvenaHttp:
