@@ -202,3 +202,37 @@ def test_plans_of_the_embedded_sandbox_are_repeatable(tmp_path: Path) -> None:
     first, second = (ops.plan(path, cwd=tmp_path) for _ in range(2))
     assert first.environment.registry == f"sandbox:{tmp_path / '.provena-ops' / 'sandbox.db'}"
     assert CREATED_AT.sub("", render_json(first)) == CREATED_AT.sub("", render_json(second))
+
+
+def test_progress_is_shown_on_a_terminal_and_only_there(
+    api: Api, remote_environments: Path, tmp_path: Path
+) -> None:
+    import pty
+
+    path = tmp_path / "playbook.yaml"
+    path.write_text(playbook(f"op: delete_studies\nlinked_model_runs: remove\nstudies: [{STUDY_51}]"))
+    env = {**os.environ, "PROVENA_OPS_ACCESS_TOKEN": api.token("admin", lifetime=600)}
+    command = [sys.executable, "-m", "provena_ops.cli", "plan", str(path)]
+    command += ["--environments", str(remote_environments), "-e", "rehearsal"]
+    piped = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert piped.returncode == 2 and "reading:" not in piped.stderr
+    controller, terminal = pty.openpty()
+    try:
+        on_terminal = subprocess.run(
+            command, env=env, stdout=subprocess.PIPE, stderr=terminal, text=True, timeout=60
+        )
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(controller)
+    assert on_terminal.returncode == 2
+    assert b"reading: " in shown and b"reads done" in shown
+    assert on_terminal.stdout == piped.stdout  # the plan itself is the same either way

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from ProvenaInterfaces.ProvenanceAPI import LineageResponse, PostDeleteGraphResponse
+from ProvenaInterfaces.ProvenanceAPI import LineageResponse, PostDeleteGraphRequest, PostDeleteGraphResponse
 
 from .errors import ProvenaError
 from .http import ProvenaHttp
@@ -47,6 +47,6 @@ async def trial_delete(http: ProvenaHttp, model_run_id: str) -> dict[str, int]:
         "prov",
         "POST",
         "/model_run/delete",
-        json={"record_id": model_run_id, "trial_mode": True},
+        json=PostDeleteGraphRequest(record_id=model_run_id, trial_mode=True).model_dump(mode="json"),
     )
     return dict(Counter(str(action.get("action_type")) for action in parsed.diff))

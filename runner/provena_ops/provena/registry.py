@@ -13,6 +13,7 @@ from ProvenaInterfaces.RegistryAPI import (
     ModelRunFetchResponse,
     ModelRunListResponse,
     StudyFetchResponse,
+    SubtypeListRequest,
     UntypedFetchResponse,
 )
 from ProvenaInterfaces.RegistryModels import ItemModelRun
@@ -118,7 +119,7 @@ async def list_model_runs(http: ProvenaHttp, on_page: Callable[[list[ItemModelRu
             "registry",
             "POST",
             f"{SUBTYPE_ROUTES['MODEL_RUN']}/list",
-            json={"filter_by": None, "sort_by": None, "pagination_key": key, "page_size": LIST_PAGE_SIZE},
+            json=SubtypeListRequest(pagination_key=key, page_size=LIST_PAGE_SIZE).model_dump(mode="json"),
         )
         page = parsed.items or []
         listing.items += len(page)

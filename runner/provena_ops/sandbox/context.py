@@ -53,7 +53,6 @@ class Sandbox:
         self.search_index = SearchIndex()
         self.rng = random.Random(settings.random_seed)
         self.job_wakeup: asyncio.Event | None = None
-        self.search_index = SearchIndex()
 
     def restore(self, snapshot: Path) -> None:
         """Replace the whole state with a snapshot database and forget run-time switches.
