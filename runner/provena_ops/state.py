@@ -72,6 +72,7 @@ class _Reader:
         self.done = 0
         self.typed: set[str] = set()  # ids whose fact came from a typed fetch (with roles and lock state)
         self.runs: dict[str, RecordFact] = {}  # model runs fetched as targets
+        self.studies: dict[str, RecordFact] = {}  # studies fetched as targets
         self.graph_links: dict[str, dict[str, Linked]] = {}
         self.graph_errors: dict[str, str] = {}
         self.unresolved = 0  # name lookups and the scan still running
@@ -79,6 +80,7 @@ class _Reader:
         self.deletes: set[str] = set()
         self.edited: set[str] = set()  # edited or linked to a study being deleted
         self.relodges: set[str] = set()
+        self.deleting_studies: set[str] = set()
 
     # -- scheduling ---------------------------------------------------------------------------------
 
@@ -145,8 +147,12 @@ class _Reader:
         """Queue every read the targets known so far call for. Runs only when targets can change: at the
         start, after a name lookup or the scan, after a study's graph is explored."""
         runs, studies, deleting_studies, deletes, edits, relodges = _targets(self.playbook, self.state)
+        self.deleting_studies = deleting_studies
         for study in sorted(studies):
-            self._start(("study", study), self._study, study, study in deleting_studies)
+            if study in self.studies:
+                self._after_study(study)
+            else:
+                self._start(("study", study), self._study, study)
         linked = {run for links in self.graph_links.values() for run, node in links.items() if _is_run(node)}
         if self.state.run_index is not None:
             linked |= {r.id for r in self.state.run_index if r.study_id and r.study_id in deleting_studies}
@@ -237,11 +243,20 @@ class _Reader:
         self.runs[run] = fact
         self._after_run(run)
 
-    async def _study(self, study: str, explore: bool) -> None:
+    async def _study(self, study: str) -> None:
         fact = await self._typed_or_general("STUDY", study)
         self._keep(fact, typed=True)
-        if not explore or not fact.exists or fact.subtype != "STUDY":
-            return  # Provena cannot explore a deleted id (500); the planner reports a wrong subtype
+        self.studies[study] = fact
+        self._after_study(study)
+
+    def _after_study(self, study: str) -> None:
+        fact = self.studies[study]
+        if study in self.deleting_studies and fact.exists and fact.subtype == "STUDY":
+            self._start(("explore", study), self._explore, study)
+        # Provena cannot explore a deleted id (500); the planner reports a wrong subtype
+
+    async def _explore(self, study: str) -> None:
+        """What links to a study in the graph, both ways: runs downstream; anything upstream is unusual."""
         found: dict[str, Linked] = {}
         try:
             for nodes in await asyncio.gather(

@@ -1040,3 +1040,20 @@ def test_a_run_linked_to_the_study_after_planning_makes_the_plan_stale(plan_on: 
     after = plan_on(text).fingerprints
     assert before[f"{STUDY_51}#links"] != after[f"{STUDY_51}#links"]
     assert SEAGRASS_012 not in before and SEAGRASS_012 in after
+
+
+def test_a_study_named_for_deletion_is_explored_even_when_also_named_as_a_replacement(
+    plan_on: PlanOn,
+) -> None:
+    """The graph of every study to delete is read, however its id was first met (here: a replacement
+    written as an id, and the deletion written as a name that resolves to the same study later)."""
+    made = plan_on(
+        playbook(
+            f"op: delete_studies\nlinked_model_runs: replace\nreplace_with: {STUDY_52}\n"
+            f"studies: [{STUDY_51}]",
+            "op: delete_studies\nlinked_model_runs: remove\n"
+            "studies: [{display_name: Legacy sediment survey}]",
+        )
+    )
+    assert f"replacement study {STUDY_52} is deleted by this playbook" in messages(made)
+    assert f"study {STUDY_52} is linked to {CREATE_ACTIVITY}, a CREATE (not a model run)" in messages(made)
