@@ -92,7 +92,11 @@ async def _plan(
     target: Target, loaded: LoadedPlaybook, playbook: Playbook, concurrency: int, progress: Progress | None
 ) -> Plan:
     async with ProvenaHttp(
-        target.endpoints, token_source(target), environment=target.name, concurrency=concurrency
+        target.endpoints,
+        token_source(target),
+        environment=target.name,
+        concurrency=concurrency,
+        use_proxies=target.sandbox_db is None,  # the embedded sandbox is on loopback, never behind one
     ) as http:
         state = await read_state(http, playbook, progress)
     return make_plan(

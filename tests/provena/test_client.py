@@ -4,11 +4,14 @@ transient failures (and only of those), token refresh, typed answers, the job re
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar, TypeVar
 
+import httpx
 import pytest
 from ProvenaInterfaces.RegistryAPI import UntypedFetchResponse
 
@@ -175,3 +178,54 @@ def test_the_job_reader_follows_an_update_job_to_its_end(api: Api, demo: SeedSum
     assert last is not None and last.status.value == "SUCCEEDED"  # type: ignore[attr-defined]
     (unknown, _) = run(api, lambda http: jobs.fetch_job(http, str(uuid.uuid4())))
     assert unknown is None
+
+
+class _ForwardProxy(BaseHTTPRequestHandler):
+    """A plain HTTP forward proxy: relays absolute-form requests and counts them."""
+
+    seen: ClassVar[list[str]] = []
+
+    def _relay(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+        _ForwardProxy.seen.append(self.path)
+        answer = httpx.request(
+            self.command, self.path, headers=headers, content=body, timeout=30, trust_env=False
+        )
+        self.send_response(answer.status_code)
+        self.send_header("content-type", answer.headers.get("content-type", "application/json"))
+        self.send_header("content-length", str(len(answer.content)))
+        self.end_headers()
+        self.wfile.write(answer.content)
+
+    do_GET = do_POST = _relay
+
+    def log_message(self, *_: object) -> None:
+        return
+
+
+@pytest.fixture
+def forward_proxy() -> Iterator[str]:
+    _ForwardProxy.seen.clear()
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _ForwardProxy)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{proxy.server_address[1]}"
+    proxy.shutdown()
+    proxy.server_close()
+
+
+def test_the_environments_proxy_settings_are_honoured(
+    api: Api, demo: SeedSummary, forward_proxy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", forward_proxy)
+    fetched, _ = run(api, lambda http: registry.fetch(http, "MODEL_RUN", run_id(demo, 0)))
+    assert fetched.item is not None
+    assert _ForwardProxy.seen and _ForwardProxy.seen[0].startswith(api.registry)
+    _ForwardProxy.seen.clear()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    fetched, _ = run(api, lambda http: registry.fetch(http, "MODEL_RUN", run_id(demo, 0)))
+    assert fetched.item is not None and _ForwardProxy.seen == []

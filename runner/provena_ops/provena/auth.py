@@ -130,7 +130,7 @@ class SandboxSignIn:
 
     async def _post(self, path: str, form: dict[str, str]) -> httpx.Response:
         try:
-            async with httpx.AsyncClient(timeout=30) as client:
+            async with httpx.AsyncClient(timeout=30, trust_env=False) as client:  # loopback: no proxy
                 return await client.post(self.keycloak_url + path, data=form)
         except httpx.TransportError as exc:
             raise Unreachable(f"cannot reach the sandbox realm at {self.keycloak_url}: {exc}") from exc

@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import json as jsonlib
 import random
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -57,6 +59,7 @@ class ProvenaHttp:
         concurrency: int = 8,
         timeout_s: float = 30.0,
         retry: RetryPolicy | None = None,
+        use_proxies: bool = True,
     ) -> None:
         self.bases = {
             "registry": endpoints.registry,
@@ -69,15 +72,22 @@ class ProvenaHttp:
         self.retry = retry or RetryPolicy()
         tls = httpx.create_ssl_context()  # loading the CA bundle costs ~35 ms: once, not once per lane
         self._timeout = httpx.Timeout(timeout_s).as_dict()
-        self._transports = [
-            httpx.AsyncHTTPTransport(
-                verify=tls, limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)
-            )
-            for _ in range(concurrency)
-        ]
-        self._lanes: asyncio.Queue[httpx.AsyncHTTPTransport] = asyncio.Queue()
-        for transport in self._transports:
-            self._lanes.put_nowait(transport)
+        self._proxies = {
+            service: proxy_for(url) if use_proxies else None for service, url in self.bases.items()
+        }
+        self._lanes: asyncio.Queue[dict[str | None, httpx.AsyncHTTPTransport]] = asyncio.Queue()
+        self._transports: list[httpx.AsyncHTTPTransport] = []
+        for _ in range(concurrency):
+            lane = {
+                proxy: httpx.AsyncHTTPTransport(
+                    verify=tls,
+                    proxy=proxy,
+                    limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                )
+                for proxy in set(self._proxies.values())
+            }
+            self._transports.extend(lane.values())
+            self._lanes.put_nowait(lane)
         self._rng = random.Random()
         self.concurrency = concurrency
         self.requests = 0  # sent, retries included: benchmarks read it
@@ -120,7 +130,7 @@ class ProvenaHttp:
                     headers=headers,
                     extensions={"timeout": self._timeout},
                 )
-                response = await lane.handle_async_request(request)
+                response = await lane[self._proxies[service]].handle_async_request(request)
                 try:
                     await response.aread()
                 finally:
@@ -255,6 +265,16 @@ class ProvenaHttp:
             hint="check that the endpoint is this Provena service and that its version is one "
             "provena-ops supports (provena-interfaces-v2 2.10)",
         )
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY, as curl and httpx read them) sets
+    for `url`, if any: one transport per lane bypasses the client layer that would otherwise apply it."""
+    parts = urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
 
 
 def _validation_summary(exc: ValidationError | ValueError) -> str:
