@@ -164,14 +164,20 @@ def plan(
     finally:
         if progress is not None:
             progress.clear()
+    unsaved: ProvenaOpsError | None = None
+    if save is not None:
+        try:
+            _write_atomically(save, render_json(made))
+        except ProvenaOpsError as exc:
+            unsaved, save = exc, None  # still show the plan, and claim no file
     if output is PlanFormat.json:
         sys.stdout.write(render_json(made))
     elif output is PlanFormat.markdown:
         sys.stdout.write(render_markdown(made, full_plan_at=str(save) if save else None))
     else:
         render_terminal(made, out, verbose=verbose)
-    if save is not None:
-        _write_atomically(save, render_json(made))
+    if unsaved is not None:
+        raise unsaved
     if made.problems:
         raise typer.Exit(1)
     if made.has_changes:
@@ -204,8 +210,12 @@ def _check_writable(path: Path) -> None:
     """Refuse an unusable --out before reading anything, rather than losing the plan after."""
     if path.is_dir():
         raise ProvenaOpsError(f"--out {path} is a directory", hint="give a file name, e.g. plan.json")
+    if not path.parent.is_dir():
+        raise ProvenaOpsError(
+            f"cannot write the plan to {path}: the directory {path.parent} does not exist",
+            hint="create it first, or choose another --out path",
+        )
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         probe = path.with_name(f".{path.name}.probe")
         probe.write_text("")
         probe.unlink()
@@ -220,14 +230,13 @@ def _write_atomically(path: Path, text: str) -> None:
     """Temp file + rename: a reader never sees half a plan, and a crash leaves the old file intact."""
     partial = path.with_name(f".{path.name}.partial")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         partial.write_text(text, encoding="utf-8")
         os.replace(partial, path)
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise ProvenaOpsError(
             f"cannot save the plan to {path}: {exc.strerror or exc}",
-            hint="the plan was printed above; choose a writable --out path and plan again",
+            hint="the plan is shown here but not saved; choose a writable --out path and plan again",
         ) from exc
 
 

@@ -80,11 +80,13 @@ def _by_name(subtype: str, noun: str, display_name: str, state: State) -> Resolu
     if not ids:
         near = state.near_names.get(name_key(subtype, display_name), [])
         listed = ", ".join(f"{candidate.subtype!r} ({candidate.id})" for candidate in near)
+        # A record whose name differs only in case or spacing is a typo, not a record already gone.
+        almost = any(_loose(candidate.subtype) == _loose(display_name) for candidate in near)
         return Resolution(
             [],
             f"no {noun} is named exactly {display_name!r}" + (f"; search found {listed}" if near else ""),
             "names match exactly (case and spaces count); copy the name, or give the handle id",
-            nameless=True,
+            nameless=not almost,
         )
     if len(ids) > 1:
         return Resolution(
@@ -93,6 +95,10 @@ def _by_name(subtype: str, noun: str, display_name: str, state: State) -> Resolu
             "name the record by handle id instead",
         )
     return Resolution(ids)
+
+
+def _loose(name: str) -> str:
+    return " ".join(name.casefold().split())
 
 
 def run_refs(operation: object) -> list[ModelRunRef]:

@@ -15,8 +15,8 @@ delete is final, because a run being deleted needs none of them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from typing import Any, NoReturn, TypeVar
 
 from ProvenaInterfaces.RegistryModels import ItemModelRun
 
@@ -38,6 +38,7 @@ from .provena.errors import NotAuthorised, ProvenaError, Unreachable
 from .provena.http import ProvenaHttp
 from .record_checks import referenced_ids, template_references
 
+T = TypeVar("T")
 Progress = Callable[[str, int, int], None]
 Work = Callable[[], Awaitable[None]]
 
@@ -196,7 +197,7 @@ class _Reader:
 
     async def _name(self, subtype: str, display_name: str) -> None:
         candidates = await search.search_ids(self.http, display_name, subtype)
-        facts = await asyncio.gather(*(self._typed_or_general(subtype, c) for c in candidates))
+        facts = await together(*(self._typed_or_general(subtype, c) for c in candidates))
         exact: list[str] = []
         near: list[Linked] = []
         for fact in facts:
@@ -259,7 +260,7 @@ class _Reader:
         """What links to a study in the graph, both ways: runs downstream; anything upstream is unusual."""
         found: dict[str, Linked] = {}
         try:
-            for nodes in await asyncio.gather(
+            for nodes in await together(
                 prov.explore(self.http, "downstream", study, depth=1),
                 prov.explore(self.http, "upstream", study, depth=1),
             ):
@@ -304,7 +305,7 @@ class _Reader:
 
     async def _lineage(self, run: str) -> None:
         try:
-            upstream, downstream = await asyncio.gather(
+            upstream, downstream = await together(
                 prov.explore(self.http, "upstream", run, depth=1),
                 prov.explore(self.http, "downstream", run, depth=1),
             )
@@ -329,6 +330,17 @@ class _Reader:
             )
 
 
+async def together(*reads: Coroutine[Any, Any, T]) -> list[T]:
+    """Reads that stand or fall together: the first failure cancels the rest (which would otherwise go
+    on holding connection lanes, their errors unseen) and is raised as itself, not as a group."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(read) for read in reads]
+    except BaseExceptionGroup as failures:
+        _raise_first(failures)
+    return [task.result() for task in tasks]
+
+
 def _is_run(node: Linked) -> bool:
     return node.subtype == "MODEL_RUN"
 
@@ -340,7 +352,7 @@ def _raise_first(failures: BaseExceptionGroup[Any]) -> NoReturn:
             _raise_first(failure)
         if isinstance(failure, ProvenaOpsError):
             raise failure
-    raise failures
+    raise failures.exceptions[0]
 
 
 def _targets(

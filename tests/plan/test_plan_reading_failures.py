@@ -147,7 +147,8 @@ def test_a_service_that_does_not_answer_like_provena_is_named(
             api.token(),
         )
     assert failure.value.message == (
-        "GET /registry/activity/model_run/fetch on the registry API of 'rehearsal' answered a body that "
+        f"GET /registry/activity/model_run/fetch?id={REEF_010}&seed_allowed=false on the registry API of "
+        "'rehearsal' answered a body that "
         "does not match Provena's ModelRunFetchResponse: a JSON list, not an object"
     )
     assert "provena-interfaces-v2" in (failure.value.hint or "")

@@ -1057,3 +1057,11 @@ def test_a_study_named_for_deletion_is_explored_even_when_also_named_as_a_replac
     )
     assert f"replacement study {STUDY_52} is deleted by this playbook" in messages(made)
     assert f"study {STUDY_52} is linked to {CREATE_ACTIVITY}, a CREATE (not a model run)" in messages(made)
+
+
+def test_deleting_by_a_name_that_differs_only_in_case_is_a_typo_not_a_done_deletion(plan_on: PlanOn) -> None:
+    made = plan_on(playbook("op: delete_model_runs\nmodel_runs: [{display_name: reef run 010}]"))
+    assert made.actions == []
+    [problem] = made.problems
+    assert problem.message.startswith("no model run is named exactly 'reef run 010'; search found")
+    assert REEF_010 in problem.message

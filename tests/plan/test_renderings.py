@@ -188,6 +188,8 @@ def test_markdown_shows_side_effects_and_notes(golden_plan: Plan) -> None:
 
 
 def test_markdown_escapes_names_and_messages(golden_plan: Plan) -> None:
-    action = golden_plan.actions[0].model_copy(update={"display_name": "<b>x</b> & @team"})
+    action = golden_plan.actions[0].model_copy(update={"display_name": "<b>x</b> & @team ``x``"})
     text = render_markdown(golden_plan.model_copy(update={"actions": [action]}))
-    assert "&lt;b&gt;x&lt;/b&gt; &amp; @team" in text and "<b>x</b>" not in text
+    assert "&lt;b&gt;x&lt;/b&gt; &amp; @\u200bteam" in text and "<b>x</b>" not in text
+    assert "@team" not in text  # no one is mentioned by a record's name
+    assert "<summary><code>~</code> update 10378.1/1690054  &lt;b&gt;x&lt;/b&gt;" in text

@@ -4,6 +4,7 @@ transient failures (and only of those), token refresh, typed answers, the job re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
@@ -16,9 +17,9 @@ import pytest
 from ProvenaInterfaces.RegistryAPI import UntypedFetchResponse
 
 from provena_ops.environments import Endpoints
-from provena_ops.provena import jobs, registry
+from provena_ops.provena import jobs, registry, search
 from provena_ops.provena.auth import StaticToken, TokenSource
-from provena_ops.provena.errors import ProvenaError, Unreachable
+from provena_ops.provena.errors import ProvenaError, Unexpected, Unreachable
 from provena_ops.provena.http import ProvenaHttp, RetryPolicy
 from provena_ops.sandbox.seed import SeedSummary
 from tests.conftest import Api
@@ -69,7 +70,8 @@ def test_retries_are_bounded_and_the_error_says_what_was_tried(api: Api, demo: S
     with pytest.raises(Unreachable) as failure:
         run(api, lambda http: registry.fetch(http, "MODEL_RUN", run_id(demo, 0)))
     assert failure.value.message == (
-        "GET /registry/activity/model_run/fetch on the registry API of 'test' answered 503 after 8 attempts"
+        f"GET /registry/activity/model_run/fetch?id={run_id(demo, 0)}&seed_allowed=false on the registry "
+        "API of 'test' answered 503 after 8 attempts"
     )
 
 
@@ -219,7 +221,15 @@ def forward_proxy() -> Iterator[str]:
 def test_the_environments_proxy_settings_are_honoured(
     api: Api, demo: SeedSummary, forward_proxy: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+    for name in (
+        "NO_PROXY",
+        "no_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "http_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", forward_proxy)
     fetched, _ = run(api, lambda http: registry.fetch(http, "MODEL_RUN", run_id(demo, 0)))
@@ -229,3 +239,95 @@ def test_the_environments_proxy_settings_are_honoured(
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     fetched, _ = run(api, lambda http: registry.fetch(http, "MODEL_RUN", run_id(demo, 0)))
     assert fetched.item is not None and _ForwardProxy.seen == []
+
+
+class _Counting(BaseHTTPRequestHandler):
+    """A keep-alive server answering every GET with `answer`; counts the connections it accepts."""
+
+    protocol_version = "HTTP/1.1"
+    connections: ClassVar[dict[int, int]] = {}
+    answers: ClassVar[dict[int, tuple[bytes, dict[str, str]]]] = {}
+
+    @property
+    def port(self) -> int:
+        return int(self.connection.getsockname()[1])
+
+    def setup(self) -> None:
+        super().setup()
+        _Counting.connections[self.port] = _Counting.connections.get(self.port, 0) + 1
+
+    def do_GET(self) -> None:
+        body, headers = _Counting.answers[self.port]
+        body = body.replace(b"TOKEN", self.headers.get("authorization", "").encode())
+        self.send_response(int(headers.get("status", "200")))
+        for name, value in headers.items():
+            if name != "status":
+                self.send_header(name, value)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        return
+
+
+@contextlib.contextmanager
+def counting_server(body: bytes, **headers: str) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
+    port = server.server_address[1]
+    _Counting.answers[port] = (body, {"content-type": "application/json", **headers})
+    _Counting.connections[port] = 0
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def on(registry_url: str, search_url: str = "http://127.0.0.1:9") -> Endpoints:
+    return Endpoints(registry_url, "http://127.0.0.1:9", "http://127.0.0.1:9", search_url, "", {})
+
+
+def run_on(endpoints: Endpoints, work: Callable[[ProvenaHttp], Awaitable[T]], concurrency: int = 1) -> T:
+    async def main() -> T:
+        async with ProvenaHttp(
+            endpoints, StaticToken("a-secret-token-value"), environment="test", concurrency=concurrency
+        ) as http:
+            return await work(http)
+
+    return asyncio.run(main())
+
+
+def test_each_service_host_keeps_its_own_connection() -> None:
+    fetched = b'{"status": {"success": false, "details": "Could not find the given key"}, "item": null}'
+    searched = b'{"status": {"success": true, "details": ""}, "results": [], "warnings": []}'
+    with counting_server(fetched) as registry_url, counting_server(searched) as search_url:
+
+        async def alternate(http: ProvenaHttp) -> None:
+            for _ in range(10):
+                await registry.general_fetch(http, "10378.1/1")
+                await search.search_ids(http, "x", "MODEL_RUN")
+
+        run_on(on(registry_url, search_url), alternate)
+        ports = [int(url.rsplit(":", 1)[1]) for url in (registry_url, search_url)]
+        assert [_Counting.connections[port] for port in ports] == [1, 1]  # 20 requests, 2 connections
+
+
+def test_an_error_body_quoting_the_token_does_not_repeat_it() -> None:
+    echo = b'{"detail": "Invalid key=value pair in Authorization header: TOKEN"}'
+    with counting_server(echo, status="400") as url, pytest.raises(ProvenaError) as failure:
+        run_on(on(url), lambda http: registry.general_fetch(http, "10378.1/1"))
+    assert "a-secret-token-value" not in failure.value.render()
+    assert "Authorization header: Bearer <token>" in failure.value.message
+    assert "?id=10378.1/1 on the registry API of 'test' answered 400" in failure.value.message
+
+
+def test_a_body_that_cannot_be_decoded_is_an_error_not_a_traceback() -> None:
+    with (
+        counting_server(b"not gzip at all", **{"content-encoding": "gzip"}) as url,
+        pytest.raises(Unexpected) as failure,
+    ):
+        run_on(on(url), lambda http: registry.general_fetch(http, "10378.1/1"))
+    assert "could not be sent or read: DecodingError" in failure.value.message

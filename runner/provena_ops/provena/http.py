@@ -21,11 +21,12 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from .. import __version__
 from ..environments import Endpoints
 from .auth import TokenSource
 from .errors import NotAuthorised, ProvenaError, Unexpected, Unreachable, refusal_hint
@@ -72,19 +73,22 @@ class ProvenaHttp:
         self.retry = retry or RetryPolicy()
         tls = httpx.create_ssl_context()  # loading the CA bundle costs ~35 ms: once, not once per lane
         self._timeout = httpx.Timeout(timeout_s).as_dict()
-        self._proxies = {
-            service: proxy_for(url) if use_proxies else None for service, url in self.bases.items()
+        # A lane keeps one connection per service host (a deployment serves each API from its own host;
+        # one shared connection would be closed and reopened, TLS and all, whenever the host changes).
+        self._routes = {
+            service: (_origin(url), proxy_for(url) if use_proxies else None)
+            for service, url in self.bases.items()
         }
-        self._lanes: asyncio.Queue[dict[str | None, httpx.AsyncHTTPTransport]] = asyncio.Queue()
+        self._lanes: asyncio.Queue[dict[tuple[str, str | None], httpx.AsyncHTTPTransport]] = asyncio.Queue()
         self._transports: list[httpx.AsyncHTTPTransport] = []
         for _ in range(concurrency):
             lane = {
-                proxy: httpx.AsyncHTTPTransport(
+                route: httpx.AsyncHTTPTransport(
                     verify=tls,
-                    proxy=proxy,
+                    proxy=route[1],
                     limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
                 )
-                for proxy in set(self._proxies.values())
+                for route in set(self._routes.values())
             }
             self._transports.extend(lane.values())
             self._lanes.put_nowait(lane)
@@ -98,8 +102,10 @@ class ProvenaHttp:
     async def __aexit__(self, *_: object) -> None:
         await asyncio.gather(*(transport.aclose() for transport in self._transports))
 
-    def where(self, service: str, method: str, path: str) -> str:
-        return f"{method} {path} on the {service} API of '{self.environment}'"
+    def where(self, service: str, method: str, path: str, params: Mapping[str, Any] | None = None) -> str:
+        """The call in an admin's terms: which request, with which ids, on which service of which target."""
+        query = f"?{urlencode(params, safe='/')}" if params else ""
+        return f"{method} {path}{query[:160]} on the {service} API of '{self.environment}'"
 
     async def call(
         self,
@@ -113,11 +119,12 @@ class ProvenaHttp:
     ) -> httpx.Response:
         """Send one request; returns any response that is not a transient failure or an auth refusal."""
         url = self.bases[service] + path
-        where = self.where(service, method, path)
+        where = self.where(service, method, path, params)
         refreshed = False
         attempt = 0
         while True:
-            headers = {"Authorization": f"Bearer {await self.auth.token()}"}
+            token = await self.auth.token()
+            headers = {**BASE_HEADERS, "Authorization": f"Bearer {token}"}
             lane = await self._lanes.get()
             failure: Exception | None = None
             try:
@@ -130,11 +137,17 @@ class ProvenaHttp:
                     headers=headers,
                     extensions={"timeout": self._timeout},
                 )
-                response = await lane[self._proxies[service]].handle_async_request(request)
+                response = await lane[self._routes[service]].handle_async_request(request)
+                response.request = request
                 try:
                     await response.aread()
                 finally:
                     await response.aclose()
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.DecodingError) as exc:
+                raise Unexpected(  # not the network's fault: retrying cannot help
+                    f"{where} could not be sent or read: {type(exc).__name__} {redact(str(exc), token)}",
+                    hint="check the environment's endpoint URLs (scheme and host)",
+                ) from None
             except (httpx.TransportError, httpx.TimeoutException) as exc:
                 failure = exc
             finally:
@@ -143,7 +156,7 @@ class ProvenaHttp:
                 if not retry_safe or attempt + 1 >= self.retry.attempts:
                     raise Unreachable(
                         f"{where} failed {self.attempts_text(attempt)}: {type(failure).__name__} "
-                        f"{failure}".rstrip(),
+                        f"{redact(str(failure), token)}".rstrip(),
                         hint="check the network and the environment's endpoints; the call was "
                         + ("retried" if retry_safe else "not retried because it writes"),
                         retryable=True,
@@ -166,7 +179,7 @@ class ProvenaHttp:
                 if not refreshed and self.auth.expired() and await self.auth.refresh():
                     refreshed = True
                     continue
-                detail = detail_of(response)
+                detail = redact(detail_of(response), token)
                 raise NotAuthorised(
                     f"{where} was refused (401): {detail}",
                     status=401,
@@ -195,7 +208,7 @@ class ProvenaHttp:
         try:
             return model.model_validate_json(response.content)
         except ValidationError as exc:
-            raise self._unexpected(service, method, path, response, model, exc) from exc
+            raise _unexpected(self.where(service, method, path, params), response, model, exc) from exc
 
     async def parsed_with_raw(
         self,
@@ -216,7 +229,7 @@ class ProvenaHttp:
                 raise ValueError(f"a JSON {type(raw).__name__}, not an object")
             return model.model_validate(raw), raw
         except (ValidationError, ValueError) as exc:
-            raise self._unexpected(service, method, path, response, model, exc) from exc
+            raise _unexpected(self.where(service, method, path, params), response, model, exc) from exc
 
     async def _ok(
         self,
@@ -231,48 +244,65 @@ class ProvenaHttp:
         """The response when it is a 200; any other status is an error naming the call."""
         response = await self.call(service, method, path, params=params, json=json, retry_safe=retry_safe)
         if response.status_code != 200:
-            detail = detail_of(response)
+            detail = redact(detail_of(response), _token_of(response))
             raise ProvenaError(
-                f"{self.where(service, method, path)} answered {response.status_code}: {detail}",
+                f"{self.where(service, method, path, params)} answered {response.status_code}: {detail}",
                 status=response.status_code,
                 detail=detail,
             )
         return response
 
-    def _unexpected(
-        self,
-        service: str,
-        method: str,
-        path: str,
-        response: httpx.Response,
-        model: type[BaseModel],
-        exc: ValidationError | ValueError,
-    ) -> Unexpected:
-        where = self.where(service, method, path)
-        not_json = isinstance(exc, jsonlib.JSONDecodeError) or (
-            isinstance(exc, ValidationError) and any(e["type"] == "json_invalid" for e in exc.errors())
-        )
-        if not_json:
-            return Unexpected(
-                f"{where} answered something that is not JSON: {response.text[:200]!r}",
-                status=200,
-                hint="check that the environment's endpoint points at this Provena service",
-            )
+
+def _unexpected(
+    where: str, response: httpx.Response, model: type[BaseModel], exc: ValidationError | ValueError
+) -> Unexpected:
+    not_json = isinstance(exc, jsonlib.JSONDecodeError) or (
+        isinstance(exc, ValidationError) and any(e["type"] == "json_invalid" for e in exc.errors())
+    )
+    if not_json:
         return Unexpected(
-            f"{where} answered a body that does not match Provena's {model.__name__}: "
-            f"{_validation_summary(exc)}",
+            f"{where} answered something that is not JSON: "
+            f"{redact(response.text[:200], _token_of(response))!r}",
             status=200,
-            hint="check that the endpoint is this Provena service and that its version is one "
-            "provena-ops supports (provena-interfaces-v2 2.10)",
+            hint="check that the environment's endpoint points at this Provena service",
         )
+    return Unexpected(
+        f"{where} answered a body that does not match Provena's {model.__name__}: "
+        f"{redact(_validation_summary(exc), _token_of(response))}",
+        status=200,
+        hint="check that the endpoint is this Provena service and that its version is one "
+        "provena-ops supports (provena-interfaces-v2 2.10)",
+    )
+
+
+def _token_of(response: httpx.Response) -> str:
+    return str(response.request.headers.get("authorization", "")).removeprefix("Bearer ")
+
+
+def redact(text: str, token: str) -> str:
+    """Provena's error bodies (or a gateway's) may quote the request's credentials back."""
+    return text.replace(token, "<token>") if len(token) >= 8 else text
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+BASE_HEADERS = {
+    "User-Agent": f"provena-ops/{__version__}",
+    "Accept": "application/json",
+    "Accept-Encoding": "gzip, deflate",  # a gateway may compress: trial deletes are ~500 KB of ids
+}
 
 
 def proxy_for(url: str) -> str | None:
     """The proxy the environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY, as curl and httpx read them) sets
     for `url`, if any: one transport per lane bypasses the client layer that would otherwise apply it."""
     parts = urlsplit(url)
-    proxy = urllib.request.getproxies().get(parts.scheme)
-    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+    proxies = urllib.request.getproxies_environment()  # the environment only, as curl and httpx do
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass_environment(parts.netloc, proxies):  # type: ignore[attr-defined]
         return None
     return proxy if "://" in proxy else f"http://{proxy}"
 

@@ -9,6 +9,7 @@ and the comment ends by saying where the full plan is.
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 
 from ..plan import Action, Plan
@@ -162,13 +163,15 @@ def _text(text: str) -> str:
 
 
 def _code(text: str) -> str:
-    fence = "``" if "`" in text else "`"
-    return f"{fence}{text}{fence}" if fence == "`" else f"{fence} {text} {fence}"
+    """A code span that survives backticks in the value: its fence is longer than any run inside."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    return f"{fence}{text}{fence}" if not longest else f"{fence} {text} {fence}"
 
 
 def _action(action: Action) -> str:
     """One changed record as a collapsible block: the title always visible, the details on click."""
-    lines = [f"{RECORD_MARK}{SYMBOLS[action.kind]}</code> {html.escape(title(action))}</summary>", ""]
+    lines = [f"{RECORD_MARK}{SYMBOLS[action.kind]}</code> {_text(title(action))}</summary>", ""]
     for change in action.changes:
         if is_structured(change.before) or is_structured(change.after):
             lines.append(f"- `{change.field}`:")

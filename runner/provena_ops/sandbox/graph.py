@@ -89,9 +89,7 @@ class Tags(Sequence[str]):
         )
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, Tags):
-            return self.joined == other.joined
-        return isinstance(other, Sequence) and list(self) == list(other)
+        return isinstance(other, Tags) and self.joined == other.joined
 
     def __hash__(self) -> int:
         return hash(self.joined)

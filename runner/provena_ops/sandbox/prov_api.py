@@ -101,7 +101,8 @@ def build_prov_app() -> FastAPI:
                 f"record from the registry: {problem}",
             )
         if body.trial_mode:  # a read: no write lock, and the graph's shared tags come from the cache
-            actions = delete_diff(sandbox, body.record_id)
+            with sandbox.store.snapshot():
+                actions = delete_diff(sandbox, body.record_id)
         else:
             with sandbox.store.transaction():
                 actions = delete_diff(sandbox, body.record_id)

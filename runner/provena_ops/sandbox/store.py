@@ -133,6 +133,20 @@ class Store:
                 self._depth = 0
 
     @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Several reads that must agree (a record's graph: its elements, then their tags), as of one
+        moment even while another server process writes to the same database."""
+        with self._lock:
+            if self._depth:
+                yield
+                return
+            self._conn.execute("BEGIN DEFERRED")
+            try:
+                yield
+            finally:
+                self._conn.execute("COMMIT")
+
+    @contextmanager
     def savepoint(self) -> Iterator[None]:
         """Inside a transaction: undo this block's writes if it raises, keep the rest."""
         with self._lock:
