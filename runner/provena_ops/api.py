@@ -91,25 +91,39 @@ def plan(
 async def _plan(
     target: Target, loaded: LoadedPlaybook, playbook: Playbook, concurrency: int, progress: Progress | None
 ) -> Plan:
-    async with ProvenaHttp(
+    async with client_for(target, concurrency) as http:
+        return await plan_with(http, target, loaded, playbook, progress)
+
+
+def client_for(target: Target, concurrency: int) -> ProvenaHttp:
+    return ProvenaHttp(
         target.endpoints,
         token_source(target),
         environment=target.name,
         concurrency=concurrency,
         use_proxies=target.sandbox_db is None,  # the embedded sandbox is on loopback, never behind one
-    ) as http:
-        state = await read_state(http, playbook, progress)
+    )
+
+
+async def plan_with(
+    http: ProvenaHttp, target: Target, loaded: LoadedPlaybook, playbook: Playbook, progress: Progress | None
+) -> Plan:
+    state = await read_state(http, playbook, progress)
     return make_plan(
         playbook,
         state,
-        playbook_info=PlaybookInfo(
-            file=loaded.file,
-            name=playbook.name,
-            sha256=file_digest(Path(loaded.file)),
-        ),
-        environment=EnvironmentInfo(name=target.name, stage=target.stage, registry=target.identity),
+        playbook_info=playbook_info(loaded, playbook),
+        environment=environment_info(target),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
+
+
+def playbook_info(loaded: LoadedPlaybook, playbook: Playbook) -> PlaybookInfo:
+    return PlaybookInfo(file=loaded.file, name=playbook.name, sha256=file_digest(Path(loaded.file)))
+
+
+def environment_info(target: Target) -> EnvironmentInfo:
+    return EnvironmentInfo(name=target.name, stage=target.stage, registry=target.identity)
 
 
 ACCESS_TOKEN_VARIABLE = "PROVENA_OPS_ACCESS_TOKEN"

@@ -6,16 +6,24 @@ import errno
 import json
 import os
 import sys
-import time
 from enum import StrEnum
 from pathlib import Path
 from types import ModuleType
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from . import __version__
+from .apply_cli import apply_command, log_app
+from .cli_common import (
+    CONCURRENCY_OPTION,
+    ENVIRONMENT_OPTION,
+    ENVIRONMENTS_FILE_OPTION,
+    PARAM_OPTION,
+    ReadProgress,
+    err,
+    out,
+)
 from .environments import DEFAULT_SANDBOX_DB
 from .errors import ProvenaOpsError
 from .playbook.loader import LoadedPlaybook
@@ -31,8 +39,8 @@ sandbox_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(sandbox_app, name="sandbox")
-out = Console(soft_wrap=True)  # plans and reports go to logs and CI too: never break a line mid-sentence
-err = Console(stderr=True)
+app.command("apply")(apply_command)
+app.add_typer(log_app, name="log")
 
 MAX_DELAY_MS = 600_000.0
 DB_OPTION = typer.Option(Path(DEFAULT_SANDBOX_DB), "--db", help="Sandbox database file.")
@@ -43,20 +51,6 @@ def _sandbox_admin() -> ModuleType:
     from .sandbox import admin
 
     return admin
-
-
-ENVIRONMENT_OPTION = typer.Option(
-    None, "--environment", "-e", help="Target this environment instead of the playbook's own."
-)
-ENVIRONMENTS_FILE_OPTION = typer.Option(
-    None,
-    "--environments",
-    help="Provena environments file (default: $PROVENA_OPS_ENVIRONMENTS, ./environments/environments.json, "
-    "./environments.json; the sandbox environment is always available).",
-)
-PARAM_OPTION = typer.Option(
-    None, "--param", help="Environment replacement as id:value (repeatable; the value may contain ':')."
-)
 
 
 class OutputFormat(StrEnum):
@@ -137,7 +131,7 @@ def plan(
     environment: str | None = ENVIRONMENT_OPTION,
     environments_file: Path | None = ENVIRONMENTS_FILE_OPTION,
     param: list[str] | None = PARAM_OPTION,
-    concurrency: int = typer.Option(16, "--concurrency", min=1, max=64, help="Requests in flight at once."),
+    concurrency: int = CONCURRENCY_OPTION,
 ) -> None:
     """Read live state and show what apply would change, record by record, field by field.
 
@@ -151,7 +145,7 @@ def plan(
 
     if save is not None:
         _check_writable(save)
-    progress = _Progress() if err.is_terminal else None
+    progress = ReadProgress() if err.is_terminal else None
     try:
         made = api.plan(
             playbook,
@@ -182,28 +176,6 @@ def plan(
         raise typer.Exit(1)
     if made.has_changes:
         raise typer.Exit(2)
-
-
-class _Progress:
-    """One self-updating line on stderr while reading (only on a terminal), at most ten updates a second:
-    printing every one of 10,000 reads would cost more than the reads."""
-
-    def __init__(self) -> None:
-        self.shown_at = 0.0
-        self.width = 0
-
-    def __call__(self, label: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self.shown_at < 0.1:
-            return
-        self.shown_at = now
-        text = f"reading: {done:,} of {total:,} reads done ({label})"
-        self.width = max(self.width, len(text))
-        err.print(text.ljust(self.width), end="\r", highlight=False, markup=False)
-
-    def clear(self) -> None:
-        if self.width:
-            err.print(" " * self.width, end="\r", highlight=False, markup=False)
 
 
 def _check_writable(path: Path) -> None:

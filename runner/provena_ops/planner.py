@@ -37,7 +37,7 @@ from .playbook.model import (
     StudyDeletion,
     UpdateModelRuns,
 )
-from .record_checks import record_problems
+from .record_checks import missing_from_graph, normalised, record_problems
 from .text import article, plural
 
 ITEM_WRITE_ROLES = ("metadata-write", "admin")
@@ -343,11 +343,10 @@ def _connections(
             "name it (an earlier deletion did not finish); the playbook's strategy deals with them"
         )
     for run in sorted(set(study.model_run_overrides) - graph_runs - registry_runs):
-        planning.problem(
-            f"model_run_overrides names {run}, which is not linked to study {study_id}",
-            "check the id (a typo would leave the intended run to the default strategy), or remove the entry",
-            index,
-            run,
+        # A warning, not a problem: after an apply (or part of one) the run is relinked already.
+        planning.warnings.append(
+            f"operations[{index}]: model_run_overrides names {run}, which is not linked to study "
+            f"{study_id} (relinked already, or a typo that leaves the intended run to the default strategy)"
         )
     for run in sorted(graph_runs - registry_runs):
         planning.warnings.append(
@@ -622,7 +621,7 @@ def _changes(current: dict[str, Any], desired: dict[str, Any]) -> list[FieldChan
                     changes.append(
                         FieldChange(field=f"annotations.{key}", before=old.get(key), after=new.get(key))
                     )
-        elif before != after:
+        elif normalised(before) != normalised(after):  # inputs stored with null fields, set without
             changes.append(FieldChange(field=name, before=before, after=after))
     return changes
 
@@ -705,7 +704,7 @@ def _relodge_actions(planning: _Planning, updated: set[str]) -> list[Action]:
             continue
         later_update = run in updated
         unread = planning.state.graph_read_errors.get(run)
-        missing = [] if unread else _missing_from_graph(fact, planning.state.lineage.get(run))
+        missing = [] if unread else missing_from_graph(fact.item or {}, planning.state.lineage.get(run))
         if not later_update and not missing and not unread:
             actions.append(
                 _action(
@@ -740,26 +739,6 @@ def _relodge_actions(planning: _Planning, updated: set[str]) -> list[Action]:
             )
         )
     return actions
-
-
-def _missing_from_graph(fact: RecordFact, lineage: dict[str, list[str]] | None) -> list[str]:
-    """Record references the graph lacks around the run (all of them when the run is not in the graph)."""
-    record = (fact.item or {}).get("record") or {}
-    associations = record.get("associations") or {}
-    upstream = {
-        record.get("study_id"),
-        record.get("workflow_template_id"),
-        associations.get("modeller_id"),
-        associations.get("requesting_organisation_id"),
-        *(dataset.get("dataset_id") for dataset in record.get("inputs") or []),
-    } - {None}
-    downstream = {dataset.get("dataset_id") for dataset in record.get("outputs") or []} - {None}
-    if lineage is None:
-        return sorted(str(i) for i in upstream | downstream)
-    missing = (upstream - set(lineage.get("upstream", []))) | (
-        downstream - set(lineage.get("downstream", []))
-    )
-    return sorted(str(i) for i in missing)
 
 
 def _study_actions(planning: _Planning) -> list[Action]:

@@ -113,3 +113,34 @@ def _resources(state: State, template_id: str, resources: dict[str, str], datase
     )
     if missing:
         yield f"dataset {dataset_id} lacks required resources {', '.join(missing)} of template {template_id}"
+
+
+def missing_from_graph(item: dict[str, Any], lineage: dict[str, list[str]] | None) -> list[str]:
+    """Record references the graph lacks around a model run (all of them when the run is not in the
+    graph): what a relodge would add. `lineage` is the run's depth-1 neighbours, up and down."""
+    record = item.get("record") or {}
+    associations = record.get("associations") or {}
+    upstream = {
+        record.get("study_id"),
+        record.get("workflow_template_id"),
+        associations.get("modeller_id"),
+        associations.get("requesting_organisation_id"),
+        *(dataset.get("dataset_id") for dataset in record.get("inputs") or []),
+    } - {None}
+    downstream = {dataset.get("dataset_id") for dataset in record.get("outputs") or []} - {None}
+    if lineage is None:
+        return sorted(str(i) for i in upstream | downstream)
+    missing = (upstream - set(lineage.get("upstream", []))) | (
+        downstream - set(lineage.get("downstream", []))
+    )
+    return sorted(str(i) for i in missing)
+
+
+def normalised(value: Any) -> Any:
+    """A record as compared: absent and null are the same (Provena stores what it was sent, nulls and
+    all, while a playbook's values leave unset fields out)."""
+    if isinstance(value, dict):
+        return {key: normalised(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [normalised(item) for item in value]
+    return value

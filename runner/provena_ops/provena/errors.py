@@ -43,7 +43,20 @@ class NotAuthorised(ProvenaError):
 
 
 class Unreachable(ProvenaError):
-    """No usable response after the retries: connection refused, timeouts, or repeated 5xx/429."""
+    """No usable response after the retries: connection refused, timeouts, or repeated 5xx/429.
+    `maybe_sent`: the request may have reached Provena and been acted on."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        hint: str | None = None,
+        retryable: bool = True,
+        maybe_sent: bool = True,
+    ) -> None:
+        super().__init__(message, status=status, hint=hint, retryable=retryable)
+        self.maybe_sent = maybe_sent
 
 
 class Unexpected(ProvenaError):

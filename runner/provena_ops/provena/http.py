@@ -3,7 +3,9 @@
 Reads are always safe to retry. Transient failures (connection errors, timeouts, 429 honouring
 Retry-After, 502/503/504) are retried with exponential backoff and full jitter, a bounded number of
 times; a 401 with an expired token refreshes the token once. Nothing else is retried: 400/404/422 and the
-other 401s are answers, not accidents.
+other 401s are answers, not accidents. A write that is not idempotent is retried only when it cannot
+have reached Provena (the connection was never made, or a 429 refused it); otherwise the failure says
+it may have been sent, and the caller finds out what became of it.
 
 Concurrency is a pool of lanes, each an httpx transport holding one keep-alive connection: a request
 takes a free lane and gives it back. Planning thousands of records is bound by the client's CPU, and
@@ -153,24 +155,28 @@ class ProvenaHttp:
             finally:
                 self._lanes.put_nowait(lane)
             if failure is not None:
-                if not retry_safe or attempt + 1 >= self.retry.attempts:
+                never_sent = isinstance(failure, httpx.ConnectError | httpx.ConnectTimeout)
+                if (not retry_safe and not never_sent) or attempt + 1 >= self.retry.attempts:
                     raise Unreachable(
                         f"{where} failed {self.attempts_text(attempt)}: {type(failure).__name__} "
                         f"{redact(str(failure), token)}".rstrip(),
                         hint="check the network and the environment's endpoints; the call was "
                         + ("retried" if retry_safe else "not retried because it writes"),
                         retryable=True,
+                        maybe_sent=not never_sent,
                     ) from failure
                 await asyncio.sleep(self.retry.delay(attempt, None, self._rng))
                 attempt += 1
                 continue
             if response.status_code in TRANSIENT_STATUS:
-                if not retry_safe or attempt + 1 >= self.retry.attempts:
+                throttled = response.status_code == 429  # refused before any work: safe to send again
+                if (not retry_safe and not throttled) or attempt + 1 >= self.retry.attempts:
                     raise Unreachable(
                         f"{where} answered {response.status_code} {self.attempts_text(attempt)}",
                         status=response.status_code,
                         hint="Provena is overloaded or restarting; try again later",
                         retryable=True,
+                        maybe_sent=not throttled,
                     )
                 await asyncio.sleep(self.retry.delay(attempt, _retry_after(response), self._rng))
                 attempt += 1

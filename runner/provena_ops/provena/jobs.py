@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ProvenaInterfaces.AsyncJobAPI import GetJobResponse
+from ProvenaInterfaces.AsyncJobAPI import GetJobResponse, ListJobsRequest, ListJobsResponse
 from ProvenaInterfaces.AsyncJobModels import JobStatusTable
 
 from .errors import ProvenaError
@@ -23,3 +23,25 @@ async def fetch_job(http: ProvenaHttp, session_id: str) -> JobStatusTable | None
             return None
         raise
     return parsed.job
+
+
+async def jobs_since(http: ProvenaHttp, since: float, page_size: int = 50) -> list[JobStatusTable]:
+    """The signed-in user's jobs created at or after `since` (Unix seconds), newest first: how a
+    submission whose answer was lost is found again."""
+    found: list[JobStatusTable] = []
+    key = None
+    while True:
+        parsed = await http.parsed(
+            ListJobsResponse,
+            "jobs",
+            "POST",
+            "/jobs/user/list",
+            json=ListJobsRequest(pagination_key=key, limit=page_size).model_dump(mode="json"),
+        )
+        for job in parsed.jobs:
+            if job.created_timestamp < since:
+                return found
+            found.append(job)
+        key = parsed.pagination_key
+        if key is None:
+            return found

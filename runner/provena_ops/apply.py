@@ -1,0 +1,256 @@
+"""`apply`: plan (or take a saved plan), show it, have it approved, carry it out, journal every step.
+
+The order is what keeps it safe: the PROD confirmation before anything is contacted; the environment lock
+before anything is read; jobs an interrupted run left in flight followed to their end before planning
+(so nothing is submitted twice); a saved plan refused when any record it read has changed; the journal
+written ahead of every write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .api import client_for, environment_info, file_digest, load_valid, plan_with, playbook_info
+from .errors import ProvenaOpsError
+from .executor import Executor, JobWait, Outcome
+from .journal import (
+    DEFAULT_RUNS_DIR,
+    JobRecovered,
+    Journal,
+    Planned,
+    Recap,
+    Result,
+    RunFinished,
+    RunStarted,
+    new_run_id,
+    now,
+)
+from .lock import DEFAULT_LOCK_DIR, environment_lock
+from .plan import Action, Plan
+from .playbook.loader import LoadedPlaybook
+from .playbook.model import Playbook
+from .provena.http import ProvenaHttp
+from .recovery import finish_in_flight
+from .state import Progress
+from .targets import Target, open_target
+
+
+class ApplyUI(Protocol):
+    """What apply needs from whoever runs it (the CLI, a test): to show, to ask, to report progress."""
+
+    def note(self, text: str) -> None: ...
+
+    def show(self, plan: Plan) -> None: ...
+
+    def confirm(self, plan: Plan, target: Target) -> bool: ...
+
+    @property
+    def reading(self) -> Progress | None: ...
+
+    def executing(self, plan: Plan) -> Callable[[Action, Result], None] | None: ...
+
+
+@dataclass
+class ApplyResult:
+    run_id: str
+    journal: Path
+    plan: Plan
+    recap: Recap
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    recovered: list[JobRecovered] = field(default_factory=list)
+    stopped: str | None = None
+
+
+class NotApplied(ProvenaOpsError):
+    """Apply stopped before writing anything: problems, a stale plan, no confirmation."""
+
+
+def apply(
+    file: Path | None,
+    ui: ApplyUI,
+    *,
+    plan_file: Path | None = None,
+    environment: str | None = None,
+    params: dict[str, str] | None = None,
+    environments_file: Path | None = None,
+    auto_approve: bool = False,
+    confirm_environment: str | None = None,
+    parallelism: int = 8,
+    concurrency: int = 16,
+    fail_fast: bool = False,
+    command: str = "provena-ops apply",
+    cwd: Path | None = None,
+    runs_dir: Path | None = None,
+    job_wait: JobWait | None = None,
+) -> ApplyResult:
+    base = cwd or Path.cwd()
+    runs = runs_dir or base / DEFAULT_RUNS_DIR
+    saved = _saved_plan(plan_file) if plan_file is not None else None
+    if file is None:
+        if saved is None:
+            raise ProvenaOpsError("apply needs a playbook or --plan", hint="provena-ops apply PLAYBOOK")
+        file = Path(saved.playbook.file)
+    if saved is not None:
+        if environment is not None and environment != saved.environment.name:
+            raise NotApplied(
+                f"the plan was made for '{saved.environment.name}', not '{environment}'",
+                hint="plan again for that environment",
+            )
+        environment = saved.environment.name
+        _same_playbook(file, saved)
+    loaded, playbook, known = load_valid(
+        file, environment=environment, params=params, environments_file=environments_file
+    )
+    assert loaded.environment is not None
+    env = known.get(loaded.environment)
+    if env.stage.strip().upper() == "PROD" and confirm_environment != env.name:
+        raise NotApplied(
+            f"'{env.name}' is a production environment; nothing was contacted",
+            hint=f"add --confirm-environment {env.name} to apply there",
+        )
+    with (
+        open_target(env, loaded.params, cwd=cwd) as target,
+        environment_lock(base / DEFAULT_LOCK_DIR, target.name, command) as took_over,
+    ):
+        if took_over:
+            ui.note(took_over)
+
+        async def run() -> ApplyResult:
+            async with client_for(target, concurrency) as http:
+                journal = Journal(runs, new_run_id())
+                try:
+                    return await _apply(
+                        http, target, journal, runs, loaded, playbook, saved=saved, ui=ui,
+                        auto_approve=auto_approve, parallelism=parallelism, fail_fast=fail_fast,
+                        command=command, job_wait=job_wait or JobWait(),
+                    )  # fmt: skip
+                finally:
+                    journal.close()
+
+        return asyncio.run(run())
+
+
+async def _apply(
+    http: ProvenaHttp,
+    target: Target,
+    journal: Journal,
+    runs: Path,
+    loaded: LoadedPlaybook,
+    playbook: Playbook,
+    *,
+    saved: Plan | None,
+    ui: ApplyUI,
+    auto_approve: bool,
+    parallelism: int,
+    fail_fast: bool,
+    command: str,
+    job_wait: JobWait,
+) -> ApplyResult:
+    journal.write(
+        RunStarted(
+            at=now(),
+            run_id=journal.run_id,
+            who=http.auth.username,
+            environment=environment_info(target),
+            playbook=playbook_info(loaded, playbook),
+            command=command,
+        )
+    )
+
+    def stop(reason: str, recap: Recap | None = None) -> None:
+        journal.write(RunFinished(at=now(), recap=recap or Recap(), stopped=reason))
+
+    recovered = await finish_in_flight(http, journal, runs, job_wait, target.name, target.identity)
+    for job in recovered:
+        ui.note(f"followed {job.key} from interrupted run {job.from_run}: job {job.session_id} {job.status}")
+    fresh = await plan_with(http, target, loaded, playbook, ui.reading)
+    plan = fresh
+    if saved is not None:
+        stale = _stale(saved, fresh)
+        if stale:
+            stop("the saved plan is stale")
+            raise NotApplied(
+                f"the saved plan is stale: {len(stale)} record(s) changed since it was made: "
+                + ", ".join(stale[:10])
+                + (f" and {len(stale) - 10} more" if len(stale) > 10 else ""),
+                hint="plan again, review, and apply the new plan",
+            )
+        plan = saved
+    journal.write(Planned(at=now(), plan=plan))
+    ui.show(plan)
+    result = ApplyResult(journal.run_id, journal.path, plan, Recap(), recovered=recovered)
+    if plan.problems:
+        stop("the plan has problems")
+        raise NotApplied(
+            f"the plan has {len(plan.problems)} problem(s); nothing was applied",
+            hint="fix them (see above) and apply again",
+        )
+    if not plan.has_changes:
+        result.recap = Recap(ok=len(plan.actions))
+        journal.write(RunFinished(at=now(), recap=result.recap))
+        return result
+    if not auto_approve and not ui.confirm(plan, target):
+        stop("not confirmed")
+        raise NotApplied("apply cancelled; nothing was changed")
+    executor = Executor(
+        http,
+        plan,
+        journal,
+        parallelism=parallelism,
+        fail_fast=fail_fast,
+        job_wait=job_wait,
+        progress=ui.executing(plan),
+    )
+    try:
+        result.recap = await executor.run()
+    except BaseException:
+        # Interrupted (Ctrl-C) or a failure with writes possibly in flight: the next run checks on them.
+        stop("interrupted", Recap(unknown=1))
+        raise
+    result.outcomes = executor.outcomes
+    result.stopped = f"--fail-fast after {executor.stopped_by} failed" if executor.stopped_by else None
+    journal.write(RunFinished(at=now(), recap=result.recap, stopped=result.stopped))
+    return result
+
+
+def _saved_plan(path: Path) -> Plan:
+    try:
+        return Plan.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise ProvenaOpsError(f"cannot read the plan {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise ProvenaOpsError(
+            f"{path} is not a provena-ops plan ({str(exc).splitlines()[0]})",
+            hint="save plans with `provena-ops plan PLAYBOOK --out plan.json`",
+        ) from exc
+
+
+def _same_playbook(file: Path, saved: Plan) -> None:
+    try:
+        digest = file_digest(file)
+    except OSError as exc:
+        raise NotApplied(
+            f"the plan's playbook {file} cannot be read: {exc.strerror or exc}",
+            hint="apply from the directory the plan was made in, or give the playbook",
+        ) from exc
+    if digest != saved.playbook.sha256:
+        raise NotApplied(
+            f"{file} has changed since the plan was made (sha256 differs)",
+            hint="plan again, review, and apply the new plan",
+        )
+
+
+def _stale(saved: Plan, fresh: Plan) -> list[str]:
+    """What differs between the state the plan was made from and now: records, study links, target."""
+    changed = [
+        key
+        for key in sorted(set(saved.fingerprints) | set(fresh.fingerprints))
+        if saved.fingerprints.get(key) != fresh.fingerprints.get(key)
+    ]
+    if saved.environment.registry != fresh.environment.registry:
+        changed.insert(0, f"the environment ({saved.environment.registry} -> {fresh.environment.registry})")
+    return changed

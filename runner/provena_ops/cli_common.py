@@ -1,0 +1,48 @@
+"""What the command modules share: the consoles, the options every command takes, reading progress."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+from rich.console import Console
+
+out = Console(soft_wrap=True)  # plans and reports go to logs and CI too: never break a line mid-sentence
+err = Console(stderr=True)
+
+ENVIRONMENT_OPTION = typer.Option(
+    None, "--environment", "-e", help="Target this environment instead of the playbook's own."
+)
+ENVIRONMENTS_FILE_OPTION = typer.Option(
+    None,
+    "--environments",
+    help="Provena environments file (default: $PROVENA_OPS_ENVIRONMENTS, ./environments/environments.json, "
+    "./environments.json; the sandbox environment is always available).",
+)
+PARAM_OPTION = typer.Option(
+    None, "--param", help="Environment replacement as id:value (repeatable; the value may contain ':')."
+)
+CONCURRENCY_OPTION = typer.Option(16, "--concurrency", min=1, max=64, help="Reads in flight at once.")
+
+
+class ReadProgress:
+    """One self-updating line on stderr while reading (only on a terminal), at most ten updates a second:
+    printing every one of 10,000 reads would cost more than the reads."""
+
+    def __init__(self) -> None:
+        self.shown_at = 0.0
+        self.width = 0
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.shown_at < 0.1:
+            return
+        self.shown_at = now
+        text = f"reading: {done:,} of {total:,} reads done ({label})"
+        self.width = max(self.width, len(text))
+        err.print(text.ljust(self.width), end="\r", highlight=False, markup=False)
+
+    def clear(self) -> None:
+        if self.width:
+            err.print(" " * self.width, end="\r", highlight=False, markup=False)
+            self.width = 0

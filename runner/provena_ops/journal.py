@@ -1,0 +1,235 @@
+"""The run journal: one append-only JSON Lines file per apply, flushed and fsync'd per event, written
+ahead of every write (intent, then the request and its job, then the outcome).
+
+It is what an auditor reads, what `provena-ops log` shows, what a later run reads to finish a job an
+interrupted run left in flight, and, with the full record as it was before each change, enough to undo
+one. It never holds credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from .errors import ProvenaOpsError
+from .plan import EnvironmentInfo, Plan, PlaybookInfo
+
+JOURNAL_FORMAT: Literal[1] = 1
+DEFAULT_RUNS_DIR = Path(".provena-ops") / "runs"
+
+Result = Literal["changed", "ok", "failed", "skipped", "unknown"]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: str = Field(description="When (ISO 8601, UTC).")
+
+
+class RunStarted(_Event):
+    event: Literal["run_started"] = "run_started"
+    journal_format: Literal[1] = JOURNAL_FORMAT
+    run_id: str
+    who: str
+    environment: EnvironmentInfo
+    playbook: PlaybookInfo
+    command: str = Field(description="How apply was invoked (no secrets are ever on a command line).")
+
+
+class Planned(_Event):
+    """The plan this run carries out, as shown (and approved): every action, field and fingerprint."""
+
+    event: Literal["planned"] = "planned"
+    plan: Plan
+
+
+class JobRecovered(_Event):
+    """A job an earlier, interrupted run submitted, followed to its end before anything else."""
+
+    event: Literal["job_recovered"] = "job_recovered"
+    from_run: str
+    key: str
+    session_id: str
+    status: str
+    info: str | None = None
+
+
+class ActionStarted(_Event):
+    """Written before the first write of an action: the record exactly as it was (None when absent)."""
+
+    event: Literal["action_started"] = "action_started"
+    key: str
+    kind: str
+    record_id: str
+    before: dict[str, Any] | None
+
+
+class RequestSent(_Event):
+    event: Literal["request_sent"] = "request_sent"
+    key: str
+    request: str = Field(description="Method, path and target, e.g. 'POST /model_run/update 10378.1/1'.")
+    session_id: str | None = Field(None, description="The job Provena started for it, if any.")
+    detail: str | None = None
+
+
+class JobStatus(_Event):
+    event: Literal["job_status"] = "job_status"
+    key: str
+    session_id: str
+    status: str
+    info: str | None = None
+
+
+class ActionFinished(_Event):
+    event: Literal["action_finished"] = "action_finished"
+    key: str
+    result: Result
+    detail: str
+
+
+class Recap(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    changed: int = 0
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    unknown: int = 0
+
+    def line(self) -> str:
+        parts = [
+            f"{self.changed} changed",
+            f"{self.ok} ok",
+            f"{self.failed} failed",
+            f"{self.skipped} skipped",
+        ]
+        if self.unknown:
+            parts.append(f"{self.unknown} unknown")
+        return "Apply: " + ", ".join(parts) + "."
+
+    @property
+    def succeeded(self) -> bool:
+        return not (self.failed or self.skipped or self.unknown)
+
+
+class RunFinished(_Event):
+    event: Literal["run_finished"] = "run_finished"
+    recap: Recap
+    stopped: str | None = Field(None, description="Why the run stopped early (--fail-fast, interrupted).")
+
+
+class RunResumed(_Event):
+    """Appended to an interrupted run's journal once a later run has seen its jobs to their end."""
+
+    event: Literal["run_resumed"] = "run_resumed"
+    by_run: str
+
+
+Event = Annotated[
+    RunStarted
+    | Planned
+    | JobRecovered
+    | ActionStarted
+    | RequestSent
+    | JobStatus
+    | ActionFinished
+    | RunFinished
+    | RunResumed,
+    Field(discriminator="event"),
+]
+EVENT = TypeAdapter(Event)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def new_run_id() -> str:
+    """Sortable by time, unique across machines: 20261126T101500Z-3f9a1c."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+class Journal:
+    """Appends events to `<runs dir>/<run id>.jsonl`; each is on disk before `write` returns."""
+
+    def __init__(self, directory: Path, run_id: str) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.run_id = run_id
+        self.path = directory / f"{run_id}.jsonl"
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def write(self, event: BaseModel) -> None:
+        self._file.write(event.model_dump_json() + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class BadJournal(ProvenaOpsError):
+    pass
+
+
+def read_events(path: Path) -> list[Event]:
+    """Every event of a journal. A last line cut short by a crash is ignored; anything else unreadable is
+    an error naming the line."""
+    events: list[Event] = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            events.append(EVENT.validate_python(json.loads(line)))
+        except (ValueError, ValidationError) as exc:
+            if number == len(lines):
+                break  # torn write at the moment of a crash
+            raise BadJournal(
+                f"{path}:{number}: not a journal event ({str(exc).splitlines()[0]})",
+                hint="journals are written by provena-ops only; restore the file from a backup",
+            ) from exc
+    return events
+
+
+def last_event(path: Path) -> Event | None:
+    """The journal's last complete event, read from its end (journals can hold large plans)."""
+    with path.open("rb") as file:
+        file.seek(0, os.SEEK_END)
+        size = file.tell()
+        file.seek(max(0, size - 65536))
+        tail = file.read().decode("utf-8", errors="replace").splitlines()
+    for line in reversed(tail):
+        try:
+            return EVENT.validate_python(json.loads(line))
+        except (ValueError, ValidationError):
+            continue
+    return None
+
+
+def journals(directory: Path) -> Iterator[Path]:
+    """Journal files, oldest first (run ids sort by time)."""
+    if directory.is_dir():
+        yield from sorted(directory.glob("*.jsonl"))
+
+
+def find_run(directory: Path, run: str) -> Path:
+    """A journal by run id, or by a unique prefix of it."""
+    matches = [path for path in journals(directory) if path.stem.startswith(run)]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(path.stem for path in list(journals(directory))[-5:]) or "none yet"
+    if not matches:
+        raise ProvenaOpsError(
+            f"no run {run!r} in {directory}", hint=f"`provena-ops log list` shows the runs (latest: {known})"
+        )
+    raise ProvenaOpsError(
+        f"{len(matches)} runs start with {run!r}",
+        hint="give more of the run id: " + ", ".join(p.stem for p in matches),
+    )

@@ -1,0 +1,79 @@
+"""The writes apply makes, each as Provena's own admin scripts make it (contract sections 4.5, 6.2, 6.3,
+6.6). Only the model-run update is not idempotent (a second submission is a second job, with two more
+history entries), so it alone is never retried blindly: the executor finds out what became of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ProvenaInterfaces.ProvenanceAPI import (
+    PostDeleteGraphRequest,
+    PostDeleteGraphResponse,
+    PostUpdateModelRunInput,
+    PostUpdateModelRunResponse,
+)
+from ProvenaInterfaces.ProvenanceModels import ModelRunRecord
+from ProvenaInterfaces.RegistryModels import ItemModelRun
+from ProvenaInterfaces.SharedTypes import StatusResponse
+
+from .errors import ProvenaError
+from .http import ProvenaHttp
+from .registry import SUBTYPE_ROUTES
+
+
+async def submit_update(http: ProvenaHttp, model_run_id: str, reason: str, record: dict[str, Any]) -> str:
+    """Submit a model-run edit; returns the job's session id. Provena validates the record first (a 400
+    names the reference it rejects) and then does the work in a MODEL_RUN_UPDATE job."""
+    body = PostUpdateModelRunInput(
+        model_run_id=model_run_id, reason=reason, record=ModelRunRecord.model_validate(record)
+    )
+    parsed = await http.parsed(
+        PostUpdateModelRunResponse,
+        "prov",
+        "POST",
+        "/model_run/update",
+        json=body.model_dump(mode="json", exclude_none=True),
+        retry_safe=False,
+    )
+    return parsed.session_id
+
+
+async def delete_graph(http: ProvenaHttp, model_run_id: str) -> dict[str, int]:
+    """Remove a model run's provenance graph (the registry record stays). Repeating it changes nothing
+    (a run without a graph gives an empty diff), so it is retried like a read."""
+    parsed = await http.parsed(
+        PostDeleteGraphResponse,
+        "prov",
+        "POST",
+        "/model_run/delete",
+        json=PostDeleteGraphRequest(record_id=model_run_id, trial_mode=False).model_dump(mode="json"),
+    )
+    counts: dict[str, int] = {}
+    for action in parsed.diff:
+        kind = str(action.get("action_type"))
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+async def delete_item(http: ProvenaHttp, subtype: str, item_id: str) -> None:
+    """Registry admin delete. Provena checks no subtype, answers 400 for an unknown id and 401 for a locked
+    one; a repeat after a lost answer is a 400, which the caller resolves by fetching."""
+    parsed = await http.parsed(
+        StatusResponse, "registry", "DELETE", f"{SUBTYPE_ROUTES[subtype]}/delete", params={"id": item_id}
+    )
+    if not parsed.status.success:
+        raise ProvenaError(f"deleting {item_id} failed: {parsed.status.details}")
+
+
+async def relodge(http: ProvenaHttp, item: dict[str, Any]) -> None:
+    """Rebuild a model run's graph from its registry record; additive, so safe to repeat."""
+    parsed = await http.parsed(
+        StatusResponse,
+        "prov",
+        "POST",
+        "/admin/store_record",
+        params={"validate_record": "true"},
+        json=ItemModelRun.model_validate(item).model_dump(mode="json"),
+    )
+    if not parsed.status.success:
+        raise ProvenaError(f"relodging {item.get('id')} failed: {parsed.status.details}")

@@ -1,0 +1,123 @@
+"""Journals for people: the list of runs, and one run as a timeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ..journal import (
+    EVENT,
+    ActionFinished,
+    ActionStarted,
+    Event,
+    JobRecovered,
+    JobStatus,
+    Planned,
+    RequestSent,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    journals,
+    last_event,
+    read_events,
+)
+
+RESULT_STYLE = {
+    "changed": "yellow",
+    "ok": "green",
+    "failed": "red",
+    "skipped": "yellow",
+    "unknown": "magenta",
+}
+
+
+def render_runs(directory: Path, console: Console) -> None:
+    paths = list(journals(directory))
+    if not paths:
+        console.print(f"No runs in {directory} yet (`provena-ops apply` writes one per run).")
+        return
+    table = Table(box=None, pad_edge=False)
+    table.add_column("run", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    for name in ("environment", "playbook", "by", "result"):
+        table.add_column(name)
+    for path in paths:
+        head = _first_event(path)
+        last = last_event(path)
+        if not isinstance(head, RunStarted):
+            table.add_row(path.stem, "", "", "", "", "[red]unreadable[/]")
+            continue
+        table.add_row(
+            head.run_id,
+            head.at[:19].replace("T", " "),
+            f"{head.environment.name} ({head.environment.stage})",
+            escape(head.playbook.name),
+            escape(head.who),
+            _ending(last),
+        )
+    console.print(table)
+
+
+def _first_event(path: Path) -> Event | None:
+    with path.open(encoding="utf-8") as file:
+        line = file.readline()
+    try:
+        return EVENT.validate_python(json.loads(line))
+    except ValueError:
+        return None
+
+
+def _ending(last: Event | None) -> str:
+    if isinstance(last, RunFinished):
+        text = last.recap.line().removeprefix("Apply: ").rstrip(".")
+        if last.stopped:
+            text += f"; stopped: {last.stopped}"
+        return ("[green]" if last.recap.succeeded and not last.stopped else "[red]") + escape(text) + "[/]"
+    if isinstance(last, RunResumed):
+        return f"[yellow]interrupted; resumed by {last.by_run}[/]"
+    return "[magenta]interrupted (apply again to finish)[/]"
+
+
+def render_run(path: Path, console: Console) -> None:
+    for event in read_events(path):
+        clock = event.at[11:23]
+        if isinstance(event, RunStarted):
+            env = event.environment
+            console.print(f"[bold]run {event.run_id}[/] by {escape(event.who)} on {env.name} ({env.stage})")
+            console.print(f"  playbook {escape(event.playbook.file)} ({event.playbook.sha256[:19]})")
+            console.print(f"  registry {escape(env.registry)}")
+            console.print(f"  command  {escape(event.command)}", highlight=False)
+        elif isinstance(event, Planned):
+            console.print(f"{clock}  {escape(event.plan.summary.line())}")
+        elif isinstance(event, JobRecovered):
+            console.print(
+                f"{clock}  followed {event.key} of interrupted run {event.from_run}: "
+                f"job {event.session_id} {event.status}"
+            )
+        elif isinstance(event, ActionStarted):
+            kept = "the record as it was is kept here" if event.before is not None else "no record before"
+            console.print(f"{clock}  {escape(event.key)}: started ({kept})")
+        elif isinstance(event, RequestSent):
+            job = f" -> job {event.session_id}" if event.session_id else ""
+            detail = f" ({escape(event.detail)})" if event.detail else ""
+            console.print(
+                f"{clock}  {escape(event.key)}: {escape(event.request)}{job}{detail}", highlight=False
+            )
+        elif isinstance(event, JobStatus):
+            info = f": {escape(event.info)}" if event.info else ""
+            console.print(f"{clock}  {escape(event.key)}: job {event.status}{info}", highlight=False)
+        elif isinstance(event, ActionFinished):
+            style = RESULT_STYLE[event.result]
+            console.print(
+                f"{clock}  {escape(event.key)}: [{style}]{event.result}[/] {escape(event.detail)}",
+                highlight=False,
+            )
+        elif isinstance(event, RunFinished):
+            stopped = f" (stopped: {escape(event.stopped)})" if event.stopped else ""
+            console.print(f"{clock}  [bold]{escape(event.recap.line())}[/]{stopped}")
+        elif isinstance(event, RunResumed):
+            console.print(f"{clock}  resumed by run {event.by_run}, which saw its jobs to their end")
