@@ -1,12 +1,14 @@
-"""`make demo`: seed the embedded sandbox and show, over HTTP, what it holds and how it behaves.
+"""`make demo`: seed the embedded sandbox, tour it over HTTP, then plan and apply a playbook.
 
-Until the runner can plan and apply playbooks, this tours the sandbox the way a client would:
-Keycloak client-credentials sign-in, registry listing, graph exploration, a trial-mode delete and
-one model-run edit watched through its job's lifecycle.
+The tour is what a client sees: Keycloak client-credentials sign-in, registry listing, graph
+exploration, a trial-mode delete and one model-run edit watched through its job's lifecycle. Then an
+example playbook is planned, applied, applied again (nothing left to do), and its journal shown, in a
+fresh sandbox of its own, so the demo shows the same every time.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -16,10 +18,13 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from .api import plan
+from .apply import apply
+from .plan import Plan
+from .render.log import render_run
 from .render.terminal import render_terminal
 from .sandbox import SandboxSettings, running_sandbox
 from .sandbox.admin import reset, seed
+from .targets import Target
 
 DEMO_DB = Path(".provena-ops/demo.db")
 CI_CLIENT = ("provena-ops-ci", "sandbox-client-secret")
@@ -121,16 +126,46 @@ def main() -> None:
         http.close()
     example = Path(__file__).resolve().parents[2] / "playbooks" / "examples" / "delete-studies.yaml"
     if example.exists():
-        console.rule("provena-ops plan playbooks/examples/delete-studies.yaml")
-        console.print(
-            "[dim](the sandbox environment: started for the command, state in .provena-ops/sandbox.db)[/]"
-        )
-        render_terminal(plan(example), console)
+        _plan_and_apply(example)
     console.rule("Done")
     console.print(
         f"The demo registry is in {DEMO_DB}. Serve it yourself with:\n"
         f"  .venv/bin/provena-ops sandbox serve --db {DEMO_DB}"
     )
+
+
+class _DemoUI:
+    """apply's questions answered for the demo: the plan is printed once, approval is given."""
+
+    reading = None
+
+    def note(self, text: str) -> None:
+        console.print(f"note: {text}")
+
+    def show(self, plan: Plan) -> None:
+        render_terminal(plan, console)
+
+    def confirm(self, plan: Plan, target: Target) -> bool:
+        return True
+
+    def executing(self, plan: Plan) -> None:
+        return None
+
+
+def _plan_and_apply(example: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="provena-ops-demo-") as directory:
+        workspace = Path(directory)
+        console.rule("provena-ops apply playbooks/examples/delete-studies.yaml --auto-approve")
+        console.print("[dim](the sandbox environment, in a fresh copy: .provena-ops/sandbox.db)[/]")
+        first = apply(example, _DemoUI(), auto_approve=True, cwd=workspace)
+        console.print(f"[bold]{first.recap.line()}[/]")
+        console.rule("the same command again")
+        second = apply(example, _DemoUI(), auto_approve=True, cwd=workspace)
+        console.print(
+            f"[bold]{second.recap.line()}[/] Nothing was written: everything is already as planned."
+        )
+        console.rule(f"provena-ops log show {first.run_id}")
+        render_run(first.journal, console)
 
 
 if __name__ == "__main__":

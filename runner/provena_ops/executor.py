@@ -166,16 +166,19 @@ class Executor:
         if fetched.locked:
             return Outcome("failed", f"{run} is locked; an admin of the record can unlock it")
         self._started(action, fetched.item)
-        session_id = await self._submit(action, desired)
-        self._sent(action, f"POST /model_run/update {run}", session_id=session_id)
+        session_id, found = await self._submit(action, desired)
+        lost = "the answer was lost; the job was found in the job list" if found else None
+        self._sent(action, f"POST /model_run/update {run}", session_id=session_id, detail=lost)
         return await follow_job(self.http, self.journal, action.key, session_id, self.wait)
 
-    async def _submit(self, action: Action, desired: dict[str, Any]) -> str:
+    async def _submit(self, action: Action, desired: dict[str, Any]) -> tuple[str, bool]:
         """Submit once. When the answer is lost, the job list says whether Provena got it: the lock keeps
         other provena-ops runs out, so a new job for this run is this submission's."""
         since = time.time() - 2  # Provena's clock may be a little behind
         try:
-            return await writes.submit_update(self.http, action.record_id, action.reason or "", desired)
+            return await writes.submit_update(
+                self.http, action.record_id, action.reason or "", desired
+            ), False
         except Unreachable as exc:
             if not exc.maybe_sent:
                 raise
@@ -186,7 +189,7 @@ class Executor:
                     f"appeared within {self.wait.lost_submission_s:.0f} s, so it was not applied; "
                     "run apply again",
                 ) from exc
-            return session_id
+            return session_id, True
 
     # -- deletions --------------------------------------------------------------------------------
 

@@ -57,7 +57,20 @@ def plan_schema() -> dict[str, Any]:
     return model_schema(Plan, "https://provena-ops.local/schemas/plan.schema.json")
 
 
-SCHEMAS = {"playbook": playbook_schema, "plan": plan_schema}
+def journal_schema() -> dict[str, Any]:
+    """One line of a run journal (.provena-ops/runs/*.jsonl): any of the journal's events."""
+    from ..journal import EVENT
+
+    generated = EVENT.json_schema(schema_generator=_EditorSchema)
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": "https://provena-ops.local/schemas/journal-event.schema.json",
+        "title": "provena-ops journal event",
+        **generated,
+    }
+
+
+SCHEMAS = {"playbook": playbook_schema, "plan": plan_schema, "journal-event": journal_schema}
 
 
 def render_schema(name: str) -> str:

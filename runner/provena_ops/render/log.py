@@ -7,7 +7,6 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from ..journal import (
     EVENT,
@@ -36,30 +35,31 @@ RESULT_STYLE = {
 
 
 def render_runs(directory: Path, console: Console) -> None:
+    """One line per run, oldest first, never wrapped (logs are grepped as often as read)."""
     paths = list(journals(directory))
     if not paths:
         console.print(f"No runs in {directory} yet (`provena-ops apply` writes one per run).")
         return
-    table = Table(box=None, pad_edge=False)
-    table.add_column("run", no_wrap=True)
-    table.add_column("started", no_wrap=True)
-    for name in ("environment", "playbook", "by", "result"):
-        table.add_column(name)
+    rows = [("run", "started", "environment", "playbook", "by", "result")]
     for path in paths:
         head = _first_event(path)
-        last = last_event(path)
         if not isinstance(head, RunStarted):
-            table.add_row(path.stem, "", "", "", "", "[red]unreadable[/]")
+            rows.append((path.stem, "", "", "", "", "unreadable journal"))
             continue
-        table.add_row(
-            head.run_id,
-            head.at[:19].replace("T", " "),
-            f"{head.environment.name} ({head.environment.stage})",
-            escape(head.playbook.name),
-            escape(head.who),
-            _ending(last),
+        rows.append(
+            (
+                head.run_id,
+                head.at[:19].replace("T", " "),
+                f"{head.environment.name} ({head.environment.stage})",
+                head.playbook.name,
+                head.who,
+                _ending(last_event(path)),
+            )
         )
-    console.print(table)
+    widths = [max(len(row[column]) for row in rows) for column in range(5)]
+    for number, row in enumerate(rows):
+        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[5]
+        console.print(f"[bold]{escape(line)}[/]" if number == 0 else escape(line), highlight=False)
 
 
 def _first_event(path: Path) -> Event | None:
@@ -74,12 +74,10 @@ def _first_event(path: Path) -> Event | None:
 def _ending(last: Event | None) -> str:
     if isinstance(last, RunFinished):
         text = last.recap.line().removeprefix("Apply: ").rstrip(".")
-        if last.stopped:
-            text += f"; stopped: {last.stopped}"
-        return ("[green]" if last.recap.succeeded and not last.stopped else "[red]") + escape(text) + "[/]"
+        return text + (f"; stopped: {last.stopped}" if last.stopped else "")
     if isinstance(last, RunResumed):
-        return f"[yellow]interrupted; resumed by {last.by_run}[/]"
-    return "[magenta]interrupted (apply again to finish)[/]"
+        return f"interrupted; resumed by {last.by_run}"
+    return "interrupted (apply again to finish)"
 
 
 def render_run(path: Path, console: Console) -> None:

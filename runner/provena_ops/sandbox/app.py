@@ -57,10 +57,25 @@ class FaultInjector:
         settings = self.sandbox.settings
         if settings.latency_ms > 0:
             await asyncio.sleep(settings.latency_ms / 1000)
-        if settings.fault_rate > 0 and self.sandbox.rng.random() < settings.fault_rate:
-            await self._fail(self.sandbox.rng.choice(settings.fault_kinds), send)
+        aimed = not settings.fault_paths or str(scope.get("path", "")).endswith(settings.fault_paths)
+        if aimed and settings.fault_rate > 0 and self.sandbox.rng.random() < settings.fault_rate:
+            kind = self.sandbox.rng.choice(settings.fault_kinds)
+            if kind == "lost":
+                await self._lose_answer(scope, receive, send)
+            else:
+                await self._fail(kind, send)
             return
         await self.app(scope, receive, send)
+
+    async def _lose_answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The request is carried out, then the connection drops before the answer: what a gateway
+        timeout or a network cut looks like to a client that wrote something."""
+
+        async def swallow(message: Any) -> None:
+            return None
+
+        await self.app(scope, receive, swallow)
+        await self._fail("drop", send)
 
     async def _fail(self, kind: str, send: Send) -> None:
         if kind == "drop":
@@ -91,7 +106,10 @@ class FaultSettings(BaseModel):
 
     latency_ms: float | None = Field(None, ge=0)
     fault_rate: float | None = Field(None, ge=0, le=1)
-    fault_kinds: list[Literal["500", "502", "503", "504", "429", "drop"]] | None = Field(None, min_length=1)
+    fault_kinds: list[Literal["500", "502", "503", "504", "429", "drop", "lost"]] | None = Field(
+        None, min_length=1
+    )
+    fault_paths: list[str] | None = None
     retry_after_s: int | None = Field(None, ge=0)
     job_delay_ms: float | None = Field(None, ge=0)
     job_row_delay_ms: float | None = Field(None, ge=0)
@@ -124,6 +142,8 @@ def build_control_app(sandbox: Sandbox) -> FastAPI:
     async def faults(body: FaultSettings, identity: Identity = Depends(admin)) -> dict[str, str]:
         if body.fault_kinds is not None:
             sandbox.settings.fault_kinds = tuple(body.fault_kinds)
+        if body.fault_paths is not None:
+            sandbox.settings.fault_paths = tuple(body.fault_paths)
         for name in (
             "latency_ms",
             "fault_rate",

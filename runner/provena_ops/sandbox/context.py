@@ -24,6 +24,8 @@ class SandboxSettings:
     # Share of service requests answered with a transient failure (5xx, 429 or a dropped connection).
     fault_rate: float = 0.0
     fault_kinds: tuple[str, ...] = TRANSIENT_FAULTS
+    # Only requests whose path ends with one of these are subject to faults (all when empty).
+    fault_paths: tuple[str, ...] = ()
     retry_after_s: int = 1
     # Delay of each job phase (PENDING -> DEQUEUED -> IN_PROGRESS -> final).
     job_delay_ms: float = 0.0
