@@ -161,41 +161,20 @@ async def _apply(
         )
     )
 
-    def stop(reason: str, recap: Recap | None = None) -> None:
-        journal.write(RunFinished(at=now(), recap=recap or Recap(), stopped=reason))
-
-    recovered = await finish_in_flight(http, journal, runs, job_wait, target.name, target.identity)
-    for job in recovered:
-        ui.note(f"followed {job.key} from interrupted run {job.from_run}: job {job.session_id} {job.status}")
-    fresh = await plan_with(http, target, loaded, playbook, ui.reading)
-    plan = fresh
-    if saved is not None:
-        stale = _stale(saved, fresh)
-        if stale:
-            stop("the saved plan is stale")
-            raise NotApplied(
-                f"the saved plan is stale: {len(stale)} record(s) changed since it was made: "
-                + ", ".join(stale[:10])
-                + (f" and {len(stale) - 10} more" if len(stale) > 10 else ""),
-                hint="plan again, review, and apply the new plan",
-            )
-        plan = saved
-    journal.write(Planned(at=now(), plan=plan))
-    ui.show(plan)
-    result = ApplyResult(journal.run_id, journal.path, plan, Recap(), recovered=recovered)
-    if plan.problems:
-        stop("the plan has problems")
-        raise NotApplied(
-            f"the plan has {len(plan.problems)} problem(s); nothing was applied",
-            hint="fix them (see above) and apply again",
+    try:
+        plan, recovered = await _plan_for_apply(
+            http, target, journal, runs, loaded, playbook, saved, ui, job_wait
         )
-    if not plan.has_changes:
-        result.recap = Recap(ok=len(plan.actions))
-        journal.write(RunFinished(at=now(), recap=result.recap))
-        return result
-    if not auto_approve and not ui.confirm(plan, target):
-        stop("not confirmed")
-        raise NotApplied("apply cancelled; nothing was changed")
+        result = ApplyResult(journal.run_id, journal.path, plan, Recap(), recovered=recovered)
+        if not plan.has_changes:
+            result.recap = Recap(ok=len(plan.actions))
+            journal.write(RunFinished(at=now(), recap=result.recap))
+            return result
+        if not auto_approve and not ui.confirm(plan, target):
+            raise NotApplied("apply cancelled; nothing was changed")
+    except ProvenaOpsError as exc:  # stopped before any write: the journal says why, and nothing is in flight
+        journal.write(RunFinished(at=now(), recap=Recap(), stopped=exc.message))
+        raise
     executor = Executor(
         http,
         plan,
@@ -208,13 +187,53 @@ async def _apply(
     try:
         result.recap = await executor.run()
     except BaseException:
-        # Interrupted (Ctrl-C) or a failure with writes possibly in flight: the next run checks on them.
-        stop("interrupted", Recap(unknown=1))
+        # Interrupted (Ctrl-C) or failed with writes possibly in flight: they are counted as unknown,
+        # so the next run checks on them before planning.
+        journal.write(
+            RunFinished(at=now(), recap=executor.recap(in_flight_unknown=True), stopped="interrupted")
+        )
         raise
     result.outcomes = executor.outcomes
     result.stopped = f"--fail-fast after {executor.stopped_by} failed" if executor.stopped_by else None
     journal.write(RunFinished(at=now(), recap=result.recap, stopped=result.stopped))
     return result
+
+
+async def _plan_for_apply(
+    http: ProvenaHttp,
+    target: Target,
+    journal: Journal,
+    runs: Path,
+    loaded: LoadedPlaybook,
+    playbook: Playbook,
+    saved: Plan | None,
+    ui: ApplyUI,
+    job_wait: JobWait,
+) -> tuple[Plan, list[JobRecovered]]:
+    """Jobs left in flight followed to their end, then the plan to carry out: a fresh one, or the saved
+    one when nothing it read has changed. Refuses (NotApplied) a stale or unappliable plan."""
+    recovered = await finish_in_flight(http, journal, runs, job_wait, target.name, target.identity)
+    for job in recovered:
+        ui.note(f"followed {job.key} from interrupted run {job.from_run}: job {job.session_id} {job.status}")
+    plan = await plan_with(http, target, loaded, playbook, ui.reading)
+    if saved is not None:
+        stale = _stale(saved, plan)
+        if stale:
+            raise NotApplied(
+                f"the saved plan is stale: {len(stale)} record(s) changed since it was made: "
+                + ", ".join(stale[:10])
+                + (f" and {len(stale) - 10} more" if len(stale) > 10 else ""),
+                hint="plan again, review, and apply the new plan",
+            )
+        plan = saved
+    journal.write(Planned(at=now(), plan=plan))
+    ui.show(plan)
+    if plan.problems:
+        raise NotApplied(
+            f"the plan has {len(plan.problems)} problem(s); nothing was applied",
+            hint="fix them (see above) and apply again",
+        )
+    return plan, recovered
 
 
 def _saved_plan(path: Path) -> Plan:

@@ -66,6 +66,7 @@ class Executor:
         self.finished: dict[str, asyncio.Event] = {}
         self.finished_at: dict[str, float] = {}
         self.stopped_by: str | None = None
+        self.writing: set[str] = set()  # actions that journalled their intent to write
         self._scan: tuple[float, asyncio.Task[dict[str, list[str]]]] | None = None
 
     async def run(self) -> Recap:
@@ -79,10 +80,14 @@ class Executor:
                 group.create_task(self._run_one(action))
         return self.recap()
 
-    def recap(self) -> Recap:
+    def recap(self, in_flight_unknown: bool = False) -> Recap:
+        """Outcomes so far; with `in_flight_unknown`, actions that started writing and never finished
+        count as unknown (an interrupted run)."""
         recap = Recap()
         for outcome in self.outcomes.values():
             setattr(recap, outcome.result, getattr(recap, outcome.result) + 1)
+        if in_flight_unknown:
+            recap.unknown += len(self.writing - set(self.outcomes))
         return recap
 
     async def _run_one(self, action: Action) -> None:
@@ -126,6 +131,7 @@ class Executor:
             self.progress(action, outcome.result)
 
     def _started(self, action: Action, before: dict[str, Any] | None) -> None:
+        self.writing.add(action.key)
         self.journal.write(
             ActionStarted(
                 at=now(), key=action.key, kind=action.kind, record_id=action.record_id, before=before

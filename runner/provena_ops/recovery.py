@@ -30,6 +30,7 @@ from .journal import (
     read_events,
 )
 from .provena.http import ProvenaHttp
+from .state import together
 
 UPDATE_KINDS = ("update", "relink")
 
@@ -90,14 +91,14 @@ async def finish_in_flight(
 ) -> list[JobRecovered]:
     """Follow every job left in flight to its end, journalling what became of each."""
     runs, pending = unfinished(directory, environment, registry, this_run=journal.path)
-    recovered: list[JobRecovered] = []
-    for item in pending:
+
+    async def settle(item: InFlight) -> JobRecovered | None:
         session_id = item.session_id
         if session_id is None:
             since = datetime.fromisoformat(item.started_at).timestamp() - 2
             session_id = await find_job(http, item.record_id, since, wait.lost_submission_s)
             if session_id is None:
-                continue  # never reached Provena: planning sees the record unchanged and edits it
+                return None  # never reached Provena: planning sees the record unchanged and edits it
         outcome = await follow_job(http, journal, item.key, session_id, wait)
         if outcome.result == "unknown":
             raise ProvenaOpsError(
@@ -114,7 +115,9 @@ async def finish_in_flight(
             info=outcome.detail,
         )
         journal.write(event)
-        recovered.append(event)
+        return event
+
+    recovered = [event for event in await together(*(settle(item) for item in pending)) if event]
     for path in runs:
         old = Journal(path.parent, path.stem)
         old.write(RunResumed(at=now(), by_run=journal.run_id))
