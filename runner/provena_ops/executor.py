@@ -202,16 +202,10 @@ class Executor:
     async def _delete_model_run(self, action: Action) -> Outcome:
         """Graph first, registry second: Provena refuses the graph delete once the record is gone."""
         run = action.record_id
-        fetched = await registry.fetch(self.http, "MODEL_RUN", run)
-        if fetched.item is None and not fetched.unreadable:
-            return Outcome("ok", "already absent")
-        if fetched.item is None:
-            return Outcome("failed", f"model run {run} cannot be read: {fetched.problem}")
-        if (drift := self._drifted(action, fetched.item)) is not None:
-            return drift
-        if fetched.locked:
-            return Outcome("failed", f"{run} is locked; an admin of the record can unlock it")
-        self._started(action, fetched.item)
+        item, settled = await self._to_delete(action, "MODEL_RUN")
+        if settled is not None:
+            return settled
+        self._started(action, item)
         counts = await writes.delete_graph(self.http, run)
         removed = f"{counts.get('REMOVE_NODE', 0)} nodes and {counts.get('REMOVE_LINK', 0)} links removed"
         self._sent(action, f"POST /model_run/delete {run}", detail=f"graph: {removed}")
@@ -227,6 +221,22 @@ class Executor:
         self._sent(action, f"DELETE {registry.SUBTYPE_ROUTES['MODEL_RUN']}/delete {run}")
         return Outcome("changed", f"deleted; graph: {removed}")
 
+    async def _to_delete(self, action: Action, subtype: str) -> tuple[dict[str, Any], Outcome | None]:
+        """The record to delete as it is now, or why the deletion is settled without a write: gone
+        already (ok), hidden, changed since planning or locked (failed)."""
+        fetched = await registry.fetch(self.http, subtype, action.record_id)
+        if fetched.item is None:
+            if not fetched.unreadable:
+                return {}, Outcome("ok", "already absent")
+            return {}, Outcome("failed", f"{action.record_id} cannot be read: {fetched.problem}")
+        if (drift := self._drifted(action, fetched.item)) is not None:
+            return fetched.item, drift
+        if fetched.locked:
+            return fetched.item, Outcome(
+                "failed", f"{action.record_id} is locked; an admin of the record can unlock it"
+            )
+        return fetched.item, None
+
     async def _gone(self, subtype: str, item_id: str) -> bool:
         """After a failed or unanswered delete: did it happen anyway? (A repeat gets a 400.)"""
         fetched = await registry.fetch(self.http, subtype, item_id)
@@ -235,22 +245,16 @@ class Executor:
     async def _delete_study(self, action: Action) -> Outcome:
         """Only after checking again, through the graph and the registry, that nothing links to it."""
         study = action.record_id
-        fetched = await registry.fetch(self.http, "STUDY", study)
-        if fetched.item is None and not fetched.unreadable:
-            return Outcome("ok", "already absent")
-        if fetched.item is None:
-            return Outcome("failed", f"study {study} cannot be read: {fetched.problem}")
-        if (drift := self._drifted(action, fetched.item)) is not None:
-            return drift
-        if fetched.locked:
-            return Outcome("failed", f"{study} is locked; an admin of the record can unlock it")
+        item, settled = await self._to_delete(action, "STUDY")
+        if settled is not None:
+            return settled
         ready = max((self.finished_at[key] for key in action.depends_on), default=0.0)
         linked = await self._still_linked(study, ready)
         if linked:
             return Outcome(
                 "failed", f"not deleted: {', '.join(linked[:5])}{_more(linked, 5)} still link to it"
             )
-        self._started(action, fetched.item)
+        self._started(action, item)
         try:
             await writes.delete_item(self.http, "STUDY", study)
         except ProvenaError:

@@ -16,6 +16,7 @@ import pytest
 from provena_ops.journal import read_events
 from tests.apply.conftest import history_length
 from tests.conftest import Api
+from tests.local_servers import read_terminal
 from tests.plan.conftest import playbook
 from tests.plan.test_plan_rules import RUN_ROUTE, RUNS_OF_51, STUDY_48, STUDY_51, STUDY_ROUTE, run_id
 from tests.sandbox.seeded import set_faults
@@ -183,20 +184,7 @@ def on_a_terminal(args: list[str], cwd: Path, env: dict[str, str], answer: str) 
     controller, terminal = pty.openpty()
     process = subprocess.Popen(args, cwd=cwd, env=env, stdin=terminal, stdout=terminal, stderr=terminal)
     os.close(terminal)
-    seen = b""
-    answered = False
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-        if not answered and b"Enter a value:" in seen:
-            os.write(controller, answer.encode() + b"\n")
-            answered = True
+    seen = read_terminal(controller, (b"Enter a value:", answer.encode() + b"\n"))
     os.close(controller)
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
     return process.wait(timeout=30), plain.replace("\r\n", "\n")

@@ -9,9 +9,8 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from provena_ops.provena.errors import NotAuthorised, Unexpected, Unreachable
 from provena_ops.render.json_format import render_json
 from provena_ops.sandbox import RunningSandbox
 from tests.conftest import Api
+from tests.local_servers import read_terminal, serving
 from tests.plan.conftest import PlanOn, playbook
 from tests.plan.test_plan_rules import CREATED_AT, REEF_010, RUN_ROUTE, STUDY_51, STUDY_52, messages
 
@@ -126,12 +126,8 @@ class _Foreign(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def foreign_service() -> Iterator[str]:
-    service = ThreadingHTTPServer(("127.0.0.1", 0), _Foreign)
-    thread = threading.Thread(target=service.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{service.server_address[1]}"
-    service.shutdown()
-    service.server_close()
+    with serving(_Foreign) as url:
+        yield url
 
 
 def test_a_service_that_does_not_answer_like_provena_is_named(
@@ -223,15 +219,7 @@ def test_progress_is_shown_on_a_terminal_and_only_there(
             command, env=env, stdout=subprocess.PIPE, stderr=terminal, text=True, timeout=60
         )
         os.close(terminal)
-        shown = b""
-        while True:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            shown += chunk
+        shown = read_terminal(controller)
     finally:
         os.close(controller)
     assert on_terminal.returncode == 2

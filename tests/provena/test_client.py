@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import ClassVar, TypeVar
 
 import httpx
@@ -23,6 +22,7 @@ from provena_ops.provena.errors import ProvenaError, Unexpected, Unreachable
 from provena_ops.provena.http import ProvenaHttp, RetryPolicy
 from provena_ops.sandbox.seed import SeedSummary
 from tests.conftest import Api
+from tests.local_servers import serving
 from tests.sandbox.seeded import run_id, set_faults, wait_job
 
 T = TypeVar("T")
@@ -210,12 +210,8 @@ class _ForwardProxy(BaseHTTPRequestHandler):
 @pytest.fixture
 def forward_proxy() -> Iterator[str]:
     _ForwardProxy.seen.clear()
-    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _ForwardProxy)
-    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{proxy.server_address[1]}"
-    proxy.shutdown()
-    proxy.server_close()
+    with serving(_ForwardProxy) as url:
+        yield url
 
 
 def test_the_environments_proxy_settings_are_honoured(
@@ -273,17 +269,11 @@ class _Counting(BaseHTTPRequestHandler):
 
 @contextlib.contextmanager
 def counting_server(body: bytes, **headers: str) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
-    port = server.server_address[1]
-    _Counting.answers[port] = (body, {"content-type": "application/json", **headers})
-    _Counting.connections[port] = 0
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Counting) as url:
+        port = int(url.rsplit(":", 1)[1])
+        _Counting.answers[port] = (body, {"content-type": "application/json", **headers})
+        _Counting.connections[port] = 0
+        yield url
 
 
 def on(registry_url: str, search_url: str = "http://127.0.0.1:9") -> Endpoints:
