@@ -29,7 +29,7 @@ from .journal import (
     new_run_id,
     now,
 )
-from .lock import DEFAULT_LOCK_DIR, environment_lock
+from .lock import default_lock_dir, environment_lock
 from .plan import Action, Plan
 from .playbook.loader import LoadedPlaybook
 from .playbook.model import Playbook
@@ -114,7 +114,7 @@ def apply(
         )
     with (
         open_target(env, loaded.params, cwd=cwd) as target,
-        environment_lock(base / DEFAULT_LOCK_DIR, target.name, command) as took_over,
+        environment_lock(default_lock_dir(), target.name, target.identity, command) as took_over,
     ):
         if took_over:
             ui.note(took_over)
@@ -212,11 +212,20 @@ async def _plan_for_apply(
 ) -> tuple[Plan, list[JobRecovered]]:
     """Jobs left in flight followed to their end, then the plan to carry out: a fresh one, or the saved
     one when nothing it read has changed. Refuses (NotApplied) a stale or unappliable plan."""
-    recovered = await finish_in_flight(http, journal, runs, job_wait, target.name, target.identity)
+    recovered = await finish_in_flight(http, journal, runs, job_wait, target.identity)
     for job in recovered:
         ui.note(f"followed {job.key} from interrupted run {job.from_run}: job {job.session_id} {job.status}")
     plan = await plan_with(http, target, loaded, playbook, ui.reading)
     if saved is not None:
+        if plan.problems:  # what the saved plan did not know: a lock since, a role this user lacks
+            ui.show(plan)
+            raise NotApplied(
+                f"applying the saved plan now would run into {len(plan.problems)} problem(s) (above); "
+                "nothing was applied",
+                hint="fix them and apply again, or plan again",
+            )
+        if plan.planned_by != saved.planned_by:
+            ui.note(f"the plan was made by {saved.planned_by}; it is applied by {plan.planned_by}")
         stale = _stale(saved, plan)
         if stale:
             raise NotApplied(
@@ -257,6 +266,11 @@ def _same_playbook(file: Path, saved: Plan) -> None:
             hint="apply from the directory the plan was made in, or give the playbook",
         ) from exc
     if digest != saved.playbook.sha256:
+        if file.resolve() != Path(saved.playbook.file).resolve():
+            raise NotApplied(
+                f"the plan was made from {saved.playbook.file}, not {file}",
+                hint="give that playbook, or none (the plan names it)",
+            )
         raise NotApplied(
             f"{file} has changed since the plan was made (sha256 differs)",
             hint="plan again, review, and apply the new plan",
@@ -264,12 +278,35 @@ def _same_playbook(file: Path, saved: Plan) -> None:
 
 
 def _stale(saved: Plan, fresh: Plan) -> list[str]:
-    """What differs between the state the plan was made from and now: records, study links, target."""
-    changed = [
-        key
-        for key in sorted(set(saved.fingerprints) | set(fresh.fingerprints))
-        if saved.fingerprints.get(key) != fresh.fingerprints.get(key)
-    ]
+    """What changed since the saved plan was made, other than by carrying it out (a run of this plan
+    that was interrupted must be finishable by the same command): records and study links whose
+    fingerprint differs, unless the fresh plan finds the saved plan's action on them already done, or
+    the only change to a study's links is runs that no longer link to it."""
     if saved.environment.registry != fresh.environment.registry:
-        changed.insert(0, f"the environment ({saved.environment.registry} -> {fresh.environment.registry})")
+        return [f"the environment ({saved.environment.registry} -> {fresh.environment.registry})"]
+    done = {a.record_id for a in fresh.actions if a.outcome != "change"} & {
+        a.record_id for a in saved.actions if a.outcome == "change"
+    }
+    changed = []
+    for key in sorted(set(saved.fingerprints) | set(fresh.fingerprints)):
+        before, now_ = saved.fingerprints.get(key), fresh.fingerprints.get(key)
+        if before == now_ or now_ is None or key in done:
+            continue  # unchanged, no longer read (its action needs nothing now), or carried out already
+        if key.endswith(LINKS_SUFFIX) and _linked(fresh, key) <= _linked(saved, key):
+            continue  # only relinks or deletions since: what this plan does
+        changed.append(key)
     return changed
+
+
+LINKS_SUFFIX = "#links"
+
+
+def _linked(plan: Plan, links_key: str) -> set[str]:
+    """The runs a plan found linked to a study it deletes: the records its deletion waits for."""
+    study = links_key.removesuffix(LINKS_SUFFIX)
+    return {
+        key.split(" ", 1)[1]
+        for action in plan.actions
+        if action.kind == "delete_study" and action.record_id == study
+        for key in action.depends_on
+    }

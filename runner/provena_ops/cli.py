@@ -214,7 +214,7 @@ def _write_atomically(path: Path, text: str) -> None:
 
 @app.command()
 def schema(
-    name: str = typer.Argument("playbook", help="Which schema: playbook or plan."),
+    name: str = typer.Argument("playbook", help="Which schema: playbook, plan or journal-event."),
 ) -> None:
     """Print a JSON Schema generated from provena-ops' models (for editors and CI tooling)."""
     from .playbook.schema import SCHEMAS, render_schema
@@ -416,6 +416,9 @@ def token(
     print(_sandbox_admin().token(db, user, roles, lifetime, email))
 
 
+DEBUG_VARIABLE = "PROVENA_OPS_DEBUG"
+
+
 def main() -> None:
     try:
         app()
@@ -423,7 +426,24 @@ def main() -> None:
         err.print(exc.render(), markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
+        err.print(
+            "interrupted; nothing more was started (after an interrupted apply, run the same command "
+            "again to finish it)",
+            markup=False,
+            highlight=False,
+        )
         sys.exit(130)
+    except Exception as exc:  # a bug: say so plainly, keep the traceback for whoever fixes it
+        if os.environ.get(DEBUG_VARIABLE):
+            raise
+        err.print(
+            f"error: internal error: {type(exc).__name__}: {exc}\n"
+            f"hint: this is a provena-ops bug; run again with {DEBUG_VARIABLE}=1 for the traceback, "
+            "and report it",
+            markup=False,
+            highlight=False,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 out = Console(soft_wrap=True)  # plans and reports go to logs and CI too: never break a line mid-sentence
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ENVIRONMENT_OPTION = typer.Option(
     None, "--environment", "-e", help="Target this environment instead of the playbook's own."

@@ -11,6 +11,7 @@ that depend on it are skipped; the others go on unless `fail_fast`.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,10 +105,12 @@ class Executor:
                 else:
                     outcome = await self._attempt(action)
         self._finish(action, outcome)
-        if outcome.result == "failed" and self.fail_fast and self.stopped_by is None:
+        if outcome.result in ("failed", "unknown") and self.fail_fast and self.stopped_by is None:
             self.stopped_by = action.key
 
     async def _attempt(self, action: Action) -> Outcome:
+        """The action's outcome; an error after its first write is 'unknown' (it may have taken effect:
+        the next run finds out), before it 'failed' (nothing was written)."""
         try:
             if action.kind in ("update", "relink"):
                 return await self._update(action)
@@ -117,7 +120,12 @@ class Executor:
                 return await self._delete_study(action)
             return await self._relodge(action)
         except ProvenaError as exc:
-            return Outcome("failed", exc.message)
+            message = exc.message
+        except Exception as exc:  # a bug or the machine (disk full): this action stops, the others go on
+            message = f"internal error: {type(exc).__name__}: {exc}"
+        if action.key in self.writing:
+            return Outcome("unknown", f"{message}; it may have taken effect: the next apply finds out")
+        return Outcome("failed", message)
 
     def _finish(self, action: Action, outcome: Outcome) -> None:
         self.outcomes[action.key] = outcome
@@ -166,36 +174,43 @@ class Executor:
         if fetched.item is None:
             return Outcome("failed", f"model run {run} cannot be edited: {fetched.problem or 'not found'}")
         if normalised(fetched.item.get("record")) == normalised(desired):
-            return Outcome("ok", "already as planned")
-        if (drift := self._drifted(action, fetched.item)) is not None:
+            if not action.stale_link_to or not await self._graph_links(run, action.stale_link_to):
+                return Outcome("ok", "already as planned")
+        elif (drift := self._drifted(action, fetched.item)) is not None:
             return drift
         if fetched.locked:
             return Outcome("failed", f"{run} is locked; an admin of the record can unlock it")
         self._started(action, fetched.item)
-        session_id, found = await self._submit(action, desired)
-        lost = "the answer was lost; the job was found in the job list" if found else None
-        self._sent(action, f"POST /model_run/update {run}", session_id=session_id, detail=lost)
-        return await follow_job(self.http, self.journal, action.key, session_id, self.wait)
-
-    async def _submit(self, action: Action, desired: dict[str, Any]) -> tuple[str, bool]:
-        """Submit once. When the answer is lost, the job list says whether Provena got it: the lock keeps
-        other provena-ops runs out, so a new job for this run is this submission's."""
-        since = time.time() - 2  # Provena's clock may be a little behind
+        since = time.time()
         try:
-            return await writes.submit_update(
-                self.http, action.record_id, action.reason or "", desired
-            ), False
+            session_id = await writes.submit_update(self.http, run, action.reason or "", desired)
+            lost = None
         except Unreachable as exc:
             if not exc.maybe_sent:
-                raise
-            session_id = await find_job(self.http, action.record_id, since, self.wait.lost_submission_s)
-            if session_id is None:
-                raise ProvenaError(
-                    f"the edit of {action.record_id} got no answer ({exc.message}) and no job for it "
-                    f"appeared within {self.wait.lost_submission_s:.0f} s, so it was not applied; "
-                    "run apply again",
-                ) from exc
-            return session_id, True
+                return Outcome("failed", f"{exc.message}; the edit never reached Provena")
+            # The lock keeps other provena-ops runs out: a job for this run, reason and record since the
+            # submission is this submission's.
+            reason = action.reason or ""
+            found = await find_job(self.http, run, reason, desired, since, self.wait.lost_submission_s)
+            if found is None:
+                return Outcome(
+                    "unknown",
+                    f"the edit got no answer ({exc.message}) and no job for it appeared within "
+                    f"{self.wait.lost_submission_s:.0f} s; the next apply looks again before planning",
+                )
+            session_id, lost = found, "the answer was lost; the job was found in the job list"
+        self._sent(action, f"POST /model_run/update {run}", session_id=session_id, detail=lost)
+        try:
+            return await follow_job(self.http, self.journal, action.key, session_id, self.wait)
+        except ProvenaError as exc:
+            return Outcome(
+                "unknown",
+                f"job {session_id} was submitted, then following it failed ({exc.message}); "
+                "the next apply follows it instead of submitting again",
+            )
+
+    async def _graph_links(self, run: str, study: str) -> bool:
+        return any(node.id == study for node in await prov.explore(self.http, "upstream", run, depth=1))
 
     # -- deletions --------------------------------------------------------------------------------
 
@@ -207,7 +222,11 @@ class Executor:
             return settled
         self._started(action, item)
         counts = await writes.delete_graph(self.http, run)
-        removed = f"{counts.get('REMOVE_NODE', 0)} nodes and {counts.get('REMOVE_LINK', 0)} links removed"
+        removed = (
+            f"{counts.get('REMOVE_NODE', 0)} nodes and {counts.get('REMOVE_LINK', 0)} links removed"
+            if counts
+            else "none left (removed already)"
+        )
         self._sent(action, f"POST /model_run/delete {run}", detail=f"graph: {removed}")
         try:
             await writes.delete_item(self.http, "MODEL_RUN", run)
@@ -336,16 +355,30 @@ async def follow_job(
                 f"job {session_id} is still {seen or 'not listed'} after {wait.timeout_s:.0f} s; "
                 "the next apply follows it instead of submitting again",
             )
-        await asyncio.sleep(delay)
+        await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # jitter: jobs submitted together drift apart
         delay = min(delay * 2, wait.max_poll_s)
 
 
-async def find_job(http: ProvenaHttp, model_run_id: str, since: float, patience_s: float) -> str | None:
-    """The update job for a model run submitted since `since`, waiting up to `patience_s` for its row."""
+CLOCK_SKEW_S = 120.0  # Provena's clock and ours may disagree; the reason and record make the match
+
+
+async def find_job(
+    http: ProvenaHttp,
+    model_run_id: str,
+    reason: str,
+    record: dict[str, Any] | None,
+    since: float,
+    patience_s: float,
+) -> str | None:
+    """The update job submitted since `since` for this run with this reason (and record, when known),
+    waiting up to `patience_s` for its row to appear."""
     deadline = time.monotonic() + patience_s
     while True:
-        for job in await jobs.jobs_since(http, since):
-            if job.payload.get("model_run_record_id") == model_run_id:
+        for job in await jobs.jobs_since(http, since - CLOCK_SKEW_S):
+            payload = job.payload
+            if payload.get("model_run_record_id") != model_run_id or payload.get("reason") != reason:
+                continue
+            if record is None or normalised(payload.get("updated_record")) == normalised(record):
                 return job.session_id
         if time.monotonic() >= deadline:
             return None

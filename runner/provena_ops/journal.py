@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -160,10 +160,17 @@ class Journal:
     """Appends events to `<runs dir>/<run id>.jsonl`; each is on disk before `write` returns."""
 
     def __init__(self, directory: Path, run_id: str) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
         self.run_id = run_id
         self.path = directory / f"{run_id}.jsonl"
-        self._file = self.path.open("a", encoding="utf-8")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            _drop_torn_tail(self.path)
+            self._file = self.path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise ProvenaOpsError(
+                f"cannot write the run journal {self.path}: {exc.strerror or exc}",
+                hint="apply writes a journal before anything else; choose a writable --runs-dir",
+            ) from exc
 
     def write(self, event: BaseModel) -> None:
         self._file.write(event.model_dump_json() + "\n")
@@ -172,6 +179,36 @@ class Journal:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """An event is written whole, newline last, before anything it records is done; a tail without
+    its newline is an event a crash cut short. Appending after it would glue two events together."""
+    if not path.exists():
+        return
+    with path.open("rb+") as file:
+        size = file.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        file.seek(size - 1)
+        if file.read(1) == b"\n":
+            return
+        keep = _last_newline(file, size) + 1
+        file.truncate(keep)
+        os.fsync(file.fileno())
+
+
+def _last_newline(file: BinaryIO, size: int) -> int:
+    """Offset of the last newline (-1 if none), reading backwards in blocks."""
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
+        file.seek(start)
+        found = file.read(end - start).rfind(b"\n")
+        if found >= 0:
+            return start + found
+        end = start
+    return -1
 
 
 class BadJournal(ProvenaOpsError):
@@ -199,18 +236,28 @@ def read_events(path: Path) -> list[Event]:
 
 
 def last_event(path: Path) -> Event | None:
-    """The journal's last complete event, read from its end (journals can hold large plans)."""
+    """The journal's last complete event, read from its end (journals hold whole plans and records, so
+    reading them from the start for this would be slow)."""
     with path.open("rb") as file:
-        file.seek(0, os.SEEK_END)
-        size = file.tell()
-        file.seek(max(0, size - 65536))
-        tail = file.read().decode("utf-8", errors="replace").splitlines()
-    for line in reversed(tail):
-        try:
-            return EVENT.validate_python(json.loads(line))
-        except (ValueError, ValidationError):
-            continue
+        end = file.seek(0, os.SEEK_END)
+        while end > 0:
+            newline = _last_newline(file, end)
+            file.seek(newline + 1)
+            line = file.read(end - newline - 1)
+            try:
+                return EVENT.validate_python(json.loads(line))
+            except (ValueError, ValidationError):
+                end = max(newline, 0)  # a torn or empty last line: the one before it
     return None
+
+
+def first_event(path: Path) -> Event | None:
+    with path.open(encoding="utf-8") as file:
+        line = file.readline()
+    try:
+        return EVENT.validate_python(json.loads(line))
+    except (ValueError, ValidationError):
+        return None
 
 
 def journals(directory: Path) -> Iterator[Path]:

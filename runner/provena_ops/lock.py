@@ -1,10 +1,17 @@
-"""One apply at a time per environment, on this machine: a lock file created exclusively, naming its
-holder. A lock whose process is gone (killed, crashed, machine rebooted) is stale and taken over."""
+"""One apply at a time per registry, for this user on this machine, whatever the working directory or
+the environment's name: an advisory lock (flock) on a file named after the registry, holding a note of
+who has it.
+
+The kernel releases the lock when its process ends, however it ends, so a lock left by a killed apply
+is simply free; the note it left says who that was, and is reported when the lock is taken over.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import getpass
+import hashlib
 import json
 import os
 import socket
@@ -15,92 +22,80 @@ from typing import Any
 
 from .errors import ProvenaOpsError
 
-DEFAULT_LOCK_DIR = Path(".provena-ops") / "locks"
+LOCK_DIR_VARIABLE = "PROVENA_OPS_LOCK_DIR"
 
 
 class Locked(ProvenaOpsError):
     pass
 
 
-def _start_time(pid: int) -> str | None:
-    """When the process started (clock ticks since boot), so a reused pid is not taken for the holder."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _alive(holder: dict[str, Any]) -> bool:
-    pid = int(holder.get("pid", 0))
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    started = holder.get("process_started")
-    return started is None or _start_time(pid) in (None, started)
+def default_lock_dir() -> Path:
+    return Path(os.environ.get(LOCK_DIR_VARIABLE) or Path.home() / ".provena-ops" / "locks")
 
 
 @contextlib.contextmanager
-def environment_lock(directory: Path, environment: str, command: str) -> Iterator[str | None]:
-    """Hold the environment's lock for the block; yields a note when a stale lock was taken over."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{environment}.lock"
-    me = {
-        "pid": os.getpid(),
-        "process_started": _start_time(os.getpid()),
-        "host": socket.gethostname(),
-        "user": getpass.getuser(),
-        "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": command,
-    }
-    note = None
-    for _ in range(3):
+def environment_lock(directory: Path, environment: str, registry: str, command: str) -> Iterator[str | None]:
+    """Hold the registry's lock for the block; yields a note when the last holder died holding it."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / (hashlib.sha256(registry.encode()).hexdigest()[:16] + ".lock")
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ProvenaOpsError(
+            f"cannot create the apply lock in {directory}: {exc.strerror or exc}",
+            hint=f"set {LOCK_DIR_VARIABLE} to a writable directory",
+        ) from exc
+    try:
         try:
-            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            holder = _holder(path)
-            if holder is None:
-                continue  # removed or being written just now: try again
-            if holder.get("host") == me["host"] and not _alive(holder):
-                path.unlink(missing_ok=True)
-                note = (
-                    f"took over a stale lock on '{environment}' left by process {holder.get('pid')} "
-                    f"({holder.get('command', 'unknown command')}, since {holder.get('since')})"
-                )
-                continue
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read(descriptor)
             raise Locked(
-                f"another apply holds the lock on '{environment}': process {holder.get('pid')} on "
-                f"{holder.get('host')}, user {holder.get('user')}, since {holder.get('since')} "
-                f"({holder.get('command', 'unknown command')})",
-                hint=f"wait for it to finish; if that process no longer exists, remove {path}",
+                f"another apply holds the lock on '{environment}' ({registry}): process "
+                f"{holder.get('pid', '?')} on {holder.get('host', '?')}, user {holder.get('user', '?')}, "
+                f"since {holder.get('since', '?')} ({holder.get('command', 'unknown command')})",
+                hint="wait for it to finish (the lock is released when that process ends)",
             ) from None
-        with os.fdopen(descriptor, "w") as file:
-            json.dump(me, file)
-            file.flush()
-            os.fsync(file.fileno())
-        break
-    else:
-        raise Locked(f"could not take the lock {path}", hint="try again; remove the file if it persists")
-    try:
-        yield note
-    finally:
-        if _holder(path) == me:
-            path.unlink(missing_ok=True)
-
-
-def _holder(path: Path) -> dict[str, Any] | None:
-    try:
-        holder = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        time.sleep(0.05)  # a holder between create and write: read again before judging
+        left = _read(descriptor)
+        note = None
+        if left:
+            note = (
+                f"took over the lock on '{environment}' left by process {left.get('pid')} "
+                f"({left.get('command', 'unknown command')}, since {left.get('since')}), which ended "
+                "without releasing it"
+            )
+        _write(
+            descriptor,
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "user": getpass.getuser(),
+                "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "environment": environment,
+                "command": command,
+            },
+        )
         try:
-            holder = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return {"pid": 0, "host": socket.gethostname(), "command": "unreadable lock file"}
-    return holder if isinstance(holder, dict) else None
+            yield note
+        finally:
+            _write(descriptor, None)  # released cleanly: the next holder has nothing to report
+    finally:
+        os.close(descriptor)  # and with it the flock
+
+
+def _read(descriptor: int) -> dict[str, Any]:
+    os.lseek(descriptor, 0, os.SEEK_SET)
+    text = os.read(descriptor, 65536).decode(errors="replace")
+    try:
+        holder = json.loads(text) if text.strip() else {}
+    except ValueError:
+        return {"command": "an unreadable lock note"}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _write(descriptor: int, holder: dict[str, Any] | None) -> None:
+    os.ftruncate(descriptor, 0)
+    if holder is not None:
+        os.lseek(descriptor, 0, os.SEEK_SET)
+        os.write(descriptor, json.dumps(holder).encode())
+    os.fsync(descriptor)

@@ -55,6 +55,11 @@ class Action(Frozen):
     changes: list[FieldChange] = Field(default_factory=list)
     record: dict[str, Any] | None = Field(None, description="The ModelRunRecord apply submits (updates).")
     graph: GraphImpact | None = None
+    stale_link_to: str | None = Field(
+        None,
+        description="A study only the provenance graph still links this run to: the record is re-submitted "
+        "unchanged, which makes Provena's update job remove that link.",
+    )
     depends_on: list[str] = Field(
         default_factory=list, description="Keys of actions that must succeed first."
     )

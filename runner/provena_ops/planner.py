@@ -570,6 +570,7 @@ def _edit_action(planning: _Planning, run: str, edit: _Edit) -> Action | None:
         reason=reason,
         changes=changes,
         record=desired,
+        stale_link_to=edit.stale_graph_link,
         warnings=warnings,
         side_effects=_side_effects(fact),
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from .errors import ProvenaOpsError
 from .executor import JobWait, find_job, follow_job
@@ -20,15 +21,18 @@ from .journal import (
     ActionStarted,
     JobRecovered,
     Journal,
+    Planned,
     RequestSent,
     RunFinished,
     RunResumed,
     RunStarted,
+    first_event,
     journals,
     last_event,
     now,
     read_events,
 )
+from .plan import Action
 from .provena.http import ProvenaHttp
 from .state import together
 
@@ -43,13 +47,15 @@ class InFlight:
     record_id: str
     session_id: str | None  # None: the run died while submitting; the job list tells if it got through
     started_at: str
+    reason: str = ""
+    record: dict[str, Any] | None = None
 
 
 def unfinished(
-    directory: Path, environment: str, registry: str, this_run: Path | None = None
+    directory: Path, registry: str, this_run: Path | None = None
 ) -> tuple[list[Path], list[InFlight]]:
-    """Earlier runs against this environment that did not end cleanly, and the update jobs they left
-    without a known end."""
+    """Earlier runs against this registry (whatever the environment was called) that did not end
+    cleanly, and the update jobs they left without a known end."""
     runs: list[Path] = []
     found: list[InFlight] = []
     for path in journals(directory):
@@ -60,43 +66,56 @@ def unfinished(
             continue
         if isinstance(last, RunFinished) and not last.recap.unknown:
             continue
-        events = read_events(path)
-        head = events[0] if events else None
-        if not isinstance(head, RunStarted) or (head.environment.name, head.environment.registry) != (
-            environment,
-            registry,
-        ):
+        head = first_event(path)
+        if not isinstance(head, RunStarted) or head.environment.registry != registry:
             continue
+        events = read_events(path)
         runs.append(path)
         started: dict[str, ActionStarted] = {}
         sessions: dict[str, str] = {}
         settled: set[str] = set()
+        planned: dict[str, Action] = {}
         for event in events:
-            if isinstance(event, ActionStarted) and event.kind in UPDATE_KINDS:
+            if isinstance(event, Planned):
+                planned = {action.key: action for action in event.plan.actions}
+            elif isinstance(event, ActionStarted) and event.kind in UPDATE_KINDS:
                 started[event.key] = event
             elif isinstance(event, RequestSent) and event.session_id:
                 sessions[event.key] = event.session_id
             elif isinstance(event, ActionFinished) and event.result != "unknown":
                 settled.add(event.key)
-        found.extend(
-            InFlight(head.run_id, path, key, action.record_id, sessions.get(key), action.at)
-            for key, action in started.items()
-            if key not in settled
-        )
+        for key, action in started.items():
+            if key in settled:
+                continue
+            intended = planned.get(key)
+            found.append(
+                InFlight(
+                    head.run_id,
+                    path,
+                    key,
+                    action.record_id,
+                    sessions.get(key),
+                    action.at,
+                    reason=intended.reason or "" if intended else "",
+                    record=intended.record if intended else None,
+                )
+            )
     return runs, found
 
 
 async def finish_in_flight(
-    http: ProvenaHttp, journal: Journal, directory: Path, wait: JobWait, environment: str, registry: str
+    http: ProvenaHttp, journal: Journal, directory: Path, wait: JobWait, registry: str
 ) -> list[JobRecovered]:
     """Follow every job left in flight to its end, journalling what became of each."""
-    runs, pending = unfinished(directory, environment, registry, this_run=journal.path)
+    runs, pending = unfinished(directory, registry, this_run=journal.path)
 
     async def settle(item: InFlight) -> JobRecovered | None:
         session_id = item.session_id
         if session_id is None:
-            since = datetime.fromisoformat(item.started_at).timestamp() - 2
-            session_id = await find_job(http, item.record_id, since, wait.lost_submission_s)
+            since = datetime.fromisoformat(item.started_at).timestamp()
+            session_id = await find_job(
+                http, item.record_id, item.reason, item.record, since, wait.lost_submission_s
+            )
             if session_id is None:
                 return None  # never reached Provena: planning sees the record unchanged and edits it
         outcome = await follow_job(http, journal, item.key, session_id, wait)

@@ -67,6 +67,7 @@ def apply_on(
 
     def run(text: str, ui: RecordingUI | None = None, user: str = "admin", **options: Any) -> ApplyResult:
         monkeypatch.setenv("PROVENA_OPS_ACCESS_TOKEN", api.token(user, lifetime=600))
+        monkeypatch.setenv("PROVENA_OPS_LOCK_DIR", str(tmp_path / "locks"))
         path = tmp_path / "playbook.yaml"
         path.write_text(text)
         options.setdefault("auto_approve", True)

@@ -42,15 +42,24 @@ def command(environments: Path, playbook_path: Path, *extra: str) -> list[str]:
     ]
 
 
-def environ(api: Api) -> dict[str, str]:
-    return {**os.environ, "PROVENA_OPS_ACCESS_TOKEN": api.token("admin", lifetime=600)}
+def environ(api: Api, locks: Path | None = None) -> dict[str, str]:
+    env = {**os.environ, "PROVENA_OPS_ACCESS_TOKEN": api.token("admin", lifetime=600)}
+    if locks is not None:
+        env["PROVENA_OPS_LOCK_DIR"] = str(locks)
+    return env
 
 
 def run_cli(
     api: Api, cwd: Path, args: list[str], stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        args, cwd=cwd, env=environ(api), input=stdin, capture_output=True, text=True, timeout=120
+        args,
+        cwd=cwd,
+        env=environ(api, cwd / "locks"),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -151,7 +160,11 @@ def test_after_kill_9_at_any_point_the_same_command_finishes_the_job_once(
     set_faults(api, job_delay_ms=60)
     args = command(environments_file, playbook_file, "--auto-approve", "--parallelism", "3")
     process = subprocess.Popen(
-        args, cwd=tmp_path, env=environ(api), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        args,
+        cwd=tmp_path,
+        env=environ(api, tmp_path / "locks"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     runs = tmp_path / ".provena-ops" / "runs"
     deadline = time.monotonic() + 60
@@ -194,7 +207,8 @@ def on_a_terminal(args: list[str], cwd: Path, env: dict[str, str], answer: str) 
 def test_on_a_terminal_apply_asks_and_only_yes_applies(
     api: Api, environments_file: Path, playbook_file: Path, tmp_path: Path, answer: str, applied: bool
 ) -> None:
-    code, seen = on_a_terminal(command(environments_file, playbook_file), tmp_path, environ(api), answer)
+    env = environ(api, tmp_path / "locks")
+    code, seen = on_a_terminal(command(environments_file, playbook_file), tmp_path, env, answer)
     assert "Apply this plan to rehearsal (DEV)? Only 'yes' will be accepted to approve." in seen
     if applied:
         assert code == 0 and "Apply: 14 changed, 0 ok, 0 failed, 0 skipped." in seen

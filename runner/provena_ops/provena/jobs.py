@@ -25,12 +25,15 @@ async def fetch_job(http: ProvenaHttp, session_id: str) -> JobStatusTable | None
     return parsed.job
 
 
-async def jobs_since(http: ProvenaHttp, since: float, page_size: int = 50) -> list[JobStatusTable]:
-    """The signed-in user's jobs created at or after `since` (Unix seconds), newest first: how a
-    submission whose answer was lost is found again."""
+async def jobs_since(
+    http: ProvenaHttp, since: float, page_size: int = 50, max_pages: int = 40
+) -> list[JobStatusTable]:
+    """The signed-in user's jobs created at or after `since` (Unix seconds): how a submission whose
+    answer was lost is found again. Pages are read until one holds nothing that recent (Provena lists
+    newest first, but nothing here depends on it beyond that stopping rule)."""
     found: list[JobStatusTable] = []
     key = None
-    while True:
+    for _ in range(max_pages):
         parsed = await http.parsed(
             ListJobsResponse,
             "jobs",
@@ -38,10 +41,9 @@ async def jobs_since(http: ProvenaHttp, since: float, page_size: int = 50) -> li
             "/jobs/user/list",
             json=ListJobsRequest(pagination_key=key, limit=page_size).model_dump(mode="json"),
         )
-        for job in parsed.jobs:
-            if job.created_timestamp < since:
-                return found
-            found.append(job)
+        recent = [job for job in parsed.jobs if job.created_timestamp >= since]
+        found.extend(recent)
         key = parsed.pagination_key
-        if key is None:
-            return found
+        if key is None or not recent:
+            break
+    return found

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
 from ..journal import (
-    EVENT,
     ActionFinished,
     ActionStarted,
     Event,
@@ -20,6 +18,7 @@ from ..journal import (
     RunFinished,
     RunResumed,
     RunStarted,
+    first_event,
     journals,
     last_event,
     read_events,
@@ -42,7 +41,7 @@ def render_runs(directory: Path, console: Console) -> None:
         return
     rows = [("run", "started", "environment", "playbook", "by", "result")]
     for path in paths:
-        head = _first_event(path)
+        head = first_event(path)
         if not isinstance(head, RunStarted):
             rows.append((path.stem, "", "", "", "", "unreadable journal"))
             continue
@@ -62,21 +61,12 @@ def render_runs(directory: Path, console: Console) -> None:
         console.print(f"[bold]{escape(line)}[/]" if number == 0 else escape(line), highlight=False)
 
 
-def _first_event(path: Path) -> Event | None:
-    with path.open(encoding="utf-8") as file:
-        line = file.readline()
-    try:
-        return EVENT.validate_python(json.loads(line))
-    except ValueError:
-        return None
-
-
 def _ending(last: Event | None) -> str:
     if isinstance(last, RunFinished):
         text = last.recap.line().removeprefix("Apply: ").rstrip(".")
         return text + (f"; stopped: {last.stopped}" if last.stopped else "")
     if isinstance(last, RunResumed):
-        return f"interrupted; resumed by {last.by_run}"
+        return f"unfinished work followed by run {last.by_run}"
     return "interrupted (apply again to finish)"
 
 
