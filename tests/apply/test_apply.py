@@ -55,6 +55,13 @@ DELETE_51 = playbook(
 )
 
 
+def describe(run: str, description: str) -> str:
+    """A playbook that sets one model run's description."""
+    return playbook(
+        f"op: update_model_runs\nreason: r\nmodel_runs: [{run}]\nset: {{description: {description}}}"
+    )
+
+
 def fetch(api: Api, route: str, item_id: str) -> dict[str, Any] | None:
     response = api.http.get(f"{api.registry}{route}/fetch", params={"id": item_id}, headers=api.auth())
     item: dict[str, Any] | None = response.json()["item"]
@@ -121,9 +128,7 @@ def test_the_journal_is_written_ahead_of_every_write_and_keeps_the_record_as_it_
     apply_on: ApplyOn, api: Api
 ) -> None:
     original = fetch(api, RUN_ROUTE, CATCHMENT_002)
-    result = apply_on(
-        playbook(f"op: update_model_runs\nreason: r\nmodel_runs: [{CATCHMENT_002}]\nset: {{description: x}}")
-    )
+    result = apply_on(describe(CATCHMENT_002, "x"))
     sequence = [(type(e).__name__, getattr(e, "key", None)) for e in events(result)]
     key = f"update {CATCHMENT_002}"
     steps = [name for name, k in sequence if k == key]
@@ -179,9 +184,7 @@ def test_fail_fast_starts_nothing_after_the_first_failure(apply_on: ApplyOn, api
 def test_a_job_that_outlasts_the_wait_is_unknown_and_the_next_run_follows_it(
     apply_on: ApplyOn, api: Api
 ) -> None:
-    edit = playbook(
-        f"op: update_model_runs\nreason: r\nmodel_runs: [{CATCHMENT_002}]\nset: {{description: slow}}"
-    )
+    edit = describe(CATCHMENT_002, "slow")
     before = history_length(api, RUN_ROUTE, CATCHMENT_002)
     set_faults(api, job_delay_ms=600)
     first = apply_on(edit, job_wait=JobWait(timeout_s=0.3, first_poll_s=0.05, max_poll_s=0.1))
@@ -268,9 +271,7 @@ def test_nothing_is_written_without_approval(apply_on: ApplyOn, api: Api) -> Non
 
 def test_a_plan_with_problems_is_not_applied(apply_on: ApplyOn, api: Api) -> None:
     with pytest.raises(NotApplied, match=r"the plan has 1 problem\(s\); nothing was applied"):
-        apply_on(
-            playbook(f"op: update_model_runs\nreason: r\nmodel_runs: [{LOCKED_RUN}]\nset: {{description: x}}")
-        )
+        apply_on(describe(LOCKED_RUN, "x"))
 
 
 def save_plan(api: Api, tmp_path: Path, environments_file: Path, text: str) -> Path:
@@ -298,9 +299,7 @@ def test_a_stale_saved_plan_is_refused_naming_what_changed(
 ) -> None:
     saved = save_plan(api, tmp_path, environments_file, DELETE_51)
     run = RUNS_OF_51[0]
-    apply_on(
-        playbook(f"op: update_model_runs\nreason: r\nmodel_runs: [{run}]\nset: {{description: meanwhile}}")
-    )
+    apply_on(describe(run, "meanwhile"))
     with pytest.raises(NotApplied) as refused:
         apply_on(DELETE_51, plan_file=saved)
     assert "the saved plan is stale: 1 record(s) changed since it was made: " + run in refused.value.message
@@ -402,9 +401,7 @@ def test_an_edit_whose_answer_is_lost_is_found_in_the_job_list_not_submitted_aga
 def test_an_edit_with_no_answer_and_no_job_is_unknown_and_done_once_by_the_next_run(
     apply_on: ApplyOn, api: Api
 ) -> None:
-    edit = playbook(
-        f"op: update_model_runs\nreason: r\nmodel_runs: [{CATCHMENT_002}]\nset: {{description: y}}"
-    )
+    edit = describe(CATCHMENT_002, "y")
     before = history_length(api, RUN_ROUTE, CATCHMENT_002)
     set_faults(api, fault_rate=1.0, fault_kinds=["503"], fault_paths=["/model_run/update"])
     first = apply_on(edit)
@@ -422,9 +419,7 @@ def test_losing_track_of_a_submitted_job_is_unknown_and_the_next_run_follows_it(
     apply_on: ApplyOn, api: Api
 ) -> None:
     """Polling fails after the submission: the job runs on; the next apply follows it, not resubmits."""
-    edit = playbook(
-        f"op: update_model_runs\nreason: r\nmodel_runs: [{CATCHMENT_002}]\nset: {{description: z}}"
-    )
+    edit = describe(CATCHMENT_002, "z")
     before = history_length(api, RUN_ROUTE, CATCHMENT_002)
     set_faults(api, job_delay_ms=300, fault_rate=1.0, fault_kinds=["503"], fault_paths=["/jobs/user/fetch"])
     first = apply_on(edit)
@@ -440,9 +435,7 @@ def test_losing_track_of_a_submitted_job_is_unknown_and_the_next_run_follows_it(
 def test_a_job_whose_row_appears_late_after_a_lost_answer_is_found_by_the_next_run(
     apply_on: ApplyOn, api: Api
 ) -> None:
-    edit = playbook(
-        f"op: update_model_runs\nreason: r\nmodel_runs: [{CATCHMENT_002}]\nset: {{description: late}}"
-    )
+    edit = describe(CATCHMENT_002, "late")
     before = history_length(api, RUN_ROUTE, CATCHMENT_002)
     set_faults(
         api, job_row_delay_ms=4000, fault_rate=1.0, fault_kinds=["lost"], fault_paths=["/model_run/update"]
