@@ -9,7 +9,6 @@ playbook planned. The earlier journal is then marked as resumed, so it is not re
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -114,9 +113,9 @@ async def finish_in_flight(
         session_id = item.session_id
         if session_id is None:
             since = datetime.fromisoformat(item.started_at).timestamp()
-            # A job submitted before the crash has had since then to appear: wait only for the rest.
-            patience = max(0.0, wait.lost_submission_s - (time.time() - since))
-            session_id = await find_job(http, item.record_id, item.reason, item.record, since, patience)
+            session_id = await find_job(
+                http, item.record_id, item.reason, item.record, since, wait.lost_submission_s
+            )
             if session_id is None:
                 return None  # never reached Provena: planning sees the record unchanged and edits it
         outcome = await follow_job(http, journal, item.key, session_id, wait)
