@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/fetch_throughput.py
 	$(BIN)/python benchmarks/validate_large.py
 	$(BIN)/python benchmarks/plan_scale.py
+	$(BIN)/python benchmarks/apply_scale.py
 
 clean:
 	rm -rf $(VENV) .provena-ops .pytest_cache .mypy_cache .ruff_cache

@@ -41,17 +41,22 @@ LATENCY_MS = 20.0
 FIRST_RUN = 1_690_000  # handles are consecutive from 10378.1/1690001; runs follow the reference data
 
 
+def endpoints_of(served: dict[str, str]) -> Endpoints:
+    """The served sandbox's endpoint overrides as the client's Endpoints."""
+    return Endpoints(
+        served["registry_api_endpoint_override"],
+        served["prov_api_endpoint_override"],
+        served["jobs_service_api_endpoint_override"],
+        served["search_api_endpoint_override"],
+        served["keycloak_endpoint_override"],
+        {},
+    )
+
+
 async def plan_once(
     endpoints: dict[str, str], access: str, playbook: Playbook, concurrency: int
 ) -> tuple[Plan, int, float]:
-    target = Endpoints(
-        endpoints["registry_api_endpoint_override"],
-        endpoints["prov_api_endpoint_override"],
-        endpoints["jobs_service_api_endpoint_override"],
-        endpoints["search_api_endpoint_override"],
-        endpoints["keycloak_endpoint_override"],
-        {},
-    )
+    target = endpoints_of(endpoints)
     started = time.perf_counter()
     async with ProvenaHttp(target, StaticToken(access), environment="bench", concurrency=concurrency) as http:
         state = await read_state(http, playbook)

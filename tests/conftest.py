@@ -15,6 +15,16 @@ from provena_ops.sandbox.context import Sandbox
 from provena_ops.sandbox.seed import SeedSummary, seed_demo
 
 
+@pytest.fixture(autouse=True)
+def token_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Sign-ins are cached per test, never in the developer's own ~/.cache."""
+    path = tmp_path_factory.mktemp("token-cache")
+    monkeypatch.setenv("PROVENA_OPS_CACHE_DIR", str(path))
+    for variable in ("PROVENA_OPS_ACCESS_TOKEN", "PROVENA_OPS_OFFLINE_TOKEN", "PROVENA_OPS_CLIENT_SECRET"):
+        monkeypatch.delenv(variable, raising=False)
+    return path
+
+
 @dataclass
 class SeededTemplate:
     path: Path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,8 +15,8 @@ from .planner import make_plan
 from .playbook.diagnostics import ValidationReport
 from .playbook.loader import LoadedPlaybook, load_playbook
 from .playbook.model import Playbook
-from .provena.auth import SandboxSignIn, StaticToken, TokenSource
 from .provena.http import ProvenaHttp
+from .signin import SignInChoice, session_for
 from .state import Progress, read_state
 from .targets import Target, open_target
 
@@ -77,6 +76,7 @@ def plan(
     concurrency: int = 16,
     progress: Progress | None = None,
     cwd: Path | None = None,
+    sign_in: SignInChoice | None = None,
 ) -> Plan:
     """Read live state for the playbook and plan it; nothing is written anywhere."""
     loaded, playbook, known = load_valid(
@@ -85,20 +85,25 @@ def plan(
     assert loaded.environment is not None
     env = known.get(loaded.environment)
     with open_target(env, loaded.params, cwd=cwd) as target:
-        return asyncio.run(_plan(target, loaded, playbook, concurrency, progress))
+        return asyncio.run(_plan(target, loaded, playbook, concurrency, progress, sign_in))
 
 
 async def _plan(
-    target: Target, loaded: LoadedPlaybook, playbook: Playbook, concurrency: int, progress: Progress | None
+    target: Target,
+    loaded: LoadedPlaybook,
+    playbook: Playbook,
+    concurrency: int,
+    progress: Progress | None,
+    sign_in: SignInChoice | None,
 ) -> Plan:
-    async with client_for(target, concurrency) as http:
+    async with client_for(target, concurrency, sign_in) as http:
         return await plan_with(http, target, loaded, playbook, progress)
 
 
-def client_for(target: Target, concurrency: int) -> ProvenaHttp:
+def client_for(target: Target, concurrency: int, sign_in: SignInChoice | None = None) -> ProvenaHttp:
     return ProvenaHttp(
         target.endpoints,
-        token_source(target),
+        session_for(target, sign_in),
         environment=target.name,
         concurrency=concurrency,
         use_proxies=target.sandbox_db is None,  # the embedded sandbox is on loopback, never behind one
@@ -126,23 +131,5 @@ def environment_info(target: Target) -> EnvironmentInfo:
     return EnvironmentInfo(name=target.name, stage=target.stage, registry=target.identity)
 
 
-ACCESS_TOKEN_VARIABLE = "PROVENA_OPS_ACCESS_TOKEN"
-
-
 def file_digest(path: Path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def token_source(target: Target) -> TokenSource:
-    """How this command signs in: an access token from the environment, or the target's auth method."""
-    token = os.environ.get(ACCESS_TOKEN_VARIABLE)
-    if token:
-        return StaticToken(token)
-    if target.auth.method == "sandbox":
-        return SandboxSignIn(
-            target.endpoints.keycloak, target.auth.username or "admin", target.auth.client_id
-        )
-    raise ProvenaOpsError(
-        f"signing in to '{target.name}' with method '{target.auth.method}' is not available in this version",
-        hint=f"set {ACCESS_TOKEN_VARIABLE} to an access token for that environment",
-    )

@@ -35,6 +35,7 @@ from .playbook.loader import LoadedPlaybook
 from .playbook.model import Playbook
 from .provena.http import ProvenaHttp
 from .recovery import finish_in_flight
+from .signin import SignInChoice
 from .state import Progress
 from .targets import Target, open_target
 
@@ -86,6 +87,7 @@ def apply(
     cwd: Path | None = None,
     runs_dir: Path | None = None,
     job_wait: JobWait | None = None,
+    sign_in: SignInChoice | None = None,
 ) -> ApplyResult:
     base = cwd or Path.cwd()
     runs = runs_dir or base / DEFAULT_RUNS_DIR
@@ -120,7 +122,10 @@ def apply(
             ui.note(took_over)
 
         async def run() -> ApplyResult:
-            async with client_for(target, concurrency) as http:
+            async with client_for(target, concurrency, sign_in) as http:
+                await (
+                    http.auth.token()
+                )  # signed in first: the journal names who; a refused sign-in leaves none
                 journal = Journal(runs, new_run_id())
                 try:
                     return await _apply(

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from .auth_cli import AUTH_METHOD_OPTION, AuthMethod, interactive_choice
 from .cli_common import (
     CONCURRENCY_OPTION,
     ENVIRONMENT_OPTION,
@@ -111,6 +112,7 @@ def apply_command(
     param: list[str] | None = PARAM_OPTION,
     concurrency: int = CONCURRENCY_OPTION,
     runs_dir: Path = RUNS_DIR_OPTION,
+    auth_method: AuthMethod | None = AUTH_METHOD_OPTION,
 ) -> None:
     """Plan, show the plan, ask for approval, then carry it out, journalling every step.
 
@@ -135,6 +137,7 @@ def apply_command(
         fail_fast=fail_fast,
         command=shlex.join(["provena-ops", *sys.argv[1:]]),
         runs_dir=runs_dir,
+        sign_in=interactive_choice(auth_method),
     )
     if not result.plan.has_changes:
         out.print("\n[green]No changes. Nothing to apply.[/]")

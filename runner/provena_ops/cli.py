@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import sys
+import traceback
 from enum import StrEnum
 from pathlib import Path
 from types import ModuleType
@@ -15,6 +16,7 @@ from rich.table import Table
 
 from . import __version__
 from .apply_cli import apply_command, log_app
+from .auth_cli import AUTH_METHOD_OPTION, AuthMethod, auth_app, interactive_choice
 from .cli_common import (
     CONCURRENCY_OPTION,
     ENVIRONMENT_OPTION,
@@ -23,10 +25,13 @@ from .cli_common import (
     ReadProgress,
     err,
     out,
+    write_atomically,
 )
 from .environments import DEFAULT_SANDBOX_DB
 from .errors import ProvenaOpsError
+from .gitops_cli import gitops_app
 from .playbook.loader import LoadedPlaybook
+from .redaction import scrub
 
 app = typer.Typer(
     help="Declarative playbooks for Provena administration, with an embedded Provena sandbox.",
@@ -41,6 +46,8 @@ sandbox_app = typer.Typer(
 app.add_typer(sandbox_app, name="sandbox")
 app.command("apply")(apply_command)
 app.add_typer(log_app, name="log")
+app.add_typer(auth_app, name="auth")
+app.add_typer(gitops_app, name="gitops")
 
 MAX_DELAY_MS = 600_000.0
 DB_OPTION = typer.Option(Path(DEFAULT_SANDBOX_DB), "--db", help="Sandbox database file.")
@@ -66,7 +73,10 @@ def version() -> None:
 
 @app.command()
 def validate(
-    playbooks: list[Path] = typer.Argument(..., help="Playbook files to check."),
+    playbooks: list[Path] | None = typer.Argument(None, help="Playbook files to check."),
+    changed_since: str | None = typer.Option(
+        None, "--changed-since", help="Check every playbook under playbooks/ changed since this git ref."
+    ),
     environment: str | None = ENVIRONMENT_OPTION,
     environments_file: Path | None = ENVIRONMENTS_FILE_OPTION,
     param: list[str] | None = PARAM_OPTION,
@@ -81,6 +91,19 @@ def validate(
     from . import api
     from .environments import parse_params
 
+    if changed_since is not None:
+        from .gitops import changed_playbooks
+
+        if playbooks:
+            raise ProvenaOpsError("give playbook files or --changed-since, not both")
+        playbooks = changed_playbooks(changed_since, Path.cwd())
+        if not playbooks:
+            err.print(f"No playbook changed since {changed_since}: nothing to validate.", highlight=False)
+            return
+    elif not playbooks:
+        raise ProvenaOpsError(
+            "validate needs playbook files", hint="provena-ops validate FILE..., or --changed-since REF"
+        )
     loaded = api.validate(
         playbooks,
         environment=environment,
@@ -120,9 +143,15 @@ class PlanFormat(StrEnum):
 
 @app.command()
 def plan(
-    playbook: Path = typer.Argument(..., help="The playbook to plan."),
+    playbook: Path | None = typer.Argument(None, help="The playbook to plan (or give --changed-since)."),
     save: Path | None = typer.Option(
         None, "--out", help="Save the plan as JSON (for review and `apply --plan`)."
+    ),
+    changed_since: str | None = typer.Option(
+        None, "--changed-since", help="Plan every playbook under playbooks/ changed since this git ref."
+    ),
+    out_dir: Path | None = typer.Option(
+        None, "--out-dir", help="With --changed-since: save each plan as JSON in this directory."
     ),
     output: PlanFormat = typer.Option(
         PlanFormat.text, "--format", help="text, json, or markdown (PR comments)."
@@ -132,6 +161,7 @@ def plan(
     environments_file: Path | None = ENVIRONMENTS_FILE_OPTION,
     param: list[str] | None = PARAM_OPTION,
     concurrency: int = CONCURRENCY_OPTION,
+    auth_method: AuthMethod | None = AUTH_METHOD_OPTION,
 ) -> None:
     """Read live state and show what apply would change, record by record, field by field.
 
@@ -143,6 +173,23 @@ def plan(
     from .render.markdown import render_markdown
     from .render.terminal import render_terminal
 
+    if changed_since is not None or out_dir is not None:
+        from .gitops_cli import plan_changed
+
+        if playbook is not None or save is not None or changed_since is None:
+            raise ProvenaOpsError(
+                "--changed-since plans the changed playbooks, and --out-dir goes with it",
+                hint="give either a PLAYBOOK (with --out), or --changed-since REF (with --out-dir)",
+            )
+        plan_changed(
+            changed_since, out_dir, output.value, verbose, environment, environments_file, param or [],
+            concurrency, interactive_choice(auth_method),
+        )  # fmt: skip
+        return
+    if playbook is None:
+        raise ProvenaOpsError(
+            "plan needs a playbook", hint="provena-ops plan PLAYBOOK, or --changed-since REF"
+        )
     if save is not None:
         _check_writable(save)
     progress = ReadProgress() if err.is_terminal else None
@@ -154,6 +201,7 @@ def plan(
             environments_file=environments_file,
             concurrency=concurrency,
             progress=progress,
+            sign_in=interactive_choice(auth_method),
         )
     finally:
         if progress is not None:
@@ -161,7 +209,7 @@ def plan(
     unsaved: ProvenaOpsError | None = None
     if save is not None:
         try:
-            _write_atomically(save, render_json(made))
+            write_atomically(save, render_json(made))
         except ProvenaOpsError as exc:
             unsaved, save = exc, None  # still show the plan, and claim no file
     if output is PlanFormat.json:
@@ -198,18 +246,30 @@ def _check_writable(path: Path) -> None:
         ) from exc
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Temp file + rename: a reader never sees half a plan, and a crash leaves the old file intact."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise ProvenaOpsError(
-            f"cannot save the plan to {path}: {exc.strerror or exc}",
-            hint="the plan is shown here but not saved; choose a writable --out path and plan again",
-        ) from exc
+@app.command()
+def init(
+    directory: Path = typer.Argument(Path("."), help="Where to create the playbook repository."),
+    install: str | None = typer.Option(
+        None, "--install", help="How the CI workflow installs provena-ops (pip requirement or git URL)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace files that already exist."),
+) -> None:
+    """Scaffold a playbook repository: environments, playbooks/, a pre-commit hook and a GitHub Actions
+    workflow that plans pull requests and applies the reviewed plans on merge."""
+    from .scaffold import WORKFLOW_PATH
+    from .scaffold import init as scaffold
+
+    made = scaffold(directory, install=install, force=force)
+    for name in made.written:
+        out.print(f"wrote {directory / name}", highlight=False)
+    out.print(
+        "\nNext:\n"
+        f"  cd {directory} && git init -b main   (if it is not a repository yet)\n"
+        "  pre-commit install                  (validate playbooks before each commit)\n"
+        f"  check PROVENA_OPS_INSTALL in {WORKFLOW_PATH}, add your deployment to environments.json,\n"
+        "  and store its credentials as a repository secret (docs/gitops.md in provena-ops).",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -423,7 +483,9 @@ def main() -> None:
     try:
         app()
     except ProvenaOpsError as exc:
-        err.print(exc.render(), markup=False, highlight=False, soft_wrap=True)
+        if os.environ.get(DEBUG_VARIABLE):
+            sys.stderr.write(scrub("".join(traceback.format_exception(exc))))
+        err.print(scrub(exc.render()), markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print(
@@ -434,10 +496,11 @@ def main() -> None:
         )
         sys.exit(130)
     except Exception as exc:  # a bug: say so plainly, keep the traceback for whoever fixes it
-        if os.environ.get(DEBUG_VARIABLE):
-            raise
+        if os.environ.get(DEBUG_VARIABLE):  # the traceback, minus any secret a frame's text may quote
+            sys.stderr.write(scrub("".join(traceback.format_exception(exc))))
+            sys.exit(1)
         err.print(
-            f"error: internal error: {type(exc).__name__}: {exc}\n"
+            f"error: internal error: {type(exc).__name__}: {scrub(str(exc))}\n"
             f"hint: this is a provena-ops bug; run again with {DEBUG_VARIABLE}=1 for the traceback, "
             "and report it",
             markup=False,

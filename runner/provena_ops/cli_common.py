@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import typer
 from rich.console import Console
+
+from .errors import ProvenaOpsError
 
 out = Console(soft_wrap=True)  # plans and reports go to logs and CI too: never break a line mid-sentence
 err = Console(stderr=True, soft_wrap=True)
@@ -46,3 +50,17 @@ class ReadProgress:
         if self.width:
             err.print(" " * self.width, end="\r", highlight=False, markup=False)
             self.width = 0
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Temp file + rename: a reader never sees half a plan, and a crash leaves the old file intact."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise ProvenaOpsError(
+            f"cannot save the plan to {path}: {exc.strerror or exc}",
+            hint="the plan is shown here but not saved; choose a writable --out path and plan again",
+        ) from exc

@@ -2,7 +2,7 @@
 
 The tour is what a client sees: Keycloak client-credentials sign-in, registry listing, graph
 exploration, a trial-mode delete and one model-run edit watched through its job's lifecycle. Then an
-example playbook is planned, applied, applied again (nothing left to do), and its journal shown, in a
+example playbook is planned and applied, planned again (no changes left), and its journal shown, in a
 fresh sandbox of its own, so the demo shows the same every time.
 """
 
@@ -18,6 +18,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from .api import plan as plan_playbook
 from .apply import apply
 from .plan import Plan
 from .render.log import render_run
@@ -159,11 +160,9 @@ def _plan_and_apply(example: Path) -> None:
         console.print("[dim](the sandbox environment, in a fresh copy: .provena-ops/sandbox.db)[/]")
         first = apply(example, _DemoUI(), auto_approve=True, cwd=workspace)
         console.print(f"[bold]{first.recap.line()}[/]")
-        console.rule("the same command again")
-        second = apply(example, _DemoUI(), auto_approve=True, cwd=workspace)
-        console.print(
-            f"[bold]{second.recap.line()}[/] Nothing was written: everything is already as planned."
-        )
+        console.rule("provena-ops plan playbooks/examples/delete-studies.yaml, again")
+        render_terminal(plan_playbook(example, cwd=workspace), console)
+        console.print("Nothing left to do: applying again would write nothing.")
         console.rule(f"provena-ops log show {first.run_id}")
         render_run(first.journal, console)
 

@@ -60,13 +60,21 @@ class AuthOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: Literal["sandbox", "device", "offline_token", "client_credentials"] = "device"
-    client_id: str = Field(
-        "client-tools", description="Keycloak client (Provena's tooling uses client-tools)."
+    client_id: str | None = Field(
+        None,
+        description="Keycloak client; defaults to Provena's own: client-tools (device), automated-access "
+        "(offline_token). client_credentials needs the service account's client.",
     )
     username: str | None = Field(None, description="Sandbox user to act as (method sandbox).")
-    token_env: str | None = Field(None, description="Environment variable holding an offline/refresh token.")
+    token_env: str | None = Field(
+        None,
+        description="Environment variable holding the offline token (default PROVENA_OPS_OFFLINE_TOKEN).",
+    )
     token_file: str | None = Field(None, description="File holding an offline/refresh token.")
-    client_secret_env: str | None = Field(None, description="Environment variable holding the client secret.")
+    client_secret_env: str | None = Field(
+        None,
+        description="Environment variable holding the client secret (default PROVENA_OPS_CLIENT_SECRET).",
+    )
 
 
 class ProvenaOpsOptions(BaseModel):
@@ -118,7 +126,7 @@ BUILTIN_SANDBOX = ToolingEnvironment(
     realm_name="provena",
     provena_ops=ProvenaOpsOptions(
         sandbox=SandboxOptions(),
-        auth=AuthOptions(method="sandbox", client_id="client-tools", username="admin"),
+        auth=AuthOptions(method="sandbox", username="admin"),
     ),
 )
 

@@ -342,7 +342,9 @@ def _connections(
             f"study {study_id} is already deleted but {plural(len(registry_runs), 'model run')} still "
             "name it (an earlier deletion did not finish); the playbook's strategy deals with them"
         )
-    for run in sorted(set(study.model_run_overrides) - graph_runs - registry_runs):
+    # Once the study is gone with nothing left naming it, the overrides have done their work: no noise.
+    finished = not fact.exists and not graph_runs and not registry_runs
+    for run in [] if finished else sorted(set(study.model_run_overrides) - graph_runs - registry_runs):
         # A warning, not a problem: after an apply (or part of one) the run is relinked already.
         planning.warnings.append(
             f"operations[{index}]: model_run_overrides names {run}, which is not linked to study "

@@ -106,6 +106,10 @@ def test_every_example_playbook_applies_and_then_has_nothing_left_to_do(
     assert first.recap.changed > 0
     second = apply_on(text)
     assert not second.plan.has_changes, [a.key for a in second.plan.actions if a.outcome == "change"]
+    # A finished job leaves no noise; only a name that no longer resolves is said (deleted, or a typo?).
+    unresolved = "nothing to delete (already deleted, if an earlier apply deleted it"
+    assert [w for w in second.plan.warnings if unresolved not in w] == [] and second.plan.problems == []
+    assert [a.warnings for a in second.plan.actions if a.warnings] == []
     assert of_kind(second, RequestSent) == []
 
 

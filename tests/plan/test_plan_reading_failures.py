@@ -161,8 +161,12 @@ def test_a_token_provena_rejects_says_to_sign_in_again(
             monkeypatch,
             "not-a-token",
         )
-    assert "was refused (401): Could not validate credentials" in failure.value.message
-    assert (failure.value.hint or "").startswith("the access token is missing, expired or not valid")
+    # Checked against the realm's key before the first call, as Provena's APIs would check it.
+    assert (
+        "the access token from $PROVENA_OPS_ACCESS_TOKEN is not valid for 'rehearsal'"
+        in failure.value.message
+    )
+    assert (failure.value.hint or "").startswith("set $PROVENA_OPS_ACCESS_TOKEN to a fresh token")
     assert "not-a-token" not in failure.value.render()
 
 

@@ -112,7 +112,7 @@ def test_answers_are_not_retried(api: Api) -> None:
 
 
 def test_concurrency_is_bounded(api: Api, demo: SeedSummary) -> None:
-    set_faults(api, latency_ms=100)
+    set_faults(api, latency_ms=200)
     ids = [run_id(demo, n) for n in range(12)]
 
     async def fetch_all(http: ProvenaHttp) -> float:
@@ -122,8 +122,8 @@ def test_concurrency_is_bounded(api: Api, demo: SeedSummary) -> None:
 
     elapsed, requests = run(api, fetch_all, concurrency=4)
     assert requests == 12
-    assert elapsed >= 0.3  # 12 requests of 100 ms, 4 at a time: at least three waves
-    assert elapsed < 1.2  # ... and not one at a time
+    assert elapsed >= 0.6  # 12 requests of 200 ms, 4 at a time: at least three waves
+    assert elapsed < 2.4  # ... and not one at a time (wide: a loaded CI machine adds overhead)
 
 
 class ExpiringToken:
@@ -137,7 +137,7 @@ class ExpiringToken:
     async def token(self) -> str:
         return self.current
 
-    async def refresh(self) -> bool:
+    async def refresh(self, stale: str) -> bool:
         self.refreshes += 1
         self.current = self.fresh
         return True
@@ -148,6 +148,9 @@ class ExpiringToken:
     @property
     def username(self) -> str:
         return "admin"
+
+    async def aclose(self) -> None:
+        return None
 
 
 def test_an_expired_token_is_refreshed_once_and_the_read_repeated(api: Api, demo: SeedSummary) -> None:

@@ -522,7 +522,10 @@ def test_job_row_delay_answers_400_until_the_row_appears(api: Api, demo: SeedSum
             seen.append(state)
         assert time.monotonic() < deadline, seen
         time.sleep(0.01)
-    assert seen == ["absent", "PENDING", "DEQUEUED", "IN_PROGRESS", "SUCCEEDED"]
+    # A loaded machine can miss a short-lived state between two polls, never reorder them.
+    lifecycle = ["PENDING", "DEQUEUED", "IN_PROGRESS", "SUCCEEDED"]
+    assert seen[0] == "absent" and seen[-1] == "SUCCEEDED" and "absent" not in seen[1:], seen
+    assert seen[1:] == sorted(seen[1:], key=lifecycle.index), seen
     assert fetch_item(api, MODEL_RUN, run)["record"] == record
 
 

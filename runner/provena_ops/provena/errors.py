@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
+import jwt
+
 from ..errors import ProvenaOpsError
 
 # Provena's 401 details (contract 2.2, 4.3, 4.8), which say what kind of refusal a 401 is.
@@ -63,20 +68,53 @@ class Unexpected(ProvenaError):
     """A response that is not what Provena's published models describe (wrong service, wrong version)."""
 
 
-def refusal_hint(detail: str, username: str) -> str:
-    """What to do about a 401, by Provena's detail text."""
-    if detail in TOKEN_DETAILS:
+def refusal_hint(detail: str, token: str, environment: str) -> str:
+    """Which of Provena's 401s this is (no token, expired, not valid here, missing realm role, no item
+    permission, locked record), in words that say what to do about it."""
+    claims = _claims(token)
+    who = str(claims.get("preferred_username", "the signed-in user"))
+    login = f"`provena-ops auth login {environment}`"
+    if detail == "Not authenticated":
         return (
-            "the access token is missing, expired or not valid for this environment; sign in again "
-            "(or set PROVENA_OPS_ACCESS_TOKEN to a fresh token)"
+            "no access token reached the API (a proxy or gateway in between may drop the Authorization "
+            f"header); sign in with {login} and check the endpoint URLs"
+        )
+    if detail == "Could not validate credentials":
+        exp = claims.get("exp")
+        if isinstance(exp, int | float) and exp <= time.time():
+            return f"the access token expired and could not be renewed; sign in again with {login}"
+        return (
+            "the API does not accept the token's signature: it was issued by another realm than this "
+            f"environment's API trusts, or the realm's key changed; sign in again with {login}"
+        )
+    if detail == "Token had incorrect structure.":
+        return (
+            "the token lacks the claims Provena reads (preferred_username, realm_access.roles, email); "
+            "sign in through client-tools or automated-access"
         )
     if detail == ROLE_DETAIL:
-        return f"{username} lacks a realm role this call needs (granted in Keycloak)"
+        roles = (
+            (claims.get("realm_access") or {}).get("roles")
+            if isinstance(claims.get("realm_access"), dict)
+            else []
+        )
+        held = ", ".join(sorted(str(r) for r in roles or [])) or "none"
+        return (
+            f"{who} lacks a realm role this call needs (their realm roles: {held}); a Keycloak admin of "
+            "the realm can grant it"
+        )
     if detail == ITEM_READ_DETAIL:
-        return f"{username} has no read permission on the item; ask its owner or a registry admin"
+        return f"{who} has no read permission on the item; ask its owner or a registry admin"
     if detail == LOCKED_DETAIL:
         return "the record is locked; an admin of the record can unlock it"
     return (
-        f"Provena answers 401 for a missing role, a missing item permission or a locked record; "
-        f"signed in as {username}"
+        "Provena answers 401 for a missing role, a missing item permission or a locked record; "
+        f"signed in as {who}"
     )
+
+
+def _claims(token: str) -> dict[str, Any]:
+    try:
+        return dict(jwt.decode(token, options={"verify_signature": False}))
+    except jwt.PyJWTError:
+        return {}

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ValidationError
 from .. import __version__
 from ..environments import Endpoints
 from .auth import TokenSource
-from .errors import NotAuthorised, ProvenaError, Unexpected, Unreachable, refusal_hint
+from .errors import TOKEN_DETAILS, NotAuthorised, ProvenaError, Unexpected, Unreachable, refusal_hint
 
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
 M = TypeVar("M", bound=BaseModel)
@@ -102,7 +102,7 @@ class ProvenaHttp:
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        await asyncio.gather(*(transport.aclose() for transport in self._transports))
+        await asyncio.gather(*(transport.aclose() for transport in self._transports), self.auth.aclose())
 
     def where(self, service: str, method: str, path: str, params: Mapping[str, Any] | None = None) -> str:
         """The call in an admin's terms: which request, with which ids, on which service of which target."""
@@ -182,15 +182,16 @@ class ProvenaHttp:
                 attempt += 1
                 continue
             if response.status_code == 401:
-                if not refreshed and self.auth.expired() and await self.auth.refresh():
+                detail = redact(detail_of(response), token)
+                # A 401 that blames the token (expired, or signed by a key since rotated): renew it once.
+                if not refreshed and detail in TOKEN_DETAILS[:2] and await self.auth.refresh(token):
                     refreshed = True
                     continue
-                detail = redact(detail_of(response), token)
                 raise NotAuthorised(
                     f"{where} was refused (401): {detail}",
                     status=401,
                     detail=detail,
-                    hint=refusal_hint(detail, self.auth.username),
+                    hint=refusal_hint(detail, token, self.environment),
                 )
             return response
 

@@ -18,6 +18,7 @@ from .realm import DEFAULT_PASSWORD, TokenError
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 POLL_INTERVAL_S = 1
+POLL_TOLERANCE_S = 0.25  # timers are not exact: a poll a little early is not "too fast"
 INVALID_CLIENT = {
     "error": "invalid_client",
     "error_description": "Invalid client or Invalid client credentials",
@@ -99,6 +100,15 @@ def build_keycloak_app(realm_name: str) -> FastAPI:
             if pending["denied"]:
                 return oauth_error("access_denied", "The end user denied the authorization request")
             if pending["username"] is None:
+                # Keycloak answers slow_down to a client that polls faster than the interval (RFC 8628 3.5)
+                too_soon = time.time() - pending.get("last_poll", 0.0) < POLL_INTERVAL_S - POLL_TOLERANCE_S
+                pending["last_poll"] = time.time()
+                with sandbox.store.transaction():
+                    sandbox.store.put_device_code(
+                        form["device_code"], sandbox.store.user_code_of(form["device_code"]), pending
+                    )
+                if too_soon:
+                    return oauth_error("slow_down", "Client is polling too fast")
                 return oauth_error("authorization_pending", "The authorization request is still pending")
             with sandbox.store.transaction():
                 pending["expires_at"] = 0

@@ -528,6 +528,10 @@ class Store:
         row = self._one("SELECT device_code FROM device_codes WHERE user_code = ?", (user_code,))
         return "" if row is None else str(row["device_code"])
 
+    def user_code_of(self, device_code: str) -> str:
+        row = self._one("SELECT user_code FROM device_codes WHERE device_code = ?", (device_code,))
+        return "" if row is None else str(row["user_code"])
+
     def put_device_code(self, device_code: str, user_code: str, data: dict[str, Any]) -> None:
         self._run(
             "INSERT OR REPLACE INTO device_codes (device_code, user_code, data) VALUES (?, ?, ?)",

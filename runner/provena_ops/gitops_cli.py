@@ -1,0 +1,191 @@
+"""`plan --changed-since` and `init`: the command-line face of the pull-request workflow."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from .cli_common import err, out, write_atomically
+from .errors import ProvenaOpsError
+from .gitops import PlaybookOutcome, changed_playbooks, plan_file_name, render_comment
+from .redaction import scrub
+from .signin import SignInChoice
+
+
+def plan_changed(
+    ref: str,
+    out_dir: Path | None,
+    output: str,
+    verbose: bool,
+    environment: str | None,
+    environments_file: Path | None,
+    params: list[str],
+    concurrency: int,
+    sign_in: SignInChoice,
+) -> None:
+    """Plans every playbook changed since `ref`; one failing playbook does not hide the others' plans.
+
+    Saved plans (--out-dir) are only those that can be applied: a plan with problems is shown, not kept,
+    so the merge job never tries it. Exit status: 1 if any playbook could not be planned or has problems,
+    else 2 if any has changes, else 0.
+    """
+    from . import api
+    from .api import PlaybookInvalid
+    from .environments import parse_params
+    from .render.json_format import render_json
+    from .render.terminal import render_terminal
+
+    playbooks = changed_playbooks(ref, Path.cwd())
+    if out_dir is not None:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            earlier = sorted(out_dir.glob("*.json"))
+            for stale in earlier:  # whatever is in --out-dir is what gets applied: only this run's plans
+                stale.unlink()
+        except OSError as exc:
+            raise ProvenaOpsError(f"cannot prepare --out-dir {out_dir}: {exc.strerror}") from None
+        if earlier:
+            err.print(f"note: replaced {len(earlier)} earlier plan(s) in {out_dir}", highlight=False)
+    outcomes: list[PlaybookOutcome] = []
+    for playbook in playbooks:
+        try:
+            made = api.plan(
+                playbook,
+                environment=environment,
+                params=parse_params(params),
+                environments_file=environments_file,
+                concurrency=concurrency,
+                sign_in=sign_in,
+            )
+        except PlaybookInvalid as exc:
+            outcomes.append(PlaybookOutcome(str(playbook), error=exc.render()))
+            continue
+        except ProvenaOpsError as exc:
+            outcomes.append(PlaybookOutcome(str(playbook), error=scrub(exc.render())))
+            continue
+        saved_as = None
+        if out_dir is not None and not made.problems:
+            saved_as = plan_file_name(str(playbook))
+            write_atomically(out_dir / saved_as, render_json(made))
+        outcomes.append(PlaybookOutcome(str(playbook), plan=made, saved_as=saved_as))
+
+    if output == "markdown":
+        sys.stdout.write(render_comment(outcomes, ref))
+    elif output == "json":
+        sys.stdout.write(
+            json.dumps(
+                [
+                    {
+                        "playbook": outcome.playbook,
+                        "plan": json.loads(render_json(outcome.plan)) if outcome.plan else None,
+                        "error": outcome.error,
+                        "saved_as": outcome.saved_as,
+                    }
+                    for outcome in outcomes
+                ],
+                indent=2,
+            )
+            + "\n"
+        )
+    else:
+        if not outcomes:
+            out.print(f"No playbook changed since {ref}: nothing to plan.", highlight=False)
+        for outcome in outcomes:
+            out.rule(outcome.playbook)
+            if outcome.plan is not None:
+                render_terminal(outcome.plan, out, verbose=verbose)
+            else:
+                err.print(outcome.error or "", markup=False, highlight=False)
+    if any(outcome.error or (outcome.plan and outcome.plan.problems) for outcome in outcomes):
+        raise typer.Exit(1)
+    if any(outcome.plan and outcome.plan.has_changes for outcome in outcomes):
+        raise typer.Exit(2)
+
+
+gitops_app = typer.Typer(
+    help="Steps of the pull-request workflow that `provena-ops init` generates (run in GitHub Actions).",
+    no_args_is_help=True,
+)
+
+
+@gitops_app.command("comment")
+def comment(
+    pull_request: int = typer.Option(..., "--pr", help="The pull request's number."),
+    body_file: Path = typer.Option(
+        ..., "--body-file", help="The comment, e.g. from `plan --format markdown`."
+    ),
+) -> None:
+    """Post the plan on the pull request, editing this workflow's earlier plan comment if there is one."""
+    from .github import GitHub, upsert_plan_comment
+
+    try:
+        body = body_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProvenaOpsError(f"cannot read the comment from {body_file}: {exc}") from None
+    if not body.strip():
+        raise ProvenaOpsError(
+            f"{body_file} is empty: planning produced no comment", hint="see the plan step's log for why"
+        )
+    how, number = upsert_plan_comment(GitHub.from_environment(), pull_request, body)
+    out.print(f"{how} plan comment {number} on pull request #{pull_request}", highlight=False)
+
+
+@gitops_app.command("fetch-plans")
+def fetch_plans(
+    sha: str = typer.Option(..., "--sha", help="The merge commit (GITHUB_SHA)."),
+    directory: Path = typer.Option(..., "--dir", help="Where to put the reviewed plans."),
+    workflow: str = typer.Option(
+        "provena-ops.yml", "--workflow", help="The workflow file that planned them."
+    ),
+) -> None:
+    """Fetch the plans reviewed on the pull request that `--sha` merged (its last successful plan run)."""
+    from .github import GitHub, fetch_reviewed_plans
+
+    saved = fetch_reviewed_plans(GitHub.from_environment(), sha, workflow, directory)
+    if not saved:
+        out.print("The pull request changed no playbook with a plan to apply.", highlight=False)
+    for path in saved:
+        out.print(f"reviewed plan: {path}", highlight=False)
+
+
+@gitops_app.command("apply-reviewed")
+def apply_reviewed(
+    directory: Path = typer.Argument(..., help="The reviewed plans (from `gitops fetch-plans`)."),
+) -> None:
+    """Apply every reviewed plan, each refused if anything changed since it was reviewed.
+
+    Merging the reviewed pull request is the confirmation, production environments included. Every plan
+    is tried; exit status 1 if any was refused or failed.
+    """
+    from .apply_cli import apply_command
+    from .journal import DEFAULT_RUNS_DIR
+
+    plans = sorted(directory.glob("*.json")) if directory.is_dir() else []
+    if not plans:
+        out.print(f"No reviewed plan in {directory}: nothing to apply.", highlight=False)
+        return
+    failed = []
+    for path in plans:
+        out.rule(str(path.name))
+        try:
+            environment = json.loads(path.read_text(encoding="utf-8"))["environment"]["name"]
+        except (OSError, ValueError, KeyError, TypeError):
+            environment = None  # apply --plan explains what is wrong with the file
+        try:
+            apply_command(
+                None, plan_file=path, auto_approve=True, confirm_environment=environment, parallelism=8,
+                fail_fast=False, verbose=False, environment=None, environments_file=None, param=None,
+                concurrency=16, runs_dir=DEFAULT_RUNS_DIR, auth_method=None,
+            )  # fmt: skip
+        except typer.Exit as exc:
+            if exc.exit_code:
+                failed.append(path.name)
+        except ProvenaOpsError as exc:
+            err.print(scrub(exc.render()), markup=False, highlight=False)
+            failed.append(path.name)
+    if failed:
+        err.print(f"not applied in full: {', '.join(failed)}", markup=False, highlight=False)
+        raise typer.Exit(1)
