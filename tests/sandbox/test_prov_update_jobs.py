@@ -142,7 +142,7 @@ def test_update_needs_the_write_role(api: Api, demo: SeedSummary) -> None:
 
 
 def test_update_job_walks_the_status_sequence(api: Api, demo: SeedSummary) -> None:
-    set_faults(api, job_delay_ms=250)
+    set_faults(api, job_delay_ms=500)  # each state lasts long enough for a loaded machine to see it
     run = run_id(demo, 2)
     record = fetch_run(api, run)["record"]
     record["description"] = "Edited description."
