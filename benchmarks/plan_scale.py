@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import subprocess
 import tempfile
 import time
@@ -152,19 +151,22 @@ def plan_in_own_process(
     )
     saved = directory / "plan.json"
     started = time.perf_counter()
-    with saved.open("w") as out:
-        result = subprocess.run(
+    with saved.open("w") as out, tempfile.TemporaryFile() as err:
+        planner = subprocess.Popen(
             [*CLI, "plan", str(playbook), "--environments", str(environments), "--format", "json"],
             stdout=out,
-            stderr=subprocess.PIPE,
-            text=True,
+            stderr=err,
             env={**os.environ, "PROVENA_OPS_ACCESS_TOKEN": access},
         )
-    wall = time.perf_counter() - started
-    if result.returncode not in (0, 2):
-        raise RuntimeError(f"plan failed: {result.stderr[-2000:]}")
+        # wait4 gives this process's own peak: RUSAGE_CHILDREN would also count the sandbox servers.
+        _, status, usage = os.wait4(planner.pid, 0)
+        planner.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        if planner.returncode not in (0, 2):
+            err.seek(0)
+            raise RuntimeError(f"plan failed: {err.read()[-2000:].decode(errors='replace')}")
     count = len(json.loads(saved.read_text())["targets"][0]["model_runs"])
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, wall, count
+    return usage.ru_maxrss / 1024, wall, count
 
 
 def run_ids(db: Path) -> list[str]:

@@ -324,3 +324,33 @@ def test_a_body_that_cannot_be_decoded_is_an_error_not_a_traceback() -> None:
     ):
         run_on(on(url), lambda http: registry.general_fetch(http, "10378.1/1"))
     assert "could not be sent or read: DecodingError" in failure.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b"<html>502 Bad Gateway</html>", "answered something that is not JSON: '<html>502 Bad Gateway"),
+        (b'["an", "array"]', "does not match Provena's UntypedFetchResponse: a JSON list, not an object"),
+        (b'{"status": "fine"}', "does not match Provena's UntypedFetchResponse"),
+    ],
+)
+def test_a_200_that_is_not_a_provena_answer_is_named_not_a_traceback(body: bytes, said: str) -> None:
+    """A proxy's error page or another service behind the endpoint, answering 200."""
+    with counting_server(body) as url, pytest.raises(Unexpected) as failure:
+        run_on(on(url), lambda http: registry.general_fetch(http, "10378.1/1"))
+    assert said in failure.value.message
+    assert "general/fetch?id=10378.1/1 on the registry API of 'test'" in failure.value.message
+
+
+def test_records_read_share_their_repeated_strings(api: Api, demo: SeedSummary) -> None:
+    """What lets 10,000 records fit in memory: a key or id repeated across records is one object."""
+
+    async def two(http: ProvenaHttp) -> list[registry.Fetched]:
+        return [await registry.fetch(http, "MODEL_RUN", run_id(demo, n)) for n in (0, 1)]
+
+    first, second = run(api, two)[0]
+    assert first.item is not None and second.item is not None
+    assert first.item["record_type"] == second.item["record_type"] == "COMPLETE_ITEM"
+    assert first.item["record_type"] is second.item["record_type"]
+    key = next(k for k in first.item if k == "item_subtype")
+    assert key is next(k for k in second.item if k == "item_subtype")

@@ -17,7 +17,6 @@ fetches at 16 in flight: 2.9 ms of CPU per request through one shared AsyncClien
 from __future__ import annotations
 
 import asyncio
-import json as jsonlib
 import random
 import urllib.request
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 
 from .. import __version__
 from ..environments import Endpoints
@@ -228,10 +228,16 @@ class ProvenaHttp:
         json: Any = None,
     ) -> tuple[M, dict[str, Any]]:
         """As `parsed`, with the raw JSON object too, for records that must be kept (and fingerprinted)
-        exactly as read, fields the published model does not know included."""
+        exactly as read, fields the published model does not know included.
+
+        pydantic-core's parser shares repeated strings (keys, ids, enum values) across responses, which
+        halves what 10,000 kept records weigh and parses in half the json module's time."""
         response = await self._ok(service, method, path, params=params, json=json, retry_safe=True)
         try:
-            raw = jsonlib.loads(response.content)
+            try:
+                raw = from_json(response.content, cache_strings="all")
+            except ValueError as exc:
+                raise NotJson(str(exc)) from exc
             if not isinstance(raw, dict):
                 raise ValueError(f"a JSON {type(raw).__name__}, not an object")
             return model.model_validate(raw), raw
@@ -260,10 +266,14 @@ class ProvenaHttp:
         return response
 
 
+class NotJson(ValueError):
+    pass
+
+
 def _unexpected(
     where: str, response: httpx.Response, model: type[BaseModel], exc: ValidationError | ValueError
 ) -> Unexpected:
-    not_json = isinstance(exc, jsonlib.JSONDecodeError) or (
+    not_json = isinstance(exc, NotJson) or (
         isinstance(exc, ValidationError) and any(e["type"] == "json_invalid" for e in exc.errors())
     )
     if not_json:
