@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from pydantic import ValidationError
+
 from .api import client_for, environment_info, file_digest, load_valid, plan_with, playbook_info
 from .errors import ProvenaOpsError
 from .executor import Executor, JobWait, Outcome
@@ -109,6 +111,13 @@ def apply(
     )
     assert loaded.environment is not None
     env = known.get(loaded.environment)
+    if confirm_environment is not None and confirm_environment != env.name:
+        raise NotApplied(  # a confirmation meant for another environment confirms nothing
+            f"--confirm-environment {confirm_environment} does not name the target environment "
+            f"'{env.name}'; nothing was contacted",
+            hint=f"check the playbook's environment (and -e); to apply to '{env.name}', "
+            f"confirm it: --confirm-environment {env.name}",
+        )
     if env.stage.strip().upper() == "PROD" and confirm_environment != env.name:
         raise NotApplied(
             f"'{env.name}' is a production environment; nothing was contacted",
@@ -215,8 +224,10 @@ async def _plan_for_apply(
     ui: ApplyUI,
     job_wait: JobWait,
 ) -> tuple[Plan, list[JobRecovered]]:
-    """Jobs left in flight followed to their end, then the plan to carry out: a fresh one, or the saved
-    one when nothing it read has changed. Refuses (NotApplied) a stale or unappliable plan."""
+    """Jobs left in flight followed to their end, then the plan to carry out, made now. With a saved plan,
+    only when nothing it read has changed and every write planned now is one the saved plan shows, so
+    what is carried out (and shown) is what was reviewed, less what is already done. Refuses
+    (NotApplied) a stale, altered or unappliable plan."""
     recovered = await finish_in_flight(http, journal, runs, job_wait, target.identity)
     for job in recovered:
         ui.note(f"followed {job.key} from interrupted run {job.from_run}: job {job.session_id} {job.status}")
@@ -239,7 +250,16 @@ async def _plan_for_apply(
                 + (f" and {len(stale) - 10} more" if len(stale) > 10 else ""),
                 hint="plan again, review, and apply the new plan",
             )
-        plan = saved
+        unreviewed = _unreviewed(saved, plan)
+        if unreviewed:
+            raise NotApplied(
+                f"the saved plan does not say what applying it would do: {len(unreviewed)} action(s) "
+                "planned now are not in it as written: "
+                + ", ".join(unreviewed[:10])
+                + (f" and {len(unreviewed) - 10} more" if len(unreviewed) > 10 else ""),
+                hint="the file was edited after `provena-ops plan` wrote it, or made by another version; "
+                "plan again, review, and apply the new plan",
+            )
     journal.write(Planned(at=now(), plan=plan))
     ui.show(plan)
     if plan.problems:
@@ -255,10 +275,15 @@ def _saved_plan(path: Path) -> Plan:
         return Plan.model_validate_json(path.read_bytes())
     except OSError as exc:
         raise ProvenaOpsError(f"cannot read the plan {path}: {exc.strerror or exc}") from exc
-    except ValueError as exc:
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
         raise ProvenaOpsError(
-            f"{path} is not a provena-ops plan ({str(exc).splitlines()[0]})",
-            hint="save plans with `provena-ops plan PLAYBOOK --out plan.json`",
+            f"{path} is not a provena-ops plan: "
+            + (f"{where}: {first['msg']}" if where else first["msg"])
+            + (f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""),
+            hint="save plans with `provena-ops plan PLAYBOOK --out plan.json`, and apply them as saved "
+            "(a file cut short or edited by hand is not applied)",
         ) from exc
 
 
@@ -301,6 +326,25 @@ def _stale(saved: Plan, fresh: Plan) -> list[str]:
             continue  # only relinks or deletions since: what this plan does
         changed.append(key)
     return changed
+
+
+# What an action writes; the rest of it (diff, graph impact, warnings) is what it shows.
+EFFECT = ("kind", "record_id", "subtype", "reason", "record", "stale_link_to")
+
+
+def _unreviewed(saved: Plan, fresh: Plan) -> list[str]:
+    """Writes planned now that the saved plan does not show exactly: it was edited by hand, or made by
+    another version. Its actions that are done by now are absent from, or unchanged in, the fresh plan."""
+    reviewed = {action.key: action for action in saved.actions if action.outcome == "change"}
+    return [
+        action.key
+        for action in fresh.actions
+        if action.outcome == "change"
+        and (
+            action.key not in reviewed
+            or any(getattr(action, field) != getattr(reviewed[action.key], field) for field in EFFECT)
+        )
+    ]
 
 
 LINKS_SUFFIX = "#links"

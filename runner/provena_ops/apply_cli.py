@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .auth_cli import AUTH_METHOD_OPTION, AuthMethod, interactive_choice
@@ -25,7 +26,9 @@ from .journal import DEFAULT_RUNS_DIR, Result
 from .plan import Action, Plan
 from .targets import Target
 
-log_app = typer.Typer(help="Show the journals of earlier applies.", no_args_is_help=True)
+log_app = typer.Typer(
+    rich_markup_mode="markdown", help="Show the journals of earlier applies.", no_args_is_help=True
+)
 RUNS_DIR_OPTION = typer.Option(
     DEFAULT_RUNS_DIR, "--runs-dir", help="Where run journals are kept (relative to the working directory)."
 )
@@ -118,7 +121,8 @@ def apply_command(
 
     Safe to run again at any time: what is already done is skipped, and a run interrupted at any point
     (even by kill -9) is finished by running the same command again. Exit status: 0 every action
-    succeeded (or nothing to do), 1 anything failed or was not applied.
+    succeeded (or nothing to do), 1 anything failed or was not applied (or a usage error), 130
+    interrupted.
     """
     from .apply import apply
     from .environments import parse_params
@@ -149,7 +153,12 @@ def apply_command(
         out.print(f"[yellow]stopped: {result.stopped}[/]")
     style = "green" if result.recap.succeeded else "red"
     out.print(f"\n[bold {style}]{result.recap.line()}[/]")
-    out.print(f"[dim]journal: {result.journal} (provena-ops log show {result.run_id})[/]", highlight=False)
+    elsewhere = "" if runs_dir == DEFAULT_RUNS_DIR else f" --runs-dir {shlex.quote(str(runs_dir))}"
+    out.print(
+        f"[dim]journal: {escape(str(result.journal))} "
+        f"(provena-ops log show {result.run_id}{escape(elsewhere)})[/]",
+        highlight=False,
+    )
     if not result.recap.succeeded:
         raise typer.Exit(1)
 

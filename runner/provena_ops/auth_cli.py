@@ -37,6 +37,7 @@ from .signin import (
 from .targets import Target, open_target
 
 auth_app = typer.Typer(
+    rich_markup_mode="markdown",
     help="Sign in to Provena environments (Keycloak), show who you are there, sign out.",
     no_args_is_help=True,
 )

@@ -10,6 +10,7 @@ import traceback
 from enum import StrEnum
 from pathlib import Path
 from types import ModuleType
+from typing import Any, cast
 
 import typer
 from rich.table import Table
@@ -34,12 +35,14 @@ from .playbook.loader import LoadedPlaybook
 from .redaction import scrub
 
 app = typer.Typer(
+    rich_markup_mode="markdown",  # (every group) reflows the docstrings' wrapped lines in --help
     help="Declarative playbooks for Provena administration, with an embedded Provena sandbox.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 sandbox_app = typer.Typer(
+    rich_markup_mode="markdown",
     help="Run and manage the embedded Provena-compatible sandbox (FastAPI + SQLite on loopback).",
     no_args_is_help=True,
 )
@@ -165,7 +168,8 @@ def plan(
 ) -> None:
     """Read live state and show what apply would change, record by record, field by field.
 
-    Exit status: 0 no changes, 2 changes present, 1 error (including a plan with problems).
+    Exit status: 0 no changes, 2 changes present, 1 error (a plan with problems or a usage error
+    included), 130 interrupted.
     """
     from . import api
     from .environments import parse_params
@@ -479,22 +483,33 @@ def token(
 DEBUG_VARIABLE = "PROVENA_OPS_DEBUG"
 
 
+INTERRUPTED = 130  # what typer returns for Ctrl-C, as the shell reports a SIGINT
+# The base of typer's usage errors, whichever click it carries (its own copy since typer 0.25).
+USAGE_ERROR: type[Exception] = next(
+    base for base in typer.BadParameter.__mro__ if base.__name__ == "ClickException"
+)
+
+
 def main() -> None:
     try:
-        app()
+        # Not standalone: click would exit 2 on a usage error, which `plan` documents as "changes
+        # present", and typer turns Ctrl-C into a silent exit.
+        code = app(standalone_mode=False, prog_name="provena-ops")
+    except USAGE_ERROR as exc:
+        from typer.rich_utils import rich_format_error
+
+        rich_format_error(cast(Any, exc))
+        sys.exit(1)
+    except typer.Abort:  # end of input at a prompt
+        err.print("error: no answer (end of input); nothing was changed", markup=False, highlight=False)
+        sys.exit(1)
     except ProvenaOpsError as exc:
         if os.environ.get(DEBUG_VARIABLE):
             sys.stderr.write(scrub("".join(traceback.format_exception(exc))))
         err.print(scrub(exc.render()), markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
-        err.print(
-            "interrupted; nothing more was started (after an interrupted apply, run the same command "
-            "again to finish it)",
-            markup=False,
-            highlight=False,
-        )
-        sys.exit(130)
+        code = INTERRUPTED
     except Exception as exc:  # a bug: say so plainly, keep the traceback for whoever fixes it
         if os.environ.get(DEBUG_VARIABLE):  # the traceback, minus any secret a frame's text may quote
             sys.stderr.write(scrub("".join(traceback.format_exception(exc))))
@@ -507,6 +522,14 @@ def main() -> None:
             highlight=False,
         )
         sys.exit(1)
+    if code == INTERRUPTED:
+        err.print(
+            "interrupted; nothing more was started (after an interrupted apply, run the same command "
+            "again to finish it)",
+            markup=False,
+            highlight=False,
+        )
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -106,6 +106,7 @@ def plan_changed(
 
 
 gitops_app = typer.Typer(
+    rich_markup_mode="markdown",
     help="Steps of the pull-request workflow that `provena-ops init` generates (run in GitHub Actions).",
     no_args_is_help=True,
 )

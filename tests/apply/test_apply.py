@@ -15,6 +15,7 @@ import pytest
 from provena_ops import api as ops
 from provena_ops.apply import NotApplied, apply
 from provena_ops.environments import Endpoints
+from provena_ops.errors import ProvenaOpsError
 from provena_ops.executor import Executor, JobWait
 from provena_ops.journal import (
     ActionFinished,
@@ -293,9 +294,79 @@ def test_a_saved_plan_is_applied_as_saved(
     apply_on: ApplyOn, api: Api, tmp_path: Path, environments_file: Path
 ) -> None:
     saved = save_plan(api, tmp_path, environments_file, DELETE_51)
+    reviewed = Plan.model_validate_json(saved.read_text())
     result = apply_on(DELETE_51, plan_file=saved)
-    assert result.plan == Plan.model_validate_json(saved.read_text())  # the reviewed plan, not a new one
+    assert result.plan.actions == reviewed.actions  # what was reviewed, action for action
     assert result.recap.succeeded and fetch(api, STUDY_ROUTE, STUDY_51) is None
+    again = apply_on(DELETE_51, plan_file=saved)
+    assert not again.plan.has_changes and again.recap.changed == 0  # shown as done, not as to do
+    assert not of_kind(again, RequestSent)
+
+
+def doctor(saved: Path, edit: Any) -> None:
+    plan = json.loads(saved.read_text())
+    edit(plan)
+    saved.write_text(json.dumps(plan))
+
+
+def test_a_saved_plan_cut_short_or_malformed_is_named_with_what_is_wrong(
+    api: Api, tmp_path: Path, environments_file: Path
+) -> None:
+    saved = save_plan(api, tmp_path, environments_file, DELETE_51)
+    whole = json.loads(saved.read_text())
+    cases = {
+        "cut short": (saved.read_text()[:700], "Invalid JSON: EOF while parsing"),
+        "other format": (json.dumps({**whole, "plan_format": 2}), "plan_format: Input should be 1"),
+        "bad outcome": (
+            json.dumps({**whole, "actions": [{**whole["actions"][0], "outcome": "maybe"}]}),
+            "actions.0.outcome: Input should be 'change', 'unchanged' or 'already_absent'",
+        ),
+    }
+    for name, (text, said) in cases.items():
+        broken = tmp_path / f"{name}.json"
+        broken.write_text(text)
+        with pytest.raises(ProvenaOpsError) as refused:
+            apply(None, RecordingUI(), plan_file=broken, cwd=tmp_path)
+        assert refused.value.message.startswith(f"{broken} is not a provena-ops plan: ")
+        assert said in refused.value.message, (name, refused.value.message)
+    assert fetch(api, STUDY_ROUTE, STUDY_51) is not None
+
+
+def test_a_saved_plan_edited_by_hand_is_refused_and_changes_nothing(
+    apply_on: ApplyOn, api: Api, tmp_path: Path, environments_file: Path
+) -> None:
+    """Only what `plan` wrote is applied: an edited target, record or summary is not carried out."""
+    text = playbook(f"op: delete_model_runs\nmodel_runs: [{REEF_010}]")
+    bystander = CATCHMENT_002  # in no playbook here
+
+    def retarget(plan: dict[str, Any]) -> None:
+        plan["actions"][0]["record_id"] = bystander
+
+    def rename(plan: dict[str, Any]) -> None:
+        plan["actions"][0]["record"] = {**plan["actions"][0]["record"], "display_name": "HACKED"}
+
+    for edit in (retarget,):
+        saved = save_plan(api, tmp_path, environments_file, text)
+        doctor(saved, edit)
+        with pytest.raises(NotApplied) as refused:
+            apply_on(text, plan_file=saved)
+        assert f"1 action(s) planned now are not in it as written: delete {REEF_010}" in refused.value.message
+        assert "edited after `provena-ops plan` wrote it" in (refused.value.hint or "")
+        assert fetch(api, RUN_ROUTE, REEF_010) is not None and fetch(api, RUN_ROUTE, bystander) is not None
+
+    edit_text = describe(REEF_010, "reviewed")
+    saved = save_plan(api, tmp_path, environments_file, edit_text)
+    doctor(saved, rename)
+    before = fetch(api, RUN_ROUTE, REEF_010)
+    with pytest.raises(NotApplied, match=f"not in it as written: update {REEF_010}"):
+        apply_on(edit_text, plan_file=saved)
+    assert fetch(api, RUN_ROUTE, REEF_010) == before
+
+    saved = save_plan(api, tmp_path, environments_file, text)
+    doctor(saved, lambda plan: plan["summary"].update(delete=5))  # display only: the plan shown is made now
+    ui = RecordingUI()
+    result = apply_on(text, plan_file=saved, ui=ui)
+    assert ui.shown[-1].summary.delete == 1 and result.recap.changed == 1
 
 
 def test_a_stale_saved_plan_is_refused_naming_what_changed(
@@ -335,8 +406,12 @@ def test_production_needs_its_name_confirmed(
     options: dict[str, Any] = {"environments_file": environments, "cwd": tmp_path, "auto_approve": True}
     with pytest.raises(NotApplied, match="'prod' is a production environment; nothing was contacted"):
         apply(path, RecordingUI(), **options)
-    with pytest.raises(NotApplied):
+    with pytest.raises(NotApplied, match="--confirm-environment rehearsal does not name the target"):
         apply(path, RecordingUI(), confirm_environment="rehearsal", **options)
+    sandboxed = tmp_path / "sandboxed.yaml"
+    sandboxed.write_text(DELETE_51.replace("environment: rehearsal", "environment: sandbox"))
+    with pytest.raises(NotApplied, match="does not name the target environment 'sandbox'"):
+        apply(sandboxed, RecordingUI(), confirm_environment="prod", **options)
     result = apply(path, RecordingUI(), confirm_environment="prod", job_wait=FAST, **options)
     assert result.recap.succeeded
 

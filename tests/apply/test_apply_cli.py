@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -129,6 +130,27 @@ def test_log_show_of_an_unknown_run_says_which_runs_exist(tmp_path: Path) -> Non
     assert "error: no run 'nope' in .provena-ops/runs" in shown.stderr and "Traceback" not in shown.stderr
 
 
+def test_log_show_of_a_journal_with_nothing_readable_is_an_error(tmp_path: Path) -> None:
+    runs = tmp_path / ".provena-ops" / "runs"
+    runs.mkdir(parents=True)
+    (runs / "20261126T101500Z-3f9a1c.jsonl").write_text("garbage, not an event")
+    shown = log(tmp_path, "show", "20261126T101500Z")
+    assert shown.returncode == 1 and not shown.stdout
+    assert "20261126T101500Z-3f9a1c.jsonl holds no journal events" in shown.stderr
+
+
+def test_the_journal_hint_names_a_runs_dir_given(
+    api: Api, environments_file: Path, playbook_file: Path, tmp_path: Path
+) -> None:
+    args = command(environments_file, playbook_file, "--auto-approve", "--runs-dir", "audit runs")
+    applied = run_cli(api, tmp_path, args)
+    assert applied.returncode == 0, applied.stderr
+    hint = applied.stdout.split("(provena-ops log show ")[1].split(")")[0]
+    assert hint.endswith(" --runs-dir 'audit runs'")
+    shown = log(tmp_path, "show", *shlex.split(hint))  # the hint, copied, works
+    assert shown.returncode == 0 and "Apply: 14 changed" in shown.stdout
+
+
 # -- kill -9 at any point, then the same command again -------------------------------------------------
 
 
@@ -188,6 +210,33 @@ def test_after_kill_9_at_any_point_the_same_command_finishes_the_job_once(
     journals = sorted(runs.glob("*.jsonl"))
     assert len(journals) == 2
     assert read_events(journals[0])  # the killed run's journal stays readable (a torn last line is skipped)
+
+
+def test_ctrl_c_says_what_was_left_and_the_same_command_finishes(
+    api: Api, environments_file: Path, playbook_file: Path, tmp_path: Path
+) -> None:
+    set_faults(api, job_delay_ms=300)
+    args = command(environments_file, playbook_file, "--auto-approve")
+    process = subprocess.Popen(
+        args, cwd=tmp_path, env=environ(api, tmp_path / "locks"), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    runs = tmp_path / ".provena-ops" / "runs"
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        journal = next(iter(runs.glob("*.jsonl")), None) if runs.is_dir() else None
+        if journal is not None and "request_sent" in journal.read_text():
+            process.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.005)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted; nothing more was started" in stderr
+    assert "run the same command again to finish it" in stderr and "Traceback" not in stderr
+    set_faults(api, job_delay_ms=0)
+    again = run_cli(api, tmp_path, args)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
+    assert final_state(api)["study"] == -1
 
 
 def on_a_terminal(args: list[str], cwd: Path, env: dict[str, str], answer: str) -> tuple[int, str]:

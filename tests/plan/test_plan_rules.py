@@ -943,6 +943,11 @@ def test_the_plan_command_exit_codes_and_saved_plan(
     text_run = provena_ops(api, remote_environments, str(tmp_path / "problems.yaml"))
     assert text_run.returncode == 1 and "is locked" in text_run.stdout
     assert json.loads((tmp_path / "problems.json").read_text())["problems"][0]["record_id"] == LOCKED_RUN
+    # a usage error is an error (1), never "changes present" (2), which CI would read as a plan to review
+    for usage in (["--bogus"], ["--format", "yaml"], ["--concurrency", "0"]):
+        misused = provena_ops(api, remote_environments, str(tmp_path / "changes.yaml"), *usage)
+        assert misused.returncode == 1, (usage, misused.stderr)
+        assert "Try 'provena-ops plan --help' for help." in misused.stderr and not misused.stdout
 
 
 # -- ordering, roles, replacements, staleness ---------------------------------------------------------------

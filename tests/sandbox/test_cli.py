@@ -322,7 +322,7 @@ def test_help(in_process: None, args: tuple[str, ...], mentions: tuple[str, ...]
     assert outcome.code == 0, outcome
     assert outcome.stderr == ""
     assert re.search(
-        rf"Usage: \S.*provena-ops {re.escape(' '.join((*args, '')))}\[OPTIONS\]", outcome.stdout
+        rf"Usage: (\S*/)?provena-ops {re.escape(' '.join((*args, '')))}\[OPTIONS\]", outcome.stdout
     ), outcome.stdout
     for mention in mentions:
         assert mention in outcome.stdout, (mention, outcome.stdout)

@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from ..errors import ProvenaOpsError
 from ..journal import (
     ActionFinished,
     ActionStarted,
@@ -71,7 +72,13 @@ def _ending(last: Event | None) -> str:
 
 
 def render_run(path: Path, console: Console) -> None:
-    for event in read_events(path):
+    events = read_events(path)
+    if not events:
+        raise ProvenaOpsError(
+            f"{path} holds no journal events (empty, or its only line is unreadable)",
+            hint="journals are written by `provena-ops apply`; `provena-ops log list` shows the runs",
+        )
+    for event in events:
         clock = event.at[11:23]
         if isinstance(event, RunStarted):
             env = event.environment
