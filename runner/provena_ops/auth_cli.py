@@ -25,7 +25,7 @@ from .provena.auth import DeviceSignIn, KeycloakSession, access_expiry_text, cla
 from .provena.keycloak import DevicePrompt, Keycloak, format_utc
 from .provena.token_cache import load as load_cached
 from .provena.token_cache import remove as remove_cached
-from .provena.token_cache import session_file, write_private
+from .provena.token_cache import session_file, why_not_cached, write_private
 from .signin import (
     ACCESS_TOKEN_VARIABLE,
     OFFLINE_TOKEN_VARIABLE,
@@ -93,7 +93,11 @@ def interactive_choice(method: AuthMethod | None) -> SignInChoice:
 
 @contextlib.contextmanager
 def _target(
-    environment: str, environments_file: Path | None, param: list[str] | None, choice: SignInChoice
+    environment: str,
+    environments_file: Path | None,
+    param: list[str] | None,
+    choice: SignInChoice,
+    output: str = "text",
 ) -> Iterator[Target | None]:
     """The environment's target, or None (after saying so) for the embedded sandbox's own sign-in, which
     needs nothing from anyone and starts no server."""
@@ -101,12 +105,16 @@ def _target(
     auth = env.provena_ops.auth if env.provena_ops and env.provena_ops.auth else None
     if env.is_sandbox and (choice.method or (auth.method if auth else "device")) == "sandbox":
         user = (auth.username if auth else None) or "admin"
-        out.print(
-            f"'{env.name}' is the embedded sandbox: every command signs in by itself as sandbox user "
-            f"'{user}'. Nothing to do.",
-            markup=False,
-            highlight=False,
-        )
+        if output == "json":
+            described = {"environment": env.name, "signed_in": True, "username": user, "method": "sandbox"}
+            sys.stdout.write(json.dumps(described, indent=2) + "\n")
+        else:
+            out.print(
+                f"'{env.name}' is the embedded sandbox: every command signs in by itself as sandbox user "
+                f"'{user}'; there is no session to sign in to, show, end or mint a token for.",
+                markup=False,
+                highlight=False,
+            )
         yield None
         return
     with open_target(env, parse_params(param or [])) as target:
@@ -178,6 +186,8 @@ def login(
     with _target(environment, environments_file, param, choice) as target:
         if target is None:
             return
+        if method_of(target, choice) == "device":
+            _refuse_device_flow_in_ci(f"run `provena-ops auth login {target.name}` on your own machine")
 
         async def run() -> KeycloakSession:
             session = session_for(target, choice)
@@ -206,7 +216,7 @@ def status(
     if output not in ("text", "json"):
         raise ProvenaOpsError(f"unknown --format '{output}'", hint="use text or json")
     choice = SignInChoice(method=auth_method.value if auth_method else None, prompt=None)
-    with _target(environment, environments_file, param, choice) as target:
+    with _target(environment, environments_file, param, choice, output) as target:
         if target is None:
             return
         method = method_of(target, choice)
@@ -215,7 +225,7 @@ def status(
             and not os.environ.get("PROVENA_OPS_ACCESS_TOKEN")
             and load_cached(target.name) is None
         ):
-            _not_signed_in(target, output, "no cached session")
+            _not_signed_in(target, output, why_not_cached(target.name))
 
         async def run() -> KeycloakSession:
             session = session_for(target, choice)
@@ -235,6 +245,16 @@ def status(
             sys.stdout.write(json.dumps(_describe(session, target, session.sign_in.method), indent=2) + "\n")
         else:
             _print_identity(session, target, session.sign_in.method)
+
+
+def _refuse_device_flow_in_ci(elsewhere: str) -> None:
+    """CI has no one to approve a browser sign-in: refuse now rather than wait out the code's lifetime."""
+    if os.environ.get("CI"):
+        raise ProvenaOpsError(
+            "a device sign-in needs a person to approve it in a browser, and $CI is set; nothing was started",
+            hint=f"{elsewhere}; CI itself signs in with an offline token or client credentials "
+            "(docs/auth.md)",
+        )
 
 
 def _not_signed_in(target: Target, output: str, why: str) -> None:
@@ -315,8 +335,12 @@ def offline_token(
         )
     if not save.parent.is_dir():
         raise ProvenaOpsError(f"cannot write {save}: {save.parent} is not a directory")
-    with _target(environment, environments_file, param, SignInChoice(method="device")) as target:
-        assert target is not None
+    with _target(environment, environments_file, param, SignInChoice()) as target:
+        if target is None:
+            return
+        _refuse_device_flow_in_ci(
+            f"run `provena-ops auth offline-token {target.name} --out FILE` on your own machine"
+        )
         err.print(
             f"An offline token lets CI sign in to '{target.name}' as you, without a browser, until it is "
             f"revoked. Sign in with the account CI should act as (client {client_id}).",
@@ -345,7 +369,8 @@ def offline_token(
         f"Wrote an offline token for '{target.name}' to {save} (readable only by you).\n"
         f"It signs in as {claims.get('preferred_username')} with realm roles: {held or 'none'}.\n"
         "Next:\n"
-        f"  1. store it as a CI secret, e.g. `gh secret set {OFFLINE_TOKEN_VARIABLE} < {save}`\n"
+        "  1. store it as a CI secret; one that can write only in a GitHub Environment limited to main,\n"
+        f"     e.g. `gh secret set {OFFLINE_TOKEN_VARIABLE} --env provena-apply < {save}`\n"
         f"  2. delete the file: `rm {save}`\n"
         f'  3. in environments.json, give \'{target.name}\' "provena_ops": {{"auth": {{"method": '
         f'"offline_token", "client_id": "{client_id}", "token_env": "{OFFLINE_TOKEN_VARIABLE}"}}}}\n'

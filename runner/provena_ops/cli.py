@@ -271,7 +271,8 @@ def init(
         f"  cd {directory} && git init -b main   (if it is not a repository yet)\n"
         "  pre-commit install                  (validate playbooks before each commit)\n"
         f"  check PROVENA_OPS_INSTALL in {WORKFLOW_PATH}, add your deployment to environments.json,\n"
-        "  and store its credentials as a repository secret (docs/gitops.md in provena-ops).",
+        "  and store its credentials: the writing one in the GitHub Environment provena-apply, a\n"
+        "  read-only one as a repository secret (docs/gitops.md in provena-ops, section 5).",
         highlight=False,
     )
 

@@ -145,6 +145,10 @@ def fetch_plans(
     """Fetch the plans reviewed on the pull request that `--sha` merged (its last successful plan run)."""
     from .github import GitHub, fetch_reviewed_plans
 
+    try:
+        directory.mkdir(parents=True, exist_ok=True)  # even for no plan: apply-reviewed then has none
+    except OSError as exc:
+        raise ProvenaOpsError(f"cannot create --dir {directory}: {exc.strerror}") from None
     saved = fetch_reviewed_plans(GitHub.from_environment(), sha, workflow, directory)
     if not saved:
         out.print("The pull request changed no playbook with a plan to apply.", highlight=False)
@@ -164,7 +168,12 @@ def apply_reviewed(
     from .apply_cli import apply_command
     from .journal import DEFAULT_RUNS_DIR
 
-    plans = sorted(directory.glob("*.json")) if directory.is_dir() else []
+    if not directory.is_dir():  # fetch-plans creates it even when the merge reviewed no plan: a typo
+        raise ProvenaOpsError(
+            f"{directory} is not a directory of reviewed plans; nothing was applied",
+            hint="give the --dir that `provena-ops gitops fetch-plans` wrote to",
+        )
+    plans = sorted(directory.glob("*.json"))
     if not plans:
         out.print(f"No reviewed plan in {directory}: nothing to apply.", highlight=False)
         return

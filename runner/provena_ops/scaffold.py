@@ -21,7 +21,8 @@ ENVIRONMENTS = {
         "Provena's environments file, read unchanged by provena-ops and by Provena's own tooling. "
         "'sandbox' is provena-ops' embedded Provena-compatible sandbox. To add a deployment, copy the "
         "example under _examples into envs and fill it in; secrets never go here: auth names the "
-        "variable that holds them (a repository secret in CI)."
+        "variable that holds them (in CI, a secret of the GitHub Environment provena-apply for the one that "
+        "writes, a repository secret for the plan job's read-only one)."
     ),
     "envs": [
         {
@@ -79,7 +80,7 @@ permissions:
 
 env:
   # How CI installs provena-ops: a pinned version from your package index, or a git URL.
-  PROVENA_OPS_INSTALL: "{install}"
+  PROVENA_OPS_INSTALL: {install}
   PLANS_DIR: .provena-ops/plans
 
 jobs:
@@ -92,15 +93,11 @@ jobs:
     concurrency:
       group: provena-ops-plan-${{{{ github.event.pull_request.number }}}}
       cancel-in-progress: true
-    env:
-      # Planning only reads: give it a read-only account's credentials (repository secrets). A branch
-      # can change this workflow for its own pull request, so nothing here may be able to write.
-      PROVENA_OPS_OFFLINE_TOKEN: ${{{{ secrets.PROVENA_OPS_READ_OFFLINE_TOKEN }}}}
-      PROVENA_OPS_CLIENT_SECRET: ${{{{ secrets.PROVENA_OPS_READ_CLIENT_SECRET }}}}
     steps:
       - uses: actions/checkout@v4
         with:
           fetch-depth: 0
+          persist-credentials: false  # no token left in .git/config for the steps that follow
       - uses: actions/setup-python@v5
         with:
           python-version: "3.11"
@@ -115,6 +112,11 @@ jobs:
         id: plan
         env:
           BASE_REF: ${{{{ github.base_ref }}}}
+          # Planning only reads: a read-only account's credentials (repository secrets), given to this
+          # step alone. A branch can change this workflow for its own pull request, so nothing the plan
+          # job holds may be able to write.
+          PROVENA_OPS_OFFLINE_TOKEN: ${{{{ secrets.PROVENA_OPS_READ_OFFLINE_TOKEN }}}}
+          PROVENA_OPS_CLIENT_SECRET: ${{{{ secrets.PROVENA_OPS_READ_CLIENT_SECRET }}}}
         run: |
           mkdir -p "$PLANS_DIR"
           status=0
@@ -158,11 +160,10 @@ jobs:
     concurrency:
       group: provena-ops-apply
       cancel-in-progress: false
-    env:
-      PROVENA_OPS_OFFLINE_TOKEN: ${{{{ secrets.PROVENA_OPS_OFFLINE_TOKEN }}}}
-      PROVENA_OPS_CLIENT_SECRET: ${{{{ secrets.PROVENA_OPS_CLIENT_SECRET }}}}
     steps:
       - uses: actions/checkout@v4
+        with:
+          persist-credentials: false
       - uses: actions/setup-python@v5
         with:
           python-version: "3.11"
@@ -173,6 +174,9 @@ jobs:
           GITHUB_TOKEN: ${{{{ github.token }}}}
         run: provena-ops gitops fetch-plans --sha "$GITHUB_SHA" --dir "$PLANS_DIR"
       - name: Apply the reviewed plans
+        env:  # the writing credentials, given to this step alone
+          PROVENA_OPS_OFFLINE_TOKEN: ${{{{ secrets.PROVENA_OPS_OFFLINE_TOKEN }}}}
+          PROVENA_OPS_CLIENT_SECRET: ${{{{ secrets.PROVENA_OPS_CLIENT_SECRET }}}}
         run: provena-ops gitops apply-reviewed "$PLANS_DIR"
       - name: Keep the journals
         if: always()
@@ -213,13 +217,20 @@ def scaffold_files(install: str) -> dict[str, str]:
         "environments/environments.json": json.dumps(ENVIRONMENTS, indent=2) + "\n",
         "playbooks/README.md": PLAYBOOKS_README,
         ".pre-commit-config.yaml": PRE_COMMIT_CONFIG.format(version=__version__),
-        WORKFLOW_PATH: WORKFLOW.format(version=__version__, install=install),
+        # JSON's string syntax is YAML's double-quoted scalar: any requirement (markers, quotes) stays one
+        WORKFLOW_PATH: WORKFLOW.format(version=__version__, install=json.dumps(install)),
         ".gitignore": GITIGNORE,
     }
 
 
 def init(directory: Path, *, install: str | None = None, force: bool = False) -> Scaffolded:
     """Writes the files, refusing (before writing any) to replace existing ones unless `force`."""
+    if install is not None and (not install.strip() or "\n" in install or "\r" in install):
+        raise ProvenaOpsError(
+            f"--install {install!r} is not a requirement CI can install",
+            hint="give one pip requirement, e.g. --install 'provena-ops==0.1.0' or "
+            "--install 'git+https://example.org/provena-ops.git@v0.1.0'",
+        )
     files = scaffold_files(install or f"provena-ops=={__version__}")
     if directory.exists() and not directory.is_dir():
         raise ProvenaOpsError(f"{directory} exists and is not a directory")

@@ -109,7 +109,9 @@ def client_id_of(auth: AuthOptions, method: str, environment: str) -> str:
 
 def offline_token_of(auth: AuthOptions, environment: str) -> tuple[str, str]:
     """(the offline token, where it came from, for messages)."""
-    mint = f"mint one with `provena-ops auth offline-token {environment}` and keep it as a CI secret"
+    mint = (
+        f"mint one with `provena-ops auth offline-token {environment} --out FILE` and keep it as a CI secret"
+    )
     if auth.token_file:
         path = Path(auth.token_file).expanduser()
         try:

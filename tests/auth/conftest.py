@@ -62,7 +62,8 @@ def envs_file(server: RunningSandbox, tmp_path: Path) -> Path:
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "PY_COLORS", "CLICOLOR_FORCE")}
+    ci = ("FORCE_COLOR", "PY_COLORS", "CLICOLOR_FORCE", "CI")  # as on a person's machine, CI or not
+    env = {k: v for k, v in os.environ.items() if k not in ci}
     return {**env, "NO_COLOR": "1", "COLUMNS": "200", **extra}
 
 

@@ -207,7 +207,32 @@ def test_a_session_that_ended_needs_a_new_sign_in(api: Api) -> None:
 def test_a_cache_file_others_can_read_is_not_trusted(api: Api, cli: CliRun) -> None:
     signed_in(api, "alice")
     session_file("staging").chmod(0o644)
-    assert cli("auth", "status", "staging").code == 1
+    done = cli("auth", "status", "staging")
+    assert done.code == 1
+    assert f"the cached session {session_file('staging')} is ignored: others can read it (mode 0644)" in (
+        done.stderr
+    )
+    session_file("staging").write_text("garbage{")
+    session_file("staging").chmod(0o600)
+    described = json.loads(cli("auth", "status", "staging", "--format", "json").stdout)
+    assert described["signed_in"] is False and "is damaged and is ignored" in described["reason"]
+
+
+def test_the_sandbox_needs_no_sign_in_and_says_so_in_json_too(cli: CliRun) -> None:
+    described = json.loads(cli("auth", "status", "sandbox", "--format", "json").stdout)
+    expected = {"environment": "sandbox", "signed_in": True, "username": "admin", "method": "sandbox"}
+    assert described == expected
+    minted = cli("auth", "offline-token", "sandbox", "--out", "sandbox.token")
+    assert minted.code == 0 and "there is no session to sign in to" in minted.stdout
+
+
+def test_a_device_sign_in_is_refused_at_once_in_ci(cli: CliRun) -> None:
+    """No one in CI can approve it: refused before a code is requested, not after its ten minutes."""
+    for args in (("auth", "login", "staging"), ("auth", "offline-token", "ci", "--out", "ci.token")):
+        started = time.monotonic()
+        done = cli(*args, env={"CI": "true"})
+        assert done.code == 1 and "$CI is set; nothing was started" in done.stderr, done.output
+        assert "/device?user_code=" not in done.stderr and time.monotonic() - started < 30
 
 
 def test_a_session_cached_for_another_realm_is_not_reused(
@@ -232,7 +257,7 @@ def test_offline_token_is_minted_into_a_private_file_and_signs_ci_in(
     token = saved.read_text().strip()
     assert mode(saved) == 0o600
     assert token not in done.output
-    assert "gh secret set PROVENA_OPS_OFFLINE_TOKEN < ci.token" in done.stdout
+    assert "gh secret set PROVENA_OPS_OFFLINE_TOKEN --env provena-apply < ci.token" in done.stdout
     assert "It signs in as admin" in done.stdout
 
     status = cli("auth", "status", "ci", env={"CI_OFFLINE_TOKEN": token})
@@ -256,7 +281,8 @@ def test_a_revoked_offline_token_fails_clearly(api: Api, cli: CliRun) -> None:
     assert done.code == 1
     assert "Keycloak refused to renew the offline token from $CI_OFFLINE_TOKEN for 'ci'" in done.stderr
     assert (
-        "was revoked or has expired; mint a new one with `provena-ops auth offline-token ci`" in done.stderr
+        "was revoked or has expired; mint a new one with `provena-ops auth offline-token ci --out FILE`"
+        in done.stderr
     )
     assert "Traceback" not in done.output
 

@@ -10,11 +10,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from provena_ops.errors import ProvenaOpsError
 from provena_ops.github import GitHub, fetch_reviewed_plans, upsert_plan_comment
 from provena_ops.gitops import PLAN_MARKER, PlaybookOutcome, changed_playbooks, plan_file_name, render_comment
 from provena_ops.plan import Plan
+from provena_ops.scaffold import WORKFLOW_PATH, init
 from tests.gitops.github_stand_in import TOKEN, github_stand_in
 
 GOLDEN_PLAN = Path(__file__).parents[1] / "plan" / "golden" / "plan.json"
@@ -149,3 +151,27 @@ def test_a_pull_request_without_a_successful_plan_run_applies_nothing(tmp_path: 
         state.runs.append({"id": 9, "head_sha": "abc", "event": "pull_request", "conclusion": "failure"})
         with pytest.raises(ProvenaOpsError, match=r"the last plan run of pull request #4 .* did not succeed"):
             fetch_reviewed_plans(GitHub(url, "o/r", TOKEN), "def", "provena-ops.yml", tmp_path)
+
+
+def test_the_workflow_gives_credentials_only_to_the_steps_that_sign_in(tmp_path: Path) -> None:
+    """Installing a package runs its build code, and a checkout token left in .git/config is readable by
+    every later step: the Provena secrets go to the plan and apply steps alone, and no git token stays."""
+    init(tmp_path, install='provena-ops==0.1.0; python_version >= "3.11"')
+    workflow = yaml.safe_load((tmp_path / WORKFLOW_PATH).read_text())
+    assert workflow["env"]["PROVENA_OPS_INSTALL"] == 'provena-ops==0.1.0; python_version >= "3.11"'
+    holders: dict[str, list[str]] = {}
+    for job_name, job in workflow["jobs"].items():
+        assert "secrets." not in yaml.safe_dump(job.get("env", {})), job_name
+        for step in job["steps"]:
+            if "secrets." in yaml.safe_dump(step.get("env", {})):
+                holders.setdefault(job_name, []).append(step["name"])
+            if step.get("uses", "").startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False, job_name
+    assert holders == {"plan": ["Plan the changed playbooks"], "apply": ["Apply the reviewed plans"]}
+
+
+@pytest.mark.parametrize("install", ["", "  ", "provena-ops\nrm -rf /"])
+def test_an_install_line_ci_cannot_use_is_refused_before_writing(tmp_path: Path, install: str) -> None:
+    with pytest.raises(ProvenaOpsError, match="is not a requirement CI can install"):
+        init(tmp_path / "records", install=install)
+    assert not (tmp_path / "records").exists()

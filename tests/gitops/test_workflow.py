@@ -289,6 +289,16 @@ def test_the_workflow_keeps_secrets_in_repository_secrets_and_never_echoes_them(
     assert not any("SECRET" in run or "TOKEN" in run or "set -x" in run for run in runs)
 
 
+def test_apply_reviewed_refuses_a_directory_that_is_not_there(tmp_path: Path) -> None:
+    """A typo in the plans directory must not pass as 'nothing to apply'."""
+    typo = cli(tmp_path, "gitops", "apply-reviewed", ".provena-ops/plan")
+    assert typo.returncode == 1
+    assert ".provena-ops/plan is not a directory of reviewed plans; nothing was applied" in typo.stderr
+    (tmp_path / "plans").mkdir()
+    empty = cli(tmp_path, "gitops", "apply-reviewed", "plans")  # fetch-plans found none: fine
+    assert empty.returncode == 0 and "No reviewed plan in plans: nothing to apply." in empty.stdout
+
+
 def test_init_refuses_to_overwrite_and_the_scaffold_is_usable(tmp_path: Path) -> None:
     assert cli(tmp_path, "init", "repo").returncode == 0
     again = cli(tmp_path, "init", "repo")

@@ -313,7 +313,7 @@ def _grant_hint(error: str, description: str, client_id: str, what: str, environ
     if error == "invalid_grant" and "offline token" in what:
         return (
             f"{what} was revoked or has expired; mint a new one with `provena-ops auth offline-token "
-            f"{environment}` and replace the CI secret"
+            f"{environment} --out FILE` and replace the CI secret"
         )
     if error == "invalid_grant":
         return f"{what} was revoked or has expired; sign in again with `provena-ops auth login {environment}`"

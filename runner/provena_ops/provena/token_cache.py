@@ -73,6 +73,30 @@ def load(environment: str) -> CachedSession | None:
     return session if session.environment == environment else None
 
 
+def why_not_cached(environment: str) -> str:
+    """Why `load` found no session to use, in words a person can act on."""
+    path = session_file(environment)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "no cached session"
+    except OSError as exc:
+        return f"the cached session {path} cannot be read: {exc.strerror}"
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return (
+            f"the cached session {path} is ignored: others can read it (mode {stat.S_IMODE(mode):04o}); "
+            "signing in again replaces it with one only you can read"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        session = CachedSession(**data)
+    except (OSError, ValueError, TypeError):
+        return f"the cached session {path} is damaged and is ignored"
+    if session.environment != environment:
+        return f"the cached session {path} was made for '{session.environment}' and is ignored"
+    return "no cached session"
+
+
 def save(session: CachedSession) -> Path:
     """Written whole or not at all, created 0600 in a 0700 directory (never readable in between)."""
     path = session_file(session.environment)
