@@ -181,9 +181,15 @@ def plan(
         from .gitops_cli import plan_changed
 
         if playbook is not None or save is not None or changed_since is None:
+            wrong = (
+                "--out-dir goes with --changed-since"
+                if changed_since is None
+                else "--changed-since plans the playbooks changed since REF, so it takes no PLAYBOOK"
+                if playbook is not None
+                else "--out saves one playbook's plan; with --changed-since, plans go to --out-dir"
+            )
             raise ProvenaOpsError(
-                "--changed-since plans the changed playbooks, and --out-dir goes with it",
-                hint="give either a PLAYBOOK (with --out), or --changed-since REF (with --out-dir)",
+                wrong, hint="give either a PLAYBOOK (with --out), or --changed-since REF (with --out-dir)"
             )
         plan_changed(
             changed_since, out_dir, output.value, verbose, environment, environments_file, param or [],

@@ -142,11 +142,18 @@ class Environments:
     def names(self) -> list[str]:
         return list(self.envs)
 
+    @property
+    def where(self) -> str:
+        """Where a name was looked for, for messages."""
+        if self.source == "built-in":
+            return "the built-in environments (no environments file was found)"
+        return self.source
+
     def get(self, name: str) -> ToolingEnvironment:
         env = self.envs.get(name)
         if env is None:
             raise ProvenaOpsError(
-                f"environment '{name}' is not defined in {self.source}",
+                f"environment '{name}' is not defined in {self.where}",
                 hint=unknown_environment_hint(name, self.names),
             )
         return env

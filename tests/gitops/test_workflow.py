@@ -289,6 +289,21 @@ def test_the_workflow_keeps_secrets_in_repository_secrets_and_never_echoes_them(
     assert not any("SECRET" in run or "TOKEN" in run or "set -x" in run for run in runs)
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["p.yaml", "--changed-since", "HEAD"], "--changed-since plans the playbooks changed since REF"),
+        (["--out-dir", "plans"], "--out-dir goes with --changed-since"),
+        (["--changed-since", "HEAD", "--out", "p.json"], "--out saves one playbook's plan"),
+    ],
+)
+def test_mixing_one_playbook_and_changed_playbooks_says_which_option_is_wrong(
+    tmp_path: Path, args: list[str], said: str
+) -> None:
+    mixed = cli(tmp_path, "plan", *args)
+    assert mixed.returncode == 1 and f"error: {said}" in mixed.stderr
+
+
 def test_apply_reviewed_refuses_a_directory_that_is_not_there(tmp_path: Path) -> None:
     """A typo in the plans directory must not pass as 'nothing to apply'."""
     typo = cli(tmp_path, "gitops", "apply-reviewed", ".provena-ops/plan")

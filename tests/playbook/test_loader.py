@@ -134,7 +134,10 @@ def test_environment_flag_overrides_the_playbook_and_is_named_when_unknown(tmp_p
     path.write_text(HEADER + "operations:\n  - op: relodge_model_runs\n    model_runs: [10378.1/1]\n")
     loaded = load_playbook(path, environments=load_environments(cwd=tmp_path), environment="prod")
     message = only_error(loaded)
-    assert "'prod' (from --environment) is not defined in built-in" in message
+    assert (
+        "'prod' (from --environment) is not defined in the built-in environments "
+        "(no environments file was found)" in message
+    )
     assert "known environments: sandbox" in message
 
 

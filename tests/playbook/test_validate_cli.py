@@ -44,7 +44,8 @@ def test_every_error_of_every_file_is_reported_and_exit_is_1(tmp_path: Path) -> 
     result = run("validate", "bad.yaml", "good.yaml", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
-        "bad.yaml:3:14: error: environment: 'sandbx' is not defined in built-in",
+        "bad.yaml:3:14: error: environment: 'sandbx' is not defined in the built-in environments "
+        "(no environments file was found)",
         "  expected: the name of an environment in the environments file",
         "  hint: did you mean 'sandbox'? known environments: sandbox",
         "bad.yaml:5:9: error: operations[0].op: unknown operation 'relodge_model_run'",

@@ -217,7 +217,7 @@ def _environment_checks(
             _at(
                 source,
                 ("environment",),
-                f"'{name}'{origin} is not defined in {environments.source}",
+                f"'{name}'{origin} is not defined in {environments.where}",
                 "the name of an environment in the environments file",
                 unknown_environment_hint(name, environments.names),
             )
