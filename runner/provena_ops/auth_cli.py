@@ -329,6 +329,10 @@ def offline_token(
 
     The token is written to --out only (never printed); store it as a CI secret, then delete the file.
     """
+    if save.is_dir():
+        raise ProvenaOpsError(
+            f"--out {save} is a directory", hint=f"give a file name, e.g. --out {save / 'ci.token'}"
+        )
     if save.exists() and not force:
         raise ProvenaOpsError(
             f"{save} exists; not overwriting it", hint="pass --force to replace it, or choose another --out"

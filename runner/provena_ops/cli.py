@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shlex
 import sys
 import traceback
 from enum import StrEnum
@@ -263,22 +264,27 @@ def init(
         None, "--install", help="How the CI workflow installs provena-ops (pip requirement or git URL)."
     ),
     force: bool = typer.Option(False, "--force", help="Replace files that already exist."),
+    branch: str = typer.Option(
+        "main", "--branch", help="The branch merges land on: the workflow applies pushes to it."
+    ),
 ) -> None:
     """Scaffold a playbook repository: environments, playbooks/, a pre-commit hook and a GitHub Actions
     workflow that plans pull requests and applies the reviewed plans on merge."""
     from .scaffold import WORKFLOW_PATH
     from .scaffold import init as scaffold
 
-    made = scaffold(directory, install=install, force=force)
+    made = scaffold(directory, install=install, force=force, branch=branch)
     for name in made.written:
         out.print(f"wrote {directory / name}", highlight=False)
+    into = "" if directory == Path(".") else f"cd {shlex.quote(str(directory))} && "
     out.print(
         "\nNext:\n"
-        f"  cd {directory} && git init -b main   (if it is not a repository yet)\n"
-        "  pre-commit install                  (validate playbooks before each commit)\n"
-        f"  check PROVENA_OPS_INSTALL in {WORKFLOW_PATH}, add your deployment to environments.json,\n"
-        "  and store its credentials: the writing one in the GitHub Environment provena-apply, a\n"
-        "  read-only one as a repository secret (docs/gitops.md in provena-ops, section 5).",
+        f"  1. {into}git init -b {branch}   (if it is not a repository yet)\n"
+        "  2. pre-commit install   (validate playbooks before each commit)\n"
+        f"  3. check PROVENA_OPS_INSTALL in {WORKFLOW_PATH}\n"
+        "  4. add your deployment to environments/environments.json and store its credentials: the\n"
+        "     writing one in the GitHub Environment provena-apply, a read-only one as a repository\n"
+        "     secret (docs/gitops.md in provena-ops, section 5)",
         highlight=False,
     )
 
@@ -313,10 +319,13 @@ def environments(
         for column in ("name", "stage", "domain", "target"):
             table.add_column(column)
         for env in known.envs.values():
-            target = "embedded sandbox" if env.is_sandbox else f"https://registry-api.{env.domain} ..."
             needs = missing_params(env, params)
-            if needs and not env.is_sandbox:
-                target += f" (needs --param {', '.join(needs)})"
+            if env.is_sandbox:
+                target = "embedded sandbox"
+            elif needs:
+                target = f"(needs --param {', '.join(needs)})"
+            else:  # the registry API as Provena derives it: an override wins over the domain
+                target = derive_endpoints(env, params).registry + " ..."
             table.add_row(env.name, env.stage, env.domain, target)
         out.print(table)
         return

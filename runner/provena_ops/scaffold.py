@@ -72,7 +72,7 @@ on:
   pull_request:
     paths: ["playbooks/**"]
   push:
-    branches: [main]
+    branches: [{branch}]
     paths: ["playbooks/**"]
 
 permissions:
@@ -154,7 +154,7 @@ jobs:
       contents: read
       actions: read
       pull-requests: read
-    # The writing credentials live in this GitHub Environment, limited to the main branch (settings:
+    # The writing credentials live in this GitHub Environment, limited to the {branch_name} branch (settings:
     # Environments, deployment branches), so only a merge can use them.
     environment: provena-apply
     concurrency:
@@ -212,18 +212,22 @@ class Scaffolded:
     written: list[str]
 
 
-def scaffold_files(install: str) -> dict[str, str]:
+def scaffold_files(install: str, branch: str = "main") -> dict[str, str]:
     return {
         "environments/environments.json": json.dumps(ENVIRONMENTS, indent=2) + "\n",
         "playbooks/README.md": PLAYBOOKS_README,
         ".pre-commit-config.yaml": PRE_COMMIT_CONFIG.format(version=__version__),
         # JSON's string syntax is YAML's double-quoted scalar: any requirement (markers, quotes) stays one
-        WORKFLOW_PATH: WORKFLOW.format(version=__version__, install=json.dumps(install)),
+        WORKFLOW_PATH: WORKFLOW.format(
+            version=__version__, install=json.dumps(install), branch=json.dumps(branch), branch_name=branch
+        ),
         ".gitignore": GITIGNORE,
     }
 
 
-def init(directory: Path, *, install: str | None = None, force: bool = False) -> Scaffolded:
+def init(
+    directory: Path, *, install: str | None = None, force: bool = False, branch: str = "main"
+) -> Scaffolded:
     """Writes the files, refusing (before writing any) to replace existing ones unless `force`."""
     if install is not None and (not install.strip() or "\n" in install or "\r" in install):
         raise ProvenaOpsError(
@@ -231,7 +235,11 @@ def init(directory: Path, *, install: str | None = None, force: bool = False) ->
             hint="give one pip requirement, e.g. --install 'provena-ops==0.1.0' or "
             "--install 'git+https://example.org/provena-ops.git@v0.1.0'",
         )
-    files = scaffold_files(install or f"provena-ops=={__version__}")
+    if not branch.strip() or any(c in branch for c in " \t\r\n~^:?*[\\"):
+        raise ProvenaOpsError(
+            f"--branch {branch!r} is not a git branch name", hint="give the branch merges land on, e.g. main"
+        )
+    files = scaffold_files(install or f"provena-ops=={__version__}", branch)
     if directory.exists() and not directory.is_dir():
         raise ProvenaOpsError(f"{directory} exists and is not a directory")
     existing = [name for name in files if (directory / name).exists() and name != ".gitignore"]

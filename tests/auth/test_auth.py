@@ -272,6 +272,8 @@ def test_offline_token_is_minted_into_a_private_file_and_signs_ci_in(
 
     again = cli("auth", "offline-token", "ci", "--out", "ci.token")
     assert again.code == 1 and "ci.token exists; not overwriting it" in again.stderr
+    into_a_directory = cli("auth", "offline-token", "ci", "--out", ".", "--force")
+    assert into_a_directory.code == 1 and "--out . is a directory" in into_a_directory.stderr
 
 
 def test_a_revoked_offline_token_fails_clearly(api: Api, cli: CliRun) -> None:

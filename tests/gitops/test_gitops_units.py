@@ -175,3 +175,11 @@ def test_an_install_line_ci_cannot_use_is_refused_before_writing(tmp_path: Path,
     with pytest.raises(ProvenaOpsError, match="is not a requirement CI can install"):
         init(tmp_path / "records", install=install)
     assert not (tmp_path / "records").exists()
+
+
+def test_the_workflow_applies_merges_to_the_branch_given(tmp_path: Path) -> None:
+    init(tmp_path, branch="master")
+    workflow = yaml.safe_load((tmp_path / WORKFLOW_PATH).read_text())
+    assert workflow[True]["push"]["branches"] == ["master"]  # YAML 1.1 reads the key `on` as True
+    with pytest.raises(ProvenaOpsError, match="is not a git branch name"):
+        init(tmp_path / "other", branch="two words")

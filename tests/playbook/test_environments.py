@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -140,3 +143,17 @@ def test_the_shipped_file_holds_the_sandbox_default() -> None:
     sandbox = environments.get("sandbox")
     assert sandbox.is_sandbox and sandbox.provena_ops == BUILTIN_SANDBOX.provena_ops
     assert environments.get("example-prod").is_production
+
+
+def test_the_environment_list_shows_where_each_registry_api_is(tmp_path: Path) -> None:
+    path = write(tmp_path, ADMIN_FILE)
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    listing = [sys.executable, "-m", "provena_ops.cli", "environments", "--environments", str(path)]
+    bare = subprocess.run(listing, capture_output=True, text=True, env=env, check=False)
+    assert bare.returncode == 0, bare.stderr
+    assert "(needs --param feature_number)" in bare.stdout  # the override needs a value first
+    assert "https://registry-api.example.com ..." in bare.stdout  # derived from prod's domain
+    given = subprocess.run(
+        [*listing, "--param", "feature_number:12"], capture_output=True, text=True, env=env, check=False
+    )
+    assert "https://f12-registry-api.dev.example.com ..." in given.stdout  # the override, not the domain
