@@ -266,6 +266,11 @@ def parse_params(pairs: Sequence[str]) -> dict[str, str]:
                 f"--param {pair!r} is not of the form id:value",
                 hint="write --param feature_number:1234 (the value may itself contain ':')",
             )
+        if not value.strip():  # it would be spliced into a URL: https://f-registry-api...
+            raise ProvenaOpsError(
+                f"--param {pair!r} gives {name} no value",
+                hint=f"write --param {name}:VALUE",
+            )
         params[name] = value
     return params
 

@@ -89,6 +89,12 @@ def test_malformed_param_is_refused(bad: str) -> None:
         parse_params([bad])
 
 
+@pytest.mark.parametrize("empty", ["feature_number:", "feature_number: "])
+def test_a_param_without_a_value_is_refused(empty: str) -> None:
+    with pytest.raises(ProvenaOpsError, match="gives feature_number no value"):
+        parse_params([empty])
+
+
 def test_unknown_environment_suggests_the_closest_name(tmp_path: Path) -> None:
     environments = load_environments(write(tmp_path, ADMIN_FILE))
     with pytest.raises(ProvenaOpsError) as caught:
