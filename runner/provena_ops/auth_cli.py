@@ -23,9 +23,10 @@ from .environments import load_environments, parse_params
 from .errors import ProvenaOpsError
 from .provena.auth import DeviceSignIn, KeycloakSession, access_expiry_text, claims_of, duration
 from .provena.keycloak import DevicePrompt, Keycloak, format_utc
+from .provena.token_cache import inspect as inspect_cached
 from .provena.token_cache import load as load_cached
 from .provena.token_cache import remove as remove_cached
-from .provena.token_cache import session_file, why_not_cached, write_private
+from .provena.token_cache import session_file, write_private
 from .signin import (
     ACCESS_TOKEN_VARIABLE,
     OFFLINE_TOKEN_VARIABLE,
@@ -219,13 +220,10 @@ def status(
     with _target(environment, environments_file, param, choice, output) as target:
         if target is None:
             return
-        method = method_of(target, choice)
-        if (
-            method == "device"
-            and not os.environ.get("PROVENA_OPS_ACCESS_TOKEN")
-            and load_cached(target.name) is None
-        ):
-            _not_signed_in(target, output, why_not_cached(target.name))
+        if method_of(target, choice) == "device" and not os.environ.get("PROVENA_OPS_ACCESS_TOKEN"):
+            cached, why_not = inspect_cached(target.name)
+            if cached is None:
+                _not_signed_in(target, output, why_not)
 
         async def run() -> KeycloakSession:
             session = session_for(target, choice)

@@ -62,39 +62,30 @@ def session_file(environment: str) -> Path:
 
 def load(environment: str) -> CachedSession | None:
     """The cached session, or None when there is none or it cannot be used (damaged, foreign, too open)."""
-    path = session_file(environment)
-    try:
-        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            return None  # readable by others: not trusted, and replaced by the next sign-in
-        data = json.loads(path.read_text(encoding="utf-8"))
-        session = CachedSession(**data)
-    except (OSError, ValueError, TypeError):
-        return None
-    return session if session.environment == environment else None
+    return inspect(environment)[0]
 
 
-def why_not_cached(environment: str) -> str:
-    """Why `load` found no session to use, in words a person can act on."""
+def inspect(environment: str) -> tuple[CachedSession | None, str]:
+    """The cached session if usable, else None with why not, in words a person can act on."""
     path = session_file(environment)
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        return "no cached session"
+        return None, "no cached session"
     except OSError as exc:
-        return f"the cached session {path} cannot be read: {exc.strerror}"
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        return (
+        return None, f"the cached session {path} cannot be read: {exc.strerror}"
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):  # not trusted, and replaced by the next sign-in
+        return None, (
             f"the cached session {path} is ignored: others can read it (mode {stat.S_IMODE(mode):04o}); "
             "signing in again replaces it with one only you can read"
         )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        session = CachedSession(**data)
+        session = CachedSession(**json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
-        return f"the cached session {path} is damaged and is ignored"
+        return None, f"the cached session {path} is damaged and is ignored"
     if session.environment != environment:
-        return f"the cached session {path} was made for '{session.environment}' and is ignored"
-    return "no cached session"
+        return None, f"the cached session {path} was made for '{session.environment}' and is ignored"
+    return session, "cached"
 
 
 def save(session: CachedSession) -> Path:
