@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from pydantic import ValidationError
-
 from .api import client_for, environment_info, file_digest, load_valid, plan_with, playbook_info
 from .errors import ProvenaOpsError
 from .executor import Executor, JobWait, Outcome
@@ -35,11 +33,25 @@ from .lock import default_lock_dir, environment_lock
 from .plan import Action, Plan
 from .playbook.loader import LoadedPlaybook
 from .playbook.model import Playbook
+from .playbook.yaml_source import MAX_BYTES
+from .provena import registry
 from .provena.http import ProvenaHttp
+from .record_checks import normalised
 from .recovery import finish_in_flight
+from .saved_plan import (
+    REMAKE,
+    NotApplied,
+    altered,
+    listing,
+    read_saved_plan,
+    refuse_other_target,
+    refuse_problems,
+    stale,
+    unmatched,
+)
 from .signin import SignInChoice
-from .state import Progress
-from .targets import Target, open_target
+from .state import Progress, together
+from .targets import Target, open_target, target_identity
 
 
 class ApplyUI(Protocol):
@@ -68,10 +80,6 @@ class ApplyResult:
     stopped: str | None = None
 
 
-class NotApplied(ProvenaOpsError):
-    """Apply stopped before writing anything: problems, a stale plan, no confirmation."""
-
-
 def apply(
     file: Path | None,
     ui: ApplyUI,
@@ -93,24 +101,26 @@ def apply(
 ) -> ApplyResult:
     base = cwd or Path.cwd()
     runs = runs_dir or base / DEFAULT_RUNS_DIR
-    saved = _saved_plan(plan_file) if plan_file is not None else None
+    saved = read_saved_plan(plan_file) if plan_file is not None else None
+    if saved is not None:
+        refuse_problems(saved)
+        if environment is not None:
+            refuse_other_target(saved, environment, None, None, True)
     if file is None:
         if saved is None:
             raise ProvenaOpsError("apply needs a playbook or --plan", hint="provena-ops apply PLAYBOOK")
         file = Path(saved.playbook.file)
     if saved is not None:
-        if environment is not None and environment != saved.environment.name:
-            raise NotApplied(
-                f"the plan was made for '{saved.environment.name}', not '{environment}'",
-                hint="plan again for that environment",
-            )
-        environment = saved.environment.name
         _same_playbook(file, saved)
     loaded, playbook, known = load_valid(
         file, environment=environment, params=params, environments_file=environments_file
     )
     assert loaded.environment is not None
     env = known.get(loaded.environment)
+    if saved is not None:
+        refuse_other_target(
+            saved, env.name, env.stage, target_identity(env, loaded.params, cwd), environment is not None
+        )
     if confirm_environment is not None and confirm_environment != env.name:
         raise NotApplied(  # a confirmation meant for another environment confirms nothing
             f"--confirm-environment {confirm_environment} does not name the target environment "
@@ -118,9 +128,9 @@ def apply(
             hint=f"check the playbook's environment (and -e); to apply to '{env.name}', "
             f"confirm it: --confirm-environment {env.name}",
         )
-    if env.stage.strip().upper() == "PROD" and confirm_environment != env.name:
+    if env.is_production and confirm_environment != env.name:
         raise NotApplied(
-            f"'{env.name}' is a production environment; nothing was contacted",
+            f"'{env.name}' is a production environment (stage {env.stage}); nothing was contacted",
             hint=f"add --confirm-environment {env.name} to apply there",
         )
     with (
@@ -233,33 +243,7 @@ async def _plan_for_apply(
         ui.note(f"followed {job.key} from interrupted run {job.from_run}: job {job.session_id} {job.status}")
     plan = await plan_with(http, target, loaded, playbook, ui.reading)
     if saved is not None:
-        if plan.problems:  # what the saved plan did not know: a lock since, a role this user lacks
-            ui.show(plan)
-            raise NotApplied(
-                f"applying the saved plan now would run into {len(plan.problems)} problem(s) (above); "
-                "nothing was applied",
-                hint="fix them and apply again, or plan again",
-            )
-        if plan.planned_by != saved.planned_by:
-            ui.note(f"the plan was made by {saved.planned_by}; it is applied by {plan.planned_by}")
-        stale = _stale(saved, plan)
-        if stale:
-            raise NotApplied(
-                f"the saved plan is stale: {len(stale)} record(s) changed since it was made: "
-                + ", ".join(stale[:10])
-                + (f" and {len(stale) - 10} more" if len(stale) > 10 else ""),
-                hint="plan again, review, and apply the new plan",
-            )
-        unreviewed = _unreviewed(saved, plan)
-        if unreviewed:
-            raise NotApplied(
-                f"the saved plan does not say what applying it would do: {len(unreviewed)} action(s) "
-                "planned now are not in it as written: "
-                + ", ".join(unreviewed[:10])
-                + (f" and {len(unreviewed) - 10} more" if len(unreviewed) > 10 else ""),
-                hint="the file was edited after `provena-ops plan` wrote it, or made by another version; "
-                "plan again, review, and apply the new plan",
-            )
+        await _matches_saved(http, saved, plan, ui)
     journal.write(Planned(at=now(), plan=plan))
     ui.show(plan)
     if plan.problems:
@@ -270,25 +254,17 @@ async def _plan_for_apply(
     return plan, recovered
 
 
-def _saved_plan(path: Path) -> Plan:
-    try:
-        return Plan.model_validate_json(path.read_bytes())
-    except OSError as exc:
-        raise ProvenaOpsError(f"cannot read the plan {path}: {exc.strerror or exc}") from exc
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ProvenaOpsError(
-            f"{path} is not a provena-ops plan: "
-            + (f"{where}: {first['msg']}" if where else first["msg"])
-            + (f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""),
-            hint="save plans with `provena-ops plan PLAYBOOK --out plan.json`, and apply them as saved "
-            "(a file cut short or edited by hand is not applied)",
-        ) from exc
-
-
 def _same_playbook(file: Path, saved: Plan) -> None:
+    """The playbook the plan was made from, unchanged (the file is named by the saved plan: a device or
+    a huge file is not read)."""
     try:
+        if not file.is_file():
+            raise NotApplied(
+                f"the plan's playbook {file} is not a file",
+                hint="apply from the directory the plan was made in, or give the playbook",
+            )
+        if file.stat().st_size > MAX_BYTES:
+            raise NotApplied(f"{file} is larger than any playbook; it is not the plan's", hint=REMAKE)
         digest = file_digest(file)
     except OSError as exc:
         raise NotApplied(
@@ -303,59 +279,54 @@ def _same_playbook(file: Path, saved: Plan) -> None:
             )
         raise NotApplied(
             f"{file} has changed since the plan was made (sha256 differs)",
-            hint="plan again, review, and apply the new plan",
+            hint=REMAKE,
         )
 
 
-def _stale(saved: Plan, fresh: Plan) -> list[str]:
-    """What changed since the saved plan was made, other than by carrying it out (a run of this plan
-    that was interrupted must be finishable by the same command): records and study links whose
-    fingerprint differs, unless the fresh plan finds the saved plan's action on them already done, or
-    the only change to a study's links is runs that no longer link to it."""
-    if saved.environment.registry != fresh.environment.registry:
-        return [f"the environment ({saved.environment.registry} -> {fresh.environment.registry})"]
-    done = {a.record_id for a in fresh.actions if a.outcome != "change"} & {
-        a.record_id for a in saved.actions if a.outcome == "change"
-    }
-    changed = []
-    for key in sorted(set(saved.fingerprints) | set(fresh.fingerprints)):
-        before, now_ = saved.fingerprints.get(key), fresh.fingerprints.get(key)
-        if before == now_ or now_ is None or key in done:
-            continue  # unchanged, no longer read (its action needs nothing now), or carried out already
-        if key.endswith(LINKS_SUFFIX) and _linked(fresh, key) <= _linked(saved, key):
-            continue  # only relinks or deletions since: what this plan does
-        changed.append(key)
-    return changed
-
-
-# What an action writes; the rest of it (diff, graph impact, warnings) is what it shows.
-EFFECT = ("kind", "record_id", "subtype", "reason", "record", "stale_link_to")
-
-
-def _unreviewed(saved: Plan, fresh: Plan) -> list[str]:
-    """Writes planned now that the saved plan does not show exactly: it was edited by hand, or made by
-    another version. Its actions that are done by now are absent from, or unchanged in, the fresh plan."""
-    reviewed = {action.key: action for action in saved.actions if action.outcome == "change"}
-    return [
-        action.key
-        for action in fresh.actions
-        if action.outcome == "change"
-        and (
-            action.key not in reviewed
-            or any(getattr(action, field) != getattr(reviewed[action.key], field) for field in EFFECT)
+async def _matches_saved(http: ProvenaHttp, saved: Plan, plan: Plan, ui: ApplyUI) -> None:
+    """Refuses (NotApplied) unless the plan made now is the saved one, less what is done already: no
+    problems, no record changed since, no write it does not show, none of its writes left out."""
+    if plan.problems:  # what the saved plan did not know: a lock since, a role this user lacks
+        ui.show(plan)
+        raise NotApplied(
+            f"applying the saved plan now would run into {len(plan.problems)} problem(s) (above); "
+            "nothing was applied",
+            hint="fix them and apply again, or plan again",
         )
-    ]
+    if plan.planned_by != saved.planned_by:
+        ui.note(f"the plan was made by {saved.planned_by}; it is applied by {plan.planned_by}")
+    changed = stale(saved, plan)
+    if changed:
+        raise NotApplied(
+            f"the saved plan is stale: {len(changed)} record(s) changed since it was made: "
+            + listing(changed),
+            hint=REMAKE,
+        )
+    unreviewed = altered(saved, plan)
+    if unreviewed:
+        raise NotApplied(
+            f"the saved plan does not say what applying it would do: {len(unreviewed)} action(s) "
+            f"planned now are not in it as written: {listing(unreviewed)}",
+            hint="the file was edited after `provena-ops plan` wrote it, or made by another version; "
+            + REMAKE,
+        )
+    missing = unmatched(saved, plan)
+    done = await together(*(_done(http, action) for action in missing))
+    left_out = [action.key for action, finished in zip(missing, done, strict=True) if not finished]
+    if left_out:
+        raise NotApplied(
+            f"the saved plan holds {len(left_out)} action(s) that the plan made now does not, and that "
+            f"are not done: {listing(left_out)}; nothing was applied",
+            hint="the file was edited after `provena-ops plan` wrote it, or the playbook now selects other "
+            "records; " + REMAKE,
+        )
 
 
-LINKS_SUFFIX = "#links"
-
-
-def _linked(plan: Plan, links_key: str) -> set[str]:
-    """The runs a plan found linked to a study it deletes: the records its deletion waits for."""
-    study = links_key.removesuffix(LINKS_SUFFIX)
-    return {
-        key.split(" ", 1)[1]
-        for action in plan.actions
-        if action.kind == "delete_study" and action.record_id == study
-        for key in action.depends_on
-    }
+async def _done(http: ProvenaHttp, action: Action) -> bool:
+    """Whether a saved action the fresh plan does not hold has taken effect (an interrupted run did it)."""
+    fetched = await registry.fetch(http, action.subtype, action.record_id)
+    if action.kind in ("delete_model_run", "delete_study"):
+        return fetched.item is None and not fetched.unreadable
+    if action.kind in ("update", "relink") and fetched.item is not None and action.record is not None:
+        return bool(normalised(fetched.item.get("record")) == normalised(action.record))
+    return False

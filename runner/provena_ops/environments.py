@@ -8,7 +8,6 @@ ToolingEnvironment (unknown keys ignored, every override optional) and our addit
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,10 +16,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from . import strict_json
+from .environments_checks import EnvironmentChecker, is_production_stage, param_value_problem, url_problem
 from .errors import ProvenaOpsError
 from .playbook.diagnostics import Diagnostic, did_you_mean
 from .playbook.model_errors import diagnostics_from
-from .playbook.yaml_source import SourceMap, YamlLoadError, load_yaml
+from .playbook.yaml_source import Position, SourceMap
 
 ENVIRONMENTS_VARIABLE = "PROVENA_OPS_ENVIRONMENTS"
 DEFAULT_LOCATIONS = (Path("environments/environments.json"), Path("environments.json"))
@@ -112,7 +113,8 @@ class ToolingEnvironment(BaseModel):
 
     @property
     def is_production(self) -> bool:
-        return self.stage.strip().upper() == "PROD"
+        """Fail safe: only a known non-production stage is not production."""
+        return is_production_stage(self.stage)
 
 
 class ToolingEnvironmentsFile(BaseModel):
@@ -193,83 +195,149 @@ def find_environments_file(explicit: Path | None, cwd: Path | None = None) -> Pa
     return None
 
 
+MAX_ENVIRONMENTS_BYTES = 64 * 1024 * 1024
+JSON_SYNTAX_HINT = "check for a missing comma or quote, or a trailing comma, near here"
+
+
 def load_environments(explicit: Path | None = None, cwd: Path | None = None) -> Environments:
     """The file's environments, plus the built-in sandbox unless the file defines its own `sandbox`."""
     path = find_environments_file(explicit, cwd)
     if path is None:
         return Environments({SANDBOX: BUILTIN_SANDBOX}, "built-in")
+    parsed = parse_environments(str(path), read_environments_text(path))
+    return environments_of(parsed, str(path))
+
+
+def environments_of(parsed: ToolingEnvironmentsFile, source: str) -> Environments:
+    envs = {SANDBOX: BUILTIN_SANDBOX} if SANDBOX not in {env.name for env in parsed.envs} else {}
+    envs.update({env.name: env for env in parsed.envs})
+    return Environments(envs, source)
+
+
+def read_environments_text(path: Path) -> str:
     try:
-        raw = path.read_text(encoding="utf-8")
+        if path.is_dir():
+            raise ProvenaOpsError(f"environments file {path} is a directory", hint="name the JSON file in it")
+        with path.open("rb") as file:
+            raw = file.read(MAX_ENVIRONMENTS_BYTES + 1)
     except FileNotFoundError:
         raise ProvenaOpsError(
             f"environments file {path} does not exist",
             hint=f"check --environments or ${ENVIRONMENTS_VARIABLE}; the shipped file is "
             "environments/environments.json",
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProvenaOpsError(f"cannot read environments file {path}: {exc}") from None
-    parsed = parse_environments(str(path), raw)
-    envs = {SANDBOX: BUILTIN_SANDBOX} if SANDBOX not in {env.name for env in parsed.envs} else {}
-    envs.update({env.name: env for env in parsed.envs})
-    return Environments(envs, str(path))
+    except OSError as exc:
+        raise ProvenaOpsError(f"cannot read environments file {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_ENVIRONMENTS_BYTES:
+        raise ProvenaOpsError(
+            f"environments file {path} is larger than {MAX_ENVIRONMENTS_BYTES // 1024 // 1024} MB",
+            hint="check the path: this is not an environments file",
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ProvenaOpsError(
+            f"environments file {path} is not UTF-8 text (invalid byte at offset {exc.start})",
+            hint="re-save it as UTF-8 JSON",
+        ) from None
 
 
 def parse_environments(file: str, raw: str) -> ToolingEnvironmentsFile:
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise EnvironmentsFileError(
-            file,
-            [
-                Diagnostic(
-                    file=file,
-                    line=exc.lineno,
-                    column=exc.colno,
-                    path="",
-                    message=f"invalid JSON: {exc.msg}",
-                    expected="a JSON object",
-                    hint="check for a missing comma or quote, or a trailing comma, near here",
-                )
-            ],
-        ) from None
-    try:
-        parsed = ToolingEnvironmentsFile.model_validate(data)
-    except ValidationError as exc:
-        positions = _positions(file, raw)
-        problems = diagnostics_from(exc, ToolingEnvironmentsFile, data, positions)
-        raise EnvironmentsFileError(file, problems) from None
-    names = [env.name for env in parsed.envs]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise ProvenaOpsError(
-            f"{file} defines environment(s) {', '.join(duplicates)} more than once",
-            hint="give each environment a unique name",
-        )
+    """The environments, or EnvironmentsFileError listing every error (warnings are `check`'s)."""
+    parsed, diagnostics = check_environments(file, raw)
+    errors = [diagnostic for diagnostic in diagnostics if diagnostic.severity == "error"]
+    if errors or parsed is None:
+        raise EnvironmentsFileError(file, errors)
     return parsed
 
 
-def _positions(file: str, raw: str) -> SourceMap:
-    """JSON is YAML, so the YAML loader gives every value its line and column (best effort)."""
+def check_environments(file: str, raw: str) -> tuple[ToolingEnvironmentsFile | None, list[Diagnostic]]:
+    """Every problem of an environments file, offline, each at its line and column; the environments
+    when there is no error."""
     try:
-        return load_yaml(file, raw.replace("\t", " ")).source
-    except YamlLoadError:
-        return SourceMap(file)
+        data = strict_json.loads(raw, hints={"syntax": JSON_SYNTAX_HINT})
+    except strict_json.JsonProblem as problem:
+        return None, [
+            Diagnostic(
+                file=file,
+                line=problem.line,
+                column=problem.column,
+                path=problem.path,
+                message=problem.message,
+                expected=problem.expected,
+                hint=problem.hint,
+            )
+        ]
+    source = _LazySource(file, raw)
+    try:
+        parsed = ToolingEnvironmentsFile.model_validate(data, strict=True)  # strict: "stage": 1 is refused
+    except ValidationError as exc:
+        return None, diagnostics_from(exc, ToolingEnvironmentsFile, data, source.map(), dialect="json")
+    found: list[Diagnostic] = []
+
+    def report(
+        path: tuple[str | int, ...],
+        message: str,
+        expected: str,
+        hint: str,
+        severity: Literal["error", "warning"],
+        at_key: bool,
+    ) -> None:
+        found.append(source.map().diagnostic(path, message, expected, hint, key=at_key, severity=severity))
+
+    checker = EnvironmentChecker(report)
+    first: dict[str, int] = {}
+    for index, env in enumerate(parsed.envs):
+        checker.check(index, data["envs"][index], env)
+        if env.name in first:
+            report(
+                ("envs", index, "name"),
+                f"environment '{env.name}' is defined twice (also envs[{first[env.name]}])",
+                "each environment name once",
+                "rename or remove one of the two",
+                "error",
+                False,
+            )
+        first.setdefault(env.name, index)
+    if any(diagnostic.severity == "error" for diagnostic in found):
+        return None, found
+    return parsed, found
+
+
+class _LazySource:
+    """Positions are found only when there is something to report: a valid file costs one C parse."""
+
+    def __init__(self, file: str, raw: str) -> None:
+        self.file = file
+        self.raw = raw
+        self._map: SourceMap | None = None
+
+    def map(self) -> SourceMap:
+        if self._map is None:
+            values, keys = strict_json.positions(self.raw)
+            self._map = SourceMap(
+                self.file,
+                values={path: Position(*place) for path, place in values.items()},
+                keys={path: Position(*place) for path, place in keys.items()},
+            )
+        return self._map
 
 
 def parse_params(pairs: Sequence[str]) -> dict[str, str]:
-    """`--param id:value` pairs; split on the first ':' only, so values can be URLs."""
+    """`--param id:value` pairs, split on the first ':'; each value must be safe inside a URL."""
     params: dict[str, str] = {}
     for pair in pairs:
         name, separator, value = pair.partition(":")
         if not separator or not name:
             raise ProvenaOpsError(
                 f"--param {pair!r} is not of the form id:value",
-                hint="write --param feature_number:1234 (the value may itself contain ':')",
+                hint="write --param feature_number:1234",
             )
-        if not value.strip():  # it would be spliced into a URL: https://f-registry-api...
+        problem = param_value_problem(value)
+        if problem is not None:
             raise ProvenaOpsError(
-                f"--param {pair!r} gives {name} no value",
-                hint=f"write --param {name}:VALUE",
+                f"--param {pair!r}: the value of {name} is refused: {problem}",
+                hint=f"write --param {name}:VALUE, e.g. --param {name}:1234",
             )
         params[name] = value
     return params
@@ -303,7 +371,20 @@ def derive_endpoints(env: ToolingEnvironment, params: Mapping[str, str]) -> Endp
     def finish(url: str) -> str:
         for replacement in env.replacements:
             url = url.replace(replacement.key, params[replacement.id])
+        problem = url_problem(url) or param_problem()
+        if problem is not None:  # the offline checks make this unreachable; the token is at stake
+            raise ProvenaOpsError(
+                f"environment '{env.name}': the endpoint {url} is refused: {problem}",
+                hint="run `provena-ops validate --environments FILE` and correct what it reports",
+            )
         return url.rstrip("/")
+
+    def param_problem() -> str | None:
+        for name, value in params.items():
+            problem = param_value_problem(value)
+            if problem is not None:
+                return f"the value of {name} is refused: {problem}"
+        return None
 
     urls = {
         service: finish(getattr(env, override) or f"https://{prefix}.{env.domain}")

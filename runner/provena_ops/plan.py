@@ -9,11 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 PLAN_FORMAT: Literal[1] = 1
+
+
+def exactly(expected: int) -> BeforeValidator:
+    """A format number is that integer: pydantic's Literal[1] also takes `true` and `1.0`."""
+
+    def check(value: Any) -> Any:
+        if type(value) is not int or value != expected:
+            raise ValueError(f"Input should be exactly {expected} (the number), not {value!r}")
+        return value
+
+    return BeforeValidator(check)
+
 
 ActionKind = Literal["update", "relink", "delete_model_run", "delete_study", "relodge"]
 Outcome = Literal["change", "unchanged", "already_absent"]
@@ -149,7 +161,7 @@ class Summary(Frozen):
 class Plan(BaseModel):
     model_config = ConfigDict(extra="forbid", title="provena-ops plan")
 
-    plan_format: Literal[1] = PLAN_FORMAT
+    plan_format: Annotated[Literal[1], exactly(PLAN_FORMAT)] = PLAN_FORMAT
     playbook: PlaybookInfo
     environment: EnvironmentInfo
     planned_by: str
@@ -183,8 +195,17 @@ def fingerprint(item: dict[str, Any] | None) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
+LINKS_SUFFIX = "#links"
+_KEY_VERBS = {"update": "update", "relink": "update", "delete_model_run": "delete", "delete_study": "delete"}
+
+
+def action_key(kind: str, record_id: str) -> str:
+    """How actions are named and depended on: 'update X', 'delete X', 'relodge X'."""
+    return f"{_KEY_VERBS.get(kind, kind)} {record_id}"
+
+
 def links_key(study_id: str) -> str:
-    return f"{study_id}#links"
+    return f"{study_id}{LINKS_SUFFIX}"
 
 
 def links_fingerprint(graph: list[str], registry: list[str]) -> str:

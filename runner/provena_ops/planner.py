@@ -23,6 +23,7 @@ from .plan import (
     Plan,
     PlaybookInfo,
     Problem,
+    action_key,
     links_fingerprint,
     links_key,
     summarise,
@@ -449,13 +450,10 @@ def _check_replacement(planning: _Planning, index: int, study_id: str, replaceme
         )
 
 
-_KEY_VERBS = {"update": "update", "relink": "update", "delete_model_run": "delete", "delete_study": "delete"}
-
-
 def _action(kind: ActionKind, fact: RecordFact, operations: list[int], **fields: Any) -> Action:
     """An action on one record; its key is how other actions depend on it ('update X', 'delete X')."""
     return Action(
-        key=f"{_KEY_VERBS.get(kind, kind)} {fact.id}",
+        key=action_key(kind, fact.id),
         kind=kind,
         record_id=fact.id,
         subtype="STUDY" if kind == "delete_study" else "MODEL_RUN",

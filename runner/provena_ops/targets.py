@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .environments import AuthOptions, Endpoints, ToolingEnvironment, derive_endpoints
+from .environments_checks import is_production_stage
 from .errors import ProvenaOpsError
 
 
@@ -32,7 +33,22 @@ class Target:
 
     @property
     def is_production(self) -> bool:
-        return self.stage.strip().upper() == "PROD"
+        return is_production_stage(self.stage)
+
+
+def sandbox_db_path(env: ToolingEnvironment, cwd: Path | None = None) -> Path | None:
+    """Where an embedded-sandbox environment keeps its state (None for a deployment)."""
+    options = env.provena_ops
+    if options is None or options.sandbox is None:
+        return None
+    db = Path(options.sandbox.db)
+    return db if db.is_absolute() else (cwd or Path.cwd()) / db
+
+
+def target_identity(env: ToolingEnvironment, params: Mapping[str, str], cwd: Path | None = None) -> str:
+    """Target.identity, known without starting or contacting anything."""
+    db = sandbox_db_path(env, cwd)
+    return f"sandbox:{db}" if db is not None else derive_endpoints(env, params).registry
 
 
 @contextlib.contextmanager
@@ -44,9 +60,8 @@ def open_target(
     if options is None or options.sandbox is None:
         yield Target(env.name, env.stage, derive_endpoints(env, params), auth)
         return
-    db = Path(options.sandbox.db)
-    if not db.is_absolute():
-        db = (cwd or Path.cwd()) / db
+    db = sandbox_db_path(env, cwd)
+    assert db is not None
     if not db.exists() and options.sandbox.seed == "demo":
         _seed_first_use(db)
     from .sandbox import SandboxSettings, running_sandbox

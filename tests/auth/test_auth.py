@@ -467,7 +467,9 @@ def test_sandbox_sign_in_named_for_a_deployment_is_refused(
     envs_file.write_text(json.dumps(environments(server, staging={"method": "sandbox"})))
     done = cli("auth", "status", "staging")
     assert done.code == 1
-    assert "uses auth method 'sandbox', which only the embedded sandbox has" in done.stderr
+    assert "envs[0].provena_ops.auth.method: auth method 'sandbox' is only for the embedded sandbox" in (
+        done.stderr
+    )
 
 
 def test_login_while_an_access_token_is_given_says_the_token_wins(api: Api, cli: CliRun) -> None:

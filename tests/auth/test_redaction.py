@@ -35,7 +35,7 @@ def test_a_full_run_leaves_no_secret_in_any_output_or_file(api: Api, tmp_path: P
         cli("plan", DELETE_RUNS, "-e", "ci", "--out", "plan.json", env=ci),
         cli("plan", DELETE_RUNS, "-e", "ci", "--format", "json", env=ci),
         cli("plan", DELETE_RUNS, "-e", "ci", "--format", "markdown", env=ci),
-        cli("apply", "--plan", "plan.json", "--auto-approve", env=ci),
+        cli("apply", "--plan", "plan.json", "-e", "ci", "--auto-approve", env=ci),
         cli("log", "list"),
         cli("auth", "login", "svc", env=svc),
         cli("auth", "status", "svc", "--format", "json", env=svc),

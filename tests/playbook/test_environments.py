@@ -65,14 +65,34 @@ def test_derived_endpoints_follow_provenas_table() -> None:
     assert endpoints.others["handle"] == "https://handle.example.com"
 
 
-def test_replacements_apply_to_overrides_and_values_may_contain_colons(tmp_path: Path) -> None:
+def test_replacements_apply_to_overrides(tmp_path: Path) -> None:
     env = load_environments(write(tmp_path, ADMIN_FILE)).get("feature")
     params = parse_params(["feature_number:1234"])
     endpoints = derive_endpoints(env, params)
     assert endpoints.registry == "https://f1234-registry-api.dev.example.com"
     assert endpoints.prov == "https://f1234-prov-api.dev.example.com"
     assert endpoints.jobs == "https://job-api.dev.example.com"  # no override: derived from the domain
-    assert parse_params(["url:https://host:8443/x"]) == {"url": "https://host:8443/x"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "1@attacker.example/?",  # would make the registry URL https://f1@attacker.example/?-registry-api...
+        "https://host:8443/x",
+        "a/b",
+        "a?b",
+        "a#b",
+        "a%2fb",
+        "a b",
+        "..",
+        "-1",
+        "a\u202eb",
+        "x" * 64,
+    ],
+)
+def test_a_param_value_that_could_change_a_urls_shape_is_refused(value: str) -> None:
+    with pytest.raises(ProvenaOpsError, match="the value of feature_number is refused"):
+        parse_params([f"feature_number:{value}"])
 
 
 def test_missing_replacement_param_is_named_with_the_flag_to_pass(tmp_path: Path) -> None:
@@ -91,8 +111,13 @@ def test_malformed_param_is_refused(bad: str) -> None:
 
 @pytest.mark.parametrize("empty", ["feature_number:", "feature_number: "])
 def test_a_param_without_a_value_is_refused(empty: str) -> None:
-    with pytest.raises(ProvenaOpsError, match="gives feature_number no value"):
+    with pytest.raises(ProvenaOpsError, match="the value of feature_number is refused: it (is empty|may hold)"):
         parse_params([empty])
+
+
+@pytest.mark.parametrize("value", ["1234", "f-12", "1.2", "Abc9"])
+def test_safe_param_values_are_accepted(value: str) -> None:
+    assert parse_params([f"feature_number:{value}"]) == {"feature_number": value}
 
 
 def test_unknown_environment_suggests_the_closest_name(tmp_path: Path) -> None:
@@ -120,7 +145,7 @@ def test_missing_required_field_points_at_the_environment(tmp_path: Path) -> Non
 
 def test_duplicate_environment_names_are_refused(tmp_path: Path) -> None:
     twice = {"envs": [ADMIN_FILE["envs"][1], ADMIN_FILE["envs"][1]]}
-    with pytest.raises(ProvenaOpsError, match="defines environment\\(s\\) prod more than once"):
+    with pytest.raises(ProvenaOpsError, match="envs\[1\].name: environment 'prod' is defined twice \(also envs\[0\]\)"):
         load_environments(write(tmp_path, twice))
 
 

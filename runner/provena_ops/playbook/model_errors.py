@@ -50,6 +50,7 @@ def diagnostics_from(
     source: SourceMap,
     skip: Collection[Path] = (),
     templated: Mapping[Path, str] | None = None,
+    dialect: Literal["yaml", "json"] = "yaml",
 ) -> list[Diagnostic]:
     """One diagnostic per pydantic error, deduplicated, skipping paths already reported elsewhere.
 
@@ -65,7 +66,7 @@ def diagnostics_from(
         walked = _walk(details["loc"], data)
         if any(_within(walked.path, bad) for bad in skip):
             continue
-        diagnostic = _diagnostic(details, walked, root, source, missing, misspelt)
+        diagnostic = _diagnostic(details, walked, root, source, missing, misspelt, dialect == "json")
         for origin, template in (templated or {}).items():
             if _within(walked.path, origin):
                 diagnostic = _at_template(diagnostic, origin, template, source, walked.path == origin)
@@ -161,6 +162,7 @@ def _diagnostic(
     source: SourceMap,
     missing: set[tuple[Path, str]],
     misspelt: set[tuple[Path, str]],
+    in_json: bool = False,
 ) -> Diagnostic:
     kind = details["type"]
     loc = details["loc"]
@@ -190,7 +192,10 @@ def _diagnostic(
         return make(
             f"unknown key '{key}'",
             f"one of the keys {one_of(allowed)}" if allowed else "no further keys",
-            f"did you mean '{suggestion}'?" if suggestion else "remove it; docs/playbooks.md lists every key",
+            f"did you mean '{suggestion}'?"
+            if suggestion
+            else "remove it; docs/playbooks.md lists every key"
+            + (" (section Environments)" if in_json else ""),
             where=source.locate_key(path),
         )
     if kind == "missing":
@@ -199,7 +204,7 @@ def _diagnostic(
         return make(
             f"missing required key '{name}'",
             f"`{name}:` here" + (f" ({description})" if description else ""),
-            f"add `{name}: ...` to this mapping",
+            f'add "{name}": ... to this object' if in_json else f"add `{name}: ...` to this mapping",
             at=(*path, name),
         )
     if kind == "union_tag_invalid":
@@ -273,6 +278,8 @@ def _diagnostic(
     if kind == "string_too_short":
         return make("this text is empty", "non-empty text", "write the text after the colon")
     if kind in _TYPE_NAMES:
+        if in_json:
+            return _json_type_error(kind, value, make)
         return _type_error(kind, value, written, _type_at(root, loc), make)
     return make(details["msg"], _field_description(root, loc) or "a valid value", "see docs/playbooks.md")
 
@@ -302,6 +309,45 @@ def _type_error(kind: str, value: Any, written: str | None, target: Any, make: _
     if kind in ("model_type", "model_attributes_type", "dict_type") and isinstance(value, list):
         return make(found, expected, "drop the '- ' in front of the keys: this is one mapping, not a list")
     return make(found, expected, f"change the value to {expected}")
+
+
+def _json_type_error(kind: str, value: Any, make: _Make) -> Diagnostic:
+    """A wrong type in a JSON file, in JSON's words (objects and arrays, double quotes)."""
+    expected = _JSON_TYPE_NAMES.get(kind, _TYPE_NAMES[kind])
+    found = f"expected {expected}, found {_describe_json(value)}"
+    if kind == "string_type" and not isinstance(value, dict | list) and value is not None:
+        return make(found, expected, f'write it as a JSON string, in double quotes: "{_json_text(value)}"')
+    if kind in ("model_type", "model_attributes_type", "dict_type") and isinstance(value, list):
+        return make(found, expected, "write one object {...} here, not an array [...]")
+    if kind == "list_type" and isinstance(value, dict):
+        return make(found, expected, "write an array [...] of objects here, not one object")
+    if kind in ("bool_type", "bool_parsing"):
+        return make(found, expected, "write true or false, without quotes")
+    return make(found, expected, f"change the value to {expected}")
+
+
+_JSON_TYPE_NAMES = {
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+    "list_type": "an array",
+}
+
+
+def _describe_json(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    return _describe(value)
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
 
 
 def _bad_reference(value: Any, make: _Make) -> Diagnostic:
