@@ -408,7 +408,9 @@ def test_production_needs_its_name_confirmed(
     path.write_text(DELETE_51.replace("environment: rehearsal", "environment: prod"))
     monkeypatch.setenv("PROVENA_OPS_ACCESS_TOKEN", api.token(lifetime=600))
     options: dict[str, Any] = {"environments_file": environments, "cwd": tmp_path, "auto_approve": True}
-    with pytest.raises(NotApplied, match="'prod' is a production environment \\(stage PROD\\); nothing was contacted"):
+    with pytest.raises(
+        NotApplied, match="'prod' is a production environment \\(stage PROD\\); nothing was contacted"
+    ):
         apply(path, RecordingUI(), **options)
     with pytest.raises(NotApplied, match="--confirm-environment rehearsal does not name the target"):
         apply(path, RecordingUI(), confirm_environment="rehearsal", **options)

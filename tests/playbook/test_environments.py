@@ -111,7 +111,9 @@ def test_malformed_param_is_refused(bad: str) -> None:
 
 @pytest.mark.parametrize("empty", ["feature_number:", "feature_number: "])
 def test_a_param_without_a_value_is_refused(empty: str) -> None:
-    with pytest.raises(ProvenaOpsError, match="the value of feature_number is refused: it (is empty|may hold)"):
+    with pytest.raises(
+        ProvenaOpsError, match=r"the value of feature_number is refused: it (is empty|may hold)"
+    ):
         parse_params([empty])
 
 
@@ -145,7 +147,9 @@ def test_missing_required_field_points_at_the_environment(tmp_path: Path) -> Non
 
 def test_duplicate_environment_names_are_refused(tmp_path: Path) -> None:
     twice = {"envs": [ADMIN_FILE["envs"][1], ADMIN_FILE["envs"][1]]}
-    with pytest.raises(ProvenaOpsError, match="envs\[1\].name: environment 'prod' is defined twice \(also envs\[0\]\)"):
+    with pytest.raises(
+        ProvenaOpsError, match=r"envs\[1\].name: environment 'prod' is defined twice \(also envs\[0\]\)"
+    ):
         load_environments(write(tmp_path, twice))
 
 
