@@ -90,11 +90,15 @@ def validate(
 ) -> None:
     """Check playbooks offline; every problem is reported with file:line:column, what was expected and a hint.
 
-    Exit status: 0 when every playbook is valid (warnings allowed), 1 otherwise.
+    With `--environments FILE` and no playbook, checks the environments file alone. Exit status: 0 when
+    everything is valid (warnings allowed), 1 otherwise.
     """
     from . import api
     from .environments import parse_params
 
+    if not playbooks and changed_since is None and environments_file is not None:
+        _validate_environments(environments_file, output)
+        return
     if changed_since is not None:
         from .gitops import changed_playbooks
 
@@ -106,7 +110,8 @@ def validate(
             return
     elif not playbooks:
         raise ProvenaOpsError(
-            "validate needs playbook files", hint="provena-ops validate FILE..., or --changed-since REF"
+            "validate needs playbook files",
+            hint="provena-ops validate FILE..., --changed-since REF, or --environments FILE alone",
         )
     loaded = api.validate(
         playbooks,
@@ -120,6 +125,33 @@ def validate(
         for item in loaded:
             _print_validation(item)
     if not all(item.valid for item in loaded):
+        raise typer.Exit(1)
+
+
+def _validate_environments(path: Path, output: OutputFormat) -> None:
+    from .environments import check_environments, read_environments_text
+
+    parsed, diagnostics = check_environments(str(path), read_environments_text(path))
+    errors = [d for d in diagnostics if d.severity == "error"]
+    if output is OutputFormat.json:
+        report = {
+            "file": str(path),
+            "valid": parsed is not None,
+            "environments": len(parsed.envs) if parsed is not None else 0,
+            "diagnostics": [d.model_dump(mode="json") for d in diagnostics],
+        }
+        print(json.dumps([report], indent=2))
+    else:
+        for diagnostic in diagnostics:
+            print(diagnostic.render())
+        warnings = len(diagnostics) - len(errors)
+        tail = f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
+        if parsed is not None:
+            count = len(parsed.envs)
+            print(f"{path}: valid ({count} environment{'s' if count != 1 else ''}{tail})")
+        else:
+            print(f"{path}: {len(errors)} error{'s' if len(errors) != 1 else ''}{tail}")
+    if parsed is None:
         raise typer.Exit(1)
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from . import strict_json
 from .environments_checks import EnvironmentChecker, is_production_stage, param_value_problem, url_problem
 from .errors import ProvenaOpsError
-from .playbook.diagnostics import Diagnostic, did_you_mean
+from .playbook.diagnostics import Diagnostic, did_you_mean, sort_key
 from .playbook.model_errors import diagnostics_from
 from .playbook.yaml_source import Position, SourceMap
 
@@ -143,6 +143,16 @@ class Environments:
     @property
     def names(self) -> list[str]:
         return list(self.envs)
+
+    @property
+    def credential_variables(self) -> frozenset[str]:
+        """The variables these environments name for secrets (a playbook's env() may not read them)."""
+        names: set[str] = set()
+        for env in self.envs.values():
+            auth = env.provena_ops.auth if env.provena_ops is not None else None
+            if auth is not None:
+                names.update(name for name in (auth.token_env, auth.client_secret_env) if name)
+        return frozenset(names)
 
     @property
     def where(self) -> str:
@@ -299,6 +309,7 @@ def check_environments(file: str, raw: str) -> tuple[ToolingEnvironmentsFile | N
                 False,
             )
         first.setdefault(env.name, index)
+    found.sort(key=sort_key)
     if any(diagnostic.severity == "error" for diagnostic in found):
         return None, found
     return parsed, found

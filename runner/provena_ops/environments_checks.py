@@ -94,13 +94,14 @@ def url_problem(url: str) -> str | None:
         return "it is not a URL (expected https://host/...)"
     if scheme.lower() not in ("https", "http"):
         return f"its scheme is {scheme!r}; Provena's APIs are served over https"
-    authority, _, path = rest.partition("/")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    path = rest[len(authority) :].partition("?")[0].partition("#")[0].removeprefix("/")
+    if "@" in authority:
+        return "it has user-info ('...@') before the host: the host is what follows the '@'"
     if "?" in url:
         return "it has a query ('?...'); an endpoint is a base URL"
     if "#" in url:
         return "it has a fragment ('#...'); an endpoint is a base URL"
-    if "@" in authority:
-        return "it has user-info ('...@') before the host: the host is what follows the '@'"
     host, port = _split_port(authority)
     if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
         return f"its port {port!r} is not a port number"
@@ -292,9 +293,11 @@ class EnvironmentChecker:
                 return
 
     def _endpoints(self, base: Path, env: Any, keys: set[str]) -> None:
+        unreplaced: set[str] = set()  # fields already reported: their URLs are not checked as well
         for field_name, value in _templated(env).items():
             for placeholder in _PLACEHOLDER_SYNTAX.findall(value or ""):
                 if placeholder not in keys:
+                    unreplaced.add(field_name)
                     self.error(
                         (*base, field_name),
                         f"{placeholder} is never replaced: no replacement has this key",
@@ -309,6 +312,9 @@ class EnvironmentChecker:
                 url, path = f"https://{prefix}.{env.domain}", (*base, "domain")
             else:
                 url, path = f"https://auth.{env.domain}/auth/realms/{env.realm_name}", (*base, "realm_name")
+            if path[-1] in unreplaced:
+                continue
+            shown = url
             for key in keys:
                 url = url.replace(key, PLACEHOLDER)
             problem = url_problem(url)
@@ -316,7 +322,7 @@ class EnvironmentChecker:
                 derived = "" if override is not None else f" (derived from {path[-1]})"
                 self.error(
                     path,
-                    f"the {label} endpoint {url}{derived} is refused: {problem}",
+                    f"the {label} endpoint {shown}{derived} is refused: {problem}",
                     "https://host[:port][/path], with no user-info, query or fragment",
                     "correct the URL; http is only for a loopback address such as http://127.0.0.1:8765",
                 )

@@ -11,21 +11,11 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from .strict_types import exactly
 
 PLAN_FORMAT: Literal[1] = 1
-
-
-def exactly(expected: int) -> BeforeValidator:
-    """A format number is that integer: pydantic's Literal[1] also takes `true` and `1.0`."""
-
-    def check(value: Any) -> Any:
-        if type(value) is not int or value != expected:
-            raise ValueError(f"Input should be exactly {expected} (the number), not {value!r}")
-        return value
-
-    return BeforeValidator(check)
-
 
 ActionKind = Literal["update", "relink", "delete_model_run", "delete_study", "relodge"]
 Outcome = Literal["change", "unchanged", "already_absent"]

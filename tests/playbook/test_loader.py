@@ -64,7 +64,7 @@ def test_alias_bomb_is_refused(tmp_path: Path) -> None:
         levels.append(f"a{level}: &a{level} [{', '.join([below] * 10)}]")
     text = HEADER + "vars:\n" + "".join(f"  {line}\n" for line in levels) + "operations: []\n"
     message = only_error(load(tmp_path, text))
-    assert "aliases expand to more than 2,000,000 values" in message
+    assert "this value expands (through aliases) to more than 2,000,000 values" in message
 
 
 def test_anchors_merge_keys_and_aliases_load_as_values(tmp_path: Path) -> None:
@@ -122,11 +122,11 @@ def test_cli_params_override_the_playbooks_own(tmp_path: Path) -> None:
         "    model_runs: [10378.1/1]\n"
     )
     environments = load_environments(Path(__file__).parent / "corpus" / "environments.json")
-    loaded = load_playbook(path, environments=environments, params={"feature_number": "https://x:8443"})
+    loaded = load_playbook(path, environments=environments, params={"feature_number": "4321"})
     assert loaded.valid, [d.render() for d in loaded.diagnostics]
-    assert loaded.params == {"feature_number": "https://x:8443"}
+    assert loaded.params == {"feature_number": "4321"}
     assert loaded.playbook is not None
-    assert loaded.playbook.operations[0].description == "feature https://x:8443"
+    assert loaded.playbook.operations[0].description == "feature 4321"
 
 
 def test_environment_flag_overrides_the_playbook_and_is_named_when_unknown(tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ class _Checker:
         self.found: list[Diagnostic] = []
         self.deleted_studies: dict[str, Path] = {}
         self.runs: dict[str, list[_Use]] = {}
+        self.references: list[tuple[Path, str, str]] = []  # (path, record id, what the field names)
 
     def error(
         self,
@@ -84,6 +85,7 @@ class _Checker:
             elif isinstance(operation, UpdateModelRuns):
                 self._update(base, index, operation)
         self._conflicts()
+        self._references_to_deleted()
         return self.found
 
     # -- studies ---------------------------------------------------------------------------------------
@@ -258,6 +260,14 @@ class _Checker:
             self._not_deleted_study(
                 StudyRef(id=changes["study_id"]), (*base, "set", "study_id"), "links model runs to"
             )
+        for name in REFERENCE_FIELDS:
+            if changes.get(name) is not None:
+                self.references.append(((*base, "set", name), changes[name], name))
+        for side in ("inputs", "outputs"):
+            for position, dataset in enumerate(changes.get(side) or []):
+                for name in ("dataset_id", "dataset_template_id"):
+                    path: Path = (*base, "set", side, position, name)
+                    self.references.append((path, getattr(dataset, name), name))
         fields: dict[str, Any] = {f"set.{name}": value for name, value in changes.items()}
         fields.update({f"annotation {key!r}": value for key, value in annotations.set.items()})
         fields.update({f"annotation {key!r}": None for key in annotations.remove})
@@ -267,6 +277,27 @@ class _Checker:
         if "study_id" in changes:
             study = changes["study_id"] or ""
         self._targets(base, index, operation.model_runs, "update", study=study, **fields)
+
+    def _references_to_deleted(self) -> None:
+        """An id a model run is given that names a record this playbook deletes: a dangling link."""
+        for path, record, name in self.references:
+            if record in self.deleted_studies:
+                where = format_path(self.deleted_studies[record])
+                self.error(
+                    path,
+                    f"{name} names study {record}, which the same playbook deletes (at {where})",
+                    "a record that outlives this playbook",
+                    "name another record, or do not delete this one",
+                )
+                continue
+            deleting = next((use for use in self.runs.get(record, []) if use.kind == "delete"), None)
+            if deleting is not None:
+                self.error(
+                    path,
+                    f"{name} names model run {record}, which operations[{deleting.operation}] deletes",
+                    "a record that outlives this playbook",
+                    "name another record, or do not delete this one",
+                )
 
     def _use(self, run: str, use: _Use) -> None:
         self.runs.setdefault(run, []).append(use)
@@ -321,16 +352,38 @@ class _Checker:
                     )
                 values.setdefault(name, (value, use))
             if "annotations.clear" in use.fields:
-                for other in uses:
-                    if other is not use and any(name.startswith("annotation") for name in other.fields):
-                        self.error(
-                            use.path,
-                            f"model run {run}: annotations are cleared here but also edited by "
-                            f"operations[{other.operation}]",
-                            "annotation edits of a model run in one operation when clearing",
-                            "move the annotation edits into this operation's annotations.set",
-                        )
-                        break
+                self._cleared_and_edited(run, use, uses)
+        self._time_order(run, values)
+
+    def _time_order(self, run: str, values: dict[str, tuple[Any, _Use]]) -> None:
+        """start_time and end_time set by different operations must still be in order (one operation's
+        pair is checked with it)."""
+        start, end = values.get("set.start_time"), values.get("set.end_time")
+        if start is None or end is None or start[1].operation == end[1].operation:
+            return
+        if start[0] > end[0]:
+            self.error(
+                end[1].path,
+                f"model run {run}: end_time {end[0]} here is before start_time {start[0]} set by "
+                f"operations[{start[1].operation}]",
+                "start_time <= end_time (Provena refuses the record otherwise)",
+                "correct one of the two times (Unix seconds)",
+            )
+
+    def _cleared_and_edited(self, run: str, use: _Use, uses: list[_Use]) -> None:
+        for other in uses:
+            if other is not use and any(name.startswith("annotation") for name in other.fields):
+                self.error(
+                    use.path,
+                    f"model run {run}: annotations are cleared here but also edited by "
+                    f"operations[{other.operation}]",
+                    "annotation edits of a model run in one operation when clearing",
+                    "move the annotation edits into this operation's annotations.set",
+                )
+                break
+
+
+REFERENCE_FIELDS = ("modeller_id", "requesting_organisation_id", "workflow_template_id")
 
 
 def _describe_study(key: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any
@@ -12,11 +12,14 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from ..environments import Environments, missing_params, unknown_environment_hint
+from ..environments_checks import param_value_problem
 from .checks import check_operations
 from .diagnostics import Diagnostic, Path, did_you_mean, sort_key
 from .model import Operation, Playbook
 from .model_errors import diagnostics_from
+from .template_sandbox import Budget
 from .templating import RESERVED_NAMES, Renderer, TemplateProblem
+from .text_checks import check_text
 from .yaml_source import SourceMap, YamlLoadError, load_yaml, read_text
 
 # Keys read before templating: they configure it, so they cannot use it.
@@ -86,6 +89,13 @@ def _load(
         return _failed(
             file, f"cannot read the file: {exc.strerror}", "a readable playbook file", "check permissions"
         )
+    if _is_saved_plan(raw):
+        return _failed(
+            file,
+            "this is a saved plan (written by `provena-ops plan --out`), not a playbook",
+            "a YAML playbook",
+            f"apply a saved plan with `provena-ops apply --plan {file}`",
+        )
     try:
         loaded = load_yaml(file, read_text(file, raw))
     except YamlLoadError as exc:
@@ -97,6 +107,11 @@ def _load(
     return result
 
 
+def _is_saved_plan(raw: bytes) -> bool:
+    head = raw[:4096].lstrip()
+    return head.startswith(b"{") and b'"plan_format"' in head
+
+
 def validate_data(
     data: dict[str, Any],
     source: SourceMap,
@@ -105,7 +120,8 @@ def validate_data(
     cli_params: Mapping[str, str],
 ) -> LoadedPlaybook:
     found: list[Diagnostic] = []
-    rendered, broken, native = _render(data, source, cli_params, found)
+    credentials = environments.credential_variables if environments is not None else frozenset()
+    rendered, broken, native = _render(data, source, cli_params, found, credentials)
     playbook: Playbook | None = None
     try:
         playbook = Playbook.model_validate(rendered)
@@ -115,10 +131,22 @@ def validate_data(
         found.extend(diagnostics_from(exc, Playbook, rendered, source, skip=skip, templated=native))
         operations = _valid_operations(rendered.get("operations"))
     params = {**_string_params(rendered.get("params")), **cli_params}
+    for name, value in cli_params.items():
+        problem = param_value_problem(value)
+        if problem is not None:
+            found.append(
+                Diagnostic(
+                    file=source.file, line=None, column=None, path="",
+                    message=f"--param {name}: the value is refused: {problem}",
+                    expected="letters, digits, '-' and '.' between them",
+                    hint=f"write --param {name}:VALUE, e.g. --param {name}:1234",
+                )
+            )  # fmt: skip
     target = environment or (
         rendered.get("environment") if isinstance(rendered.get("environment"), str) else None
     )
     found.extend(check_operations(operations, source))
+    found.extend(check_text(data, rendered, source, broken))
     if environments is not None and target:
         declared_params = _string_params(rendered.get("params"))
         found.extend(
@@ -137,6 +165,7 @@ def _render(
     source: SourceMap,
     cli_params: Mapping[str, str],
     found: list[Diagnostic],
+    credentials: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, Any], set[Path], dict[Path, str]]:
     """Render templates: params first (env only), then vars in order, then the rest of the document.
 
@@ -144,11 +173,12 @@ def _render(
     whose whole-string template produced a non-string value.
     """
     problems: list[TemplateProblem] = []
+    budget = Budget()  # all of the playbook's templates together
     rendered: dict[str, Any] = dict(data)
     native: dict[Path, str] = {}
     raw_params = data.get("params")
     if isinstance(raw_params, dict):
-        bare = Renderer({}, {})
+        bare = Renderer({}, {}, budget, credentials)
         rendered["params"] = {
             key: bare.render_tree(value, ("params", key), problems) for key, value in raw_params.items()
         }
@@ -171,10 +201,10 @@ def _render(
                 )
                 reserved.add(("vars", name))
                 continue
-            renderer = Renderer(variables, params)
+            renderer = Renderer(variables, params, budget, credentials)
             variables[name] = renderer.render_tree(value, ("vars", name), problems)
         rendered["vars"] = variables
-    renderer = Renderer(variables, params)
+    renderer = Renderer(variables, params, budget, credentials)
     for key, value in data.items():
         if key not in _UNTEMPLATED:
             rendered[key] = renderer.render_tree(value, (key,), problems)
@@ -209,7 +239,7 @@ def _environment_checks(
     name: str,
     from_flag: bool,
     params: Mapping[str, str],
-    playbook_params: Collection[str],
+    playbook_params: Mapping[str, str],
 ) -> list[Diagnostic]:
     origin = " (from --environment)" if from_flag else ""
     if name not in environments.envs:
@@ -223,6 +253,17 @@ def _environment_checks(
             )
         ]
     env = environments.envs[name]
+    unsafe = [
+        _at(
+            source,
+            ("params", param),
+            f"the value of '{param}' is refused: {problem}",
+            "letters, digits, '-' and '.' between them (values are spliced into endpoint URLs)",
+            f"give {param} a value such as 1234",
+        )
+        for param, value in playbook_params.items()
+        if (problem := param_value_problem(value)) is not None
+    ]
     missing = missing_params(env, params)
     known = [replacement.id for replacement in env.replacements]
     unused = [
@@ -238,9 +279,10 @@ def _environment_checks(
         if param not in known
     ]
     if not missing:
-        return unused
+        return [*unused, *unsafe]
     return [
         *unused,
+        *unsafe,
         _at(
             source,
             ("params",) if ("params",) in source.values else ("environment",),

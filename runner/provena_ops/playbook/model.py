@@ -23,6 +23,8 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from ..strict_types import BLANK, Flag, UnixSeconds, exactly
+
 HANDLE_PATTERN = r"^[0-9]+(\.[0-9]+)*/[0-9A-Za-z][0-9A-Za-z._-]*$"
 HANDLE_EXAMPLE = "10378.1/1690001"
 
@@ -30,7 +32,7 @@ HandleId = Annotated[
     str,
     Field(pattern=HANDLE_PATTERN, description=f"A Provena handle id, e.g. {HANDLE_EXAMPLE}."),
 ]
-Text = Annotated[str, Field(min_length=1)]
+Text = Annotated[str, Field(min_length=1, pattern=BLANK)]  # not empty, not only whitespace
 
 
 class Strict(BaseModel):
@@ -142,13 +144,16 @@ def _step_description() -> Any:
     return Field(None, description="What this step is for; shown in plans and journals.")
 
 
+StepDescription = Text | None
+
+
 class DeleteModelRuns(Strict):
     """Delete model runs from the provenance graph, then from the registry."""
 
     op: Literal["delete_model_runs"]
     model_runs: list[ModelRunRef] = Field(min_length=1)
     reason: Text | None = Field(None, description="Why; recorded in the journal.")
-    description: str | None = _step_description()
+    description: StepDescription = _step_description()
 
 
 class DeleteStudies(Strict):
@@ -165,13 +170,16 @@ class DeleteStudies(Strict):
         None,
         description="Reason recorded on each model run edit (default: Provena's admin-script wording).",
     )
-    description: str | None = _step_description()
+    description: StepDescription = _step_description()
 
 
 class StrictTemplatedDataset(TemplatedDataset):
-    """Provena's TemplatedDataset, with unknown keys refused."""
+    """Provena's TemplatedDataset, with unknown keys refused and its ids checked as handle ids."""
 
     model_config = ConfigDict(extra="forbid")
+
+    dataset_template_id: HandleId
+    dataset_id: HandleId
 
 
 def _never_null(schema: dict[str, Any]) -> None:
@@ -199,12 +207,12 @@ class ModelRunChanges(Strict):
     requesting_organisation_id: HandleId | None = Field(
         None, description="The requesting organisation; null removes it."
     )
-    model_version: str | None = None
+    model_version: Text | None = None
     workflow_template_id: HandleId | None = _replaceable()
     inputs: list[StrictTemplatedDataset] | None = _replaceable()
     outputs: list[StrictTemplatedDataset] | None = _replaceable()
-    start_time: int | None = _replaceable("Unix seconds.")
-    end_time: int | None = _replaceable("Unix seconds.")
+    start_time: UnixSeconds | None = _replaceable("Unix seconds.")
+    end_time: UnixSeconds | None = _replaceable("Unix seconds.")
 
     @field_validator(
         "display_name",
@@ -236,7 +244,7 @@ class AnnotationChanges(Strict):
 
     set: dict[str, str] = Field(default_factory=dict, description="Add or change these keys.")
     remove: list[Text] = Field(default_factory=list, description="Remove these keys (absent keys are fine).")
-    clear: bool = Field(False, description="Drop every existing annotation first (then apply `set`).")
+    clear: Flag = Field(False, description="Drop every existing annotation first (then apply `set`).")
 
 
 class UpdateModelRuns(Strict):
@@ -247,7 +255,7 @@ class UpdateModelRuns(Strict):
     reason: Text = Field(description="Why; Provena stores it in the record's history.")
     set: ModelRunChanges = Field(default_factory=ModelRunChanges)
     annotations: AnnotationChanges = Field(default_factory=AnnotationChanges)
-    description: str | None = _step_description()
+    description: StepDescription = _step_description()
 
 
 class LinkStudies(Strict):
@@ -256,13 +264,13 @@ class LinkStudies(Strict):
     op: Literal["link_studies"]
     study: StudyRef
     model_runs: list[ModelRunRef] = Field(min_length=1)
-    replace_existing_links: bool = Field(
+    replace_existing_links: Flag = Field(
         False, description="Allow moving runs already linked to another study (otherwise the plan fails)."
     )
     reason: Text | None = Field(
         None, description="Reason recorded on each edit (default: Provena's wording)."
     )
-    description: str | None = _step_description()
+    description: StepDescription = _step_description()
 
 
 class RelodgeModelRuns(Strict):
@@ -270,7 +278,7 @@ class RelodgeModelRuns(Strict):
 
     op: Literal["relodge_model_runs"]
     model_runs: list[ModelRunRef] = Field(min_length=1)
-    description: str | None = _step_description()
+    description: StepDescription = _step_description()
 
 
 Operation = Annotated[
@@ -296,9 +304,9 @@ class Playbook(Strict):
 
     model_config = ConfigDict(extra="forbid", title="provena-ops playbook")
 
-    version: Literal[1] = Field(description="Playbook format version.")
+    version: Annotated[Literal[1], exactly(1)] = Field(description="Playbook format version.")
     name: Text = Field(description="Short name, shown in plans and journals.")
-    description: str | None = None
+    description: Text | None = None
     environment: Text = Field(description="Environment name from environments.json (overridable by flag).")
     params: dict[str, Annotated[str, BeforeValidator(_number_as_text)]] = Field(
         default_factory=dict,

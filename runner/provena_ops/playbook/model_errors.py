@@ -17,6 +17,7 @@ from typing import Any, Literal, NamedTuple, Protocol, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from ..strict_types import BLANK, EXACT_NUMBER, LATEST_TIME
 from .diagnostics import Diagnostic, Path, did_you_mean, format_path, one_of
 from .model import (
     HANDLE_EXAMPLE,
@@ -223,6 +224,31 @@ def _diagnostic(
             f"op: {one_of(OPERATION_NAMES)}",
             "start each operation with `- op: <operation>`",
         )
+    if kind == EXACT_NUMBER and loc == ("version",):
+        if isinstance(value, bool) and written is not None:
+            return make(
+                f"version must be the number 1, not {written!r} (YAML reads an unquoted {written} as "
+                f"{str(value).lower()})",
+                "version: 1",
+                "write `version: 1`",
+            )
+        if isinstance(value, str) and value.strip() == "1":
+            return make(
+                f"version must be the number 1, not {_describe(value)}",
+                "version: 1",
+                "remove the quotes around 1",
+            )
+        if value == 1:
+            return make(
+                f"version must be the number 1, not {_describe(value)}",
+                "version: 1",
+                "write `version: 1`",
+            )
+        return make(
+            f"unsupported playbook version {value!r}",
+            "version: 1",
+            "this provena-ops reads playbook format version 1; write `version: 1`",
+        )
     if kind == "literal_error" and loc == ("version",):
         if str(value).strip() == "1":
             return make(
@@ -234,6 +260,18 @@ def _diagnostic(
             f"unsupported playbook version {value!r}",
             "version: 1",
             "this provena-ops reads playbook format version 1; write `version: 1`",
+        )
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == BLANK:
+        return make(
+            "this text is blank (only whitespace)",
+            "text with at least one visible character",
+            "write the text, or remove the key",
+        )
+    if kind in ("greater_than_equal", "less_than_equal") and str(loc[-1]).endswith("_time"):
+        return make(
+            f"{value!r} is not a time Provena can store",
+            f"Unix seconds between 0 (1970) and {LATEST_TIME} (9999)",
+            "write the time in Unix seconds, e.g. 1700000000 for 2023-11-14",
         )
     if kind == "string_pattern_mismatch" and ctx.get("pattern") == HANDLE_PATTERN:
         return make(

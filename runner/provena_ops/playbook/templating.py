@@ -7,21 +7,20 @@ refused, and environment variables are reachable only through the explicit `env(
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError
+from jinja2 import TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Undefined
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .diagnostics import Path, did_you_mean
+from .template_sandbox import Budget, BudgetExceeded, PlaybookEnvironment, size
 
 RESERVED_NAMES = ("params", "env", "vars")
-# A larger repetition is a mistake or an attack, never a playbook value.
-MAX_REPEAT = 100_000
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
 # `{{ name }}` and `{{ name.key }}` lookups: most playbook templates, substituted without compiling jinja.
 _LOOKUP = re.compile(r"\{\{\s*([A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*)\s*\}\}")
@@ -39,28 +38,51 @@ class TemplateProblem(Exception):
         self.hint = hint
 
 
-class _PlaybookEnvironment(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset(["*", "**"])
+# Names that hold credentials, by the words they are made of (matched anywhere, case-insensitively): the
+# tool reads its own secrets, and nothing in a playbook may carry one into Provena, a plan or a journal.
+CREDENTIAL_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "PRIVATE", "COOKIE")
+CREDENTIAL_VARIABLES = frozenset(
+    {
+        "PROVENA_OPS_ACCESS_TOKEN",
+        "PROVENA_OPS_OFFLINE_TOKEN",
+        "PROVENA_OPS_CLIENT_SECRET",
+        "GITHUB_TOKEN",
+        "GH_TOKEN",
+        "ACTIONS_RUNTIME_TOKEN",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    }
+)
 
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, int) and abs(right) > 64:
-            raise SecurityError(f"the exponent {right} is too large")
-        if operator == "*":
-            for sequence, count in ((left, right), (right, left)):
-                sized = isinstance(sequence, str | list | tuple) and isinstance(count, int)
-                if sized and len(sequence) * count > MAX_REPEAT:
-                    raise SecurityError(f"repeating a value {count} times is too large")
-        return super().call_binop(context, operator, left, right)
+
+class CredentialRefused(Exception):
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"env('{name}') is refused: {reason}")
+        self.name = name
 
 
-def _env(name: str, default: str | None = None) -> str:
-    """Read an environment variable; the only door from a playbook to its surroundings."""
+def _env(name: str, default: str | None = None, *, configured: frozenset[str] = frozenset()) -> str:
+    """Read an environment variable; the only door from a playbook to its surroundings, closed to
+    credentials."""
+    reason = credential_reason(str(name), configured)
+    if reason is not None:
+        raise CredentialRefused(str(name), reason)
     value = os.environ.get(name)
     if value is not None:
         return value
     if default is not None:
         return str(default)
     raise UndefinedError(f"environment variable {name} is not set")
+
+
+def credential_reason(name: str, configured: frozenset[str] = frozenset()) -> str | None:
+    """Why env(name) may not be read, or None."""
+    if name in CREDENTIAL_VARIABLES or name in configured:
+        return "provena-ops reads this variable itself, for signing in"
+    upper = name.upper()
+    word = next((word for word in CREDENTIAL_WORDS if word in upper), None)
+    if word is not None:
+        return f"a variable named with {word} may hold a credential"
+    return None
 
 
 def is_template(value: str) -> bool:
@@ -70,13 +92,20 @@ def is_template(value: str) -> bool:
 class Renderer:
     """Renders every templated string in a value tree; whole-string expressions keep their native type."""
 
-    def __init__(self, variables: Mapping[str, Any], params: Mapping[str, str]) -> None:
-        self.environment = _PlaybookEnvironment(undefined=StrictUndefined, autoescape=False)
+    def __init__(
+        self,
+        variables: Mapping[str, Any],
+        params: Mapping[str, str],
+        budget: Budget | None = None,
+        credentials: frozenset[str] = frozenset(),
+    ) -> None:
+        self.budget = budget or Budget()
+        self.environment = PlaybookEnvironment(self.budget)
         self.context: dict[str, Any] = {
             **variables,
             "vars": dict(variables),
             "params": dict(params),
-            "env": _env,
+            "env": functools.partial(_env, configured=credentials),
         }
         self.known_names = sorted(variables)
         # Paths whose whole-string template produced a list, mapping or number (path -> template text).
@@ -108,9 +137,39 @@ class Renderer:
             if compiled is None:
                 compiled = self._compile(text)
                 self._compiled[text] = compiled
-            return compiled()
+            return self.budget.built(compiled(), "the template's value")
+        except CredentialRefused as exc:
+            raise TemplateProblem(
+                path,
+                str(exc),
+                "an environment variable that holds no credential",
+                "credentials never go into a playbook (they would reach Provena, plans and journals); "
+                "provena-ops reads them itself (docs/auth.md)",
+            ) from None
         except UndefinedError as exc:
             raise self._undefined(path, str(exc)) from None
+        except BudgetExceeded as exc:
+            raise TemplateProblem(
+                path,
+                f"the template is over budget: {exc}",
+                "a template that computes a playbook value",
+                "templates substitute vars and params; compute large or repeated values outside the "
+                "playbook and write them out",
+            ) from None
+        except RecursionError:
+            raise TemplateProblem(
+                path,
+                "the template recurses too deeply",
+                "a template without deep recursion",
+                "remove the recursive macro or loop",
+            ) from None
+        except MemoryError:
+            raise TemplateProblem(
+                path,
+                "the template needs more memory than this machine gives it",
+                "a template that computes a playbook value",
+                "write the value out instead of computing it",
+            ) from None
         except SecurityError as exc:
             raise TemplateProblem(
                 path,
@@ -162,7 +221,7 @@ class Renderer:
                 return result
 
             return evaluate
-        template = self.environment.from_string(text)
+        template = self.environment.budgeted_template(text)
         return lambda: template.render(**self.context)
 
     def _simple_lookups(self, text: str) -> Callable[[], Any] | None:
@@ -189,6 +248,7 @@ class Renderer:
         if len(parts) == 3 and not parts[0].strip() and not parts[2].strip():
             only = values[0]
             return lambda: only
+        self.budget.check(sum(map(len, parts[0::2])) + sum(map(size, values)), "a templated text")
         rendered = "".join(
             literal + (str(values[index]) if index < len(values) else "")
             for index, literal in enumerate(parts[0::2])

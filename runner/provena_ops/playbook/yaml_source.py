@@ -14,12 +14,16 @@ from typing import Any, Literal, NamedTuple
 
 import yaml
 
+from ..text import describe_character
 from .diagnostics import Diagnostic, Path, did_you_mean, format_path
 
 # Big enough for tens of thousands of listed records, small enough that a stray data file is refused fast.
 MAX_BYTES = 10 * 1024 * 1024
-# Aliases share nodes; expanding them could build exponentially many values (the "billion laughs").
+# Aliases share nodes; expanding them could build exponentially many values (the "billion laughs"), so
+# the document is measured as expanded before anything is built: values, text, and nesting depth.
 MAX_NODES = 2_000_000
+MAX_EXPANDED_BYTES = 32 * 1024 * 1024
+MAX_DEPTH = 64
 
 _SCALAR_TAGS = {
     "tag:yaml.org,2002:str",
@@ -153,7 +157,21 @@ def load_yaml(file: str, text: str) -> LoadedYaml:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         raise YamlLoadError([_syntax_diagnostic(file, text, exc)]) from None
-    except yaml.YAMLError as exc:  # unmarked reader errors: unprintable characters and the like
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow in a stream
+        position = _position_of_index(text, exc.position)
+        character = chr(exc.character) if isinstance(exc.character, int) else str(exc.character)
+        raise YamlLoadError(
+            [
+                _diag(
+                    file,
+                    position,
+                    f"the file holds {describe_character(character)}, which YAML does not allow",
+                    "printable text (tabs and line breaks aside)",
+                    "remove the character: it does not show, and Provena would store it",
+                )
+            ]
+        ) from None
+    except yaml.YAMLError as exc:  # other unmarked errors
         raise YamlLoadError(
             [_diag(file, None, f"the file is not valid YAML: {exc}", "valid YAML", _QUOTING_HINT)]
         ) from None
@@ -184,18 +202,9 @@ def load_yaml(file: str, text: str) -> LoadedYaml:
             ]
         )
     builder = _Builder(file, loader)
-    if _expanded_size(node, {}, set()) > MAX_NODES:
-        raise YamlLoadError(
-            [
-                _diag(
-                    file,
-                    Position(1, 1),
-                    f"aliases expand to more than {MAX_NODES:,} values",
-                    "a playbook whose anchors and aliases expand to a reasonable size",
-                    "use vars and templating, or fewer nested aliases",
-                )
-            ]
-        )
+    over = _over_budget(node)
+    if over is not None:
+        raise YamlLoadError([_diag(file, *over)])
     data = builder.build(node, ())
     return LoadedYaml(data, builder.source, builder.diagnostics)
 
@@ -332,25 +341,69 @@ class _Builder:
             )
 
 
-def _expanded_size(node: yaml.Node, sizes: dict[int, int], active: set[int]) -> int:
-    """How many values the document holds once aliases are expanded, counted without expanding them."""
-    known = sizes.get(id(node))
-    if known is not None:
-        return known
-    if isinstance(node, yaml.ScalarNode):
-        return 1
-    if id(node) in active:
-        return 1  # a recursive alias: the builder reports it with its position
-    active.add(id(node))
-    children = node.value if isinstance(node, yaml.SequenceNode) else [v for pair in node.value for v in pair]
-    total = 1
-    for child in children:
-        total += _expanded_size(child, sizes, active)
-        if total > MAX_NODES:
-            break
-    active.discard(id(node))
-    sizes[id(node)] = total
-    return total
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [child for pair in node.value for child in pair]
+    return []
+
+
+def _over_budget(root: yaml.Node) -> tuple[Position, str, str, str] | None:
+    """Where the document, with its aliases expanded, holds too many values, too much text, or nests too
+    deep: measured bottom-up over the node graph (each shared node once), without recursion."""
+    measured: dict[int, tuple[int, int, int]] = {}  # id -> (values, characters, height)
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if isinstance(node, yaml.ScalarNode):
+            measured[key] = (1, len(node.value), 0)
+            continue
+        if not children_done:
+            if key in measured or key in active:
+                continue  # measured already, or a recursive alias (the builder reports it)
+            active.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node) if id(child) not in measured)
+            continue
+        active.discard(key)
+        values, characters, height = 1, 0, 0
+        for child in _children(node):
+            child_values, child_characters, child_height = measured.get(id(child), (1, 0, 0))
+            values += child_values
+            characters += child_characters
+            height = max(height, child_height + 1)
+        if values > MAX_NODES:
+            return (
+                _pos(node),
+                f"this value expands (through aliases) to more than {MAX_NODES:,} values",
+                "a playbook whose anchors and aliases expand to a reasonable size",
+                "use vars and templating, or fewer nested aliases",
+            )
+        if characters > MAX_EXPANDED_BYTES:
+            return (
+                _pos(node),
+                f"this value expands (through aliases) to more than {MAX_EXPANDED_BYTES // 1024 // 1024} MB "
+                "of text",
+                "a playbook whose anchors and aliases expand to a reasonable size",
+                "write the value once, or use fewer aliases of long text",
+            )
+        measured[key] = (values, characters, height)
+    height = measured[id(root)][2]
+    if height <= MAX_DEPTH:
+        return None
+    node, level = root, 1  # down the deepest path, to the first value nested too deep
+    while level <= MAX_DEPTH:
+        node = max(_children(node), key=lambda child: measured.get(id(child), (1, 0, 0))[2])
+        level += 1
+    return (
+        _pos(node),
+        f"nested deeper than {MAX_DEPTH} levels (aliases included)",
+        f"at most {MAX_DEPTH} levels of mappings and lists",
+        "flatten the structure: no playbook needs this depth",
+    )
 
 
 def _tab_indentation(file: str, text: str) -> Iterator[Diagnostic]:
@@ -394,6 +447,14 @@ def _syntax_diagnostic(file: str, text: str, exc: yaml.MarkedYAMLError) -> Diagn
             f"did you mean *{suggestion}?"
             if suggestion
             else f"define `&{alias}` on the value to reuse before using `*{alias}`, or write the value out",
+        )
+    if "exceeded maximum nesting depth" in problem:
+        return _diag(
+            file,
+            position,
+            f"nested deeper than {MAX_DEPTH} levels",
+            f"at most {MAX_DEPTH} levels of mappings and lists",
+            "flatten the structure: no playbook needs this depth",
         )
     if "expected a single document" in context:
         return _diag(
@@ -471,6 +532,11 @@ def _diag(
 
 def _pos(node: yaml.Node) -> Position:
     return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _position_of_index(text: str, index: int) -> Position:
+    line_start = text.rfind("\n", 0, index) + 1
+    return Position(text.count("\n", 0, index) + 1, index - line_start + 1)
 
 
 def _position_of_offset(raw: bytes, offset: int) -> Position:

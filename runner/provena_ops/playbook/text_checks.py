@@ -1,0 +1,97 @@
+"""Text that would reach Provena is what it looks like: no hidden characters, no blank names, and no
+`{{ }}` where templating does not happen (a key, or the version, is used as written)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from ..text import hidden_character
+from .diagnostics import Diagnostic, Path
+from .templating import is_template
+from .yaml_source import SourceMap
+
+# Read before templating (they configure it) or never templated (they are the templates' inputs).
+UNTEMPLATED = ("version", "vars", "params")
+PROSE = "description"  # fields where tabs and line breaks are text
+
+
+def check_text(
+    data: dict[str, Any], rendered: dict[str, Any], source: SourceMap, broken: Collection[Path]
+) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    version = data.get("version")
+    if isinstance(version, str) and is_template(version):
+        found.append(
+            source.diagnostic(
+                ("version",),
+                "version is read before templating, so it cannot use {{ }}",
+                "version: 1",
+                "write `version: 1`",
+            )
+        )
+    for path, key in _keys(data):
+        if is_template(key):
+            found.append(
+                source.diagnostic(
+                    path,
+                    f"the key {key!r} is not templated: {{{{ }}}} in a key is kept as written",
+                    "a key written out",
+                    "write the key out; only values are templated",
+                    key=True,
+                )
+            )
+        hidden = hidden_character(key)
+        if hidden is not None:
+            found.append(_hidden(source, path, hidden, key=True))
+    for path, text in _strings(rendered):
+        if any(path[: len(bad)] == bad for bad in broken):
+            continue  # a template that failed: reported already
+        hidden = hidden_character(text, prose=path[-1] == PROSE)
+        if hidden is not None:
+            found.append(_hidden(source, path, hidden))
+    return found
+
+
+def _hidden(source: SourceMap, path: Path, hidden: tuple[int, str], key: bool = False) -> Diagnostic:
+    index, name = hidden
+    return source.diagnostic(
+        path,
+        f"the {'key' if key else 'text'} holds {name} at character {index + 1}",
+        "visible text" if key else "visible text (line breaks and tabs only in descriptions)",
+        "remove it: it does not show, and it would be written to Provena as part of the text",
+        key=key,
+    )
+
+
+def _keys(data: Any) -> list[tuple[Path, str]]:
+    """Every mapping key, with its path (iteratively: depth is bounded, but recursion need not be)."""
+    keys: list[tuple[Path, str]] = []
+    stack: list[tuple[Path, Any]] = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                keys.append(((*path, key), str(key)))
+                stack.append(((*path, key), item))
+        elif isinstance(value, list):
+            stack.extend(((*path, index), item) for index, item in enumerate(value))
+    return keys
+
+
+def _strings(rendered: dict[str, Any]) -> list[tuple[Path, str]]:
+    """Every string value of the rendered playbook that can reach Provena (vars and params only do
+    through the values that use them)."""
+    strings: list[tuple[Path, str]] = []
+    stack: list[tuple[Path, Any]] = [
+        ((key,), value) for key, value in rendered.items() if key not in UNTEMPLATED
+    ]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            strings.append((path, value))
+        elif isinstance(value, dict):
+            stack.extend(((*path, key), item) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend(((*path, index), item) for index, item in enumerate(value))
+    return strings
