@@ -13,7 +13,7 @@ from .errors import ProvenaOpsError
 from .plan import EnvironmentInfo, Plan, PlaybookInfo
 from .planner import make_plan
 from .playbook.diagnostics import ValidationReport
-from .playbook.loader import LoadedPlaybook, load_playbook
+from .playbook.loader import LoadedPlaybook, is_saved_plan, load_playbook
 from .playbook.model import Playbook
 from .provena.http import ProvenaHttp
 from .signin import SignInChoice, session_for
@@ -60,6 +60,11 @@ def load_valid(
     params: dict[str, str] | None = None,
     environments_file: Path | None = None,
 ) -> tuple[LoadedPlaybook, Playbook, Environments]:
+    if is_saved_plan(file):
+        raise ProvenaOpsError(
+            f"{file} is a saved plan, not a playbook",
+            hint=f"apply a saved plan with: provena-ops apply --plan {file}",
+        )
     known = load_environments(environments_file)
     [loaded] = validate([file], environment=environment, params=params, environments=known)
     if not loaded.valid or loaded.playbook is None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .api import client_for, environment_info, file_digest, load_valid, plan_with, playbook_info
-from .errors import ProvenaOpsError
+from .errors import Interrupted, PromptCancelled, ProvenaOpsError
 from .executor import Executor, JobWait, Outcome
 from .journal import (
     DEFAULT_RUNS_DIR,
@@ -199,6 +199,14 @@ async def _apply(
     except ProvenaOpsError as exc:  # stopped before any write: the journal says why, and nothing is in flight
         journal.write(RunFinished(at=now(), recap=Recap(), stopped=exc.message))
         raise
+    except PromptCancelled:
+        stopped = "cancelled at the approval prompt; nothing was changed"
+        journal.write(RunFinished(at=now(), recap=Recap(), stopped=stopped, cancelled=True))
+        raise Interrupted(stopped, hint="apply again when ready") from None
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        stopped = "interrupted while planning; nothing was changed"
+        journal.write(RunFinished(at=now(), recap=Recap(), stopped=stopped, cancelled=True))
+        raise Interrupted(stopped, hint="apply again when ready") from None
     executor = Executor(
         http,
         plan,
@@ -210,9 +218,16 @@ async def _apply(
     )
     try:
         result.recap = await executor.run()
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        # Writes in flight are counted as unknown, so the next run checks on them before planning.
+        recap = executor.recap(in_flight_unknown=True)
+        journal.write(RunFinished(at=now(), recap=recap, stopped="interrupted"))
+        raise Interrupted(
+            f"apply interrupted: {recap.line().removeprefix('Apply: ').rstrip('.')} "
+            f"({_not_started(plan, executor)} not started); journal {journal.path}",
+            hint=f"run the same command again to finish: {command}",
+        ) from None
     except BaseException:
-        # Interrupted (Ctrl-C) or failed with writes possibly in flight: they are counted as unknown,
-        # so the next run checks on them before planning.
         journal.write(
             RunFinished(at=now(), recap=executor.recap(in_flight_unknown=True), stopped="interrupted")
         )
@@ -221,6 +236,11 @@ async def _apply(
     result.stopped = f"--fail-fast after {executor.stopped_by} failed" if executor.stopped_by else None
     journal.write(RunFinished(at=now(), recap=result.recap, stopped=result.stopped))
     return result
+
+
+def _not_started(plan: Plan, executor: Executor) -> int:
+    changing = [action.key for action in plan.actions if action.outcome == "change"]
+    return sum(1 for key in changing if key not in executor.outcomes and key not in executor.writing)
 
 
 async def _plan_for_apply(

@@ -24,6 +24,7 @@ from .cli_common import (
 from .errors import ProvenaOpsError
 from .journal import DEFAULT_RUNS_DIR, Result
 from .plan import Action, Plan
+from .signals import cancellable_prompt
 from .targets import Target
 
 log_app = typer.Typer(
@@ -67,7 +68,8 @@ class TerminalUI:
             "Only 'yes' will be accepted to approve."
         )
         try:
-            answer = input("  Enter a value: ")
+            with cancellable_prompt():
+                answer = input("  Enter a value: ")
         except EOFError:
             return False
         return answer.strip() == "yes"

@@ -30,10 +30,11 @@ from .cli_common import (
     write_atomically,
 )
 from .environments import DEFAULT_SANDBOX_DB
-from .errors import ProvenaOpsError
+from .errors import Interrupted, ProvenaOpsError
 from .gitops_cli import gitops_app
 from .playbook.loader import LoadedPlaybook
 from .redaction import scrub
+from .signals import terminate_like_interrupt
 
 app = typer.Typer(
     rich_markup_mode="markdown",  # (every group) reflows the docstrings' wrapped lines in --help
@@ -246,6 +247,12 @@ def plan(
             progress=progress,
             sign_in=interactive_choice(auth_method),
         )
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "plan interrupted while reading; plan only reads, so nothing was changed"
+            + (" and no plan was saved" if save is not None else ""),
+            hint="run it again when ready",
+        ) from None
     finally:
         if progress is not None:
             progress.clear()
@@ -529,9 +536,9 @@ def token(
 
 
 DEBUG_VARIABLE = "PROVENA_OPS_DEBUG"
-
-
-INTERRUPTED = 130  # what typer returns for Ctrl-C, as the shell reports a SIGINT
+USER_ERROR = 1
+BUG = 3
+INTERRUPTED = 130  # as the shell reports a SIGINT
 # The base of typer's usage errors, whichever click it carries (its own copy since typer 0.25).
 USAGE_ERROR: type[Exception] = next(
     base for base in typer.BadParameter.__mro__ if base.__name__ == "ClickException"
@@ -539,6 +546,9 @@ USAGE_ERROR: type[Exception] = next(
 
 
 def main() -> None:
+    """Exit codes: 0 success, 1 a user error (or, for apply, anything not applied), 2 the plan has
+    changes (plan only), 3 a provena-ops bug (with a crash report), 130 interrupted (Ctrl-C, SIGTERM)."""
+    terminate_like_interrupt()
     try:
         # Not standalone: click would exit 2 on a usage error, which `plan` documents as "changes
         # present", and typer turns Ctrl-C into a silent exit.
@@ -547,36 +557,35 @@ def main() -> None:
         from typer.rich_utils import rich_format_error
 
         rich_format_error(cast(Any, exc))
-        sys.exit(1)
+        sys.exit(USER_ERROR)
     except typer.Abort:  # end of input at a prompt
         err.print("error: no answer (end of input); nothing was changed", markup=False, highlight=False)
-        sys.exit(1)
+        sys.exit(USER_ERROR)
+    except Interrupted as exc:
+        err.print(scrub(exc.render()), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(INTERRUPTED)
     except ProvenaOpsError as exc:
         if os.environ.get(DEBUG_VARIABLE):
             sys.stderr.write(scrub("".join(traceback.format_exception(exc))))
         err.print(scrub(exc.render()), markup=False, highlight=False, soft_wrap=True)
-        sys.exit(1)
+        sys.exit(USER_ERROR)
     except KeyboardInterrupt:
-        code = INTERRUPTED
+        err.print("interrupted; nothing more was started", markup=False, highlight=False)
+        sys.exit(INTERRUPTED)
     except Exception as exc:  # a bug: say so plainly, keep the traceback for whoever fixes it
+        from .crash import write_crash_report
+
+        report = write_crash_report(exc)
         if os.environ.get(DEBUG_VARIABLE):  # the traceback, minus any secret a frame's text may quote
             sys.stderr.write(scrub("".join(traceback.format_exception(exc))))
-            sys.exit(1)
+        where = f"a crash report is in {report}" if report else "no crash report could be written"
         err.print(
-            f"error: internal error: {type(exc).__name__}: {scrub(str(exc))}\n"
-            f"hint: this is a provena-ops bug; run again with {DEBUG_VARIABLE}=1 for the traceback, "
-            "and report it",
+            f"error: provena-ops hit a bug ({type(exc).__name__}); {where}: please report it",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
-        sys.exit(1)
-    if code == INTERRUPTED:
-        err.print(
-            "interrupted; nothing more was started (after an interrupted apply, run the same command "
-            "again to finish it)",
-            markup=False,
-            highlight=False,
-        )
+        sys.exit(BUG)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -228,6 +228,11 @@ def read_environments_text(path: Path) -> str:
     try:
         if path.is_dir():
             raise ProvenaOpsError(f"environments file {path} is a directory", hint="name the JSON file in it")
+        if path.exists() and not path.is_file():
+            raise ProvenaOpsError(
+                f"environments file {path} is not a regular file (a device, pipe or socket)",
+                hint="name the environments JSON file itself",
+            )
         with path.open("rb") as file:
             raw = file.read(MAX_ENVIRONMENTS_BYTES + 1)
     except FileNotFoundError:

@@ -17,3 +17,11 @@ class ProvenaOpsError(Exception):
         if self.hint:
             lines.append(f"hint: {self.hint}")
         return "\n".join(lines)
+
+
+class Interrupted(ProvenaOpsError):
+    """Ctrl-C or SIGTERM: the command stopped where it was, and says what that leaves (exit 130)."""
+
+
+class PromptCancelled(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM while a question is on the screen: an answer, not an accident."""

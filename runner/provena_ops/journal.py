@@ -123,6 +123,10 @@ class RunFinished(_Event):
     event: Literal["run_finished"] = "run_finished"
     recap: Recap
     stopped: str | None = Field(None, description="Why the run stopped early (--fail-fast, interrupted).")
+    cancelled: bool = Field(
+        False,
+        description="Stopped before any write, by the user (at the approval prompt, or while planning).",
+    )
 
 
 class RunResumed(_Event):

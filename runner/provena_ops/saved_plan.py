@@ -39,6 +39,8 @@ def _not_a_plan(path: Path, what: str) -> ProvenaOpsError:
 def read_saved_plan(path: Path) -> Plan:
     """The plan in `path`, refused unless it is exactly what `provena-ops plan --out` writes."""
     try:
+        if path.exists() and not path.is_file():
+            raise _not_a_plan(path, "it is not a regular file (a directory, device, pipe or socket)")
         with path.open("rb") as file:
             raw = file.read(MAX_PLAN_BYTES + 1)
     except OSError as exc:

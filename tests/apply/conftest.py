@@ -92,3 +92,13 @@ def history_length(api: Api, route: str, item_id: str) -> int:
     response = api.http.get(f"{api.registry}{route}/fetch", params={"id": item_id}, headers=api.auth())
     item = response.json()["item"]
     return len(item["history"]) if item else -1
+
+
+@pytest.fixture
+def playbook_file(tmp_path: Path) -> Path:
+    """Retire study 51 (its ten runs relinked to study 48) and delete three runs: 14 actions."""
+    from tests.apply.test_apply_cli import DELETE_51
+
+    path = tmp_path / "retire.yaml"
+    path.write_text(DELETE_51)
+    return path

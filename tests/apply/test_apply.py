@@ -319,7 +319,7 @@ def test_a_saved_plan_cut_short_or_malformed_is_named_with_what_is_wrong(
         "cut short": (saved.read_text()[:700], "invalid JSON: Unterminated string starting at"),
         "other format": (
             json.dumps({**whole, "plan_format": 2}),
-            "plan_format: Value error, Input should be exactly 1",
+            "plan_format: Input should be exactly 1 (the number), not 2",
         ),
         "bad outcome": (
             json.dumps({**whole, "actions": [{**whole["actions"][0], "outcome": "maybe"}]}),

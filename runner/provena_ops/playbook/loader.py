@@ -20,7 +20,7 @@ from .model_errors import diagnostics_from
 from .template_sandbox import Budget
 from .templating import RESERVED_NAMES, Renderer, TemplateProblem
 from .text_checks import check_text
-from .yaml_source import SourceMap, YamlLoadError, load_yaml, read_text
+from .yaml_source import MAX_BYTES, SourceMap, YamlLoadError, load_yaml, read_text
 
 # Keys read before templating: they configure it, so they cannot use it.
 _UNTEMPLATED = ("version", "vars", "params")
@@ -78,7 +78,15 @@ def _load(
 ) -> LoadedPlaybook:
     file = str(path)
     try:
-        raw = path.read_bytes()
+        if path.exists() and not path.is_dir() and not path.is_file():
+            return _failed(
+                file,
+                "this is not a regular file (a device, pipe or socket)",
+                "a path to a playbook file",
+                "name the playbook file itself",
+            )
+        with path.open("rb") as opened:
+            raw = opened.read(MAX_BYTES + 1)  # a larger file is refused by its size, unread
     except FileNotFoundError:
         return _failed(
             file, "the file does not exist", "a path to a playbook file", "check the path and the spelling"
@@ -89,7 +97,7 @@ def _load(
         return _failed(
             file, f"cannot read the file: {exc.strerror}", "a readable playbook file", "check permissions"
         )
-    if _is_saved_plan(raw):
+    if _looks_like_saved_plan(raw):
         return _failed(
             file,
             "this is a saved plan (written by `provena-ops plan --out`), not a playbook",
@@ -107,9 +115,20 @@ def _load(
     return result
 
 
-def _is_saved_plan(raw: bytes) -> bool:
+def _looks_like_saved_plan(raw: bytes) -> bool:
     head = raw[:4096].lstrip()
     return head.startswith(b"{") and b'"plan_format"' in head
+
+
+def is_saved_plan(path: FilePath) -> bool:
+    """Whether `path` holds a saved plan (commands that take a playbook say what to do with one)."""
+    try:
+        if not path.is_file():
+            return False
+        with path.open("rb") as file:
+            return _looks_like_saved_plan(file.read(4096))
+    except OSError:
+        return False
 
 
 def validate_data(

@@ -110,8 +110,7 @@ def read_text(file: str, raw: bytes) -> str:
                 _diag(
                     file,
                     None,
-                    f"the file is {len(raw) / 1024 / 1024:.1f} MB; playbooks are limited to "
-                    f"{MAX_BYTES // 1024 // 1024} MB",
+                    f"the file is larger than {MAX_BYTES // 1024 // 1024} MB, the limit for a playbook",
                     "a YAML playbook of a few hundred kilobytes at most",
                     "split it into several playbooks, or target many model runs with one selector "
                     "(linked_to_study, display_name_matches) instead of listing them",

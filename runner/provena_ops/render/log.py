@@ -63,6 +63,8 @@ def render_runs(directory: Path, console: Console) -> None:
 
 
 def _ending(last: Event | None) -> str:
+    if isinstance(last, RunFinished) and last.cancelled:
+        return f"cancelled: {last.stopped or 'nothing was changed'}"
     if isinstance(last, RunFinished):
         text = last.recap.line().removeprefix("Apply: ").rstrip(".")
         return text + (f"; stopped: {last.stopped}" if last.stopped else "")
