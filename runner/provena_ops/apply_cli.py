@@ -6,6 +6,7 @@ import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -23,6 +24,9 @@ from .cli_common import (
 )
 from .errors import ProvenaOpsError
 from .journal import DEFAULT_RUNS_DIR, Result
+
+if TYPE_CHECKING:
+    from .apply import ApplyResult
 from .plan import Action, Plan
 from .signals import cancellable_prompt
 from .targets import Target
@@ -145,6 +149,12 @@ def apply_command(
         runs_dir=runs_dir,
         sign_in=interactive_choice(auth_method),
     )
+    if not report(result, runs_dir):
+        raise typer.Exit(1)
+
+
+def report(result: ApplyResult, runs_dir: Path) -> bool:
+    """What an apply did, for people; True when it all succeeded."""
     if not result.plan.has_changes:
         out.print("\n[green]No changes. Nothing to apply.[/]")
     for key, outcome in result.outcomes.items():
@@ -161,8 +171,7 @@ def apply_command(
         f"(provena-ops log show {result.run_id}{escape(elsewhere)})[/]",
         highlight=False,
     )
-    if not result.recap.succeeded:
-        raise typer.Exit(1)
+    return result.recap.succeeded
 
 
 @log_app.command("list")

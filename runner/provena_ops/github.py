@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from .errors import ProvenaOpsError
-from .gitops import PLAN_MARKER
+from .gitops import PLAN_MARKER, mark_reviewed
 from .redaction import register
 
 PLANS_ARTIFACT = "provena-ops-plans"
@@ -108,6 +108,16 @@ def upsert_plan_comment(github: GitHub, pull_request: int, body: str) -> tuple[s
 
 
 def fetch_reviewed_plans(github: GitHub, merge_sha: str, workflow: str, directory: Path) -> list[Path]:
+    """The reviewed plans of the pull request `merge_sha` merged, saved in `directory`, with a note of the
+    commit they were fetched for (apply-reviewed confirms production only for that commit)."""
+    saved, number = _fetch_reviewed_plans(github, merge_sha, workflow, directory)
+    mark_reviewed(directory, merge_sha, number)
+    return saved
+
+
+def _fetch_reviewed_plans(
+    github: GitHub, merge_sha: str, workflow: str, directory: Path
+) -> tuple[list[Path], int]:
     """The plans saved by the last successful pull-request run of `workflow` on the merged pull request's
     head. Nothing reviewed, nothing applied: a push that did not come from a reviewed pull request fails."""
     with github.client() as client:
@@ -147,7 +157,7 @@ def fetch_reviewed_plans(github: GitHub, merge_sha: str, workflow: str, director
             reverse=True,  # a re-run's upload is the newest
         )
         if not usable:
-            return []  # the pull request changed no playbook that has a plan to apply
+            return [], number  # the pull request changed no playbook that has a plan to apply
         if usable[0].get("expired"):
             raise ProvenaOpsError(
                 f"the plans reviewed on pull request #{number} have expired from GitHub's storage",
@@ -159,9 +169,14 @@ def fetch_reviewed_plans(github: GitHub, merge_sha: str, workflow: str, director
     with zipfile.ZipFile(io.BytesIO(archive)) as bundle:
         for name in bundle.namelist():
             member = PurePosixPath(name)
-            if member.suffix != ".json" or member.is_absolute() or ".." in member.parts:
+            if (
+                member.suffix != ".json"
+                or member.is_absolute()
+                or ".." in member.parts
+                or member.name.startswith(".")
+            ):
                 continue
             target = directory / member.name
             target.write_bytes(bundle.read(name))
             saved.append(target)
-    return sorted(saved)
+    return sorted(saved), number

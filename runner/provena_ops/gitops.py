@@ -7,6 +7,7 @@ so the merge job applies exactly the plans that were reviewed.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from dataclasses import dataclass
@@ -112,3 +113,35 @@ def _ref_exists(cwd: Path, ref: str) -> bool:
         check=False,
     )
     return done.returncode == 0
+
+
+REVIEWED_MARKER = ".provena-ops-reviewed.json"  # written by fetch-plans beside the plans it fetched
+
+
+def not_in_reviewed_workflow(directory: Path, workflow: str) -> str | None:
+    """Why this is not the generated workflow applying a merge's reviewed plans (None when it is): what
+    GitHub Actions sets for a push to a branch, running this workflow file, on the plans fetch-plans
+    fetched for this very commit. A laptop is none of these unless someone pretends; pretending is not a
+    mistake, and the production guard is against mistakes."""
+    env = os.environ
+    if env.get("GITHUB_ACTIONS") != "true":
+        return "GITHUB_ACTIONS is not 'true': this is not GitHub Actions"
+    if env.get("GITHUB_EVENT_NAME") != "push":
+        return f"the event is {env.get('GITHUB_EVENT_NAME') or 'unknown'!r}, not the push of a merge"
+    if not env.get("GITHUB_REF", "").startswith("refs/heads/"):
+        return f"GITHUB_REF {env.get('GITHUB_REF', '')!r} is not a branch"
+    if f"/.github/workflows/{workflow}@" not in env.get("GITHUB_WORKFLOW_REF", ""):
+        return f"the workflow running is not {workflow} (GITHUB_WORKFLOW_REF)"
+    try:
+        fetched = json.loads((directory / REVIEWED_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"{directory} was not filled by `provena-ops gitops fetch-plans`"
+    if not isinstance(fetched, dict) or fetched.get("sha") != env.get("GITHUB_SHA"):
+        return f"the plans in {directory} were fetched for another commit than GITHUB_SHA"
+    return None
+
+
+def mark_reviewed(directory: Path, sha: str, pull_request: int | None) -> None:
+    (directory / REVIEWED_MARKER).write_text(
+        json.dumps({"sha": sha, "pull_request": pull_request}) + "\n", encoding="utf-8"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -159,39 +160,55 @@ def fetch_plans(
 @gitops_app.command("apply-reviewed")
 def apply_reviewed(
     directory: Path = typer.Argument(..., help="The reviewed plans (from `gitops fetch-plans`)."),
+    confirm_environment: list[str] | None = typer.Option(
+        None,
+        "--confirm-environment",
+        help="Apply to this production environment outside the generated workflow (repeatable).",
+    ),
+    workflow: str = typer.Option(
+        "provena-ops.yml", "--workflow", help="The workflow file that runs this step after a merge."
+    ),
 ) -> None:
     """Apply every reviewed plan, each refused if anything changed since it was reviewed.
 
-    Merging the reviewed pull request is the confirmation, production environments included. Every plan
-    is tried; exit status 1 if any was refused or failed.
+    In the generated workflow, after a merge, merging the reviewed pull request is the confirmation,
+    production environments included. Anywhere else a production environment must be named with
+    `--confirm-environment`. Every plan is tried; exit status 1 if any was refused or failed.
     """
-    from .apply_cli import apply_command
+    from .apply import apply
+    from .apply_cli import TerminalUI, report
+    from .gitops import not_in_reviewed_workflow
     from .journal import DEFAULT_RUNS_DIR
+    from .saved_plan import read_saved_plan
 
     if not directory.is_dir():  # fetch-plans creates it even when the merge reviewed no plan: a typo
         raise ProvenaOpsError(
             f"{directory} is not a directory of reviewed plans; nothing was applied",
             hint="give the --dir that `provena-ops gitops fetch-plans` wrote to",
         )
-    plans = sorted(directory.glob("*.json"))
+    plans = sorted(path for path in directory.glob("*.json") if not path.name.startswith("."))
     if not plans:
         out.print(f"No reviewed plan in {directory}: nothing to apply.", highlight=False)
         return
+    outside = not_in_reviewed_workflow(directory, workflow)
+    confirmed = set(confirm_environment or [])
     failed = []
     for path in plans:
         out.rule(str(path.name))
         try:
-            environment = json.loads(path.read_text(encoding="utf-8"))["environment"]["name"]
-        except (OSError, ValueError, KeyError, TypeError):
-            environment = None  # apply --plan explains what is wrong with the file
-        try:
-            apply_command(
-                None, plan_file=path, auto_approve=True, confirm_environment=environment, parallelism=8,
-                fail_fast=False, verbose=False, environment=None, environments_file=None, param=None,
-                concurrency=16, runs_dir=DEFAULT_RUNS_DIR, auth_method=None,
-            )  # fmt: skip
-        except typer.Exit as exc:
-            if exc.exit_code:
+            environment = read_saved_plan(path).environment.name
+            if outside is not None and environment not in confirmed:
+                _refuse_production_outside(environment, outside)
+            result = apply(
+                None,
+                TerminalUI(verbose=False),
+                plan_file=path,
+                auto_approve=True,
+                confirm_environment=environment,
+                command=shlex.join(["provena-ops", *sys.argv[1:]]),
+                runs_dir=DEFAULT_RUNS_DIR,
+            )
+            if not report(result, DEFAULT_RUNS_DIR):
                 failed.append(path.name)
         except ProvenaOpsError as exc:
             err.print(scrub(exc.render()), markup=False, highlight=False)
@@ -199,3 +216,17 @@ def apply_reviewed(
     if failed:
         err.print(f"not applied in full: {', '.join(failed)}", markup=False, highlight=False)
         raise typer.Exit(1)
+
+
+def _refuse_production_outside(environment: str, why: str) -> None:
+    """Outside the workflow, a production environment is confirmed by name or not applied to."""
+    from .environments import load_environments
+
+    env = load_environments().envs.get(environment)
+    if env is not None and env.is_production:  # an unknown one is refused by apply itself
+        raise ProvenaOpsError(
+            f"'{environment}' is a production environment, and this is not the generated workflow "
+            f"applying a merge ({why}); nothing was contacted",
+            hint=f"merge the reviewed pull request to apply it, or confirm it here: "
+            f"--confirm-environment {environment}",
+        )

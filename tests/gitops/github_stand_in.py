@@ -203,6 +203,7 @@ def run_job(
     are the test's own (the repository is checked out, provena-ops installed); artefact uploads go to the
     stand-in GitHub."""
     spec = workflow["jobs"][job]
+    ref = "refs/heads/main" if context["github.event_name"] == "push" else "refs/pull/7/merge"
     assert _condition(spec.get("if", "success()"), context, {}, failed=False), f"job {job} would not run"
     outputs: dict[str, dict[str, str]] = {}
     ran: list[StepRun] = []
@@ -235,6 +236,10 @@ def run_job(
             "GITHUB_STEP_SUMMARY": str(cwd.parent / f"step-summary-{run_id}"),
             "GITHUB_REPOSITORY": context["github.repository"],
             "GITHUB_SHA": context["github.sha"],
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_EVENT_NAME": context["github.event_name"],
+            "GITHUB_REF": ref,
+            "GITHUB_WORKFLOW_REF": f"{context['github.repository']}/.github/workflows/provena-ops.yml@{ref}",
             "GITHUB_API_URL": context["github.api_url"],
             "NO_COLOR": "1",
             "COLUMNS": "200",

@@ -289,6 +289,72 @@ def test_the_workflow_keeps_secrets_in_repository_secrets_and_never_echoes_them(
     assert not any("SECRET" in run or "TOKEN" in run or "set -x" in run for run in runs)
 
 
+def outside_github() -> dict[str, str]:
+    """A laptop's environment: none of what GitHub Actions sets (this suite may itself run in it)."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("GITHUB_")}
+
+
+def test_production_is_applied_by_the_merge_workflow_and_only_confirmed_by_name_elsewhere(repo: Path) -> None:
+    environments = json.loads((repo / "environments" / "environments.json").read_text())
+    production = {**environments["envs"][0], "name": "records-prod", "stage": "PROD"}
+    environments["envs"].append(production)
+    (repo / "environments" / "environments.json").write_text(json.dumps(environments, indent=2))
+    git(repo, "checkout", "-q", "-b", "proposal")
+    example = (
+        (EXAMPLES / "delete-model-runs.yaml")
+        .read_text()
+        .replace("environment: sandbox", "environment: records-prod")
+    )
+    head = propose(repo, example, "Delete the duplicated runs in production")
+    with github_stand_in() as (url, github):
+        assert not plan_on_pull_request(repo, url, github, head, run_id=301).failed
+        merged = merge(repo, github, head)
+        laptop = checkout(repo, merged)
+        env = {**outside_github(), "GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": "csiro/provena-records",
+               "GITHUB_API_URL": url, "NO_COLOR": "1"}  # fmt: skip
+        run = [sys.executable, "-m", "provena_ops.cli", "gitops"]
+        fetched = subprocess.run(
+            [*run, "fetch-plans", "--sha", merged, "--dir", "plans"],
+            cwd=laptop, env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+        refused = subprocess.run(
+            [*run, "apply-reviewed", "plans"],
+            cwd=laptop,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert refused.returncode == 1
+        assert (
+            "'records-prod' is a production environment, and this is not the generated workflow applying a "
+            "merge (GITHUB_ACTIONS is not 'true': this is not GitHub Actions); nothing was contacted"
+        ) in refused.stderr
+        assert "--confirm-environment records-prod" in refused.stderr
+        pretending = {**env, "GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "workflow_dispatch"}
+        still = subprocess.run(
+            [*run, "apply-reviewed", "plans"], cwd=laptop, env=pretending, capture_output=True, text=True,
+            check=False,
+        )  # fmt: skip
+        assert still.returncode == 1 and "'workflow_dispatch', not the push of a merge" in still.stderr
+        assert not (laptop / ".provena-ops" / "runs").exists()  # refused before any run began
+
+        applied = apply_on_merge(repo, url, github, merged, run_id=302)
+        assert not applied.failed, logs(applied)
+        assert "Apply: 2 changed" in applied.step("Apply the reviewed plans").output
+
+        again = checkout(repo, merged)
+        for step in ("fetch-plans", "apply-reviewed"):
+            args = ["--sha", merged, "--dir", "plans"] if step == "fetch-plans" else ["plans"]
+            confirmed = subprocess.run(
+                [*run, step, *args, *(["--confirm-environment", "records-prod"] * (step != "fetch-plans"))],
+                cwd=again, env=env, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr
+        assert "Apply: 2 changed" in confirmed.stdout  # a fresh checkout: its own sandbox, applied
+
+
 @pytest.mark.parametrize(
     ("args", "said"),
     [
