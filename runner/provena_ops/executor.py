@@ -25,6 +25,7 @@ from .provena.http import ProvenaHttp
 from .record_checks import missing_from_graph, normalised
 
 FINAL = ("SUCCEEDED", "FAILED")
+SUBMISSIONS = 4  # of one edit, each after the last left no trace for the whole patience
 Progress = Callable[[Action, Result], None]
 
 
@@ -181,24 +182,10 @@ class Executor:
         if fetched.locked:
             return Outcome("failed", f"{run} is locked; an admin of the record can unlock it")
         self._started(action, fetched.item)
-        since = time.time()
-        try:
-            session_id = await writes.submit_update(self.http, run, action.reason or "", desired)
-            lost = None
-        except Unreachable as exc:
-            if not exc.maybe_sent:
-                return Outcome("failed", f"{exc.message}; the edit never reached Provena")
-            # The lock keeps other provena-ops runs out: a job for this run, reason and record since the
-            # submission is this submission's.
-            reason = action.reason or ""
-            found = await find_job(self.http, run, reason, desired, since, self.wait.lost_submission_s)
-            if found is None:
-                return Outcome(
-                    "unknown",
-                    f"the edit got no answer ({exc.message}) and no job for it appeared within "
-                    f"{self.wait.lost_submission_s:.0f} s; the next apply looks again before planning",
-                )
-            session_id, lost = found, "the answer was lost; the job was found in the job list"
+        submitted = await self._submit(action, desired)
+        if isinstance(submitted, Outcome):
+            return submitted
+        session_id, lost = submitted
         self._sent(action, f"POST /model_run/update {run}", session_id=session_id, detail=lost)
         try:
             return await follow_job(self.http, self.journal, action.key, session_id, self.wait)
@@ -208,6 +195,40 @@ class Executor:
                 f"job {session_id} was submitted, then following it failed ({exc.message}); "
                 "the next apply follows it instead of submitting again",
             )
+
+    async def _submit(self, action: Action, desired: dict[str, Any]) -> tuple[str, str | None] | Outcome:
+        """The job of the edit (and how it was found). A submission that may have reached Provena is
+        looked for in the job list (and in the record) before anything else: for the patience when
+        Provena answered with a 5xx, for twice the patience when the answer was lost (the wait a later
+        apply's recovery adds). Only when it left no trace is it submitted again, up to SUBMISSIONS times,
+        so a transient failure costs a wait, not a run. Provena's own client gives a job's row 20 s."""
+        run, reason = action.record_id, action.reason or ""
+        for submission in range(1, SUBMISSIONS + 1):
+            since = time.time()
+            try:
+                return await writes.submit_update(self.http, run, reason, desired), None
+            except Unreachable as exc:
+                if not exc.maybe_sent:
+                    if submission < SUBMISSIONS:
+                        continue  # it never reached Provena: nothing to look for
+                    return Outcome("failed", f"{exc.message}; the edit never reached Provena")
+                patience = self.wait.lost_submission_s * (1 if exc.status is not None else 2)
+                # The lock keeps other provena-ops runs out: a job for this run, reason and record since
+                # the submission is this submission's.
+                found = await find_job(self.http, run, reason, desired, since, patience)
+                if found is not None:
+                    return found, "the answer was lost; the job was found in the job list"
+                if not action.stale_link_to:  # a re-submission of the record as it is changes nothing in it
+                    now = await registry.fetch(self.http, "MODEL_RUN", run)
+                    if now.item is not None and normalised(now.item.get("record")) == normalised(desired):
+                        return Outcome("changed", "the answer was lost, and the record is as planned")
+                if submission == SUBMISSIONS:
+                    return Outcome(
+                        "unknown",
+                        f"the edit got no answer {SUBMISSIONS} times (last: {exc.message}) and no job for "
+                        f"it appeared within {patience:.0f} s; the next apply looks again before planning",
+                    )
+        raise AssertionError("unreachable")
 
     async def _graph_links(self, run: str, study: str) -> bool:
         return any(node.id == study for node in await prov.explore(self.http, "upstream", run, depth=1))

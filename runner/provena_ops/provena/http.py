@@ -1,11 +1,15 @@
 """One keep-alive connection per lane, bounded concurrency, safe retries, typed responses, plain-words errors.
 
 Reads are always safe to retry. Transient failures (connection errors, timeouts, 429 honouring
-Retry-After, 502/503/504) are retried with exponential backoff and full jitter, a bounded number of
-times; a 401 with an expired token refreshes the token once. Nothing else is retried: 400/404/422 and the
-other 401s are answers, not accidents. A write that is not idempotent is retried only when it cannot
-have reached Provena (the connection was never made, or a 429 refused it); otherwise the failure says
-it may have been sent, and the caller finds out what became of it.
+Retry-After, 500, 502, 503, 504) are retried with exponential backoff and full jitter, for as long as the
+retry budget lasts (60 s since the first attempt, at most 30 attempts): a transient outage shorter than
+the budget costs time, not the run. A 401 with an expired token refreshes the token once. Nothing else is
+retried: 400/404/422 and the other 401s are answers, not accidents. A write that is not idempotent is
+retried only when it cannot have reached Provena (the connection was never made, or a 429 refused it);
+any other failure (a 5xx, a connection dropped mid-request) says it may have been sent, and the caller
+finds out what became of it.
+
+The sandbox's fault injection (500, 502, 503, 504, 429, dropped and lost answers) is exactly this set.
 
 Concurrency is a pool of lanes, each an httpx transport holding one keep-alive connection: a request
 takes a free lane and gives it back. Planning thousands of records is bound by the client's CPU, and
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,13 +38,16 @@ from ..environments import Endpoints
 from .auth import TokenSource
 from .errors import TOKEN_DETAILS, NotAuthorised, ProvenaError, Unexpected, Unreachable, refusal_hint
 
-TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
+TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 5
+    """Retries are budgeted by time (`budget_s` since the first attempt) and, as a backstop, by count."""
+
+    attempts: int = 30
+    budget_s: float = 60.0
     base_delay_s: float = 0.25
     max_delay_s: float = 8.0
     max_retry_after_s: float = 60.0
@@ -48,6 +56,11 @@ class RetryPolicy:
         if retry_after is not None:
             return min(retry_after, self.max_retry_after_s)
         return rng.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
+
+    def exhausted(self, attempt: int, started: float, delay: float) -> bool:
+        """Whether the attempt just made was the last: no attempts left, or the wait before the next
+        would end past the budget."""
+        return attempt + 1 >= self.attempts or time.monotonic() + delay - started > self.budget_s
 
 
 class ProvenaHttp:
@@ -124,6 +137,7 @@ class ProvenaHttp:
         where = self.where(service, method, path, params)
         refreshed = False
         attempt = 0
+        started = time.monotonic()
         while True:
             token = await self.auth.token()
             headers = {**BASE_HEADERS, "Authorization": f"Bearer {token}"}
@@ -156,29 +170,33 @@ class ProvenaHttp:
                 self._lanes.put_nowait(lane)
             if failure is not None:
                 never_sent = isinstance(failure, httpx.ConnectError | httpx.ConnectTimeout)
-                if (not retry_safe and not never_sent) or attempt + 1 >= self.retry.attempts:
+                delay = self.retry.delay(attempt, None, self._rng)
+                if (not retry_safe and not never_sent) or self.retry.exhausted(attempt, started, delay):
                     raise Unreachable(
-                        f"{where} failed {self.attempts_text(attempt)}: {type(failure).__name__} "
+                        f"{where} failed {self.attempts_text(attempt, started)}: {type(failure).__name__} "
                         f"{redact(str(failure), token)}".rstrip(),
                         hint="check the network and the environment's endpoints; the call was "
                         + ("retried" if retry_safe else "not retried because it writes"),
                         retryable=True,
                         maybe_sent=not never_sent,
                     ) from failure
-                await asyncio.sleep(self.retry.delay(attempt, None, self._rng))
+                await asyncio.sleep(delay)
                 attempt += 1
                 continue
             if response.status_code in TRANSIENT_STATUS:
                 throttled = response.status_code == 429  # refused before any work: safe to send again
-                if (not retry_safe and not throttled) or attempt + 1 >= self.retry.attempts:
+                delay = self.retry.delay(attempt, _retry_after(response), self._rng)
+                if (not retry_safe and not throttled) or self.retry.exhausted(attempt, started, delay):
                     raise Unreachable(
-                        f"{where} answered {response.status_code} {self.attempts_text(attempt)}",
+                        f"{where} answered {response.status_code} {self.attempts_text(attempt, started)}",
                         status=response.status_code,
-                        hint="Provena is overloaded or restarting; try again later",
+                        hint="Provena is overloaded or restarting; try again later"
+                        if retry_safe or throttled
+                        else "the write may have been carried out; apply again checks before repeating it",
                         retryable=True,
                         maybe_sent=not throttled,
                     )
-                await asyncio.sleep(self.retry.delay(attempt, _retry_after(response), self._rng))
+                await asyncio.sleep(delay)
                 attempt += 1
                 continue
             if response.status_code == 401:
@@ -195,8 +213,10 @@ class ProvenaHttp:
                 )
             return response
 
-    def attempts_text(self, attempt: int) -> str:
-        return f"after {attempt + 1} attempt{'s' if attempt else ''}"
+    def attempts_text(self, attempt: int, started: float) -> str:
+        tried = f"after {attempt + 1} attempt{'s' if attempt else ''}"
+        elapsed = time.monotonic() - started
+        return tried + (f" over {elapsed:.0f} s" if attempt and elapsed >= 1 else "")
 
     async def parsed(
         self,

@@ -25,7 +25,7 @@ TOKEN_PATH = "/protocol/openid-connect/token"
 DEVICE_PATH = "/protocol/openid-connect/auth/device"
 REVOKE_PATH = "/protocol/openid-connect/revoke"
 SLOW_DOWN_STEP_S = 5  # RFC 8628 3.5: a `slow_down` answer adds five seconds to the polling interval
-TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
+TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})  # as the API client, and the sandbox's faults
 
 
 @dataclass(frozen=True)
