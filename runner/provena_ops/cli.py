@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import shlex
+import signal
 import sys
 import traceback
 from enum import StrEnum
@@ -456,6 +457,7 @@ def serve(
     from .sandbox.app import service_urls
 
     server, _ = make_server(settings)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # uvicorn shuts down, then ends by SIGTERM (status 143)
     base_url = base_url_of(sock)
     err.print(f"Provena sandbox on {base_url} (database {db})")
     print(json.dumps(service_urls(base_url, settings.realm_name), indent=2), flush=True)

@@ -1,13 +1,13 @@
 """Ctrl-C and SIGTERM mean the same thing everywhere: stop now, and say what that leaves.
 
-SIGTERM (what CI runners and `kill` send) is delivered as SIGINT, so it takes whichever path Ctrl-C takes:
-asyncio's cancellation of the running command, or, at a question on the screen, an immediate answer.
+SIGTERM (what CI runners and `kill` send) is handed to whatever handles SIGINT at that moment, so it takes
+whichever path Ctrl-C takes: asyncio's cancellation of the running command, or, at a question on the
+screen, an immediate answer.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 from collections.abc import Iterator
 from types import FrameType
@@ -16,7 +16,13 @@ from .errors import PromptCancelled
 
 
 def _as_interrupt(signum: int, frame: FrameType | None) -> None:
-    os.kill(os.getpid(), signal.SIGINT)
+    """Called directly, not re-sent: a SIGINT sent from inside a handler can wait unseen until the process
+    next wakes (readline's prompt does not)."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    elif handler != signal.SIG_IGN:
+        raise KeyboardInterrupt
 
 
 def terminate_like_interrupt() -> None:

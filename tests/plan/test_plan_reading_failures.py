@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -95,6 +97,8 @@ def test_an_unreachable_service_ends_the_plan_with_an_error_naming_the_call(
     environments = environments_with(
         tmp_path, server, prov_api_endpoint_override=f"http://127.0.0.1:{closed_port()}/prov"
     )
+    monkeypatch.setenv("PROVENA_OPS_RETRY_BUDGET", "2")  # retried for 2 s, not the default minute
+    started = time.monotonic()
     with pytest.raises(Unreachable) as failure:
         plan_with(
             tmp_path,
@@ -103,7 +107,11 @@ def test_an_unreachable_service_ends_the_plan_with_an_error_naming_the_call(
             monkeypatch,
             api.token(),
         )
-    assert "on the prov API of 'rehearsal' failed after 5 attempts: ConnectError" in failure.value.message
+    assert 1.5 < time.monotonic() - started < 30
+    assert re.search(
+        r"on the prov API of 'rehearsal' failed after \d+ attempts over 2 s: ConnectError",
+        failure.value.message,
+    ), failure.value.message
     assert "the call was retried" in (failure.value.hint or "")
 
 

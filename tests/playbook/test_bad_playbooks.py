@@ -44,7 +44,7 @@ def validate(relative: str, **overrides: str) -> LoadedPlaybook:
 
 
 def test_the_corpus_is_big_enough() -> None:
-    assert len(CASES) >= 50
+    assert len(CASES) >= 130
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.stem for case in CASES])

@@ -18,7 +18,7 @@ from .diagnostics import Diagnostic, Path, did_you_mean, sort_key
 from .model import Operation, Playbook
 from .model_errors import diagnostics_from
 from .template_sandbox import Budget
-from .templating import RESERVED_NAMES, Renderer, TemplateProblem
+from .templating import RESERVED_NAMES, Renderer, TemplateProblem, is_template
 from .text_checks import check_text
 from .yaml_source import MAX_BYTES, SourceMap, YamlLoadError, load_yaml, read_text
 
@@ -193,6 +193,16 @@ def _render(
     """
     problems: list[TemplateProblem] = []
     budget = Budget()  # all of the playbook's templates together
+    version = data.get("version")
+    if isinstance(version, str) and is_template(version):
+        problems.append(
+            TemplateProblem(
+                ("version",),
+                "version is read before templating, so it cannot use {{ }}",
+                "version: 1",
+                "write `version: 1`",
+            )
+        )
     rendered: dict[str, Any] = dict(data)
     native: dict[Path, str] = {}
     raw_params = data.get("params")

@@ -1,5 +1,5 @@
-"""Text that would reach Provena is what it looks like: no hidden characters, no blank names, and no
-`{{ }}` where templating does not happen (a key, or the version, is used as written)."""
+"""Text that would reach Provena is what it looks like: no hidden characters, and no `{{ }}` where
+templating does not happen (a key is used as written)."""
 
 from __future__ import annotations
 
@@ -19,17 +19,8 @@ PROSE = "description"  # fields where tabs and line breaks are text
 def check_text(
     data: dict[str, Any], rendered: dict[str, Any], source: SourceMap, broken: Collection[Path]
 ) -> list[Diagnostic]:
+    """Hidden characters in keys and values, and templates in keys."""
     found: list[Diagnostic] = []
-    version = data.get("version")
-    if isinstance(version, str) and is_template(version):
-        found.append(
-            source.diagnostic(
-                ("version",),
-                "version is read before templating, so it cannot use {{ }}",
-                "version: 1",
-                "write `version: 1`",
-            )
-        )
     for path, key in _keys(data):
         if is_template(key):
             found.append(

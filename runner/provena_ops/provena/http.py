@@ -2,9 +2,10 @@
 
 Reads are always safe to retry. Transient failures (connection errors, timeouts, 429 honouring
 Retry-After, 500, 502, 503, 504) are retried with exponential backoff and full jitter, for as long as the
-retry budget lasts (60 s since the first attempt, at most 30 attempts): a transient outage shorter than
-the budget costs time, not the run. A 401 with an expired token refreshes the token once. Nothing else is
-retried: 400/404/422 and the other 401s are answers, not accidents. A write that is not idempotent is
+retry budget lasts (60 s since the first attempt, $PROVENA_OPS_RETRY_BUDGET to change it; at most 30
+attempts): a transient outage shorter than the budget costs time, not the run. A 401 with an expired
+token refreshes the token once. Nothing else is retried: 400/404/422 and the other 401s are answers, not
+accidents. A write that is not idempotent is
 retried only when it cannot have reached Provena (the connection was never made, or a 429 refused it);
 any other failure (a 5xx, a connection dropped mid-request) says it may have been sent, and the caller
 finds out what became of it.
@@ -21,11 +22,12 @@ fetches at 16 in flight: 2.9 ms of CPU per request through one shared AsyncClien
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
@@ -35,6 +37,7 @@ from pydantic_core import from_json
 
 from .. import __version__
 from ..environments import Endpoints
+from ..errors import ProvenaOpsError
 from .auth import TokenSource
 from .errors import TOKEN_DETAILS, NotAuthorised, ProvenaError, Unexpected, Unreachable, refusal_hint
 
@@ -42,12 +45,33 @@ TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 M = TypeVar("M", bound=BaseModel)
 
 
+RETRY_BUDGET_VARIABLE = "PROVENA_OPS_RETRY_BUDGET"  # seconds a request is retried for (default 60)
+DEFAULT_RETRY_BUDGET_S = 60.0
+
+
+def retry_budget_s() -> float:
+    """The retry budget, from $PROVENA_OPS_RETRY_BUDGET when it is a number of seconds from 0 to 3600."""
+    text = os.environ.get(RETRY_BUDGET_VARIABLE)
+    if text is None:
+        return DEFAULT_RETRY_BUDGET_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:  # also refuses nan
+        raise ProvenaOpsError(
+            f"${RETRY_BUDGET_VARIABLE} is {text!r}, not a number of seconds from 0 to 3600",
+            hint=f"unset it for the default ({DEFAULT_RETRY_BUDGET_S:.0f} s), or set e.g. 300",
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Retries are budgeted by time (`budget_s` since the first attempt) and, as a backstop, by count."""
 
     attempts: int = 30
-    budget_s: float = 60.0
+    budget_s: float = field(default_factory=retry_budget_s)
     base_delay_s: float = 0.25
     max_delay_s: float = 8.0
     max_retry_after_s: float = 60.0
@@ -57,10 +81,13 @@ class RetryPolicy:
             return min(retry_after, self.max_retry_after_s)
         return rng.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
 
-    def exhausted(self, attempt: int, started: float, delay: float) -> bool:
-        """Whether the attempt just made was the last: no attempts left, or the wait before the next
-        would end past the budget."""
-        return attempt + 1 >= self.attempts or time.monotonic() + delay - started > self.budget_s
+    def exhausted(self, attempt: int, started: float) -> bool:
+        """Whether the attempt just made was the last: no attempts or no time left."""
+        return attempt + 1 >= self.attempts or time.monotonic() - started >= self.budget_s
+
+    def wait(self, delay: float, started: float) -> float:
+        """The wait before the next attempt, cut to what is left of the budget."""
+        return max(0.0, min(delay, self.budget_s - (time.monotonic() - started)))
 
 
 class ProvenaHttp:
@@ -170,8 +197,7 @@ class ProvenaHttp:
                 self._lanes.put_nowait(lane)
             if failure is not None:
                 never_sent = isinstance(failure, httpx.ConnectError | httpx.ConnectTimeout)
-                delay = self.retry.delay(attempt, None, self._rng)
-                if (not retry_safe and not never_sent) or self.retry.exhausted(attempt, started, delay):
+                if (not retry_safe and not never_sent) or self.retry.exhausted(attempt, started):
                     raise Unreachable(
                         f"{where} failed {self.attempts_text(attempt, started)}: {type(failure).__name__} "
                         f"{redact(str(failure), token)}".rstrip(),
@@ -180,13 +206,12 @@ class ProvenaHttp:
                         retryable=True,
                         maybe_sent=not never_sent,
                     ) from failure
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self.retry.wait(self.retry.delay(attempt, None, self._rng), started))
                 attempt += 1
                 continue
             if response.status_code in TRANSIENT_STATUS:
                 throttled = response.status_code == 429  # refused before any work: safe to send again
-                delay = self.retry.delay(attempt, _retry_after(response), self._rng)
-                if (not retry_safe and not throttled) or self.retry.exhausted(attempt, started, delay):
+                if (not retry_safe and not throttled) or self.retry.exhausted(attempt, started):
                     raise Unreachable(
                         f"{where} answered {response.status_code} {self.attempts_text(attempt, started)}",
                         status=response.status_code,
@@ -196,7 +221,8 @@ class ProvenaHttp:
                         retryable=True,
                         maybe_sent=not throttled,
                     )
-                await asyncio.sleep(delay)
+                delay = self.retry.delay(attempt, _retry_after(response), self._rng)
+                await asyncio.sleep(self.retry.wait(delay, started))
                 attempt += 1
                 continue
             if response.status_code == 401:
