@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .auth_cli import AUTH_METHOD_OPTION, AuthMethod, interactive_choice
@@ -24,6 +23,7 @@ from .cli_common import (
 )
 from .errors import ProvenaOpsError
 from .journal import DEFAULT_RUNS_DIR, Result
+from .render.common import shown
 
 if TYPE_CHECKING:
     from .apply import ApplyResult
@@ -160,15 +160,15 @@ def report(result: ApplyResult, runs_dir: Path) -> bool:
     for key, outcome in result.outcomes.items():
         if outcome.result in ("failed", "skipped", "unknown"):
             colour = {"failed": "red", "skipped": "yellow", "unknown": "magenta"}[outcome.result]
-            out.print(f"[{colour}]{outcome.result}[/] {key}: {outcome.detail}", highlight=False)
+            out.print(f"[{colour}]{outcome.result}[/] {shown(key)}: {shown(outcome.detail)}", highlight=False)
     if result.stopped:
         out.print(f"[yellow]stopped: {result.stopped}[/]")
     style = "green" if result.recap.succeeded else "red"
     out.print(f"\n[bold {style}]{result.recap.line()}[/]")
     elsewhere = "" if runs_dir == DEFAULT_RUNS_DIR else f" --runs-dir {shlex.quote(str(runs_dir))}"
     out.print(
-        f"[dim]journal: {escape(str(result.journal))} "
-        f"(provena-ops log show {result.run_id}{escape(elsewhere)})[/]",
+        f"[dim]journal: {shown(str(result.journal))} "
+        f"(provena-ops log show {result.run_id}{shown(elsewhere)})[/]",
         highlight=False,
     )
     return result.recap.succeeded

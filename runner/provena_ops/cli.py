@@ -36,6 +36,7 @@ from .gitops_cli import gitops_app
 from .playbook.loader import LoadedPlaybook
 from .redaction import scrub
 from .signals import terminate_like_interrupt
+from .text import visible
 
 app = typer.Typer(
     rich_markup_mode="markdown",  # (every group) reflows the docstrings' wrapped lines in --help
@@ -145,7 +146,7 @@ def _validate_environments(path: Path, output: OutputFormat) -> None:
         print(json.dumps([report], indent=2))
     else:
         for diagnostic in diagnostics:
-            print(diagnostic.render())
+            print(visible(diagnostic.render()))
         warnings = len(diagnostics) - len(errors)
         tail = f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
         if parsed is not None:
@@ -159,7 +160,7 @@ def _validate_environments(path: Path, output: OutputFormat) -> None:
 
 def _print_validation(loaded: LoadedPlaybook) -> None:
     for diagnostic in loaded.diagnostics:
-        print(diagnostic.render())
+        print(visible(diagnostic.render()))
     errors = len(loaded.errors)
     warnings = len(loaded.diagnostics) - errors
     tail = f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
@@ -564,12 +565,12 @@ def main() -> None:
         err.print("error: no answer (end of input); nothing was changed", markup=False, highlight=False)
         sys.exit(USER_ERROR)
     except Interrupted as exc:
-        err.print(scrub(exc.render()), markup=False, highlight=False, soft_wrap=True)
+        err.print(visible(scrub(exc.render())), markup=False, highlight=False, soft_wrap=True)
         sys.exit(INTERRUPTED)
     except ProvenaOpsError as exc:
         if os.environ.get(DEBUG_VARIABLE):
             sys.stderr.write(scrub("".join(traceback.format_exception(exc))))
-        err.print(scrub(exc.render()), markup=False, highlight=False, soft_wrap=True)
+        err.print(visible(scrub(exc.render())), markup=False, highlight=False, soft_wrap=True)
         sys.exit(USER_ERROR)
     except KeyboardInterrupt:
         err.print("interrupted; nothing more was started", markup=False, highlight=False)

@@ -37,6 +37,7 @@ _PATH = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
 _REPLACEMENT_ID = re.compile(r"[A-Za-z0-9_.-]+")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENVIRONMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_REALM = re.compile(r"(?!\.\.?$)[A-Za-z0-9._~-]+")
 _PLACEHOLDER_SYNTAX = re.compile(r"\$\{[^}]*\}")
 
 OVERRIDES = {
@@ -304,16 +305,19 @@ class EnvironmentChecker:
                         'a replacement {"id": ..., "key": "' + placeholder + '"} for each ${...}',
                         "declare the replacement under replacements, or write the value out",
                     )
+        domain_ok = self._domain_and_realm(base, env, keys)
         for field_name, (label, prefix) in OVERRIDES.items():
             override = getattr(env, field_name)
+            if override is None and not domain_ok:
+                continue  # the domain (or realm) it derives from is reported once
             if override is not None:
                 url, path = override, (*base, field_name)
             elif prefix is not None:
                 url, path = f"https://{prefix}.{env.domain}", (*base, "domain")
             else:
                 url, path = f"https://auth.{env.domain}/auth/realms/{env.realm_name}", (*base, "realm_name")
-            if path[-1] in unreplaced:
-                continue
+            if path[-1] in unreplaced or hidden_character(url) is not None:
+                continue  # reported already, as what it holds
             shown = url
             for key in keys:
                 url = url.replace(key, PLACEHOLDER)
@@ -326,6 +330,33 @@ class EnvironmentChecker:
                     "https://host[:port][/path], with no user-info, query or fragment",
                     "correct the URL; http is only for a loopback address such as http://127.0.0.1:8765",
                 )
+
+    def _domain_and_realm(self, base: Path, env: Any, keys: set[str]) -> bool:
+        """The domain is a host name and the realm a path segment, when endpoints derive from them."""
+        derived = [name for name in OVERRIDES if getattr(env, name) is None]
+        if not derived:
+            return True
+        domain, realm = env.domain, env.realm_name
+        for key in keys:
+            domain, realm = domain.replace(key, PLACEHOLDER), realm.replace(key, PLACEHOLDER)
+        ok = True
+        if hidden_character(domain) is None and not _valid_host(domain):
+            self.error(
+                (*base, "domain"),
+                f"the domain {domain!r} is not a host name",
+                "a DNS name such as provena.example.org (the APIs are derived from it)",
+                "correct the domain, or give every API an endpoint override",
+            )
+            ok = False
+        if "keycloak_endpoint_override" in derived and _REALM.fullmatch(realm) is None:
+            self.error(
+                (*base, "realm_name"),
+                f"the realm name {realm!r} is not a URL path segment",
+                "letters, digits, '.', '_', '-' and '~' (the Keycloak URL ends with it)",
+                "correct the realm name, or give keycloak_endpoint_override",
+            )
+            ok = False
+        return ok
 
     def _auth(self, base: Path, env: Any) -> None:
         auth = env.provena_ops.auth if env.provena_ops is not None else None

@@ -62,3 +62,12 @@ def describe_character(char: str) -> str:
         return _NAMES[char]
     kind = "a control character" if char in _CONTROL else "an invisible formatting character"
     return f"{kind} (U+{ord(char):04X})"
+
+
+_SHOWN_AS_ESCAPES = re.compile("[" + "".join(re.escape(char) for char in _HIDDEN if char not in "\t\n") + "]")
+
+
+def visible(text: str) -> str:
+    """`text` with every hidden or controlling character (line breaks and tabs aside) written as an
+    escape, so that a value from a file or a server cannot recolour, clear or reorder a terminal."""
+    return _SHOWN_AS_ESCAPES.sub(lambda match: match.group().encode("unicode_escape").decode(), text)

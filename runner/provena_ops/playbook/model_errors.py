@@ -204,7 +204,8 @@ def _diagnostic(
         description = _field_description(root, loc)
         return make(
             f"missing required key '{name}'",
-            f"`{name}:` here" + (f" ({description})" if description else ""),
+            (f'"{name}": ... here' if in_json else f"`{name}:` here")
+            + (f" ({description})" if description else ""),
             f'add "{name}": ... to this object' if in_json else f"add `{name}: ...` to this mapping",
             at=(*path, name),
         )

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rich.markup import escape
+
 from ..plan import Action, Plan
+from ..text import visible
 
 SYMBOLS = {"update": "~", "relink": "~", "delete_model_run": "-", "delete_study": "-", "relodge": "+"}
 VERBS = {
@@ -57,3 +60,9 @@ def after_text(keys: list[str], listed: int = 3) -> str:
 def title(action: Action) -> str:
     name = f"  {action.display_name}" if action.display_name else ""
     return f"{VERBS[action.kind]} {action.record_id}{name}"
+
+
+def shown(text: str) -> str:
+    """Text from a file or a server, ready for rich: markup escaped, and hidden or controlling characters
+    written as escapes (a display name holding ESC[2J must not clear a reviewer's screen)."""
+    return escape(visible(text))

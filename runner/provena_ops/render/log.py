@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 
 from ..errors import ProvenaOpsError
 from ..journal import (
@@ -24,6 +23,7 @@ from ..journal import (
     last_event,
     read_events,
 )
+from .common import shown
 
 RESULT_STYLE = {
     "changed": "yellow",
@@ -59,7 +59,7 @@ def render_runs(directory: Path, console: Console) -> None:
     widths = [max(len(row[column]) for row in rows) for column in range(5)]
     for number, row in enumerate(rows):
         line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[5]
-        console.print(f"[bold]{escape(line)}[/]" if number == 0 else escape(line), highlight=False)
+        console.print(f"[bold]{shown(line)}[/]" if number == 0 else shown(line), highlight=False)
 
 
 def _ending(last: Event | None) -> str:
@@ -84,12 +84,12 @@ def render_run(path: Path, console: Console) -> None:
         clock = event.at[11:23]
         if isinstance(event, RunStarted):
             env = event.environment
-            console.print(f"[bold]run {event.run_id}[/] by {escape(event.who)} on {env.name} ({env.stage})")
-            console.print(f"  playbook {escape(event.playbook.file)} ({event.playbook.sha256[:19]})")
-            console.print(f"  registry {escape(env.registry)}")
-            console.print(f"  command  {escape(event.command)}", highlight=False)
+            console.print(f"[bold]run {event.run_id}[/] by {shown(event.who)} on {env.name} ({env.stage})")
+            console.print(f"  playbook {shown(event.playbook.file)} ({event.playbook.sha256[:19]})")
+            console.print(f"  registry {shown(env.registry)}")
+            console.print(f"  command  {shown(event.command)}", highlight=False)
         elif isinstance(event, Planned):
-            console.print(f"{clock}  {escape(event.plan.summary.line())}")
+            console.print(f"{clock}  {shown(event.plan.summary.line())}")
         elif isinstance(event, JobRecovered):
             console.print(
                 f"{clock}  followed {event.key} of interrupted run {event.from_run}: "
@@ -97,24 +97,24 @@ def render_run(path: Path, console: Console) -> None:
             )
         elif isinstance(event, ActionStarted):
             kept = "the record as it was is kept here" if event.before is not None else "no record before"
-            console.print(f"{clock}  {escape(event.key)}: started ({kept})")
+            console.print(f"{clock}  {shown(event.key)}: started ({kept})")
         elif isinstance(event, RequestSent):
             job = f" -> job {event.session_id}" if event.session_id else ""
-            detail = f" ({escape(event.detail)})" if event.detail else ""
+            detail = f" ({shown(event.detail)})" if event.detail else ""
             console.print(
-                f"{clock}  {escape(event.key)}: {escape(event.request)}{job}{detail}", highlight=False
+                f"{clock}  {shown(event.key)}: {shown(event.request)}{job}{detail}", highlight=False
             )
         elif isinstance(event, JobStatus):
-            info = f": {escape(event.info)}" if event.info else ""
-            console.print(f"{clock}  {escape(event.key)}: job {event.status}{info}", highlight=False)
+            info = f": {shown(event.info)}" if event.info else ""
+            console.print(f"{clock}  {shown(event.key)}: job {event.status}{info}", highlight=False)
         elif isinstance(event, ActionFinished):
             style = RESULT_STYLE[event.result]
             console.print(
-                f"{clock}  {escape(event.key)}: [{style}]{event.result}[/] {escape(event.detail)}",
+                f"{clock}  {shown(event.key)}: [{style}]{event.result}[/] {shown(event.detail)}",
                 highlight=False,
             )
         elif isinstance(event, RunFinished):
-            stopped = f" (stopped: {escape(event.stopped)})" if event.stopped else ""
-            console.print(f"{clock}  [bold]{escape(event.recap.line())}[/]{stopped}")
+            stopped = f" (stopped: {shown(event.stopped)})" if event.stopped else ""
+            console.print(f"{clock}  [bold]{shown(event.recap.line())}[/]{stopped}")
         elif isinstance(event, RunResumed):
             console.print(f"{clock}  resumed by run {event.by_run}, which saw its jobs to their end")

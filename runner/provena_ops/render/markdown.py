@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..plan import Action, Plan
-from ..text import plural
+from ..text import plural, visible
 from .common import SYMBOLS, after_text, groups, is_structured, pretty, short, title
 
 GITHUB_COMMENT_LIMIT = 65_535
@@ -159,7 +159,7 @@ def _where(operation: int | None) -> str:
 
 def _text(text: str) -> str:
     """Plain text as Markdown that renders as written (no stray tags, emphasis or mentions)."""
-    return html.escape(text, quote=False).replace("@", "@\u200b")
+    return html.escape(visible(text), quote=False).replace("@", "@\u200b")
 
 
 def _code(text: str) -> str:

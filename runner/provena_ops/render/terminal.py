@@ -5,11 +5,10 @@ from __future__ import annotations
 import difflib
 
 from rich.console import Console
-from rich.markup import escape
 
 from ..plan import Action, Plan
 from ..text import plural
-from .common import SYMBOLS, after_text, groups, is_structured, pretty, short, title
+from .common import SYMBOLS, after_text, groups, is_structured, pretty, short, shown, title
 
 COLOURS = {"~": "yellow", "-": "red", "+": "green"}
 
@@ -17,58 +16,58 @@ COLOURS = {"~": "yellow", "-": "red", "+": "green"}
 def render_terminal(plan: Plan, console: Console, verbose: bool = False) -> None:
     env = plan.environment
     console.print(
-        f"Plan for [bold]{escape(plan.playbook.name)}[/] ({escape(plan.playbook.file)}) on "
-        f"[bold]{escape(env.name)}[/] ({escape(env.stage)}), as {escape(plan.planned_by)}"
+        f"Plan for [bold]{shown(plan.playbook.name)}[/] ({shown(plan.playbook.file)}) on "
+        f"[bold]{shown(env.name)}[/] ({shown(env.stage)}), as {shown(plan.planned_by)}"
     )
     for heading, actions in groups(plan):
         console.print()
-        console.print(f"[bold]{escape(heading)}[/]")
+        console.print(f"[bold]{shown(heading)}[/]")
         quiet = [a for a in actions if a.outcome != "change"]
         for action in actions:
             if action.outcome == "change":
                 _action(console, action)
         if quiet and verbose:
             for action in quiet:
-                console.print(f"  [dim]= {escape(title(action))}: {escape(action.why or action.outcome)}[/]")
+                console.print(f"  [dim]= {shown(title(action))}: {shown(action.why or action.outcome)}[/]")
         elif quiet:
             console.print(f"  [dim]= {len(quiet)} unchanged or already absent (--verbose lists them)[/]")
     for note in plan.notes:
         console.print()
-        console.print(f"[dim]Note: {escape(note)}[/]")
+        console.print(f"[dim]Note: {shown(note)}[/]")
     if plan.warnings:
         console.print()
         console.print("[bold yellow]Warnings[/]")
         for warning in plan.warnings:
-            console.print(f"  [yellow]![/] {escape(warning)}")
+            console.print(f"  [yellow]![/] {shown(warning)}")
     if plan.problems:
         console.print()
         console.print("[bold red]Problems (the plan cannot be applied)[/]")
         for problem in plan.problems:
             where = f"operations[{problem.operation}]: " if problem.operation is not None else ""
-            console.print(f"  [red]x[/] {escape(where + problem.message)}")
-            console.print(f"    [dim]hint: {escape(problem.hint)}[/]")
+            console.print(f"  [red]x[/] {shown(where + problem.message)}")
+            console.print(f"    [dim]hint: {shown(problem.hint)}[/]")
     console.print()
     style = "red" if plan.problems else ("yellow" if plan.has_changes else "green")
-    console.print(f"[bold {style}]{escape(plan.summary.line())}[/]")
+    console.print(f"[bold {style}]{shown(plan.summary.line())}[/]")
 
 
 def _action(console: Console, action: Action) -> None:
     symbol = SYMBOLS[action.kind]
-    console.print(f"  [{COLOURS[symbol]}]{symbol} {escape(title(action))}[/]")
+    console.print(f"  [{COLOURS[symbol]}]{symbol} {shown(title(action))}[/]")
     for change in action.changes:
         if is_structured(change.before) or is_structured(change.after):
-            console.print(f"      {escape(change.field)}:")
+            console.print(f"      {shown(change.field)}:")
             before = pretty(change.before) if change.before is not None else []
             after = pretty(change.after) if change.after is not None else []
             for line in difflib.unified_diff(before, after, lineterm="", n=2):
                 if line.startswith(("---", "+++", "@@")):
                     continue
                 colour = "red" if line.startswith("-") else "green" if line.startswith("+") else "dim"
-                console.print(f"        [{colour}]{escape(line)}[/]")
+                console.print(f"        [{colour}]{shown(line)}[/]")
         else:
             console.print(
-                f"      {escape(change.field)}: [red]{escape(short(change.before))}[/] -> "
-                f"[green]{escape(short(change.after))}[/]"
+                f"      {shown(change.field)}: [red]{shown(short(change.before))}[/] -> "
+                f"[green]{shown(short(change.after))}[/]"
             )
     if action.graph is not None:
         graph = action.graph
@@ -76,10 +75,10 @@ def _action(console: Console, action: Action) -> None:
         removed = f"{plural(graph.nodes_removed, 'node')} and {plural(graph.links_removed, 'link')}"
         console.print(f"      graph: {removed} removed, {plural(shared, 'shared element')} detached")
     if action.reason:
-        console.print(f"      [dim]reason: {escape(action.reason)}[/]")
+        console.print(f"      [dim]reason: {shown(action.reason)}[/]")
     if action.depends_on:
-        console.print(f"      [dim]after: {escape(after_text(action.depends_on))}[/]")
+        console.print(f"      [dim]after: {shown(after_text(action.depends_on))}[/]")
     for effect in action.side_effects:
-        console.print(f"      [dim]note: {escape(effect)}[/]")
+        console.print(f"      [dim]note: {shown(effect)}[/]")
     for warning in action.warnings:
-        console.print(f"      [yellow]! {escape(warning)}[/]")
+        console.print(f"      [yellow]! {shown(warning)}[/]")
