@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .environments import Environments, load_environments
 from .errors import ProvenaOpsError
+from .journal import DEFAULT_RUNS_DIR, deleted_by
 from .plan import EnvironmentInfo, Plan, PlaybookInfo
 from .planner import make_plan
 from .playbook.diagnostics import ValidationReport
@@ -116,9 +117,15 @@ def client_for(target: Target, concurrency: int, sign_in: SignInChoice | None = 
 
 
 async def plan_with(
-    http: ProvenaHttp, target: Target, loaded: LoadedPlaybook, playbook: Playbook, progress: Progress | None
+    http: ProvenaHttp,
+    target: Target,
+    loaded: LoadedPlaybook,
+    playbook: Playbook,
+    progress: Progress | None,
+    runs_dir: Path | None = None,
 ) -> Plan:
     state = await read_state(http, playbook, progress)
+    state.deleted_by = deleted_by(runs_dir or Path.cwd() / DEFAULT_RUNS_DIR, target.identity)
     return make_plan(
         playbook,
         state,

@@ -261,7 +261,7 @@ async def _plan_for_apply(
     recovered = await finish_in_flight(http, journal, runs, job_wait, target.identity)
     for job in recovered:
         ui.note(f"followed {job.key} from interrupted run {job.from_run}: job {job.session_id} {job.status}")
-    plan = await plan_with(http, target, loaded, playbook, ui.reading)
+    plan = await plan_with(http, target, loaded, playbook, ui.reading, runs)
     if saved is not None:
         await _matches_saved(http, saved, plan, ui)
     journal.write(Planned(at=now(), plan=plan))

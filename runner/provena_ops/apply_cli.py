@@ -157,6 +157,11 @@ def report(result: ApplyResult, runs_dir: Path) -> bool:
     """What an apply did, for people; True when it all succeeded."""
     if not result.plan.has_changes:
         out.print("\n[green]No changes. Nothing to apply.[/]")
+    for action in result.plan.actions:
+        if action.outcome == "not_found":  # a typo is not a success: said again after the run
+            out.print(
+                f"[magenta]not found[/] {shown(action.key)}: {shown(action.why or '')}", highlight=False
+            )
     for key, outcome in result.outcomes.items():
         if outcome.result in ("failed", "skipped", "unknown"):
             colour = {"failed": "red", "skipped": "yellow", "unknown": "magenta"}[outcome.result]

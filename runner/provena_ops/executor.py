@@ -267,7 +267,7 @@ class Executor:
         fetched = await registry.fetch(self.http, subtype, action.record_id)
         if fetched.item is None:
             if not fetched.unreadable:
-                return {}, Outcome("ok", "already absent")
+                return {}, Outcome("ok", "not found: deleted already")
             return {}, Outcome("failed", f"{action.record_id} cannot be read: {fetched.problem}")
         if (drift := self._drifted(action, fetched.item)) is not None:
             return fetched.item, drift

@@ -112,6 +112,9 @@ class State(Fact):
     graph_read_errors: dict[str, str] = Field(default_factory=dict)
     # Depth-1 neighbours of model runs to relodge: upstream and downstream ids, to tell if it is needed.
     lineage: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    # From this machine's journals: record id -> the earlier run that deleted it (what a "not found"
+    # deletion target most likely is; anything else is most likely a typo).
+    deleted_by: dict[str, str] = Field(default_factory=dict)
 
     def missing_roles(self, tier: tuple[str, ...]) -> list[str]:
         return [role for role in tier if role not in self.realm_roles]

@@ -264,6 +264,30 @@ def first_event(path: Path) -> Event | None:
         return None
 
 
+def deleted_by(directory: Path, registry: str) -> dict[str, str]:
+    """Record id -> the latest run (against `registry`) that deleted it, from the journals in `directory`.
+    Only the lines that can say so are parsed: journals hold whole plans and records."""
+    found: dict[str, str] = {}
+    for path in journals(directory):
+        head = first_event(path)
+        if not isinstance(head, RunStarted) or head.environment.registry != registry:
+            continue
+        try:
+            with path.open(encoding="utf-8") as file:
+                for line in file:
+                    if '"action_finished"' not in line or '"delete ' not in line:
+                        continue
+                    try:
+                        event = EVENT.validate_json(line)
+                    except ValidationError:
+                        continue  # a torn line: what it says is not known
+                    if isinstance(event, ActionFinished) and event.result == "changed":
+                        found[event.key.removeprefix("delete ")] = head.run_id
+        except (OSError, UnicodeDecodeError):
+            continue  # an unreadable journal tells nothing here; `log show` reports it
+    return found
+
+
 def journals(directory: Path) -> Iterator[Path]:
     """Journal files, oldest first (run ids sort by time)."""
     if directory.is_dir():

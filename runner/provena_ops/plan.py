@@ -18,7 +18,7 @@ from .strict_types import exactly
 PLAN_FORMAT: Literal[1] = 1
 
 ActionKind = Literal["update", "relink", "delete_model_run", "delete_study", "relodge"]
-Outcome = Literal["change", "unchanged", "already_absent"]
+Outcome = Literal["change", "unchanged", "not_found"]
 
 
 class Frozen(BaseModel):
@@ -50,9 +50,7 @@ class Action(Frozen):
     display_name: str | None = None
     operations: list[int] = Field(description="Indexes of the playbook operations that asked for this.")
     outcome: Outcome
-    why: str | None = Field(
-        None, description="Why nothing happens, for unchanged and already-absent actions."
-    )
+    why: str | None = Field(None, description="Why nothing happens, for unchanged and not-found actions.")
     reason: str | None = Field(None, description="The reason Provena records in the item's history.")
     changes: list[FieldChange] = Field(default_factory=list)
     record: dict[str, Any] | None = Field(None, description="The ModelRunRecord apply submits (updates).")
@@ -127,7 +125,7 @@ class Summary(Frozen):
     delete: int = 0
     relodge: int = 0
     unchanged: int = 0
-    already_absent: int = 0
+    not_found: int = Field(0, description="Deletion targets that are not in the registry (typos, or gone).")
     problems: int = 0
 
     @property
@@ -139,7 +137,9 @@ class Summary(Frozen):
         parts = [f"{to_update} to update", f"{self.delete} to delete"]
         if self.relodge:
             parts.append(f"{self.relodge} to relodge")
-        parts.append(f"{self.unchanged + self.already_absent} unchanged")
+        parts.append(f"{self.unchanged} unchanged")
+        if self.not_found:
+            parts.append(f"{self.not_found} not found")
         text = "Plan: " + ", ".join(parts) + "."
         if self.problems:
             text += (
@@ -205,12 +205,12 @@ def links_fingerprint(graph: list[str], registry: list[str]) -> str:
 
 
 def summarise(actions: list[Action], problems: list[Problem]) -> Summary:
-    counts = {"update": 0, "relink": 0, "delete": 0, "relodge": 0, "unchanged": 0, "already_absent": 0}
+    counts = {"update": 0, "relink": 0, "delete": 0, "relodge": 0, "unchanged": 0, "not_found": 0}
     for action in actions:
         if action.outcome == "unchanged":
             counts["unchanged"] += 1
-        elif action.outcome == "already_absent":
-            counts["already_absent"] += 1
+        elif action.outcome == "not_found":
+            counts["not_found"] += 1
         elif action.kind in ("delete_model_run", "delete_study"):
             counts["delete"] += 1
         else:

@@ -755,8 +755,8 @@ def _study_actions(planning: _Planning) -> list[Action]:
                     "delete_study",
                     fact,
                     [index],
-                    outcome="already_absent",
-                    why="no such study in the registry (already deleted?)",
+                    outcome="not_found",
+                    why=_not_found(planning, study_id, "study"),
                 )
             )
             continue
@@ -796,8 +796,8 @@ def _delete_actions(planning: _Planning) -> list[Action]:
                     "delete_model_run",
                     fact,
                     operations,
-                    outcome="already_absent",
-                    why="no such model run in the registry (already deleted?)",
+                    outcome="not_found",
+                    why=_not_found(planning, run, "model run"),
                 )
             )
             continue
@@ -846,6 +846,14 @@ def _delete_actions(planning: _Planning) -> list[Action]:
             )
         )
     return actions
+
+
+def _not_found(planning: _Planning, record: str, what: str) -> str:
+    """A deletion target that is not there: done earlier (a journal here says by which run), or a typo."""
+    run = planning.state.deleted_by.get(record)
+    if run is not None:
+        return f"not found: deleted by run {run}"
+    return f"not found: no {what} with this id in the registry, and no run here deleted it (a typo?)"
 
 
 def _deletion_impact(planning: _Planning, actions: list[Action]) -> DeletionImpact | None:

@@ -292,6 +292,17 @@ def save_plan(api: Api, tmp_path: Path, environments_file: Path, text: str) -> P
     return saved
 
 
+def test_a_deletion_target_that_is_gone_says_which_run_deleted_it(apply_on: ApplyOn, api: Api) -> None:
+    text = playbook(f"op: delete_model_runs\nmodel_runs: [{REEF_010}, 10378.1/1999999]")
+    first = apply_on(text)
+    assert first.recap.changed == 1
+    again = apply_on(text)
+    gone, typo = again.plan.actions
+    assert (gone.outcome, gone.why) == ("not_found", f"not found: deleted by run {first.run_id}")
+    assert typo.outcome == "not_found" and "(a typo?)" in (typo.why or "")
+    assert again.plan.summary.line() == "Plan: 0 to update, 0 to delete, 0 unchanged, 2 not found."
+
+
 def test_a_saved_plan_is_applied_as_saved(
     apply_on: ApplyOn, api: Api, tmp_path: Path, environments_file: Path
 ) -> None:
@@ -324,7 +335,7 @@ def test_a_saved_plan_cut_short_or_malformed_is_named_with_what_is_wrong(
         ),
         "bad outcome": (
             json.dumps({**whole, "actions": [{**whole["actions"][0], "outcome": "maybe"}]}),
-            "actions.0.outcome: Input should be 'change', 'unchanged' or 'already_absent'",
+            "actions.0.outcome: Input should be 'change', 'unchanged' or 'not_found'",
         ),
     }
     for name, (text, said) in cases.items():

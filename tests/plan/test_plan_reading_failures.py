@@ -70,7 +70,7 @@ def test_a_record_the_user_may_not_read_is_a_problem_naming_it(plan_on: PlanOn, 
     assert any(m.startswith(unreadable) for m in messages(edit)), edit.problems
     delete = plan_on(playbook(f"op: delete_model_runs\nmodel_runs: [{REEF_010}]"), user="alice")
     assert any(m.startswith(unreadable) for m in messages(delete)), delete.problems
-    assert not [a for a in delete.actions if a.outcome == "already_absent"]  # hidden is not gone
+    assert not [a for a in delete.actions if a.outcome == "not_found"]  # hidden is not gone
 
 
 def test_a_study_whose_graph_cannot_be_explored_cannot_be_deleted(

@@ -746,7 +746,7 @@ def test_what_is_already_so_is_unchanged(plan_on: PlanOn) -> None:
     assert made.summary.line() == "Plan: 0 to update, 0 to delete, 2 unchanged."
 
 
-def test_deleting_what_is_gone_is_already_absent(plan_on: PlanOn, api: Api) -> None:
+def test_deleting_what_is_gone_is_not_found(plan_on: PlanOn, api: Api) -> None:
     registry_delete(api, RUN_ROUTE, REEF_010)
     registry_delete(api, STUDY_ROUTE, STUDY_52)
     made = plan_on(
@@ -757,21 +757,21 @@ def test_deleting_what_is_gone_is_already_absent(plan_on: PlanOn, api: Api) -> N
     assert not made.problems, made.problems
     run, study = action(made, f"delete {REEF_010}"), action(made, f"delete {STUDY_52}")
     assert (run.outcome, run.why) == (
-        "already_absent",
-        "no such model run in the registry (already deleted?)",
+        "not_found",
+        "not found: no model run with this id in the registry, and no run here deleted it (a typo?)",
     )
     assert (study.outcome, study.why) == (
-        "already_absent",
-        "no such study in the registry (already deleted?)",
+        "not_found",
+        "not found: no study with this id in the registry, and no run here deleted it (a typo?)",
     )
-    assert made.summary.line() == "Plan: 0 to update, 0 to delete, 2 unchanged."
+    assert made.summary.line() == "Plan: 0 to update, 0 to delete, 0 unchanged, 2 not found."
 
 
 def test_an_absent_study_still_named_by_runs_is_not_silently_done(plan_on: PlanOn, api: Api) -> None:
     registry_delete(api, STUDY_ROUTE, STUDY_51)
     assert registry_runs_naming(api, STUDY_51) == RUNS_OF_51
     made = plan_on(playbook(f"op: delete_studies\nlinked_model_runs: remove\nstudies: [{STUDY_51}]"))
-    assert action(made, f"delete {STUDY_51}").outcome == "already_absent"
+    assert action(made, f"delete {STUDY_51}").outcome == "not_found"
     assert REEF_004 in everything_said(made)
 
 
@@ -1020,7 +1020,7 @@ def test_replacements_are_checked_even_when_no_run_needs_them(plan_on: PlanOn) -
             f"studies: [{gone}]"
         )
     )
-    assert action(made, f"delete {gone}").outcome == "already_absent"
+    assert action(made, f"delete {gone}").outcome == "not_found"
     assert messages(made) == [f"replacement study {NO_SUCH_STUDY} does not exist"]
 
 

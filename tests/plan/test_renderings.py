@@ -98,7 +98,7 @@ def test_the_golden_plan_covers_every_kind_of_action(golden_plan: Plan) -> None:
         ("relink", "unchanged"),
         ("delete_study", "change"),
         ("delete_model_run", "change"),
-        ("delete_model_run", "already_absent"),
+        ("delete_model_run", "not_found"),
         ("relodge", "change"),
         ("relodge", "unchanged"),
     } <= kinds

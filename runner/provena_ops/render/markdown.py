@@ -61,7 +61,8 @@ def render_markdown(plan: Plan, full_plan_at: str | None = None, limit: int = GI
         f"| to update | {summary.update + summary.relink} |",
         f"| to delete | {summary.delete} |",
         f"| to relodge | {summary.relodge} |",
-        f"| unchanged | {summary.unchanged + summary.already_absent} |",
+        f"| unchanged | {summary.unchanged} |",
+        f"| not found | {summary.not_found} |",
         f"| problems | {summary.problems} |",
         "",
         f"**{summary.line()}**",
@@ -134,17 +135,22 @@ def _sections(plan: Plan) -> list[_Section]:
         )
     for heading, actions in groups(plan):
         changing = [a for a in actions if a.outcome == "change"]
-        quiet = [a for a in actions if a.outcome != "change"]
+        quiet = [a for a in actions if a.outcome == "unchanged"]
         items = [_action(action) for action in changing]
+        items.extend(
+            f"- `?` **{_text(title(a))}**: {_text(a.why or 'not found')}"
+            for a in actions
+            if a.outcome == "not_found"
+        )
         if quiet:
             items.append(
-                f"<details><summary>{plural(len(quiet), 'record')} unchanged or already absent</summary>\n\n"
+                f"<details><summary>{plural(len(quiet), 'record')} unchanged</summary>\n\n"
                 + "\n".join(f"- `=` {_text(title(a))}: {_text(a.why or a.outcome)}" for a in quiet)
                 + "\n\n</details>"
             )
         sections.append(
             _Section(
-                [f"#### {heading}: {len(changing):,} to change, {len(quiet):,} unchanged", ""],
+                [f"#### {heading}: {_counts(changing, quiet, actions)}", ""],
                 items,
                 [""],
                 more="more records of this operation",
@@ -155,6 +161,16 @@ def _sections(plan: Plan) -> list[_Section]:
 
 def _where(operation: int | None) -> str:
     return f"`operations[{operation}]` " if operation is not None else ""
+
+
+def _counts(changing: list[Action], quiet: list[Action], actions: list[Action]) -> str:
+    missing = sum(1 for action in actions if action.outcome == "not_found")
+    parts = [f"{len(changing):,} to change"]
+    if quiet or not missing:
+        parts.append(f"{len(quiet):,} unchanged")
+    if missing:
+        parts.append(f"{missing:,} not found")
+    return ", ".join(parts)
 
 
 def _text(text: str) -> str:

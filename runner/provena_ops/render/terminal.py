@@ -22,15 +22,17 @@ def render_terminal(plan: Plan, console: Console, verbose: bool = False) -> None
     for heading, actions in groups(plan):
         console.print()
         console.print(f"[bold]{shown(heading)}[/]")
-        quiet = [a for a in actions if a.outcome != "change"]
+        quiet = [a for a in actions if a.outcome == "unchanged"]
         for action in actions:
             if action.outcome == "change":
                 _action(console, action)
+            elif action.outcome == "not_found":  # a typo is not a success: never folded away
+                console.print(f"  [magenta]? {shown(title(action))}: {shown(action.why or 'not found')}[/]")
         if quiet and verbose:
             for action in quiet:
                 console.print(f"  [dim]= {shown(title(action))}: {shown(action.why or action.outcome)}[/]")
         elif quiet:
-            console.print(f"  [dim]= {len(quiet)} unchanged or already absent (--verbose lists them)[/]")
+            console.print(f"  [dim]= {len(quiet)} unchanged (--verbose lists them)[/]")
     for note in plan.notes:
         console.print()
         console.print(f"[dim]Note: {shown(note)}[/]")
