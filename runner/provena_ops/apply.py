@@ -344,9 +344,10 @@ async def _matches_saved(http: ProvenaHttp, saved: Plan, plan: Plan, ui: ApplyUI
 
 async def _done(http: ProvenaHttp, action: Action) -> bool:
     """Whether a saved action the fresh plan does not hold has taken effect (an interrupted run did it)."""
+    if action.kind in ("delete_model_run", "delete_study"):  # gone as anything, not only as its subtype
+        anything = await registry.general_fetch(http, action.record_id)
+        return anything.item is None and not anything.unreadable
     fetched = await registry.fetch(http, action.subtype, action.record_id)
-    if action.kind in ("delete_model_run", "delete_study"):
-        return fetched.item is None and not fetched.unreadable
     if action.kind in ("update", "relink") and fetched.item is not None and action.record is not None:
         return bool(normalised(fetched.item.get("record")) == normalised(action.record))
     return False

@@ -16,11 +16,13 @@ from pydantic import ValidationError
 
 from .errors import ProvenaOpsError
 from .plan import LINKS_SUFFIX, Action, Plan, action_key, summarise
+from .playbook.diagnostics import format_path
 from .strict_json import JsonProblem, loads
 from .text import hidden_character, plural
 
 MAX_PLAN_BYTES = 512 * 1024 * 1024  # a 100,000-action plan is about 300 MB
 SHOWN = 10
+QUIET_ERRORS = ("exact_number", "extra_forbidden")  # their message already says what was found
 REMAKE = "plan again, review, and apply the new plan"
 
 
@@ -61,9 +63,14 @@ def read_saved_plan(path: Path) -> Plan:
         plan = Plan.model_validate_json(text, strict=True)  # strict: `true` is not 1, "1" is not 1
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
+        where = format_path(tuple(first["loc"]))
+        found = first.get("input")
+        shown = (
+            f" (found {found!r})" if isinstance(found, str | int | float | bool) and found is not None else ""
+        )
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-        raise _not_a_plan(path, (f"{where}: {first['msg']}" if where else first["msg"]) + more) from None
+        said = (f"{where}: {first['msg']}" if where else first["msg"]) + shown + more
+        raise _not_a_plan(path, said) from None
     inconsistency = _inconsistency(plan)
     if inconsistency:
         raise _not_a_plan(path, inconsistency)
@@ -95,6 +102,8 @@ def _inconsistency(plan: Plan) -> str | None:
             )
         if action.key in keys:
             return f"actions[{index}]: {action.key} is listed twice"
+        if action.record_id not in plan.fingerprints:
+            return f"actions[{index}] ({action.key}) acts on a record the plan never read"
         keys.add(action.key)
     for index, action in enumerate(plan.actions):
         unknown = [key for key in action.depends_on if key not in keys]
