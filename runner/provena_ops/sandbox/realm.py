@@ -84,7 +84,12 @@ class Realm:
     def __init__(self, store: Store, name: str = "provena") -> None:
         self.store = store
         self.name = name
-        self._private_pem, self.public_pem = self._load_or_create_key()
+        private_pem, self.public_pem = self._load_or_create_key()
+        # Loaded once: loading (and checking) a 2048-bit key costs ~30 ms, which PyJWT would otherwise
+        # pay on every token it signs from the PEM.
+        signing_key = serialization.load_pem_private_key(private_pem, password=None)
+        assert isinstance(signing_key, rsa.RSAPrivateKey)
+        self._signing_key = signing_key
         self._verified: dict[str, dict[str, Any]] = {}
 
     def _load_or_create_key(self) -> tuple[bytes, bytes]:
@@ -126,7 +131,7 @@ class Realm:
 
     # ---- minting -----------------------------------------------------------------------------
     def _sign(self, claims: dict[str, Any]) -> str:
-        return jwt.encode(claims, self._private_pem, algorithm="RS256", headers={"kid": "sandbox"})
+        return jwt.encode(claims, self._signing_key, algorithm="RS256", headers={"kid": "sandbox"})
 
     def mint_access_token(
         self,
