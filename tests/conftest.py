@@ -17,9 +17,13 @@ from provena_ops.sandbox.seed import SeedSummary, seed_demo
 
 @pytest.fixture(autouse=True)
 def token_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Sign-ins are cached per test, never in the developer's own ~/.cache."""
+    """Sign-ins are cached per test, never in the developer's own ~/.cache. Retries last 5 s, not the
+    default minute: tests that exhaust them on purpose would otherwise wait (the fault-convergence test
+    runs with the default); crash reports go to the test's own directory."""
     path = tmp_path_factory.mktemp("token-cache")
     monkeypatch.setenv("PROVENA_OPS_CACHE_DIR", str(path))
+    monkeypatch.setenv("PROVENA_OPS_RETRY_BUDGET", "5")
+    monkeypatch.setenv("PROVENA_OPS_CRASH_DIR", str(tmp_path_factory.mktemp("crashes")))
     for variable in ("PROVENA_OPS_ACCESS_TOKEN", "PROVENA_OPS_OFFLINE_TOKEN", "PROVENA_OPS_CLIENT_SECRET"):
         monkeypatch.delenv(variable, raising=False)
     return path

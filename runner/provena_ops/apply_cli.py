@@ -28,7 +28,7 @@ from .render.common import shown
 if TYPE_CHECKING:
     from .apply import ApplyResult
 from .plan import Action, Plan
-from .signals import cancellable_prompt
+from .signals import ask
 from .targets import Target
 
 log_app = typer.Typer(
@@ -71,12 +71,8 @@ class TerminalUI:
             f"Apply this plan to [bold]{target.name}[/] ({target.stage})? "
             "Only 'yes' will be accepted to approve."
         )
-        try:
-            with cancellable_prompt():
-                answer = input("  Enter a value: ")
-        except EOFError:
-            return False
-        return answer.strip() == "yes"
+        answer = ask("  Enter a value: ")
+        return answer is not None and answer.strip() == "yes"
 
     def executing(self, plan: Plan) -> Callable[[Action, Result], None] | None:
         if not err.is_terminal:

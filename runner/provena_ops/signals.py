@@ -8,7 +8,10 @@ screen, an immediate answer.
 from __future__ import annotations
 
 import contextlib
+import os
+import select
 import signal
+import sys
 from collections.abc import Iterator
 from types import FrameType
 
@@ -37,9 +40,32 @@ def _cancel(signum: int, frame: FrameType | None) -> None:
 @contextlib.contextmanager
 def cancellable_prompt() -> Iterator[None]:
     """While a question waits for its answer, Ctrl-C (or SIGTERM) cancels at once. asyncio's own
-    handler only asks the event loop to cancel, which cannot happen while `input()` holds it."""
+    handler only asks the event loop to cancel, which cannot happen while the question holds it."""
     previous = signal.signal(signal.SIGINT, _cancel)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def ask(prompt: str) -> str | None:
+    """One line typed at the terminal (None at end of input), cancellable by Ctrl-C or SIGTERM at any
+    moment: the signal also wakes the wait (a wakeup fd), so one that arrives just before the process
+    starts waiting is not left pending until the next key press, as with input()."""
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    with cancellable_prompt():
+        previous_fd = signal.set_wakeup_fd(wake_write)
+        try:
+            sys.stdout.write(prompt)
+            sys.stdout.flush()
+            while True:
+                ready, _, _ = select.select([sys.stdin, wake_read], [], [])
+                if sys.stdin in ready:
+                    line = sys.stdin.readline()
+                    return line if line else None
+                os.read(wake_read, 512)  # a signal: its handler has run (and raised, for ours)
+        finally:
+            signal.set_wakeup_fd(previous_fd)
+            os.close(wake_read)
+            os.close(wake_write)

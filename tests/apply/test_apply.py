@@ -335,7 +335,7 @@ def test_a_saved_plan_cut_short_or_malformed_is_named_with_what_is_wrong(
         ),
         "bad outcome": (
             json.dumps({**whole, "actions": [{**whole["actions"][0], "outcome": "maybe"}]}),
-            "actions.0.outcome: Input should be 'change', 'unchanged' or 'not_found'",
+            "actions[0].outcome: Input should be 'change', 'unchanged' or 'not_found' (found 'maybe')",
         ),
     }
     for name, (text, said) in cases.items():
@@ -362,8 +362,16 @@ def test_a_saved_plan_edited_by_hand_is_refused_and_changes_nothing(
     def rename(plan: dict[str, Any]) -> None:
         plan["actions"][0]["record"] = {**plan["actions"][0]["record"], "display_name": "HACKED"}
 
+    def forge_fingerprint(plan: dict[str, Any]) -> None:
+        retarget(plan)
+        plan["fingerprints"][bystander] = "sha256:" + "0" * 64
+
     saved = save_plan(api, tmp_path, environments_file, text)
     doctor(saved, retarget)
+    with pytest.raises(ProvenaOpsError, match="acts on a record the plan never read"):
+        apply_on(text, plan_file=saved)
+    saved = save_plan(api, tmp_path, environments_file, text)
+    doctor(saved, forge_fingerprint)
     with pytest.raises(NotApplied) as refused:
         apply_on(text, plan_file=saved)
     assert f"1 action(s) planned now are not in it as written: delete {REEF_010}" in refused.value.message

@@ -205,8 +205,9 @@ def test_after_kill_9_at_any_point_the_same_command_finishes_the_job_once(
     assert read_events(journals[0])  # the killed run's journal stays readable (a torn last line is skipped)
 
 
-def test_ctrl_c_says_what_was_left_and_the_same_command_finishes(
-    api: Api, environments_file: Path, playbook_file: Path, tmp_path: Path
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_says_what_was_left_and_the_same_command_finishes(
+    api: Api, environments_file: Path, playbook_file: Path, tmp_path: Path, signum: int
 ) -> None:
     set_faults(api, job_delay_ms=300)
     args = command(environments_file, playbook_file, "--auto-approve")
@@ -219,15 +220,15 @@ def test_ctrl_c_says_what_was_left_and_the_same_command_finishes(
     while process.poll() is None and time.monotonic() < deadline:
         journal = next(iter(runs.glob("*.jsonl")), None) if runs.is_dir() else None
         if journal is not None and "request_sent" in journal.read_text():
-            process.send_signal(signal.SIGINT)
+            process.send_signal(signum)
             break
         time.sleep(0.005)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
-    assert re.search(
-        r"apply interrupted: \d+ changed, \d+ ok, 0 failed, 0 skipped(, \d+ unknown)? ", stderr
-    ), stderr
-    assert "run the same command again to finish: provena-ops apply " in stderr and "Traceback" not in stderr
+    recap = r"apply interrupted: \d+ changed, \d+ ok, 0 failed, 0 skipped(, \d+ unknown)? \(\d+ not started\)"
+    assert re.search(recap + "; journal .provena-ops/runs/", stderr), stderr
+    assert f"run the same command again to finish: provena-ops apply {playbook_file}" in stderr
+    assert "Traceback" not in stderr
     set_faults(api, job_delay_ms=0)
     again = run_cli(api, tmp_path, args)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]

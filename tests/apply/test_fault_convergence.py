@@ -74,6 +74,7 @@ def test_a_700_action_playbook_converges_in_two_runs_under_20_percent_faults(
     path.write_text(playbook(runs, study))
     monkeypatch.setenv("PROVENA_OPS_ACCESS_TOKEN", api.token(lifetime=3600))
     monkeypatch.setenv("PROVENA_OPS_LOCK_DIR", str(tmp_path / "locks"))
+    monkeypatch.delenv("PROVENA_OPS_RETRY_BUDGET")  # the default budget, as an admin's run has it
     edited = runs[: UPDATES + RELINKS]
     before = {run: history_length(api, RUN_ROUTE, run) for run in edited}
     relodged = runs[UPDATES + RELINKS + DELETES : UPDATES + RELINKS + DELETES + RELODGES]

@@ -1,5 +1,5 @@
 """Guards tried the way they get walked around: a signal at the approval prompt (on a real terminal),
-SIGTERM in the middle of an apply, Ctrl-C while planning, a saved plan given as a playbook, and a bug."""
+Ctrl-C while planning, a saved plan given as a playbook, and a bug. (An interrupted apply: test_apply_cli.)"""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from provena_ops.journal import RunFinished, read_events
 from tests.apply.conftest import history_length
 from tests.apply.test_apply_cli import command, environ, run_cli
 from tests.conftest import Api
+from tests.local_servers import read_terminal
 from tests.plan.test_plan_rules import STUDY_51, STUDY_ROUTE
 from tests.sandbox.seeded import set_faults
 
@@ -38,15 +39,7 @@ def read_until(controller: int, wanted: bytes, seen: bytes = b"", timeout: float
 
 
 def rest_of(controller: int, seen: bytes) -> str:
-    while True:
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-    return PLAIN.sub("", seen.decode(errors="replace")).replace("\r\n", "\n")
+    return PLAIN.sub("", (seen + read_terminal(controller)).decode(errors="replace")).replace("\r\n", "\n")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -80,34 +73,6 @@ def test_a_signal_at_the_approval_prompt_cancels_at_once_and_changes_nothing(
         [sys.executable, "-m", "provena_ops.cli", "log", "list"], cwd=tmp_path, capture_output=True, text=True
     )
     assert "cancelled: cancelled at the approval prompt" in listed.stdout
-
-
-def test_sigterm_during_apply_prints_the_recap_and_the_command_that_resumes(
-    api: Api, environments_file: Path, playbook_file: Path, tmp_path: Path
-) -> None:
-    set_faults(api, job_delay_ms=300)
-    args = command(environments_file, playbook_file, "--auto-approve")
-    process = subprocess.Popen(
-        args, cwd=tmp_path, env=environ(api, tmp_path / "locks"), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    runs = tmp_path / ".provena-ops" / "runs"
-    deadline = time.monotonic() + 60
-    while process.poll() is None and time.monotonic() < deadline:
-        journal = next(iter(runs.glob("*.jsonl")), None) if runs.is_dir() else None
-        if journal is not None and "request_sent" in journal.read_text():
-            process.send_signal(signal.SIGTERM)
-            break
-        time.sleep(0.005)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
-    assert re.search(r"apply interrupted: \d+ changed, \d+ ok, 0 failed, 0 skipped", stderr), stderr
-    assert "not started); journal .provena-ops/runs/" in stderr
-    assert f"run the same command again to finish: provena-ops apply {playbook_file}" in stderr
-    set_faults(api, job_delay_ms=0)
-    again = run_cli(api, tmp_path, args)
-    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
-    assert history_length(api, STUDY_ROUTE, STUDY_51) == -1
 
 
 def test_ctrl_c_while_planning_says_plan_changed_nothing(

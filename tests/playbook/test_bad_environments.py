@@ -7,8 +7,6 @@ the diff: the expected files are the product's error messages.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,16 +18,6 @@ from provena_ops.text import visible
 HERE = Path(__file__).parent
 CORPUS = HERE / "environments_corpus"
 CASES = sorted(CORPUS.glob("*.json"))
-
-
-@pytest.fixture
-def in_tests_dir() -> Iterator[None]:
-    previous = Path.cwd()
-    os.chdir(HERE)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
 
 
 def report(relative: Path) -> tuple[bool, bool, str]:

@@ -6,8 +6,6 @@ the diff: the expected files are the product's error messages.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,17 +22,6 @@ CASES = sorted(CORPUS.glob("*.yaml"))
 def render(loaded: LoadedPlaybook) -> str:
     lines = [diagnostic.render() for diagnostic in loaded.diagnostics]
     return "\n".join(lines) + "\n"
-
-
-@pytest.fixture
-def in_tests_dir() -> Iterator[None]:
-    """Paths in messages are relative to tests/playbook, so expected files do not depend on the checkout."""
-    previous = Path.cwd()
-    os.chdir(HERE)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
 
 
 def validate(relative: str, **overrides: str) -> LoadedPlaybook:

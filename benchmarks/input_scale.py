@@ -1,0 +1,123 @@
+"""Validating large inputs stays linear and bounded: a playbook listing 150,000 ids (target: peak RSS
+under 300 MB), and an environments file of 100,000 environments.
+
+Each input is validated in a process of its own, so the peak RSS reported is that validation's alone.
+Sizes grow tenfold (or threefold) from row to row; time per item staying flat is what linear means, and is
+reported as a ratio of the same run (the machine is shared and noisy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+RSS_TARGET_MB = 300
+MEASURE = """
+import sys, time
+from pathlib import Path
+kind, path = sys.argv[1], Path(sys.argv[2])
+started = time.perf_counter()
+if kind == "playbook":
+    from provena_ops import api
+    from provena_ops.environments import load_environments
+    [loaded] = api.validate([path], environments=load_environments())
+    assert loaded.valid, [d.render() for d in loaded.diagnostics[:3]]
+else:
+    from provena_ops.environments import check_environments, read_environments_text
+    parsed, diagnostics = check_environments(str(path), read_environments_text(path))
+    assert parsed is not None, [d.render() for d in diagnostics[:3]]
+import resource
+print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def write_playbook(directory: Path, ids: int) -> Path:
+    lines = [
+        "version: 1",
+        f"name: delete-{ids}",
+        "environment: sandbox",
+        "operations:",
+        "  - op: update_model_runs",
+        "    reason: bulk correction after the 2026 audit",
+        "    set: {description: corrected}",
+        "    model_runs:",
+        *(f"      - 10378.1/{3_000_000 + n}" for n in range(ids)),
+    ]
+    path = directory / f"playbook-{ids}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_environments(directory: Path, count: int) -> Path:
+    envs = [
+        {
+            "name": f"feature-{n}",
+            "stage": "DEV",
+            "domain": "dev.example.org",
+            "realm_name": "example",
+            "replacements": [{"id": "feature_number", "key": "${feature_number}"}],
+            "registry_api_endpoint_override": f"https://f${{feature_number}}-registry-api-{n}.dev.example.org",
+            "prov_api_endpoint_override": f"https://f${{feature_number}}-prov-api-{n}.dev.example.org",
+        }
+        for n in range(count)
+    ]
+    path = directory / f"environments-{count}.json"
+    path.write_text(json.dumps({"envs": envs}, indent=1))
+    return path
+
+
+def measure(kind: str, path: Path) -> tuple[float, float]:
+    """(seconds, peak RSS in MB, the whole process's) of validating `path` in a fresh process."""
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, kind, str(path)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"validating {path} failed:\n{done.stderr[-2000:]}")
+    seconds, rss = done.stdout.split()
+    return float(seconds), float(rss)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--ids", type=int, nargs="+", default=[15_000, 50_000, 150_000])
+    parser.add_argument("--environments", type=int, nargs="+", default=[10_000, 100_000])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        print("playbook ids   size MB   seconds   us/id   peak RSS MB")
+        rows = []
+        for ids in sorted(args.ids):
+            path = write_playbook(directory, ids)
+            seconds, rss = measure("playbook", path)
+            rows.append((ids, seconds, rss))
+            size = path.stat().st_size / 1024 / 1024
+            print(f"{ids:>12,}   {size:7.1f}   {seconds:7.2f}   {seconds / ids * 1e6:5.1f}   {rss:11.0f}")
+        largest = rows[-1]
+        growth = (largest[1] / largest[0]) / (rows[0][1] / rows[0][0])
+        verdict = "meets" if largest[2] < RSS_TARGET_MB else "MISSES"
+        print(
+            f"time per id, {largest[0]:,} vs {rows[0][0]:,} ids: {growth:.2f}x (1.0 = linear); "
+            f"peak RSS {largest[2]:.0f} MB: {verdict} the {RSS_TARGET_MB} MB target"
+        )
+        print()
+        print("environments   size MB   seconds   us/env  peak RSS MB")
+        env_rows = []
+        for count in sorted(args.environments):
+            path = write_environments(directory, count)
+            seconds, rss = measure("environments", path)
+            env_rows.append((count, seconds, rss))
+            size = path.stat().st_size / 1024 / 1024
+            print(f"{count:>12,}   {size:7.1f}   {seconds:7.2f}   {seconds / count * 1e6:6.1f}   {rss:10.0f}")
+        last, first = env_rows[-1], env_rows[0]
+        print(
+            f"time per environment, {last[0]:,} vs {first[0]:,}: "
+            f"{(last[1] / last[0]) / (first[1] / first[0]):.2f}x (1.0 = linear)"
+        )
+
+
+if __name__ == "__main__":
+    main()
