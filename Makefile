@@ -27,6 +27,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/fetch_throughput.py
 	$(BIN)/python benchmarks/validate_large.py
+	$(BIN)/python benchmarks/input_scale.py
 	$(BIN)/python benchmarks/plan_scale.py
 	$(BIN)/python benchmarks/apply_scale.py
 

@@ -140,7 +140,7 @@ def _validate_environments(path: Path, output: OutputFormat) -> None:
         report = {
             "file": str(path),
             "valid": parsed is not None,
-            "environments": len(parsed.envs) if parsed is not None else 0,
+            "environments": len(parsed) if parsed is not None else 0,
             "diagnostics": [d.model_dump(mode="json") for d in diagnostics],
         }
         print(json.dumps([report], indent=2))
@@ -150,7 +150,7 @@ def _validate_environments(path: Path, output: OutputFormat) -> None:
         warnings = len(diagnostics) - len(errors)
         tail = f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
         if parsed is not None:
-            count = len(parsed.envs)
+            count = len(parsed)
             print(f"{path}: valid ({count} environment{'s' if count != 1 else ''}{tail})")
         else:
             print(f"{path}: {len(errors)} error{'s' if len(errors) != 1 else ''}{tail}")

@@ -9,12 +9,12 @@ ToolingEnvironment (unknown keys ignored, every override optional) and our addit
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from . import strict_json
 from .environments_checks import EnvironmentChecker, is_production_stage, param_value_problem, url_problem
@@ -133,26 +133,42 @@ BUILTIN_SANDBOX = ToolingEnvironment(
 )
 
 
+_ENVIRONMENT: TypeAdapter[ToolingEnvironment] = TypeAdapter(ToolingEnvironment)
+
+
+class CheckedEnvironments(Mapping[str, ToolingEnvironment]):
+    """Environments kept as their checked JSON, each made into a model when it is used: a file of
+    100,000 environments would otherwise weigh more as models than as JSON and checks together."""
+
+    def __init__(self, entries: Mapping[str, dict[str, Any] | ToolingEnvironment]) -> None:
+        self._entries = dict(entries)
+
+    def __getitem__(self, name: str) -> ToolingEnvironment:
+        entry = self._entries[name]
+        if not isinstance(entry, ToolingEnvironment):
+            entry = _ENVIRONMENT.validate_python(entry, strict=True)
+            self._entries[name] = entry
+        return entry
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 @dataclass(frozen=True)
 class Environments:
     """The environments a command can target, and where they were read from."""
 
-    envs: dict[str, ToolingEnvironment]
+    envs: Mapping[str, ToolingEnvironment]
     source: str  # the file, or "built-in" when no file was found
+    # The variables these environments name for secrets (a playbook's env() may not read them).
+    credential_variables: frozenset[str] = frozenset()
 
     @property
     def names(self) -> list[str]:
         return list(self.envs)
-
-    @property
-    def credential_variables(self) -> frozenset[str]:
-        """The variables these environments name for secrets (a playbook's env() may not read them)."""
-        names: set[str] = set()
-        for env in self.envs.values():
-            auth = env.provena_ops.auth if env.provena_ops is not None else None
-            if auth is not None:
-                names.update(name for name in (auth.token_env, auth.client_secret_env) if name)
-        return frozenset(names)
 
     @property
     def where(self) -> str:
@@ -218,10 +234,17 @@ def load_environments(explicit: Path | None = None, cwd: Path | None = None) -> 
     return environments_of(parsed, str(path))
 
 
-def environments_of(parsed: ToolingEnvironmentsFile, source: str) -> Environments:
-    envs = {SANDBOX: BUILTIN_SANDBOX} if SANDBOX not in {env.name for env in parsed.envs} else {}
-    envs.update({env.name: env for env in parsed.envs})
-    return Environments(envs, source)
+def environments_of(checked: list[dict[str, Any]], source: str) -> Environments:
+    """The checked environments (JSON objects), plus the built-in sandbox unless they define their own."""
+    entries: dict[str, dict[str, Any] | ToolingEnvironment] = {}
+    if SANDBOX not in {env["name"] for env in checked}:
+        entries[SANDBOX] = BUILTIN_SANDBOX
+    credentials: set[str] = set()
+    for env in checked:
+        entries[env["name"]] = env
+        auth = (env.get("provena_ops") or {}).get("auth") or {}
+        credentials.update(auth[name] for name in ("token_env", "client_secret_env") if auth.get(name))
+    return Environments(CheckedEnvironments(entries), source, frozenset(credentials))
 
 
 def read_environments_text(path: Path) -> str:
@@ -257,8 +280,9 @@ def read_environments_text(path: Path) -> str:
         ) from None
 
 
-def parse_environments(file: str, raw: str) -> ToolingEnvironmentsFile:
-    """The environments, or EnvironmentsFileError listing every error (warnings are `check`'s)."""
+def parse_environments(file: str, raw: str) -> list[dict[str, Any]]:
+    """The environments' JSON objects, checked, or EnvironmentsFileError listing every error (warnings
+    are `check_environments`')."""
     parsed, diagnostics = check_environments(file, raw)
     errors = [diagnostic for diagnostic in diagnostics if diagnostic.severity == "error"]
     if errors or parsed is None:
@@ -266,9 +290,10 @@ def parse_environments(file: str, raw: str) -> ToolingEnvironmentsFile:
     return parsed
 
 
-def check_environments(file: str, raw: str) -> tuple[ToolingEnvironmentsFile | None, list[Diagnostic]]:
-    """Every problem of an environments file, offline, each at its line and column; the environments
-    when there is no error."""
+def check_environments(file: str, raw: str) -> tuple[list[dict[str, Any]] | None, list[Diagnostic]]:
+    """Every problem of an environments file, offline, each at its line and column; the environments'
+    JSON objects when there is no error. Each environment is made into a model for its checks only
+    (`CheckedEnvironments` makes them again on use)."""
     try:
         data = strict_json.loads(raw, hints={"syntax": JSON_SYNTAX_HINT})
     except strict_json.JsonProblem as problem:
@@ -284,10 +309,9 @@ def check_environments(file: str, raw: str) -> tuple[ToolingEnvironmentsFile | N
             )
         ]
     source = _LazySource(file, raw)
-    try:
-        parsed = ToolingEnvironmentsFile.model_validate(data, strict=True)  # strict: "stage": 1 is refused
-    except ValidationError as exc:
-        return None, diagnostics_from(exc, ToolingEnvironmentsFile, data, source.map(), dialect="json")
+    envs = data.get("envs") if isinstance(data, dict) else None
+    if not isinstance(envs, list) or not all(isinstance(env, dict) for env in envs):
+        return None, _shape_errors(data, source)
     found: list[Diagnostic] = []
 
     def report(
@@ -302,8 +326,12 @@ def check_environments(file: str, raw: str) -> tuple[ToolingEnvironmentsFile | N
 
     checker = EnvironmentChecker(report)
     first: dict[str, int] = {}
-    for index, env in enumerate(parsed.envs):
-        checker.check(index, data["envs"][index], env)
+    for index, entry in enumerate(envs):
+        try:
+            env = _ENVIRONMENT.validate_python(entry, strict=True)  # strict: "stage": 1 is refused
+        except ValidationError:
+            return None, _shape_errors(data, source)
+        checker.check(index, entry, env)
         if env.name in first:
             report(
                 ("envs", index, "name"),
@@ -317,7 +345,16 @@ def check_environments(file: str, raw: str) -> tuple[ToolingEnvironmentsFile | N
     found.sort(key=sort_key)
     if any(diagnostic.severity == "error" for diagnostic in found):
         return None, found
-    return parsed, found
+    return envs, found
+
+
+def _shape_errors(data: Any, source: _LazySource) -> list[Diagnostic]:
+    """Every type and structure error of the file at once, located (only when there is one)."""
+    try:
+        ToolingEnvironmentsFile.model_validate(data, strict=True)
+    except ValidationError as exc:
+        return diagnostics_from(exc, ToolingEnvironmentsFile, data, source.map(), dialect="json")
+    raise AssertionError("an environment failed validation alone but not within its file")
 
 
 class _LazySource:
