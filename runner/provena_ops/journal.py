@@ -8,7 +8,6 @@ one. It never holds credentials.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from typing import Annotated, Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from . import strict_json
 from .errors import ProvenaOpsError
 from .plan import EnvironmentInfo, Plan, PlaybookInfo
 
@@ -151,6 +151,23 @@ Event = Annotated[
 EVENT = TypeAdapter(Event)
 
 
+class NotAnEvent(ValueError):
+    pass
+
+
+def parse_event(line: str) -> Event:
+    """One journal line, read as strictly as a saved plan (a journal steers recovery: trusted for
+    nothing): no duplicate keys, NaN or absurd nesting, no coercion."""
+    try:
+        return EVENT.validate_python(strict_json.loads(line), strict=True)
+    except strict_json.JsonProblem as problem:
+        raise NotAnEvent(f"{problem.path + ': ' if problem.path else ''}{problem.message}") from None
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise NotAnEvent(f"{where + ': ' if where else ''}{first['msg']}") from None
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -228,12 +245,12 @@ def read_events(path: Path) -> list[Event]:
         if not line.strip():
             continue
         try:
-            events.append(EVENT.validate_python(json.loads(line)))
-        except (ValueError, ValidationError) as exc:
+            events.append(parse_event(line))
+        except NotAnEvent as exc:
             if number == len(lines):
                 break  # torn write at the moment of a crash
             raise BadJournal(
-                f"{path}:{number}: not a journal event ({str(exc).splitlines()[0]})",
+                f"{path}:{number}: not a journal event ({exc})",
                 hint="journals are written by provena-ops only; restore the file from a backup",
             ) from exc
     return events
@@ -249,8 +266,8 @@ def last_event(path: Path) -> Event | None:
             file.seek(newline + 1)
             line = file.read(end - newline - 1)
             try:
-                return EVENT.validate_python(json.loads(line))
-            except (ValueError, ValidationError):
+                return parse_event(line.decode("utf-8"))
+            except (NotAnEvent, UnicodeDecodeError):
                 end = max(newline, 0)  # a torn or empty last line: the one before it
     return None
 
@@ -259,8 +276,8 @@ def first_event(path: Path) -> Event | None:
     with path.open(encoding="utf-8") as file:
         line = file.readline()
     try:
-        return EVENT.validate_python(json.loads(line))
-    except (ValueError, ValidationError):
+        return parse_event(line)
+    except NotAnEvent:
         return None
 
 
@@ -278,8 +295,8 @@ def deleted_by(directory: Path, registry: str) -> dict[str, str]:
                     if '"action_finished"' not in line or '"delete ' not in line:
                         continue
                     try:
-                        event = EVENT.validate_json(line)
-                    except ValidationError:
+                        event = parse_event(line)
+                    except NotAnEvent:
                         continue  # a torn line: what it says is not known
                     if isinstance(event, ActionFinished) and event.result == "changed":
                         found[event.key.removeprefix("delete ")] = head.run_id

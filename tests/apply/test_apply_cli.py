@@ -132,6 +132,27 @@ def test_log_show_of_a_journal_with_nothing_readable_is_an_error(tmp_path: Path)
     assert "20261126T101500Z-3f9a1c.jsonl holds no journal events" in shown.stderr
 
 
+@pytest.mark.parametrize(
+    ("tampered", "said"),
+    [
+        ('"result": "changed", "result": "failed"', 'duplicate key "result"'),
+        ('"result": 1', "result: Input should be 'changed', 'ok', 'failed', 'skipped' or 'unknown'"),
+        ('"result": "changed", "extra": true', "action_finished.extra: Extra inputs are not permitted"),
+    ],
+)
+def test_a_tampered_journal_line_is_refused_naming_its_line(tmp_path: Path, tampered: str, said: str) -> None:
+    """Journals steer recovery: a line is read as strictly as a saved plan, wherever it is."""
+    runs = tmp_path / ".provena-ops" / "runs"
+    runs.mkdir(parents=True)
+    line = '{"event": "action_finished", "at": "2026-11-26T10:15:01Z", "key": "delete x", %s, "detail": "d"}'
+    good = line % '"result": "changed"'
+    (runs / "20261126T101500Z-3f9a1c.jsonl").write_text(f"{good}\n{line % tampered}\n{good}\n")
+    shown = log(tmp_path, "show", "20261126T101500Z")
+    assert shown.returncode == 1 and "Traceback" not in shown.stderr
+    assert "20261126T101500Z-3f9a1c.jsonl:2: not a journal event (" in shown.stderr, shown.stderr
+    assert said in shown.stderr, shown.stderr
+
+
 def test_the_journal_hint_names_a_runs_dir_given(
     api: Api, environments_file: Path, playbook_file: Path, tmp_path: Path
 ) -> None:
