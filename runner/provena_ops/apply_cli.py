@@ -45,6 +45,7 @@ class TerminalUI:
     def __init__(self, verbose: bool) -> None:
         self.verbose = verbose
         self._reading = ReadProgress() if err.is_terminal else None
+        self._bar: Progress | None = None
 
     def note(self, text: str) -> None:
         err.print(f"note: {text}", markup=False, highlight=False)
@@ -89,6 +90,7 @@ class TerminalUI:
         )
         task = bar.add_task("", total=changing)
         bar.start()
+        self._bar = bar
 
         def advance(action: Action, result: Result) -> None:
             if action.outcome != "change":
@@ -98,6 +100,14 @@ class TerminalUI:
                 bar.stop()
 
         return advance
+
+    def stop(self) -> None:
+        """However apply ends (an interrupt included): the progress bar goes, and the cursor comes back."""
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+        if self._reading is not None:
+            self._reading.clear()
 
 
 def apply_command(
@@ -129,22 +139,26 @@ def apply_command(
     from .apply import apply
     from .environments import parse_params
 
-    result = apply(
-        playbook,
-        TerminalUI(verbose),
-        plan_file=plan_file,
-        environment=environment,
-        params=parse_params(param or []),
-        environments_file=environments_file,
-        auto_approve=auto_approve,
-        confirm_environment=confirm_environment,
-        parallelism=parallelism,
-        concurrency=concurrency,
-        fail_fast=fail_fast,
-        command=shlex.join(["provena-ops", *sys.argv[1:]]),
-        runs_dir=runs_dir,
-        sign_in=interactive_choice(auth_method),
-    )
+    ui = TerminalUI(verbose)
+    try:
+        result = apply(
+            playbook,
+            ui,
+            plan_file=plan_file,
+            environment=environment,
+            params=parse_params(param or []),
+            environments_file=environments_file,
+            auto_approve=auto_approve,
+            confirm_environment=confirm_environment,
+            parallelism=parallelism,
+            concurrency=concurrency,
+            fail_fast=fail_fast,
+            command=shlex.join(["provena-ops", *sys.argv[1:]]),
+            runs_dir=runs_dir,
+            sign_in=interactive_choice(auth_method),
+        )
+    finally:
+        ui.stop()
     if not report(result, runs_dir):
         raise typer.Exit(1)
 

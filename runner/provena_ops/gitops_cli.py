@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from .cli_common import err, out, write_atomically
-from .errors import ProvenaOpsError
+from .errors import Interrupted, ProvenaOpsError
 from .gitops import PlaybookOutcome, changed_playbooks, plan_file_name, render_comment
 from .redaction import scrub
 from .signin import SignInChoice
@@ -61,6 +61,12 @@ def plan_changed(
                 concurrency=concurrency,
                 sign_in=sign_in,
             )
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"plan interrupted while reading for {playbook}; plan only reads, so nothing was changed"
+                + (f" (the plans in {out_dir} are incomplete)" if out_dir is not None else ""),
+                hint="run it again when ready",
+            ) from None
         except PlaybookInvalid as exc:
             outcomes.append(PlaybookOutcome(str(playbook), error=exc.render()))
             continue

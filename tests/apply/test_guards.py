@@ -1,5 +1,6 @@
-"""Guards tried the way they get walked around: a signal at the approval prompt (on a real terminal),
-Ctrl-C while planning, a saved plan given as a playbook, and a bug. (An interrupted apply: test_apply_cli.)"""
+"""Guards tried the way they get walked around, on a pseudo-terminal as an admin meets them: a signal at
+the approval prompt, Ctrl-C while applying and while planning, a saved plan given as a playbook,
+production applied from a laptop through `gitops apply-reviewed`, and a bug."""
 
 from __future__ import annotations
 
@@ -15,55 +16,69 @@ from pathlib import Path
 import pytest
 
 from provena_ops.journal import RunFinished, read_events
+from provena_ops.sandbox import RunningSandbox
 from tests.apply.conftest import history_length
-from tests.apply.test_apply_cli import command, environ, run_cli
+from tests.apply.test_apply_cli import DELETE_51, command, environ, run_cli
 from tests.conftest import Api
 from tests.local_servers import read_terminal
 from tests.plan.test_plan_rules import STUDY_51, STUDY_ROUTE
 from tests.sandbox.seeded import set_faults
 
 PLAIN = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+HIDE_CURSOR, SHOW_CURSOR = b"\x1b[?25l", b"\x1b[?25h"
 
 
-def read_until(controller: int, wanted: bytes, seen: bytes = b"", timeout: float = 60) -> bytes:
-    deadline = time.monotonic() + timeout
-    while wanted not in seen and time.monotonic() < deadline:
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-    return seen
+class Terminal:
+    """A command on a pseudo-terminal (stdin, stdout and stderr), as an admin runs it."""
 
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
+        import pty
 
-def rest_of(controller: int, seen: bytes) -> str:
-    return PLAIN.sub("", (seen + read_terminal(controller)).decode(errors="replace")).replace("\r\n", "\n")
+        self.controller, terminal = pty.openpty()
+        self.process = subprocess.Popen(
+            args, cwd=cwd, env=env, stdin=terminal, stdout=terminal, stderr=terminal
+        )
+        os.close(terminal)
+        self.seen = b""
+
+    def wait_for(self, wanted: bytes, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while wanted not in self.seen and time.monotonic() < deadline:
+            try:
+                chunk = os.read(self.controller, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.seen += chunk
+        assert wanted in self.seen, self.text()[-3000:]
+
+    def finish(self, timeout: float = 30) -> int:
+        """The exit status, having read the terminal to its end (the command must not wait on it)."""
+        code = self.process.wait(timeout=timeout)
+        self.seen += read_terminal(self.controller)
+        os.close(self.controller)
+        return code
+
+    def text(self) -> str:
+        return PLAIN.sub("", self.seen.decode(errors="replace")).replace("\r\n", "\n")
+
+    def cursor_shown_at_the_end(self) -> bool:
+        return self.seen.rfind(HIDE_CURSOR) <= self.seen.rfind(SHOW_CURSOR)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_at_the_approval_prompt_cancels_at_once_and_changes_nothing(
     api: Api, environments_file: Path, playbook_file: Path, tmp_path: Path, signum: int
 ) -> None:
-    import pty
-
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen(
-        command(environments_file, playbook_file), cwd=tmp_path, env=environ(api, tmp_path / "locks"),
-        stdin=terminal, stdout=terminal, stderr=terminal,
-    )  # fmt: skip
-    os.close(terminal)
-    seen = read_until(controller, b"Enter a value:")
-    assert b"Enter a value:" in seen, seen[-2000:]
+    terminal = Terminal(command(environments_file, playbook_file), tmp_path, environ(api, tmp_path / "locks"))
+    terminal.wait_for(b"Enter a value:")
     asked_at = time.monotonic()
-    process.send_signal(signum)
-    code = process.wait(timeout=30)
-    waited = time.monotonic() - asked_at
-    text = rest_of(controller, seen)
-    os.close(controller)
+    terminal.process.send_signal(signum)
+    code = terminal.finish()
+    assert time.monotonic() - asked_at < 10, "the prompt did not give way to the signal"
+    text = terminal.text()
     assert code == 130, text[-2000:]
-    assert waited < 10, "the prompt did not give way to the signal"
     assert "cancelled at the approval prompt; nothing was changed" in text and "Traceback" not in text
     assert history_length(api, STUDY_ROUTE, STUDY_51) > 0
     [journal] = (tmp_path / ".provena-ops" / "runs").glob("*.jsonl")
@@ -75,26 +90,43 @@ def test_a_signal_at_the_approval_prompt_cancels_at_once_and_changes_nothing(
     assert "cancelled: cancelled at the approval prompt" in listed.stdout
 
 
-def test_ctrl_c_while_planning_says_plan_changed_nothing(
+def test_ctrl_c_while_applying_on_a_terminal_stops_the_bar_and_says_how_to_resume(
     api: Api, environments_file: Path, playbook_file: Path, tmp_path: Path
 ) -> None:
-    set_faults(api, latency_ms=400)
+    set_faults(api, job_delay_ms=300)
+    args = command(environments_file, playbook_file, "--auto-approve")
+    terminal = Terminal(args, tmp_path, environ(api, tmp_path / "locks"))
+    terminal.wait_for(b"applying")  # the progress bar, drawn on the terminal only
+    terminal.process.send_signal(signal.SIGINT)
+    code = terminal.finish()
+    text = terminal.text()
+    assert code == 130, text[-3000:]
+    assert "apply interrupted: " in text and "not started); journal .provena-ops/runs/" in text
+    assert f"run the same command again to finish: provena-ops apply {playbook_file}" in text
+    assert "Traceback" not in text
+    assert terminal.cursor_shown_at_the_end(), "the progress bar left the cursor hidden"
+    set_faults(api, job_delay_ms=0)
+    again = run_cli(api, tmp_path, args)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
+
+
+def test_ctrl_c_while_planning_on_a_terminal_says_plan_changed_nothing(
+    api: Api, environments_file: Path, playbook_file: Path, tmp_path: Path
+) -> None:
+    set_faults(api, latency_ms=300)
     args = [
         sys.executable, "-m", "provena_ops.cli", "plan", str(playbook_file), "-e", "rehearsal",
         "--environments", str(environments_file), "--out", "plan.json",
     ]  # fmt: skip
-    process = subprocess.Popen(
-        args, cwd=tmp_path, env=environ(api), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    time.sleep(2.5)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    terminal = Terminal(args, tmp_path, environ(api))
+    terminal.wait_for(b"reading:")  # the progress line, on the terminal only
+    terminal.process.send_signal(signal.SIGINT)
+    code = terminal.finish()
     set_faults(api, latency_ms=0)
-    assert process.returncode == 130, stderr
-    assert (
-        "plan interrupted while reading; plan only reads, so nothing was changed and no plan was saved"
-        in (stderr)
-    )
+    text = terminal.text()
+    assert code == 130, text[-2000:]
+    said = "plan interrupted while reading; plan only reads, so nothing was changed and no plan was saved"
+    assert said in text and "Traceback" not in text
     assert not (tmp_path / "plan.json").exists()
 
 
@@ -103,10 +135,56 @@ def test_apply_given_a_saved_plan_as_its_playbook_says_to_use_plan(
 ) -> None:
     saved = tmp_path / "plan.json"
     saved.write_text(json.dumps({"plan_format": 1, "playbook": {}}))
-    result = run_cli(api, tmp_path, command(environments_file, saved, "--auto-approve"))
-    assert result.returncode == 1
-    assert f"error: {saved} is a saved plan, not a playbook" in result.stderr
-    assert f"hint: apply a saved plan with: provena-ops apply --plan {saved}" in result.stderr
+    terminal = Terminal(command(environments_file, saved), tmp_path, environ(api, tmp_path / "locks"))
+    code = terminal.finish()
+    text = terminal.text()
+    assert code == 1
+    assert f"error: {saved} is a saved plan, not a playbook" in text
+    assert f"hint: apply a saved plan with: provena-ops apply --plan {saved}" in text
+
+
+def test_apply_reviewed_on_a_laptop_refuses_production_unless_confirmed_by_name(
+    api: Api, server: RunningSandbox, tmp_path: Path
+) -> None:
+    environments = tmp_path / "environments.json"
+    env = {"name": "records-prod", "stage": "PROD", "domain": "sandbox.invalid", "realm_name": "provena"}
+    environments.write_text(json.dumps({"envs": [{**env, **server.endpoints}]}))
+    playbook = tmp_path / "retire.yaml"
+    playbook.write_text(DELETE_51.replace("environment: rehearsal", "environment: records-prod"))
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    laptop = {
+        **{
+            name: value
+            for name, value in environ(api, tmp_path / "locks").items()
+            if not name.startswith("GITHUB_")
+        },
+        "PROVENA_OPS_ENVIRONMENTS": str(environments),
+    }
+    cli = [sys.executable, "-m", "provena_ops.cli"]
+    planned = subprocess.run(
+        [*cli, "plan", str(playbook), "--out", str(plans / "retire.json")], cwd=tmp_path, env=laptop,
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    terminal = Terminal([*cli, "gitops", "apply-reviewed", str(plans)], tmp_path, laptop)
+    code = terminal.finish()
+    text = terminal.text()
+    assert code == 1, text
+    assert (
+        "'records-prod' is a production environment, and this is not the generated workflow applying a merge"
+        in text
+    )
+    assert "--confirm-environment records-prod" in text
+    assert history_length(api, STUDY_ROUTE, STUDY_51) > 0
+    confirmed = Terminal(
+        [*cli, "gitops", "apply-reviewed", str(plans), "--confirm-environment", "records-prod"],
+        tmp_path,
+        laptop,
+    )
+    code = confirmed.finish(timeout=120)
+    assert code == 0, confirmed.text()[-3000:]
+    assert history_length(api, STUDY_ROUTE, STUDY_51) == -1
 
 
 BUG = """
