@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -355,3 +356,18 @@ def test_records_read_share_their_repeated_strings(api: Api, demo: SeedSummary) 
     assert first.item["record_type"] is second.item["record_type"]
     key = next(k for k in first.item if k == "item_subtype")
     assert key is next(k for k in second.item if k == "item_subtype")
+
+
+@pytest.mark.parametrize("bomb", [False, True], ids=["large-body", "gzip-bomb"])
+def test_an_answer_larger_than_any_provena_answer_is_refused_not_read(
+    bomb: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provena_ops.provena import http as client
+
+    monkeypatch.setattr(client, "MAX_RESPONSE_BYTES", 1024 * 1024)
+    payload = b'{"pad": "' + b"x" * (4 * 1024 * 1024) + b'"}'
+    body, headers = (gzip.compress(payload), {"content-encoding": "gzip"}) if bomb else (payload, {})
+    with counting_server(body, **headers) as url, pytest.raises(Unexpected) as refused:
+        run_on(on(url), lambda http: registry.fetch(http, "MODEL_RUN", "10378.1/1"))
+    said = "answered more than 1 MB, more than any Provena answer" if bomb else "answered 4 MB, more than"
+    assert said in refused.value.message, refused.value.message

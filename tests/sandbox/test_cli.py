@@ -648,8 +648,14 @@ def test_load_replace_leaves_no_graph_of_deleted_records(
 
 BAD_EXPORTS: list[tuple[str, bytes | None, str]] = [
     ("missing file", None, "cannot read the export file: No such file or directory"),
-    ("not JSON", b"id,item_payload\n1,2\n", "export.json:1:1: not valid JSON"),
-    ("empty file", b"", "not valid JSON"),
+    ("not JSON", b"id,item_payload\n1,2\n", "export.json:1:1: invalid JSON"),
+    ("empty file", b"", "invalid JSON"),
+    (
+        "duplicate key",
+        b'[{"id": "10378.1/1", "id": "10378.1/2"}]',
+        'export.json:1:22: [0].id: duplicate key "id"',
+    ),
+    ("NaN", b'[{"id": NaN}]', "export.json:1:9: [0].id: NaN and Infinity are not JSON numbers"),
     ("object without items", b'{"registry": []}', "expected a JSON array of exported items"),
     ("items not a list", b'{"items": "all of them"}', "expected a JSON array of exported items"),
     ("a string", b'"export"', "expected a JSON array of exported items"),
@@ -677,7 +683,7 @@ def test_load_of_a_bad_export_does_not_create_the_database(tmp_path: Path) -> No
     export = tmp_path / "export.json"
     export.write_text("{not json", encoding="utf-8")
     outcome = run(tmp_path, "sandbox", "load", export, "--db", db)
-    outcome.assert_clean_error(f"error: {export}:1:2: not valid JSON", "hint: pass the file written by")
+    outcome.assert_clean_error(f"error: {export}:1:2: invalid JSON", "hint: pass the file written by")
     assert not db.exists()
 
 

@@ -316,7 +316,20 @@ class _Builder:
         if node.tag not in _SCALAR_TAGS:
             self._refuse_custom_tag(node, "tag:yaml.org,2002:str", path)
             return node.value
-        value = self.loader.construct_object(node)
+        try:
+            value = self.loader.construct_object(node)
+        except (ValueError, OverflowError) as exc:  # e.g. an integer of thousands of digits
+            self.source.rejected.add(path)
+            self.diagnostics.append(
+                _diag(
+                    self.source.file,
+                    _pos(node),
+                    f"this value cannot be read as YAML says it is ({str(exc).split(';')[0]})",
+                    "a number of a reasonable size, or text in quotes",
+                    "put the value in quotes if it is text; no playbook number needs this many digits",
+                )
+            )
+            return str(node.value)
         if not node.style and not isinstance(value, str):  # libyaml: '' for plain, PyYAML: None
             self.source.plain_non_strings[path] = str(node.value)
         return value

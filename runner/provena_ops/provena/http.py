@@ -183,7 +183,7 @@ class ProvenaHttp:
                 response = await lane[self._routes[service]].handle_async_request(request)
                 response.request = request
                 try:
-                    await response.aread()
+                    await _read_within(response, where)
                 finally:
                     await response.aclose()
             except (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.DecodingError) as exc:
@@ -310,6 +310,31 @@ class ProvenaHttp:
                 detail=detail,
             )
         return response
+
+
+MAX_RESPONSE_BYTES = 128 * 1024 * 1024  # decoded; Provena's largest answers (trial deletes) are ~1 MB
+
+
+async def _read_within(response: httpx.Response, where: str) -> None:
+    """The body, decoded, refused past MAX_RESPONSE_BYTES: a server's answer is input like any other (a
+    gzip bomb or an endless stream must not take the machine's memory)."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        raise Unexpected(
+            f"{where} answered {int(declared) // 1024 // 1024} MB, more than any Provena answer",
+            hint="check that the environment's endpoint points at this Provena service",
+        )
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise Unexpected(
+                f"{where} answered more than {MAX_RESPONSE_BYTES // 1024 // 1024} MB, more than any Provena "
+                "answer",
+                hint="check that the environment's endpoint points at this Provena service",
+            )
+        chunks.append(chunk)
+    response._content = b"".join(chunks)  # what Response.aread() keeps, read here under a budget
 
 
 class NotJson(ValueError):

@@ -5,7 +5,6 @@ These act on the SQLite file directly (the server need not run); they never reac
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from ProvenaInterfaces import RegistryModels as models
 from ProvenaInterfaces.SharedTypes import ImportMode
 from pydantic import ValidationError
 
+from .. import strict_json
 from ..errors import ProvenaOpsError
 from .context import Sandbox, SandboxSettings
 from .importer import import_bundle
@@ -81,13 +81,15 @@ def read_export(path: Path) -> list[api.BundledItem]:
             hint="pass the JSON file written by Provena's registry export, not a database or archive",
         ) from None
     try:
-        data: Any = json.loads(text)
-    except json.JSONDecodeError as exc:
+        data: Any = strict_json.loads(text)  # duplicate keys, NaN and absurd nesting refused, located
+    except strict_json.JsonProblem as problem:
+        where = f"{path}:{problem.line}:{problem.column}" if problem.line else str(path)
+        at = f"{problem.path}: " if problem.path else ""
         raise ProvenaOpsError(
-            f"not valid JSON: {exc.msg}",
-            where=f"{path}:{exc.lineno}:{exc.colno}",
+            f"{at}{problem.message}",
+            where=where,
             hint="pass the file written by Provena's registry export",
-        ) from exc
+        ) from None
     if isinstance(data, dict) and isinstance(data.get("items"), list):
         data = data["items"]
     if not isinstance(data, list):
