@@ -21,6 +21,9 @@ MAX_DEPTH = 64  # nothing provena-ops reads nests deeper than about 12
 MAX_INT_DIGITS = 19  # every integer provena-ops reads fits in 64 bits
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _NUMBER = re.compile(r"(-?(?:0|[1-9][0-9]*))(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+# "\ud800" is valid JSON but not text: a lone surrogate cannot be printed or encoded, so it would crash
+# whatever shows it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -83,18 +86,25 @@ def loads(text: str, *, max_depth: int = MAX_DEPTH, hints: dict[str, str] | None
         ) from None
     except (_Refused, RecursionError, ValueError):  # ValueError: int() refusing thousands of digits
         raise _locate(text, max_depth) from None
-    if _depth(value) > max_depth:
+    if _depth_and_text(value) > max_depth:
         raise _locate(text, max_depth)
     return value
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth of a parsed value, without recursion."""
+def _depth_and_text(value: Any) -> int:
+    """Nesting depth of a parsed value, without recursion; past any limit when a string (or a key) holds
+    a lone surrogate, so that the locating pass names it."""
     deepest = 0
     stack = [(value, 1)]
     while stack:
         current, level = stack.pop()
+        if isinstance(current, str):
+            if _SURROGATE.search(current):
+                return 1 << 30
+            continue
         if isinstance(current, dict):
+            if any(_SURROGATE.search(key) for key in current):
+                return 1 << 30
             children: Any = current.values()
         elif isinstance(current, list):
             children = current
@@ -202,6 +212,9 @@ class _Locator:
         key, end = scanstring(self.text, index + 1)
         frame = self.stack[-1]
         frame.key = key
+        if _SURROGATE.search(key):
+            self.found = self._surrogate(index, key)
+            return -1
         if key in frame.keys:
             self.found = self.problem(
                 index,
@@ -221,7 +234,11 @@ class _Locator:
     def scalar(self, index: int) -> int:
         text = self.text
         if text.startswith('"', index):
-            return int(scanstring(text, index + 1)[1])
+            value, end = scanstring(text, index + 1)
+            if _SURROGATE.search(value):
+                self.found = self._surrogate(index, value)
+                return -1
+            return int(end)
         for word in ("true", "false", "null"):
             if text.startswith(word, index):
                 return index + len(word)
@@ -250,6 +267,16 @@ class _Locator:
         return number.end()
 
 
+    def _surrogate(self, index: int, value: str) -> JsonProblem:
+        code = ord(_SURROGATE.search(value).group())  # type: ignore[union-attr]
+        return self.problem(
+            index,
+            f"the text holds a lone surrogate (\\u{code:04x}), which is not a character",
+            "text of characters",
+            "remove the \\u escape: it cannot be shown or stored",
+        )
+
+
 def _path(stack: list[_Frame]) -> str:
     text = ""
     for frame in stack[:8]:
@@ -257,7 +284,8 @@ def _path(stack: list[_Frame]) -> str:
             text += f"[{frame.key}]"
         else:
             text += f".{frame.key}" if text else str(frame.key)
-    return text + ("..." if len(stack) > 8 else "")
+    text += "..." if len(stack) > 8 else ""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")  # a surrogate key, shown escaped
 
 
 Positions = dict[tuple[str | int, ...], tuple[int, int]]
