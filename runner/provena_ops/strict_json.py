@@ -266,7 +266,6 @@ class _Locator:
             return -1
         return number.end()
 
-
     def _surrogate(self, index: int, value: str) -> JsonProblem:
         code = ord(_SURROGATE.search(value).group())  # type: ignore[union-attr]
         return self.problem(
