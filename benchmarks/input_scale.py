@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 RSS_TARGET_MB = 300
@@ -83,44 +84,36 @@ def measure(kind: str, path: Path) -> tuple[float, float]:
     return float(seconds), float(rss)
 
 
+def table(
+    kind: str, unit: str, sizes: list[int], write: Callable[[Path, int], Path], directory: Path
+) -> None:
+    """One row per size, then how time per item grew from the smallest to the largest, and the peak RSS
+    of the largest against the target."""
+    print(f"{kind:>14}   size MB   seconds   us/{unit:<4}  peak RSS MB")
+    rows = []
+    for count in sorted(sizes):
+        path = write(directory, count)
+        seconds, rss = measure(kind, path)
+        rows.append((count, seconds, rss))
+        size = path.stat().st_size / 1024 / 1024
+        print(f"{count:>14,}   {size:7.1f}   {seconds:7.2f}   {seconds / count * 1e6:7.1f}   {rss:10.0f}")
+    (first, first_s, _), (last, last_s, last_rss) = rows[0], rows[-1]
+    verdict = "meets" if last_rss < RSS_TARGET_MB else "MISSES"
+    print(
+        f"time per {unit}, {last:,} vs {first:,}: {(last_s / last) / (first_s / first):.2f}x (1.0 = linear); "
+        f"peak RSS {last_rss:.0f} MB: {verdict} the {RSS_TARGET_MB} MB target"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ids", type=int, nargs="+", default=[15_000, 50_000, 150_000])
     parser.add_argument("--environments", type=int, nargs="+", default=[10_000, 100_000])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp)
-        print("playbook ids   size MB   seconds   us/id   peak RSS MB")
-        rows = []
-        for ids in sorted(args.ids):
-            path = write_playbook(directory, ids)
-            seconds, rss = measure("playbook", path)
-            rows.append((ids, seconds, rss))
-            size = path.stat().st_size / 1024 / 1024
-            print(f"{ids:>12,}   {size:7.1f}   {seconds:7.2f}   {seconds / ids * 1e6:5.1f}   {rss:11.0f}")
-        largest = rows[-1]
-        growth = (largest[1] / largest[0]) / (rows[0][1] / rows[0][0])
-        verdict = "meets" if largest[2] < RSS_TARGET_MB else "MISSES"
-        print(
-            f"time per id, {largest[0]:,} vs {rows[0][0]:,} ids: {growth:.2f}x (1.0 = linear); "
-            f"peak RSS {largest[2]:.0f} MB: {verdict} the {RSS_TARGET_MB} MB target"
-        )
+        table("playbook", "id", args.ids, write_playbook, Path(tmp))
         print()
-        print("environments   size MB   seconds   us/env  peak RSS MB")
-        env_rows = []
-        for count in sorted(args.environments):
-            path = write_environments(directory, count)
-            seconds, rss = measure("environments", path)
-            env_rows.append((count, seconds, rss))
-            size = path.stat().st_size / 1024 / 1024
-            print(f"{count:>12,}   {size:7.1f}   {seconds:7.2f}   {seconds / count * 1e6:6.1f}   {rss:10.0f}")
-        last, first = env_rows[-1], env_rows[0]
-        verdict = "meets" if last[2] < RSS_TARGET_MB else "MISSES"
-        print(
-            f"time per environment, {last[0]:,} vs {first[0]:,}: "
-            f"{(last[1] / last[0]) / (first[1] / first[0]):.2f}x (1.0 = linear); "
-            f"peak RSS {last[2]:.0f} MB: {verdict} the {RSS_TARGET_MB} MB target"
-        )
+        table("environments", "env", args.environments, write_environments, Path(tmp))
 
 
 if __name__ == "__main__":

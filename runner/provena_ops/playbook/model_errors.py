@@ -353,7 +353,7 @@ def _type_error(kind: str, value: Any, written: str | None, target: Any, make: _
 def _json_type_error(kind: str, value: Any, make: _Make) -> Diagnostic:
     """A wrong type in a JSON file, in JSON's words (objects and arrays, double quotes)."""
     expected = _JSON_TYPE_NAMES.get(kind, _TYPE_NAMES[kind])
-    found = f"expected {expected}, found {_describe_json(value)}"
+    found = f"expected {expected}, found {_describe(value, in_json=True)}"
     if kind == "string_type" and not isinstance(value, dict | list) and value is not None:
         return make(found, expected, f'write it as a JSON string, in double quotes: "{_json_text(value)}"')
     if kind in ("model_type", "model_attributes_type", "dict_type") and isinstance(value, list):
@@ -371,16 +371,6 @@ _JSON_TYPE_NAMES = {
     "model_attributes_type": "an object",
     "list_type": "an array",
 }
-
-
-def _describe_json(value: Any) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return f"the string {value!r}"
-    return _describe(value)
 
 
 def _json_text(value: Any) -> str:
@@ -421,17 +411,18 @@ def _closest_key(key: str, allowed: list[str]) -> str | None:
     return containing[0] if len(containing) == 1 else None
 
 
-def _describe(value: Any) -> str:
+def _describe(value: Any, in_json: bool = False) -> str:
+    """A value in the words of its file: YAML's mappings and lists, JSON's objects and arrays."""
     if value is None:
         return "nothing (null)"
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
     if isinstance(value, dict):
-        return "a mapping"
+        return "an object" if in_json else "a mapping"
     if isinstance(value, list):
-        return "a list"
+        return "an array" if in_json else "a list"
     if isinstance(value, str):
-        return f"the text {value!r}"
+        return f"the {'string' if in_json else 'text'} {value!r}"
     return f"the number {value!r}"
 
 
