@@ -35,7 +35,7 @@ from .errors import Interrupted, ProvenaOpsError
 from .gitops_cli import gitops_app
 from .playbook.loader import LoadedPlaybook
 from .redaction import scrub
-from .signals import terminate_like_interrupt
+from .signals import interrupted, terminate_like_interrupt
 from .text import visible
 
 app = typer.Typer(
@@ -576,6 +576,9 @@ def main() -> None:
         err.print("interrupted; nothing more was started", markup=False, highlight=False)
         sys.exit(INTERRUPTED)
     except Exception as exc:  # a bug: say so plainly, keep the traceback for whoever fixes it
+        if interrupted():  # what the interrupt broke on its way out (a library swallowing it)
+            err.print("interrupted; nothing more was started", markup=False, highlight=False)
+            sys.exit(INTERRUPTED)
         from .crash import write_crash_report
 
         report = write_crash_report(exc)

@@ -18,9 +18,25 @@ from types import FrameType
 from .errors import PromptCancelled
 
 
+_received: list[int] = []
+
+
+def interrupted() -> bool:
+    """Whether Ctrl-C or SIGTERM arrived. An error after one is the interrupt's doing, not a bug: a
+    library that catches everything (ProvenaInterfaces' `except:` around its imports) turns the
+    KeyboardInterrupt into a NameError."""
+    return bool(_received)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    _received.append(signum)
+    raise KeyboardInterrupt
+
+
 def _as_interrupt(signum: int, frame: FrameType | None) -> None:
     """Called directly, not re-sent: a SIGINT sent from inside a handler can wait unseen until the process
     next wakes (readline's prompt does not)."""
+    _received.append(signum)
     handler = signal.getsignal(signal.SIGINT)
     if callable(handler):
         handler(signal.SIGINT, frame)
@@ -29,11 +45,13 @@ def _as_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def terminate_like_interrupt() -> None:
-    """Treat SIGTERM as Ctrl-C for the life of the process (main thread only)."""
+    """Treat SIGTERM as Ctrl-C for the life of the process, and remember either (main thread only)."""
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _as_interrupt)
 
 
 def _cancel(signum: int, frame: FrameType | None) -> None:
+    _received.append(signum)
     raise PromptCancelled
 
 

@@ -191,7 +191,7 @@ class Renderer:
                 "a template over vars and params",
                 "templates cannot include, import or extend other files; use vars instead",
             ) from None
-        except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        except Exception as exc:  # whatever a template's own code raises is the template's failure
             if isinstance(exc, TypeError) and "no loader" in str(exc):
                 raise TemplateProblem(
                     path,
@@ -201,7 +201,9 @@ class Renderer:
                 ) from None
             raise TemplateProblem(
                 path,
-                f"the template failed: {exc}",
+                f"the template failed: {type(exc).__name__}: {exc}"
+                if not isinstance(exc, TypeError | ValueError | ArithmeticError | LookupError)
+                else f"the template failed: {exc}",
                 "a template over vars and params",
                 "check the types of the vars this template uses",
             ) from None
