@@ -17,7 +17,6 @@ from types import FrameType
 
 from .errors import PromptCancelled
 
-
 _received: list[int] = []
 
 
