@@ -293,6 +293,17 @@ class _Builder:
             self.source.keys[(*path, key)] = key_position
             result[key] = self.build(value_node, (*path, key))
         for source in merged:  # `<<: *defaults`: explicit keys win, as YAML specifies
+            if id(source) in self.in_progress or source is node:
+                self.diagnostics.append(
+                    _diag(
+                        self.source.file,
+                        _pos(source),
+                        "`<<` merges the mapping that contains it",
+                        "`<<: *anchor` of another, complete mapping",
+                        "remove the recursive merge",
+                    )
+                )
+                continue
             if not isinstance(source, yaml.MappingNode):
                 self.diagnostics.append(
                     _diag(
@@ -304,8 +315,12 @@ class _Builder:
                     )
                 )
                 continue
-            for key, value in self._mapping(source, path).items():
-                result.setdefault(key, value)
+            self.in_progress.add(id(source))
+            try:
+                for key, value in self._mapping(source, path).items():
+                    result.setdefault(key, value)
+            finally:
+                self.in_progress.discard(id(source))
         return result
 
     def _scalar(self, node: yaml.ScalarNode, path: Path) -> Any:
