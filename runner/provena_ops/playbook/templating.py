@@ -7,7 +7,6 @@ refused, and environment variables are reachable only through the explicit `env(
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -74,6 +73,16 @@ def _env(name: str, default: str | None = None, *, configured: frozenset[str] = 
     raise UndefinedError(f"environment variable {name} is not set")
 
 
+def _env_reader(configured: frozenset[str]) -> Callable[..., str]:
+    """env() as templates see it: a plain function, with nothing reachable through it (a partial's
+    `.func` would call the reader without the environments' own credential names)."""
+
+    def env(name: str, default: str | None = None) -> str:
+        return _env(name, default, configured=configured)
+
+    return env
+
+
 def credential_reason(name: str, configured: frozenset[str] = frozenset()) -> str | None:
     """Why env(name) may not be read, or None."""
     if name in CREDENTIAL_VARIABLES or name in configured:
@@ -105,7 +114,7 @@ class Renderer:
             **variables,
             "vars": dict(variables),
             "params": dict(params),
-            "env": functools.partial(_env, configured=credentials),
+            "env": _env_reader(credentials),
         }
         self.known_names = sorted(variables)
         # Paths whose whole-string template produced a list, mapping or number (path -> template text).

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from ..text import hidden_character
+from ..text import hidden_character, shows_nothing
 from .diagnostics import Diagnostic, Path
 from .templating import is_template
 from .yaml_source import SourceMap
@@ -33,14 +33,24 @@ def check_text(
                 )
             )
         hidden = hidden_character(key)
-        if hidden is not None:
+        if hidden is not None and path[0] in UNTEMPLATED:  # the rendered rest is checked below
             found.append(_hidden(source, path, hidden, key=True))
-    for path, text in _strings(rendered):
+    for path, text, is_key in _strings(rendered):
         if any(path[: len(bad)] == bad for bad in broken):
             continue  # a template that failed: reported already
-        hidden = hidden_character(text, prose=path[-1] == PROSE)
+        hidden = hidden_character(text, prose=path[-1] == PROSE and not is_key)
         if hidden is not None:
-            found.append(_hidden(source, path, hidden))
+            found.append(_hidden(source, path, hidden, key=is_key))
+        elif shows_nothing(text) and (is_key or text.strip()):  # blank values: the model's own message
+            found.append(
+                source.diagnostic(
+                    path,
+                    f"the {'key' if is_key else 'text'} shows nothing (only spaces and combining marks)",
+                    "text with at least one visible character",
+                    "write the text, or remove it",
+                    key=is_key,
+                )
+            )
     return found
 
 
@@ -70,19 +80,23 @@ def _keys(data: Any) -> list[tuple[Path, str]]:
     return keys
 
 
-def _strings(rendered: dict[str, Any]) -> list[tuple[Path, str]]:
-    """Every string value of the rendered playbook that can reach Provena (vars and params only do
-    through the values that use them)."""
-    strings: list[tuple[Path, str]] = []
+def _strings(rendered: dict[str, Any]) -> list[tuple[Path, str, bool]]:
+    """Every string of the rendered playbook that can reach Provena, keys included (a template can build
+    a mapping), with whether it is a key; vars and params only reach it through the values that use
+    them."""
+    strings: list[tuple[Path, str, bool]] = []
     stack: list[tuple[Path, Any]] = [
         ((key,), value) for key, value in rendered.items() if key not in UNTEMPLATED
     ]
     while stack:
         path, value = stack.pop()
         if isinstance(value, str):
-            strings.append((path, value))
+            strings.append((path, value, False))
         elif isinstance(value, dict):
-            stack.extend(((*path, key), item) for key, item in value.items())
-        elif isinstance(value, list):
+            for key, item in value.items():
+                if isinstance(key, str):
+                    strings.append(((*path, key), key, True))
+                stack.append(((*path, key), item))
+        elif isinstance(value, list | tuple | set | frozenset):
             stack.extend(((*path, index), item) for index, item in enumerate(value))
     return strings
