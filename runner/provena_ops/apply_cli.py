@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -159,6 +160,8 @@ def apply_command(
         )
     finally:
         ui.stop()
+    for done in (signal.SIGINT, signal.SIGTERM):  # the run has ended and is journalled: say how, whole
+        signal.signal(done, signal.SIG_IGN)
     if not report(result, runs_dir):
         raise typer.Exit(1)
 

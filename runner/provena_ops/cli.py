@@ -237,7 +237,7 @@ def plan(
             "plan needs a playbook", hint="provena-ops plan PLAYBOOK, or --changed-since REF"
         )
     if save is not None:
-        _check_writable(save)
+        _check_writable(save, playbook)
     progress = ReadProgress() if err.is_terminal else None
     try:
         made = api.plan(
@@ -278,10 +278,21 @@ def plan(
         raise typer.Exit(2)
 
 
-def _check_writable(path: Path) -> None:
-    """Refuse an unusable --out before reading anything, rather than losing the plan after."""
+def _check_writable(path: Path, playbook: Path) -> None:
+    """Refuse an unusable --out before reading anything, rather than losing the plan after: the plan is
+    written beside the file and renamed over it, which would replace a device, a pipe or the playbook."""
     if path.is_dir():
         raise ProvenaOpsError(f"--out {path} is a directory", hint="give a file name, e.g. plan.json")
+    if path.exists() and not path.is_file():
+        raise ProvenaOpsError(
+            f"--out {path} is not a regular file (a device, pipe or socket)",
+            hint="give a file name, e.g. plan.json; to print the plan, use --format json",
+        )
+    if path.exists() and playbook.exists() and path.resolve() == playbook.resolve():
+        raise ProvenaOpsError(
+            f"--out {path} is the playbook itself; the plan would replace it",
+            hint="give another file name, e.g. plan.json",
+        )
     if not path.parent.is_dir():
         raise ProvenaOpsError(
             f"cannot write the plan to {path}: the directory {path.parent} does not exist",
@@ -592,6 +603,8 @@ def main() -> None:
             soft_wrap=True,
         )
         sys.exit(BUG)
+    if code == INTERRUPTED:  # typer turns a KeyboardInterrupt in a command into this code, silently
+        err.print("interrupted; nothing more was started", markup=False, highlight=False)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -53,7 +53,9 @@ class ReadProgress:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Temp file + rename: a reader never sees half a plan, and a crash leaves the old file intact."""
+    """Temp file + rename: a reader never sees half a plan, and a crash leaves the old file intact. A
+    symbolic link is written through, not replaced."""
+    path = path.resolve() if path.is_symlink() else path
     partial = path.with_name(f".{path.name}.partial")
     try:
         partial.write_text(text, encoding="utf-8")

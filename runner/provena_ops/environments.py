@@ -425,6 +425,8 @@ def derive_endpoints(env: ToolingEnvironment, params: Mapping[str, str]) -> Endp
         for replacement in env.replacements:
             url = url.replace(replacement.key, params[replacement.id])
         problem = url_problem(url) or param_problem()
+        if problem is None and "${" in url:
+            problem = "a ${...} is left in it after the replacements"
         if problem is not None:  # the offline checks make this unreachable; the token is at stake
             raise ProvenaOpsError(
                 f"environment '{env.name}': the endpoint {url} is refused: {problem}",

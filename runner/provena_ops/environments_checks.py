@@ -12,6 +12,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from .playbook.diagnostics import Path, did_you_mean
 from .text import hidden_character
@@ -35,6 +36,7 @@ _PARAM_VALUE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _HOST_LABEL = re.compile(_LABEL)
 _PATH = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
 _REPLACEMENT_ID = re.compile(r"[A-Za-z0-9_.-]+")
+_REPLACEMENT_KEY = re.compile(r"\$\{[A-Za-z0-9_.-]+\}")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENVIRONMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _REALM = re.compile(r"(?!\.\.?$)[A-Za-z0-9._~-]+")
@@ -64,7 +66,8 @@ KNOWN_KEYS = (
 
 
 def is_production_stage(stage: str) -> bool:
-    return stage.upper() not in NON_PRODUCTION_STAGES
+    """ASCII only: `str.upper()` turns a dotless i or a long s into I and S, so a look-alike would pass."""
+    return not stage.isascii() or stage.upper() not in NON_PRODUCTION_STAGES
 
 
 def param_value_problem(value: str) -> str | None:
@@ -104,7 +107,7 @@ def url_problem(url: str) -> str | None:
     if "#" in url:
         return "it has a fragment ('#...'); an endpoint is a base URL"
     host, port = _split_port(authority)
-    if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
+    if port is not None and not (re.fullmatch(r"[0-9]{1,5}", port) and 0 < int(port) < 65536):
         return f"its port {port!r} is not a port number"
     if not host:
         return "it has no host"
@@ -114,7 +117,7 @@ def url_problem(url: str) -> str | None:
         return "it uses http, which only a loopback host (127.0.0.1, ::1, localhost) may; use https"
     if _PATH.fullmatch(path) is None:
         return "its path holds characters a URL path cannot"
-    if any(segment in (".", "..") for segment in path.split("/")):
+    if any(unquote(segment) in (".", "..") for segment in path.split("/")):  # %2e%2e too
         return "its path holds '.' or '..' segments"
     return None
 
@@ -235,7 +238,7 @@ class EnvironmentChecker:
                     True,
                 )
 
-    def _replacements(self, base: Path, env: Any) -> set[str]:
+    def _replacements(self, base: Path, env: Any) -> list[str]:
         ids: dict[str, int] = {}
         keys: dict[str, int] = {}
         fields = [value for value in _templated(env).values() if value]
@@ -262,6 +265,15 @@ class EnvironmentChecker:
                     (*path, "key"), "the key is empty", "a key such as ${feature_number}", "write the key"
                 )
                 continue
+            if _REPLACEMENT_KEY.fullmatch(replacement.key) is None:
+                self.error(
+                    (*path, "key"),
+                    f"the key {replacement.key!r} is not of the form ${{name}}",
+                    "a key such as ${feature_number} (letters, digits, '_', '.' and '-' inside ${...})",
+                    "write the key as ${name}: other keys can match text that earlier replacements put "
+                    "into a URL, so no offline check could say where the URL goes",
+                )
+                continue
             if replacement.key in keys:
                 self.error(
                     (*path, "key"),
@@ -278,7 +290,7 @@ class EnvironmentChecker:
                     "a key that an override (or the domain) contains",
                     f"use {replacement.key} in an override, or remove the replacement",
                 )
-        return set(keys)
+        return list(keys)  # in file order: replacements apply in that order, as derive_endpoints does
 
     def _sandbox(self, base: Path, raw: Mapping[str, Any]) -> None:
         for key in OVERRIDES:
@@ -293,7 +305,7 @@ class EnvironmentChecker:
                 )
                 return
 
-    def _endpoints(self, base: Path, env: Any, keys: set[str]) -> None:
+    def _endpoints(self, base: Path, env: Any, keys: list[str]) -> None:
         unreplaced: set[str] = set()  # fields already reported: their URLs are not checked as well
         for field_name, value in _templated(env).items():
             for placeholder in _PLACEHOLDER_SYNTAX.findall(value or ""):
@@ -331,7 +343,7 @@ class EnvironmentChecker:
                     "correct the URL; http is only for a loopback address such as http://127.0.0.1:8765",
                 )
 
-    def _domain_and_realm(self, base: Path, env: Any, keys: set[str]) -> bool:
+    def _domain_and_realm(self, base: Path, env: Any, keys: list[str]) -> bool:
         """The domain is a host name and the realm a path segment, when endpoints derive from them."""
         derived = [name for name in OVERRIDES if getattr(env, name) is None]
         if not derived:

@@ -221,3 +221,47 @@ def test_a_bug_exits_3_with_one_line_and_a_redacted_crash_report(tmp_path: Path,
     assert "eyJhbGciOiJSUzI1NiJ9" not in text + done.stderr
     assert "command: provena-ops validate x.yaml" in text
     assert oct(report.stat().st_mode & 0o777) == "0o600"
+
+
+def test_plan_out_never_replaces_the_playbook_or_a_special_file_and_writes_through_a_link(
+    api: Api, environments_file: Path, playbook_file: Path, tmp_path: Path
+) -> None:
+    base = [
+        sys.executable, "-m", "provena_ops.cli", "plan", str(playbook_file), "-e", "rehearsal",
+        "--environments", str(environments_file), "--out",
+    ]  # fmt: skip
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    original = playbook_file.read_text()
+    for target, said in (
+        (playbook_file, "is the playbook itself; the plan would replace it"),
+        (fifo, "is not a regular file (a device, pipe or socket)"),
+    ):
+        refused = run_cli(api, tmp_path, [*base, str(target)])
+        assert refused.returncode == 1 and said in refused.stderr, refused.stderr
+    assert playbook_file.read_text() == original and fifo.is_fifo()
+    real = tmp_path / "plans" / "real.json"
+    real.parent.mkdir()
+    real.write_text("{}")
+    link = tmp_path / "plan.json"
+    link.symlink_to(real)
+    written = run_cli(api, tmp_path, [*base, str(link)])
+    assert written.returncode == 2, written.stderr
+    assert link.is_symlink() and json.loads(real.read_text())["plan_format"] == 1
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_in_the_first_instants_says_so_and_exits_130(tmp_path: Path, signum: int) -> None:
+    """Before the command has even imported what it needs: no traceback, no silent exit, no 143."""
+    command = [str(Path(sys.executable).parent / "provena-ops"), "validate", "nothing.yaml"]
+    for delay in (0.05, 0.1, 0.25):
+        process = subprocess.Popen(
+            command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        time.sleep(delay)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=30)
+        if process.returncode == 1:
+            continue  # it finished before the signal arrived
+        assert process.returncode == 130, (delay, process.returncode, stderr)
+        assert "interrupted; nothing" in stderr and "Traceback" not in stderr, stderr

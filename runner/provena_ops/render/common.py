@@ -62,7 +62,14 @@ def title(action: Action) -> str:
     return f"{VERBS[action.kind]} {action.record_id}{name}"
 
 
+SHOWN_AT_MOST = 2000  # characters of one value on a terminal (rich wraps a long word in quadratic time)
+
+
 def shown(text: str) -> str:
-    """Text from a file or a server, ready for rich: markup escaped, and hidden or controlling characters
-    written as escapes (a display name holding ESC[2J must not clear a reviewer's screen)."""
+    """Text from a file or a server, ready for rich: markup escaped, hidden or controlling characters
+    written as escapes (a display name holding ESC[2J must not clear a reviewer's screen), and cut to
+    SHOWN_AT_MOST characters (the JSON and Markdown plans hold it all)."""
+    if len(text) > SHOWN_AT_MOST:
+        more = len(text) - SHOWN_AT_MOST
+        text = f"{text[:SHOWN_AT_MOST]}... ({more:,} more characters: --format json shows them)"
     return escape(visible(text))

@@ -92,6 +92,8 @@ class Store:
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         if self.path != ":memory:":
+            if Path(self.path).exists() and not Path(self.path).is_file():  # /dev/null would take a journal
+                raise NotADirectoryError(f"{self.path} is not a regular file (a device, pipe or directory)")
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         self._conn.row_factory = sqlite3.Row
