@@ -117,6 +117,11 @@ def apply(
     )
     assert loaded.environment is not None
     env = known.get(loaded.environment)
+    if saved is not None and saved.playbook.name != playbook.name:
+        raise NotApplied(
+            f"the plan names its playbook {saved.playbook.name!r}, but {file} is named {playbook.name!r}",
+            hint="the file was edited after `provena-ops plan` wrote it; " + REMAKE,
+        )
     if saved is not None:
         refuse_other_target(
             saved, env.name, env.stage, target_identity(env, loaded.params, cwd), environment is not None

@@ -105,10 +105,23 @@ def _inconsistency(plan: Plan) -> str | None:
         if action.record_id not in plan.fingerprints:
             return f"actions[{index}] ({action.key}) acts on a record the plan never read"
         keys.add(action.key)
+    operations = [target.operation for target in plan.targets]
+    if operations != list(range(len(operations))):
+        return "its targets do not list the playbook's operations in order"
+    earlier: set[str] = set()
     for index, action in enumerate(plan.actions):
         unknown = [key for key in action.depends_on if key not in keys]
         if unknown:
             return f"actions[{index}] ({action.key}) depends on {unknown[0]}, which the plan does not hold"
+        later = [key for key in action.depends_on if key not in earlier]
+        if later:  # the planner orders every action after what it depends on: no cycles
+            return f"actions[{index}] ({action.key}) depends on {later[0]}, which does not come before it"
+        if not action.operations or not set(action.operations) <= set(operations):
+            return (
+                f"actions[{index}] ({action.key}) comes from operations {action.operations}, which the "
+                "plan's targets do not list"
+            )
+        earlier.add(action.key)
     if plan.summary != summarise(plan.actions, plan.problems):
         return "its summary does not count its actions"
     return None
@@ -174,23 +187,27 @@ def stale(saved: Plan, fresh: Plan) -> list[str]:
 
 # What an action writes, and the field diff a reviewer read: both must be as saved. Graph counts and
 # dependencies may shrink as an interrupted run's deletions and relinks are done.
-REVIEWED = ("kind", "record_id", "subtype", "reason", "record", "stale_link_to", "changes")
+REVIEWED = ("kind", "record_id", "subtype", "reason", "record", "stale_link_to", "changes", "operations")
 
 
 def altered(saved: Plan, fresh: Plan) -> list[str]:
     """Writes planned now that the saved plan does not show exactly (an edited file, or another version
     of provena-ops). Its actions that are done by now are absent from, or unchanged in, the fresh plan."""
     reviewed = {action.key: action for action in saved.actions if action.outcome == "change"}
-    return [
-        action.key
-        for action in fresh.actions
-        if action.outcome == "change"
-        and (
-            action.key not in reviewed
-            or any(getattr(action, name) != getattr(reviewed[action.key], name) for name in REVIEWED)
-            or not set(action.depends_on) <= set(reviewed[action.key].depends_on)
-        )
-    ]
+    pending = {action.key for action in fresh.actions if action.outcome == "change"}
+
+    def differs(action: Action) -> bool:
+        saved_action = reviewed.get(action.key)
+        if saved_action is None:
+            return True
+        if any(getattr(action, name) != getattr(saved_action, name) for name in REVIEWED):
+            return True
+        now, then = set(action.depends_on), set(saved_action.depends_on)
+        # Dependencies only shrink, as what they waited for gets done: one on a write still to do that
+        # the plan made now does not have is not the plan's.
+        return not now <= then or bool((then - now) & pending)
+
+    return [action.key for action in fresh.actions if action.outcome == "change" and differs(action)]
 
 
 def unmatched(saved: Plan, fresh: Plan) -> list[Action]:

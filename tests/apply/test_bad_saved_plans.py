@@ -84,6 +84,8 @@ def mutate(text: str, spec: dict[str, Any]) -> str | bytes:
         parent[last].pop(index)
     if "duplicate_action" in spec:
         plan["actions"].insert(spec["duplicate_action"], plan["actions"][spec["duplicate_action"]])
+    if spec.get("reverse_actions"):
+        plan["actions"].reverse()
     if "remove_action" in spec:
         plan["actions"].pop(spec["remove_action"])
     if "add_deletion" in spec:
