@@ -14,13 +14,13 @@ from pydantic import TypeAdapter, ValidationError
 from ..environments import Environments, missing_params, unknown_environment_hint
 from ..environments_checks import param_value_problem
 from .checks import check_operations
-from .diagnostics import Diagnostic, Path, did_you_mean, sort_key
+from .diagnostics import Diagnostic, Path, did_you_mean, format_path, sort_key
 from .model import Operation, Playbook
 from .model_errors import diagnostics_from
 from .template_sandbox import Budget
 from .templating import RESERVED_NAMES, Renderer, TemplateProblem, is_template
 from .text_checks import check_text
-from .yaml_source import MAX_BYTES, SourceMap, YamlLoadError, load_yaml, read_text
+from .yaml_source import MAX_BYTES, SourceMap, YamlLoadError, load_yaml, read_text, unusual_spelling
 
 # Keys read before templating: they configure it, so they cannot use it.
 _UNTEMPLATED = ("version", "vars", "params")
@@ -164,6 +164,7 @@ def validate_data(
     target = environment or (
         rendered.get("environment") if isinstance(rendered.get("environment"), str) else None
     )
+    found.extend(_unusual_spellings(data, source, found))
     found.extend(check_operations(operations, source))
     found.extend(check_text(data, rendered, source, broken))
     if environments is not None and target:
@@ -241,6 +242,24 @@ def _render(
     for problem in problems:
         found.append(_at(source, problem.path, problem.message, problem.expected, problem.hint))
     return rendered, {problem.path for problem in problems} | reserved, native
+
+
+def _unusual_spellings(data: Any, source: SourceMap, found: list[Diagnostic]) -> list[Diagnostic]:
+    """Unquoted values YAML 1.1 reads otherwise than they look (`yes`, `0x1`, `+1`, `190:20:30`) where
+    nothing else has said so (a field that wants text reports its own error)."""
+    said = {diagnostic.path for diagnostic in found}
+    unusual: list[Diagnostic] = []
+    for path, written in source.plain_non_strings.items():
+        value: Any = data
+        try:
+            for part in path:
+                value = value[part]
+        except (KeyError, IndexError, TypeError):
+            continue  # a merged value an explicit key replaced
+        spelling = unusual_spelling(value, written)
+        if spelling is not None and format_path(path) not in said:
+            unusual.append(source.diagnostic(path, *spelling))
+    return unusual
 
 
 def _valid_operations(raw: Any) -> list[tuple[int, Operation]]:

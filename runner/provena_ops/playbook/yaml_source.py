@@ -260,8 +260,21 @@ class _Builder:
         result: dict[str, Any] = {}
         explicit: dict[str, Position] = {}
         merged: list[yaml.Node] = []
+        merge_key: Position | None = None
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
+                if merge_key is not None:
+                    self.diagnostics.append(
+                        _diag(
+                            self.source.file,
+                            _pos(key_node),
+                            f"duplicate key '<<' (first given at line {merge_key.line})",
+                            "one `<<` per mapping (`<<: [*a, *b]` merges several)",
+                            "list the merged anchors under one `<<`",
+                            path=format_path(path),
+                        )
+                    )
+                merge_key = _pos(key_node)
                 merged.extend(value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node])
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
@@ -304,6 +317,7 @@ class _Builder:
                     )
                 )
                 continue
+            self._refuse_custom_tag(source, "tag:yaml.org,2002:map", path)
             if not isinstance(source, yaml.MappingNode):
                 self.diagnostics.append(
                     _diag(
@@ -330,6 +344,9 @@ class _Builder:
             return node.value
         if node.tag not in _SCALAR_TAGS:
             self._refuse_custom_tag(node, "tag:yaml.org,2002:str", path)
+            return node.value
+        if node.style in ("'", '"'):  # quoted text is text; only an explicit tag makes it anything else
+            self._refuse_custom_tag(node, _STR_TAG, path)
             return node.value
         try:
             value = self.loader.construct_object(node)
@@ -366,6 +383,38 @@ class _Builder:
                     "remove the tag; playbooks hold data only",
                 )
             )
+
+
+_DECIMAL_INT = re.compile(r"-?(0|[1-9][0-9]*)")
+_DECIMAL_FLOAT = re.compile(
+    r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)"
+)
+
+
+def unusual_spelling(value: Any, written: str) -> tuple[str, str, str] | None:
+    """YAML 1.1 reads `yes` as true, `0x1` and `+1` as 1 and `190:20:30` as 685230 (base 60): a value
+    taken as written is spelt as what it is, or refused, located."""
+    if isinstance(value, bool):
+        if written.lower() in ("true", "false"):
+            return None
+        return (
+            f"YAML reads an unquoted {written} as {str(value).lower()}",
+            "true or false, or text in quotes",
+            f'write {str(value).lower()}, or "{written}" if it is text',
+        )
+    if isinstance(value, int) and not _DECIMAL_INT.fullmatch(written):
+        return (
+            f"YAML reads an unquoted {written} as the number {value}",
+            "a number in decimal digits, or text in quotes",
+            f'write {value}, or "{written}" if it is text',
+        )
+    if isinstance(value, float) and not _DECIMAL_FLOAT.fullmatch(written):
+        return (
+            f"YAML reads an unquoted {written} as the number {value}",
+            "a number in decimal digits, or text in quotes",
+            f'write {value}, or "{written}" if it is text',
+        )
+    return None
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
