@@ -165,7 +165,8 @@ def validate_data(
         rendered.get("environment") if isinstance(rendered.get("environment"), str) else None
     )
     found.extend(_unusual_spellings(data, source, found))
-    found.extend(check_operations(operations, source))
+    damaged = {path[1] for path in source.rejected if len(path) > 1 and path[0] == "operations"}
+    found.extend(check_operations([(i, op) for i, op in operations if i not in damaged], source))
     found.extend(check_text(data, rendered, source, broken))
     if environments is not None and target:
         declared_params = _string_params(rendered.get("params"))

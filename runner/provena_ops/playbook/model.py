@@ -32,7 +32,12 @@ HandleId = Annotated[
     str,
     Field(pattern=HANDLE_PATTERN, description=f"A Provena handle id, e.g. {HANDLE_EXAMPLE}."),
 ]
-Text = Annotated[str, Field(min_length=1, pattern=BLANK)]  # not empty, not only whitespace
+# Text is never empty or only whitespace, and has a budget: names (and what is searched by) 1,000
+# characters, reasons 10,000, descriptions 100,000 (a Provena record holds less).
+Text = Annotated[str, Field(min_length=1, max_length=1_000, pattern=BLANK)]
+Reason = Annotated[str, Field(min_length=1, max_length=10_000, pattern=BLANK)]
+Prose = Annotated[str, Field(min_length=1, max_length=100_000, pattern=BLANK)]
+AnnotationValue = Annotated[str, Field(max_length=100_000)]
 
 
 class Strict(BaseModel):
@@ -144,7 +149,7 @@ def _step_description() -> Any:
     return Field(None, description="What this step is for; shown in plans and journals.")
 
 
-StepDescription = Text | None
+StepDescription = Prose | None
 
 
 class DeleteModelRuns(Strict):
@@ -152,7 +157,7 @@ class DeleteModelRuns(Strict):
 
     op: Literal["delete_model_runs"]
     model_runs: list[ModelRunRef] = Field(min_length=1)
-    reason: Text | None = Field(None, description="Why; recorded in the journal.")
+    reason: Reason | None = Field(None, description="Why; recorded in the journal.")
     description: StepDescription = _step_description()
 
 
@@ -166,7 +171,7 @@ class DeleteStudies(Strict):
         description="Default for linked model runs: abort (refuse while links exist), remove or replace.",
     )
     replace_with: StudyRef | None = Field(None, description="The study that `replace` links model runs to.")
-    reason: Text | None = Field(
+    reason: Reason | None = Field(
         None,
         description="Reason recorded on each model run edit (default: Provena's admin-script wording).",
     )
@@ -201,7 +206,7 @@ class ModelRunChanges(Strict):
     """New values for ModelRunRecord fields; `null` unsets a field Provena lets you unset."""
 
     display_name: Text | None = _replaceable()
-    description: Text | None = _replaceable()
+    description: Prose | None = _replaceable()
     study_id: HandleId | None = Field(None, description="The study to link to; null removes the link.")
     modeller_id: HandleId | None = _replaceable("Replace the modeller (a person); it cannot be removed.")
     requesting_organisation_id: HandleId | None = Field(
@@ -242,7 +247,7 @@ REQUIRED_FIELD_REMOVED = "Provena requires this field on every model run: it can
 class AnnotationChanges(Strict):
     """Key-level edits of a model run's annotations."""
 
-    set: dict[str, str] = Field(default_factory=dict, description="Add or change these keys.")
+    set: dict[Text, AnnotationValue] = Field(default_factory=dict, description="Add or change these keys.")
     remove: list[Text] = Field(default_factory=list, description="Remove these keys (absent keys are fine).")
     clear: Flag = Field(False, description="Drop every existing annotation first (then apply `set`).")
 
@@ -252,7 +257,7 @@ class UpdateModelRuns(Strict):
 
     op: Literal["update_model_runs"]
     model_runs: list[ModelRunRef] = Field(min_length=1)
-    reason: Text = Field(description="Why; Provena stores it in the record's history.")
+    reason: Reason = Field(description="Why; Provena stores it in the record's history.")
     set: ModelRunChanges = Field(default_factory=ModelRunChanges)
     annotations: AnnotationChanges = Field(default_factory=AnnotationChanges)
     description: StepDescription = _step_description()
@@ -267,7 +272,7 @@ class LinkStudies(Strict):
     replace_existing_links: Flag = Field(
         False, description="Allow moving runs already linked to another study (otherwise the plan fails)."
     )
-    reason: Text | None = Field(
+    reason: Reason | None = Field(
         None, description="Reason recorded on each edit (default: Provena's wording)."
     )
     description: StepDescription = _step_description()
@@ -306,7 +311,7 @@ class Playbook(Strict):
 
     version: Annotated[Literal[1], exactly(1)] = Field(description="Playbook format version.")
     name: Text = Field(description="Short name, shown in plans and journals.")
-    description: Text | None = None
+    description: Prose | None = None
     environment: Text = Field(description="Environment name from environments.json (overridable by flag).")
     params: dict[str, Annotated[str, BeforeValidator(_number_as_text)]] = Field(
         default_factory=dict,

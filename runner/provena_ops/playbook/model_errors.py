@@ -64,6 +64,8 @@ def diagnostics_from(
     found: list[Diagnostic] = []
     seen: set[tuple[str, str]] = set()
     for details in errors:
+        if details["type"] == "string_unicode":
+            continue  # a lone surrogate: the text checks name it, and where it is
         walked = _walk(details["loc"], data)
         if any(_within(walked.path, bad) for bad in skip):
             continue
@@ -316,6 +318,14 @@ def _diagnostic(
         )
     if kind == "string_too_short":
         return make("this text is empty", "non-empty text", "write the text after the colon")
+    if kind == "string_too_long":
+        limit = int(ctx.get("max_length", 0))
+        return make(
+            f"this text is {len(value) if isinstance(value, str) else '?':,} characters long, more than "
+            f"the {limit:,} it may have",
+            f"at most {limit:,} characters",
+            "shorten it: a name or a reason is read at a glance, and Provena stores every edit's text",
+        )
     if kind in _TYPE_NAMES:
         if in_json:
             return _json_type_error(kind, value, make)

@@ -278,6 +278,7 @@ class _Builder:
                 merged.extend(value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node])
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
+                self.source.rejected.add(path)  # the mapping lost a key: what it says now misleads
                 self.diagnostics.append(
                     _diag(
                         self.source.file,
