@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from .playbook.diagnostics import ValidationReport
 from .playbook.loader import LoadedPlaybook, is_saved_plan, load_playbook
 from .playbook.model import Playbook
 from .provena.http import ProvenaHttp
+from .signals import run_async
 from .signin import SignInChoice, session_for
 from .state import Progress, read_state
 from .targets import Target, open_target
@@ -31,8 +31,15 @@ def validate(
     environments: Environments | None = None,
 ) -> list[LoadedPlaybook]:
     """Validate playbooks offline: structure, values, cross-operation rules, environment and params."""
+    refuse_empty_environment(environment)
     known = environments or load_environments(environments_file)
     return [load_playbook(file, environments=known, environment=environment, params=params) for file in files]
+
+
+def refuse_empty_environment(environment: str | None) -> None:
+    """`-e ""` names no environment; taking the playbook's own instead would be a guess."""
+    if environment is not None and not environment.strip():
+        raise ProvenaOpsError("-e/--environment is empty", hint="name an environment, or leave -e out")
 
 
 def report(loaded: LoadedPlaybook) -> ValidationReport:
@@ -91,7 +98,7 @@ def plan(
     assert loaded.environment is not None
     env = known.get(loaded.environment)
     with open_target(env, loaded.params, cwd=cwd) as target:
-        return asyncio.run(_plan(target, loaded, playbook, concurrency, progress, sign_in))
+        return run_async(_plan(target, loaded, playbook, concurrency, progress, sign_in))
 
 
 async def _plan(

@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from .api import client_for, environment_info, file_digest, load_valid, plan_with, playbook_info
+from .api import (
+    client_for,
+    environment_info,
+    file_digest,
+    load_valid,
+    plan_with,
+    playbook_info,
+    refuse_empty_environment,
+)
 from .errors import Interrupted, PromptCancelled, ProvenaOpsError
 from .executor import Executor, JobWait, Outcome
 from .journal import (
@@ -49,6 +57,7 @@ from .saved_plan import (
     stale,
     unmatched,
 )
+from .signals import run_async
 from .signin import SignInChoice
 from .state import Progress, together
 from .targets import Target, open_target, target_identity
@@ -99,6 +108,7 @@ def apply(
     job_wait: JobWait | None = None,
     sign_in: SignInChoice | None = None,
 ) -> ApplyResult:
+    refuse_empty_environment(environment)
     base = cwd or Path.cwd()
     runs = runs_dir or base / DEFAULT_RUNS_DIR
     saved = read_saved_plan(plan_file) if plan_file is not None else None
@@ -160,7 +170,7 @@ def apply(
                 finally:
                     journal.close()
 
-        return asyncio.run(run())
+        return run_async(run())
 
 
 async def _apply(

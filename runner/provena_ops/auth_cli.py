@@ -6,7 +6,6 @@ names (0600), and the screen only ever shows who, which roles, and until when.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -27,6 +26,7 @@ from .provena.token_cache import inspect as inspect_cached
 from .provena.token_cache import load as load_cached
 from .provena.token_cache import remove as remove_cached
 from .provena.token_cache import session_file, write_private
+from .signals import run_async
 from .signin import (
     ACCESS_TOKEN_VARIABLE,
     OFFLINE_TOKEN_VARIABLE,
@@ -198,7 +198,7 @@ def login(
                 await session.aclose()
             return session
 
-        session = asyncio.run(run())
+        session = run_async(run())
         _print_identity(session, target, session.sign_in.method)
 
 
@@ -234,7 +234,7 @@ def status(
             return session
 
         try:
-            session = asyncio.run(run())
+            session = run_async(run())
         except ProvenaOpsError as exc:
             if output == "json":
                 _not_signed_in(target, output, exc.message)
@@ -289,7 +289,7 @@ def logout(
                 async with issuer:
                     return await issuer.revoke(cached.client_id, cached.refresh_token or "")
 
-            revoked = asyncio.run(run())
+            revoked = run_async(run())
         removed = remove_cached(target.name)
         if not removed:
             out.print(f"{target.name}: no cached session; nothing to do.", markup=False, highlight=False)
@@ -363,7 +363,7 @@ def offline_token(
                 proof = await realm.refresh(client_id, offline, what="the new offline token")
                 return offline, await realm.verify(proof.access_token)
 
-        token, claims = asyncio.run(run())
+        token, claims = run_async(run())
         _write_secret(save, token)
     roles = claims.get("realm_access")
     held = ", ".join(sorted(roles.get("roles", []))) if isinstance(roles, dict) else "none"

@@ -386,6 +386,11 @@ def parse_params(pairs: Sequence[str]) -> dict[str, str]:
                 f"--param {pair!r} is not of the form id:value",
                 hint="write --param feature_number:1234",
             )
+        if name in params:
+            raise ProvenaOpsError(
+                f"--param {name} is given twice ({params[name]!r} and {value!r})",
+                hint=f"give --param {name}:VALUE once",
+            )
         problem = param_value_problem(value)
         if problem is not None:
             raise ProvenaOpsError(

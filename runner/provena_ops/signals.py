@@ -7,15 +7,20 @@ screen, an immediate answer.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import select
 import signal
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Coroutine, Iterator
 from types import FrameType
+from typing import Any, TypeVar
 
 from .errors import PromptCancelled
+
+T = TypeVar("T")
 
 _received: list[int] = []
 
@@ -41,6 +46,20 @@ def _as_interrupt(signum: int, frame: FrameType | None) -> None:
         handler(signal.SIGINT, frame)
     elif handler != signal.SIG_IGN:
         raise KeyboardInterrupt
+
+
+def run_async(work: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, with Ctrl-C as asyncio handles it: it cancels the running command gracefully only
+    when SIGINT has Python's default handler, so that handler is in place for the run."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main_thread else None
+    if main_thread:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return asyncio.run(work)
+    finally:
+        if main_thread and previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def terminate_like_interrupt() -> None:

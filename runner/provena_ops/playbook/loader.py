@@ -327,6 +327,20 @@ def _environment_checks(
         for param in playbook_params
         if param not in known
     ]
+    unused.extend(
+        Diagnostic(
+            file=source.file,
+            line=None,
+            column=None,
+            path="",
+            severity="warning",
+            message=f"--param {param} is not a replacement of environment '{name}'",
+            expected=f"one of: {', '.join(known)}" if known else "no --param (this environment has none)",
+            hint=f"did you mean '{suggestion}'?" if (suggestion := did_you_mean(param, known)) else "drop it",
+        )
+        for param in params
+        if param not in known and param not in playbook_params
+    )
     if not missing:
         return [*unused, *unsafe]
     return [

@@ -433,7 +433,9 @@ def _describe(value: Any, in_json: bool = False) -> str:
         return "an array" if in_json else "a list"
     if isinstance(value, str):
         return f"the {'string' if in_json else 'text'} {value!r}"
-    return f"the number {value!r}"
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    return f"a {type(value).__name__} (what the template gave)"
 
 
 def _unwrap(annotation: Any) -> Any:
