@@ -499,3 +499,48 @@ def test_provenas_own_401s_over_http_say_which_they_are(api: Api, tmp_path: Path
     assert "was refused (401): Could not validate credentials" in refused.value.message
     expected = "the access token expired" if kind == "expired" else "does not accept the token's signature"
     assert expected in (refused.value.hint or "")
+
+
+def set_realm_faults(api: Api, **faults: object) -> None:
+    response = api.http.put(
+        f"{api.running.base_url.rstrip('/')}/sandbox/faults", json=faults, headers=api.auth("admin")
+    )
+    assert response.status_code == 200, response.text
+
+
+def renew_staging_token(api: Api) -> str:
+    async def run() -> str:
+        session = session_for_staging(api)
+        try:
+            return await session.token()
+        finally:
+            await session.aclose()
+
+    return asyncio.run(run())
+
+
+def test_a_realm_failing_in_passing_is_retried_until_the_token_is_renewed(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    short = cache_with_access(api, "alice", lifetime=10)
+    monkeypatch.setenv("PROVENA_OPS_RETRY_BUDGET", "30")
+    set_realm_faults(
+        api, fault_rate=0.6, fault_kinds=["500", "502", "503", "504", "429", "drop"], fault_paths=["/token"]
+    )
+    for _ in range(5):
+        save(short)  # 10 s left: each call must refresh through the faulty token endpoint
+        assert renew_staging_token(api) != short.access_token
+
+
+def test_a_realm_that_stays_down_is_reported_after_the_retry_budget(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache_with_access(api, "alice", lifetime=10)
+    monkeypatch.setenv("PROVENA_OPS_RETRY_BUDGET", "1")
+    set_realm_faults(api, fault_rate=1.0, fault_kinds=["503"], fault_paths=["/token"])
+    started = time.monotonic()
+    with pytest.raises(ProvenaOpsError) as failure:
+        renew_staging_token(api)
+    assert time.monotonic() - started < 10
+    assert "failed" in str(failure.value) and "(HTTP 503)" in str(failure.value)
+    assert "PROVENA_OPS_RETRY_BUDGET" in (failure.value.hint or "")

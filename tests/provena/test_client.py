@@ -20,7 +20,8 @@ from provena_ops.environments import Endpoints
 from provena_ops.provena import jobs, registry, search
 from provena_ops.provena.auth import StaticToken, TokenSource
 from provena_ops.provena.errors import ProvenaError, Unexpected, Unreachable
-from provena_ops.provena.http import ProvenaHttp, RetryPolicy
+from provena_ops.provena.http import ProvenaHttp
+from provena_ops.provena.retry import RetryPolicy
 from provena_ops.sandbox.seed import SeedSummary
 from tests.conftest import Api
 from tests.local_servers import serving

@@ -19,13 +19,14 @@ import httpx
 import jwt
 
 from .errors import NotAuthorised, Unexpected, Unreachable
+from .retry import RETRY_BUDGET_VARIABLE, TRANSIENT_STATUS, RetryPolicy
+from .retry import retry_after as http_retry_after
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 TOKEN_PATH = "/protocol/openid-connect/token"
 DEVICE_PATH = "/protocol/openid-connect/auth/device"
 REVOKE_PATH = "/protocol/openid-connect/revoke"
 SLOW_DOWN_STEP_S = 5  # RFC 8628 3.5: a `slow_down` answer adds five seconds to the polling interval
-TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})  # as the API client, and the sandbox's faults
 
 
 @dataclass(frozen=True)
@@ -72,14 +73,14 @@ class Keycloak:
         environment: str,
         use_proxies: bool = True,
         timeout_s: float = 30.0,
-        attempts: int = 4,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.realm_url = realm_url.rstrip("/")
         self.environment = environment
         self._client = httpx.AsyncClient(
             timeout=timeout_s, trust_env=use_proxies, headers={"Accept": "application/json"}
         )
-        self._attempts = attempts
+        self._retry = retry or RetryPolicy()
         self._public_key: str | None = None
         self._rng = random.Random()
 
@@ -251,9 +252,16 @@ class Keycloak:
     async def _send(
         self, method: str, path: str, form: Mapping[str, str] | None, purpose: str
     ) -> httpx.Response:
-        """Keycloak's grants are safe to repeat: a retried refresh or poll at worst asks twice."""
+        """Keycloak's grants are safe to repeat: a retried refresh or poll at worst asks twice.
+
+        Retried under the same time budget as Provena's reads, so a realm restarting during a long
+        apply costs a wait, not the run.
+        """
         url = self.realm_url + path
-        for attempt in range(self._attempts):
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            retry_after: float | None = None
             try:
                 response = await self._client.request(method, url, data=form)
             except httpx.HTTPError as exc:
@@ -262,12 +270,17 @@ class Keycloak:
                 if response.status_code not in TRANSIENT_STATUS:
                     return response
                 failure = f"HTTP {response.status_code}"
-            if attempt + 1 < self._attempts:
-                await asyncio.sleep(self._rng.uniform(0, min(4.0, 0.25 * 2**attempt)))
+                retry_after = http_retry_after(response)
+            if self._retry.exhausted(attempt, started):
+                break
+            delay = self._retry.delay(attempt, retry_after, self._rng)
+            await asyncio.sleep(self._retry.wait(delay, started))
+            attempt += 1
         raise Unreachable(
             f"could not {purpose}: the realm of '{self.environment}' at {self.realm_url} failed "
-            f"{self._attempts} times ({failure})",
-            hint="check the network and keycloak_endpoint_override (or domain and realm_name)",
+            f"{attempt + 1} times in {time.monotonic() - started:.0f} s ({failure})",
+            hint="check the network and keycloak_endpoint_override (or domain and realm_name); "
+            f"${RETRY_BUDGET_VARIABLE} sets how long to keep trying",
         )
 
     def _json(self, response: httpx.Response, what: str) -> dict[str, Any]:
