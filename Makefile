@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m provena_ops.demo
+	$(BIN)/python -m provena_ops.sandbox.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

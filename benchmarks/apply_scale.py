@@ -18,15 +18,15 @@ from pathlib import Path
 
 from fetch_throughput import start_server
 from plan_scale import LATENCY_MS, deletion_playbook, endpoints_of, run_ids, server_cpu_s
-from provena_ops.executor import Executor
-from provena_ops.journal import Journal
-from provena_ops.plan import EnvironmentInfo, PlaybookInfo
-from provena_ops.planner import make_plan
+from provena_ops.apply.executor import Executor
+from provena_ops.apply.journal import Journal
+from provena_ops.facts.reader import read_state
+from provena_ops.plan.model import EnvironmentInfo, PlaybookInfo
+from provena_ops.plan.planner import make_plan
 from provena_ops.playbook.model import Playbook
 from provena_ops.provena.auth import StaticToken
 from provena_ops.provena.http import ProvenaHttp
 from provena_ops.sandbox.admin import seed, token
-from provena_ops.state import read_state
 
 
 async def apply_once(

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from provena_ops.sandbox.admin import seed, token
 
-CLI = [sys.executable, "-m", "provena_ops.cli"]
+CLI = [sys.executable, "-m", "provena_ops"]
 
 
 def start_server(db: Path, latency_ms: float = 0.0) -> tuple[subprocess.Popen[str], dict[str, str]]:

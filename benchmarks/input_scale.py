@@ -21,7 +21,7 @@ MEASURE = """
 import sys, time
 from pathlib import Path
 from provena_ops import api
-from provena_ops.environments import check_environments, load_environments, read_environments_text
+from provena_ops.environments.file import check_environments, load_environments, read_environments_text
 kind, path = sys.argv[1], Path(sys.argv[2])
 started = time.perf_counter()
 if kind == "playbook":

@@ -27,14 +27,14 @@ import time
 from pathlib import Path
 
 from fetch_throughput import CLI, start_server
-from provena_ops.environments import Endpoints
-from provena_ops.plan import EnvironmentInfo, Plan, PlaybookInfo
-from provena_ops.planner import make_plan
+from provena_ops.environments.file import Endpoints
+from provena_ops.facts.reader import read_state
+from provena_ops.plan.model import EnvironmentInfo, Plan, PlaybookInfo
+from provena_ops.plan.planner import make_plan
 from provena_ops.playbook.model import Playbook
 from provena_ops.provena.auth import StaticToken
 from provena_ops.provena.http import ProvenaHttp
 from provena_ops.sandbox.admin import seed, token
-from provena_ops.state import read_state
 
 LATENCY_MS = 20.0
 FIRST_RUN = 1_690_000  # handles are consecutive from 10378.1/1690001; runs follow the reference data

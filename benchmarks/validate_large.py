@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from provena_ops import api
-from provena_ops.environments import load_environments
+from provena_ops.environments.file import load_environments
 
 HEADER = """\
 # yaml-language-server: $schema=../schemas/playbook.schema.json

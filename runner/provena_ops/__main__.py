@@ -1,5 +1,46 @@
-"""`python -m provena_ops`, as the `provena-ops` command."""
+"""`provena-ops` and `python -m provena_ops`. Ctrl-C and SIGTERM are handled before anything else is
+imported, so an interrupt in the first instants says what it says later (exit 130), not a traceback."""
 
-from .entry import main
+from __future__ import annotations
 
-main()
+import signal
+import sys
+from types import FrameType
+
+_early: list[int] = []
+
+
+def _early_interrupt(signum: int, frame: FrameType | None) -> None:
+    _early.append(signum)
+    raise KeyboardInterrupt
+
+
+# At import, before anything heavier is: what the interpreter does before this line, nothing can catch.
+signal.signal(signal.SIGINT, _early_interrupt)
+signal.signal(signal.SIGTERM, _early_interrupt)
+
+
+def main() -> None:
+    try:
+        from provena_ops.signals import interrupted, terminate_like_interrupt
+
+        terminate_like_interrupt()
+        if _early:
+            raise KeyboardInterrupt
+        from provena_ops.cli.app import main as run
+    except KeyboardInterrupt:
+        _stop()
+    except Exception:
+        if _early or interrupted():  # a library swallowed the interrupt and broke (see signals)
+            _stop()
+        raise
+    run()
+
+
+def _stop() -> None:
+    sys.stderr.write("interrupted; nothing was started\n")
+    sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

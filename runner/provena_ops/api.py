@@ -7,19 +7,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .environments import Environments, load_environments
-from .errors import ProvenaOpsError
-from .journal import DEFAULT_RUNS_DIR, deleted_by
-from .plan import EnvironmentInfo, Plan, PlaybookInfo
-from .planner import make_plan
-from .playbook.diagnostics import ValidationReport
-from .playbook.loader import LoadedPlaybook, is_saved_plan, load_playbook
-from .playbook.model import Playbook
-from .provena.http import ProvenaHttp
-from .signals import run_async
-from .signin import SignInChoice, session_for
-from .state import Progress, read_state
-from .targets import Target, open_target
+from provena_ops.apply.journal import DEFAULT_RUNS_DIR, deleted_by
+from provena_ops.environments.file import Environments, load_environments
+from provena_ops.environments.signin import SignInChoice, session_for
+from provena_ops.environments.target import Target, open_target
+from provena_ops.errors import ProvenaOpsError
+from provena_ops.facts.reader import Progress, read_state
+from provena_ops.plan.model import EnvironmentInfo, Plan, PlaybookInfo
+from provena_ops.plan.planner import make_plan
+from provena_ops.playbook.diagnostics import ValidationReport
+from provena_ops.playbook.loader import LoadedPlaybook, is_saved_plan, load_playbook
+from provena_ops.playbook.model import Playbook
+from provena_ops.provena.http import ProvenaHttp
+from provena_ops.signals import run_async
 
 
 def validate(

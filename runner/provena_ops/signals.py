@@ -18,7 +18,7 @@ from collections.abc import Coroutine, Iterator
 from types import FrameType
 from typing import Any, TypeVar
 
-from .errors import PromptCancelled
+from provena_ops.errors import PromptCancelled
 
 T = TypeVar("T")
 

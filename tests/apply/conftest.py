@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from provena_ops.apply import ApplyResult, apply
-from provena_ops.executor import JobWait
-from provena_ops.journal import Event, read_events
-from provena_ops.plan import Action, Plan
+from provena_ops.apply.executor import JobWait
+from provena_ops.apply.journal import Event, read_events
+from provena_ops.apply.run import ApplyResult, apply
+from provena_ops.environments.target import Target
+from provena_ops.plan.model import Action, Plan
 from provena_ops.sandbox import RunningSandbox
-from provena_ops.targets import Target
 from tests.conftest import Api
 
 FAST = JobWait(timeout_s=30, first_poll_s=0.02, max_poll_s=0.2, lost_submission_s=3)

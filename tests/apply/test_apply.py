@@ -14,11 +14,8 @@ from typing import Any
 import pytest
 
 from provena_ops import api as ops
-from provena_ops.apply import apply
-from provena_ops.environments import Endpoints
-from provena_ops.errors import ProvenaOpsError
-from provena_ops.executor import Executor, JobWait
-from provena_ops.journal import (
+from provena_ops.apply.executor import Executor, JobWait
+from provena_ops.apply.journal import (
     ActionFinished,
     ActionStarted,
     JobRecovered,
@@ -29,13 +26,16 @@ from provena_ops.journal import (
     RunResumed,
     read_events,
 )
-from provena_ops.lock import Locked, environment_lock
-from provena_ops.plan import Plan
+from provena_ops.apply.lock import Locked, environment_lock
+from provena_ops.apply.review import NotApplied
+from provena_ops.apply.run import apply
+from provena_ops.environments.file import Endpoints
+from provena_ops.errors import ProvenaOpsError
+from provena_ops.plan.model import Plan
 from provena_ops.provena.auth import StaticToken
 from provena_ops.provena.http import ProvenaHttp
 from provena_ops.render.json_format import render_json
 from provena_ops.sandbox import RunningSandbox
-from provena_ops.saved_plan import NotApplied
 from tests.apply.conftest import FAST, ApplyOn, RecordingUI, events, history_length
 from tests.conftest import Api
 from tests.plan.conftest import playbook

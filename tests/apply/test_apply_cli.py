@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from provena_ops.journal import read_events
+from provena_ops.apply.journal import read_events
 from tests.apply.conftest import history_length
 from tests.conftest import Api
 from tests.local_servers import read_terminal
@@ -32,7 +32,7 @@ def command(environments: Path, playbook_path: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "provena_ops.cli",
+        "provena_ops",
         "apply",
         str(playbook_path),
         "-e",
@@ -65,7 +65,7 @@ def run_cli(
 
 
 def log(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "provena_ops.cli", "log", *args]
+    command = [sys.executable, "-m", "provena_ops", "log", *args]
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
@@ -114,7 +114,7 @@ def test_a_failed_action_makes_apply_exit_1_and_says_what_failed(
 
 def test_log_show_of_an_unknown_run_says_which_runs_exist(tmp_path: Path) -> None:
     shown = subprocess.run(
-        [sys.executable, "-m", "provena_ops.cli", "log", "show", "nope"],
+        [sys.executable, "-m", "provena_ops", "log", "show", "nope"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

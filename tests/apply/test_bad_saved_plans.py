@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from provena_ops.apply import apply
+from provena_ops.apply.journal import ActionStarted, journals, read_events
+from provena_ops.apply.run import apply
 from provena_ops.errors import ProvenaOpsError
-from provena_ops.journal import ActionStarted, journals, read_events
-from provena_ops.plan import Action, Problem, summarise
+from provena_ops.plan.model import Action, Problem, summarise
 from provena_ops.sandbox import RunningSandbox
 from tests.apply.conftest import FAST, RecordingUI, history_length
 from tests.apply.test_apply import fetch, save_plan

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from provena_ops.apply import ApplyResult, apply
-from provena_ops.executor import JobWait
+from provena_ops.apply.executor import JobWait
+from provena_ops.apply.run import ApplyResult, apply
 from provena_ops.sandbox import RunningSandbox, SandboxSettings, running_sandbox
 from provena_ops.sandbox.context import Sandbox
 from provena_ops.sandbox.seed import seed_demo

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from provena_ops.journal import RunFinished, read_events
+from provena_ops.apply.journal import RunFinished, read_events
 from provena_ops.sandbox import RunningSandbox
 from tests.apply.conftest import history_length
 from tests.apply.test_apply_cli import DELETE_51, command, environ, run_cli
@@ -85,7 +85,7 @@ def test_a_signal_at_the_approval_prompt_cancels_at_once_and_changes_nothing(
     last = read_events(journal)[-1]
     assert isinstance(last, RunFinished) and last.cancelled and last.recap.changed == 0
     listed = subprocess.run(
-        [sys.executable, "-m", "provena_ops.cli", "log", "list"], cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-m", "provena_ops", "log", "list"], cwd=tmp_path, capture_output=True, text=True
     )
     assert "cancelled: cancelled at the approval prompt" in listed.stdout
 
@@ -115,7 +115,7 @@ def test_ctrl_c_while_planning_on_a_terminal_says_plan_changed_nothing(
 ) -> None:
     set_faults(api, latency_ms=300)
     args = [
-        sys.executable, "-m", "provena_ops.cli", "plan", str(playbook_file), "-e", "rehearsal",
+        sys.executable, "-m", "provena_ops", "plan", str(playbook_file), "-e", "rehearsal",
         "--environments", str(environments_file), "--out", "plan.json",
     ]  # fmt: skip
     terminal = Terminal(args, tmp_path, environ(api))
@@ -161,7 +161,7 @@ def test_apply_reviewed_on_a_laptop_refuses_production_unless_confirmed_by_name(
         },
         "PROVENA_OPS_ENVIRONMENTS": str(environments),
     }
-    cli = [sys.executable, "-m", "provena_ops.cli"]
+    cli = [sys.executable, "-m", "provena_ops"]
     planned = subprocess.run(
         [*cli, "plan", str(playbook), "--out", str(plans / "retire.json")], cwd=tmp_path, env=laptop,
         capture_output=True, text=True, check=False,
@@ -189,7 +189,8 @@ def test_apply_reviewed_on_a_laptop_refuses_production_unless_confirmed_by_name(
 
 BUG = """
 import sys
-from provena_ops import api, cli
+from provena_ops import api
+from provena_ops.cli import app as cli
 
 def broken(*args, **kwargs):
     raise RuntimeError("boom: the token was eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl")
@@ -227,7 +228,7 @@ def test_plan_out_never_replaces_the_playbook_or_a_special_file_and_writes_throu
     api: Api, environments_file: Path, playbook_file: Path, tmp_path: Path
 ) -> None:
     base = [
-        sys.executable, "-m", "provena_ops.cli", "plan", str(playbook_file), "-e", "rehearsal",
+        sys.executable, "-m", "provena_ops", "plan", str(playbook_file), "-e", "rehearsal",
         "--environments", str(environments_file), "--out",
     ]  # fmt: skip
     fifo = tmp_path / "pipe"

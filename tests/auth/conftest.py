@@ -68,7 +68,7 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 
 def command(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "provena_ops.cli", *map(str, args)]
+    return [sys.executable, "-m", "provena_ops", *map(str, args)]
 
 
 CliRun = Callable[..., Outcome]

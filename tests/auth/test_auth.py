@@ -13,7 +13,7 @@ import jwt
 import pytest
 
 from provena_ops.api import plan
-from provena_ops.environments import Endpoints
+from provena_ops.environments.file import Endpoints
 from provena_ops.errors import ProvenaOpsError
 from provena_ops.provena import keycloak as keycloak_module
 from provena_ops.provena.auth import DeviceSignIn, KeycloakSession, NotSignedIn, StaticToken

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from provena_ops.provena.token_cache import cache_dir
-from provena_ops.redaction import scrub
+from provena_ops.safety.redaction import scrub
 from tests.auth.conftest import (
     CLIENT_SECRET,
     DELETE_RUNS,

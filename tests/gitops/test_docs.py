@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from provena_ops.scaffold import WORKFLOW_PATH
+from provena_ops.gitops.scaffold import WORKFLOW_PATH
 
 DOC = Path(__file__).parents[2] / "docs" / "gitops.md"
 SH_BLOCK = re.compile(r"```sh\n(.*?)```", re.DOTALL)
@@ -48,7 +48,7 @@ def test_the_walk_through_runs_from_an_empty_directory_to_an_applied_change(
 
 
 def test_every_workflow_line_the_page_quotes_is_in_the_generated_workflow(tmp_path: Path) -> None:
-    from provena_ops.scaffold import init
+    from provena_ops.gitops.scaffold import init
 
     init(tmp_path)
     workflow = (tmp_path / WORKFLOW_PATH).read_text()

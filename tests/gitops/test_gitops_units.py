@@ -13,10 +13,16 @@ import pytest
 import yaml
 
 from provena_ops.errors import ProvenaOpsError
-from provena_ops.github import GitHub, fetch_reviewed_plans, upsert_plan_comment
-from provena_ops.gitops import PLAN_MARKER, PlaybookOutcome, changed_playbooks, plan_file_name, render_comment
-from provena_ops.plan import Plan
-from provena_ops.scaffold import WORKFLOW_PATH, init
+from provena_ops.gitops.github import GitHub, fetch_reviewed_plans, upsert_plan_comment
+from provena_ops.gitops.review import (
+    PLAN_MARKER,
+    PlaybookOutcome,
+    changed_playbooks,
+    plan_file_name,
+    render_comment,
+)
+from provena_ops.gitops.scaffold import WORKFLOW_PATH, init
+from provena_ops.plan.model import Plan
 from tests.gitops.github_stand_in import TOKEN, github_stand_in
 
 GOLDEN_PLAN = Path(__file__).parents[1] / "plan" / "golden" / "plan.json"

@@ -36,7 +36,7 @@ def playbook_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.setenv(f"GIT_AUTHOR_{name}", value)
         monkeypatch.setenv(f"GIT_COMMITTER_{name}", value)
     root = tmp_path / "records"
-    assert run(tmp_path, sys.executable, "-m", "provena_ops.cli", "init", "records").returncode == 0
+    assert run(tmp_path, sys.executable, "-m", "provena_ops", "init", "records").returncode == 0
     assert run(root, "git", "init", "-q", "-b", "main").returncode == 0
     (root / "playbooks" / "good.yaml").write_text(EXAMPLE.read_text())
     (root / "playbooks" / "bad.yaml").write_text(BAD)

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from provena_ops.gitops import PLAN_MARKER
-from provena_ops.scaffold import WORKFLOW_PATH
+from provena_ops.gitops.review import PLAN_MARKER
+from provena_ops.gitops.scaffold import WORKFLOW_PATH
 from tests.gitops.github_stand_in import TOKEN, GitHubState, JobRun, github_stand_in, run_job
 
 EXAMPLES = Path(__file__).parents[2] / "playbooks" / "examples"
@@ -36,7 +36,7 @@ def git(cwd: Path, *args: str) -> str:
 
 def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "provena_ops.cli", *args],
+        [sys.executable, "-m", "provena_ops", *args],
         cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
         env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
     )  # fmt: skip
@@ -312,7 +312,7 @@ def test_production_is_applied_by_the_merge_workflow_and_only_confirmed_by_name_
         laptop = checkout(repo, merged)
         env = {**outside_github(), "GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": "csiro/provena-records",
                "GITHUB_API_URL": url, "NO_COLOR": "1"}  # fmt: skip
-        run = [sys.executable, "-m", "provena_ops.cli", "gitops"]
+        run = [sys.executable, "-m", "provena_ops", "gitops"]
         fetched = subprocess.run(
             [*run, "fetch-plans", "--sha", merged, "--dir", "plans"],
             cwd=laptop, env=env, capture_output=True, text=True, check=False,

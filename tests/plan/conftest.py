@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from provena_ops import api
-from provena_ops.plan import Plan
+from provena_ops.plan.model import Plan
 from provena_ops.sandbox import RunningSandbox
 from tests.conftest import Api
 

@@ -180,7 +180,7 @@ def test_a_token_provena_rejects_says_to_sign_in_again(
 
 def cli_plan(api: Api, environments: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PROVENA_OPS_ACCESS_TOKEN": api.token("admin", lifetime=600)}
-    command = [sys.executable, "-m", "provena_ops.cli", "plan", *args]
+    command = [sys.executable, "-m", "provena_ops", "plan", *args]
     command += ["--environments", str(environments), "-e", "rehearsal"]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 
@@ -221,7 +221,7 @@ def test_progress_is_shown_on_a_terminal_and_only_there(
     path = tmp_path / "playbook.yaml"
     path.write_text(playbook(f"op: delete_studies\nlinked_model_runs: remove\nstudies: [{STUDY_51}]"))
     env = {**os.environ, "PROVENA_OPS_ACCESS_TOKEN": api.token("admin", lifetime=600)}
-    command = [sys.executable, "-m", "provena_ops.cli", "plan", str(path)]
+    command = [sys.executable, "-m", "provena_ops", "plan", str(path)]
     command += ["--environments", str(remote_environments), "-e", "rehearsal"]
     piped = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert piped.returncode == 2 and "reading:" not in piped.stderr

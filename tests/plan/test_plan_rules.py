@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from provena_ops.api import PlaybookInvalid
-from provena_ops.plan import Action, Plan
+from provena_ops.plan.model import Action, Plan
 from provena_ops.render.json_format import render_json
 from tests.conftest import Api
 from tests.plan.conftest import PlanOn, playbook
@@ -906,7 +906,7 @@ def test_planning_twice_gives_the_same_json(plan_on: PlanOn) -> None:
 
 def provena_ops(api: Api, environments: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PROVENA_OPS_ACCESS_TOKEN": api.token("admin", lifetime=600)}
-    command = [sys.executable, "-m", "provena_ops.cli", "plan", *args]
+    command = [sys.executable, "-m", "provena_ops", "plan", *args]
     command += ["--environments", str(environments), "-e", "rehearsal"]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 

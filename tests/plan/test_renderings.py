@@ -15,16 +15,16 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from provena_ops.environments import Endpoints
-from provena_ops.plan import EnvironmentInfo, Plan, PlaybookInfo
-from provena_ops.planner import make_plan
+from provena_ops.environments.file import Endpoints
+from provena_ops.facts.reader import read_state
+from provena_ops.plan.model import EnvironmentInfo, Plan, PlaybookInfo
+from provena_ops.plan.planner import make_plan
 from provena_ops.playbook.model import Playbook
 from provena_ops.provena.auth import StaticToken
 from provena_ops.provena.http import ProvenaHttp
 from provena_ops.render.json_format import render_json
 from provena_ops.render.markdown import render_markdown
 from provena_ops.render.terminal import render_terminal
-from provena_ops.state import read_state
 from tests.conftest import Api
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from provena_ops.environments import check_environments, load_environments, read_environments_text
+from provena_ops.environments.file import check_environments, load_environments, read_environments_text
 from provena_ops.errors import ProvenaOpsError
 from provena_ops.text import visible
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from provena_ops import api
-from provena_ops.environments import load_environments
+from provena_ops.environments.file import load_environments
 from provena_ops.playbook.loader import LoadedPlaybook
 
 HERE = Path(__file__).parent

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from provena_ops.environments import (
+from provena_ops.environments.file import (
     BUILTIN_SANDBOX,
     ToolingEnvironment,
     derive_endpoints,
@@ -183,7 +183,7 @@ def test_the_shipped_file_holds_the_sandbox_default() -> None:
 def test_the_environment_list_shows_where_each_registry_api_is(tmp_path: Path) -> None:
     path = write(tmp_path, ADMIN_FILE)
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
-    listing = [sys.executable, "-m", "provena_ops.cli", "environments", "--environments", str(path)]
+    listing = [sys.executable, "-m", "provena_ops", "environments", "--environments", str(path)]
     bare = subprocess.run(listing, capture_output=True, text=True, env=env, check=False)
     assert bare.returncode == 0, bare.stderr
     assert "(needs --param feature_number)" in bare.stdout  # the override needs a value first

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from provena_ops.environments import load_environments
+from provena_ops.environments.file import load_environments
 from provena_ops.playbook.loader import LoadedPlaybook, load_playbook
 from provena_ops.playbook.model import ConnectionStrategy, DeleteStudies, LinkStudies, UpdateModelRuns
 from provena_ops.playbook.yaml_source import MAX_BYTES

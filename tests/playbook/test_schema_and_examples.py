@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from provena_ops import api
-from provena_ops.environments import load_environments
+from provena_ops.environments.file import load_environments
 from provena_ops.playbook.model import OPERATION_NAMES, ModelRunChanges
 from provena_ops.playbook.schema import SCHEMAS, render_schema
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import httpx
 
-from provena_ops.environments import BUILTIN_SANDBOX, ToolingEnvironment
-from provena_ops.targets import open_target
+from provena_ops.environments.file import BUILTIN_SANDBOX, ToolingEnvironment
+from provena_ops.environments.target import open_target
 
 
 def test_sandbox_target_seeds_on_first_use_and_serves_over_http(tmp_path: Path) -> None:

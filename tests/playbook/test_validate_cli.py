@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "provena_ops.cli"]
+CLI = [sys.executable, "-m", "provena_ops"]
 GOOD = """\
 version: 1
 name: ok

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from ProvenaInterfaces.RegistryAPI import UntypedFetchResponse
 
-from provena_ops.environments import Endpoints
+from provena_ops.environments.file import Endpoints
 from provena_ops.provena import jobs, registry, search
 from provena_ops.provena.auth import StaticToken, TokenSource
 from provena_ops.provena.errors import ProvenaError, Unexpected, Unreachable

@@ -32,7 +32,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from provena_ops import __version__, cli
+from provena_ops import __version__
+from provena_ops.cli import app as cli
 from provena_ops.sandbox import SandboxSettings, running_sandbox
 from provena_ops.sandbox.context import Sandbox
 from provena_ops.sandbox.jobs import launch_job
@@ -73,7 +74,7 @@ def cli_env() -> dict[str, str]:
 
 
 def command(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "provena_ops.cli", *map(str, args)]
+    return [sys.executable, "-m", "provena_ops", *map(str, args)]
 
 
 def run(cwd: Path, *args: str | Path, timeout: float = 60) -> Outcome:

@@ -56,7 +56,7 @@ def provena_ops_command() -> list[str]:
     script = Path(sys.executable).with_name("provena-ops")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", "provena_ops.cli"]
+    return [sys.executable, "-m", "provena_ops"]
 
 
 @dataclass

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .diagnostics import Diagnostic, Path, format_path
-from .model import (
+from provena_ops.playbook.diagnostics import Diagnostic, Path, format_path
+from provena_ops.playbook.model import (
     ConnectionStrategy,
     DeleteModelRuns,
     DeleteStudies,
@@ -24,7 +24,7 @@ from .model import (
     StudyRef,
     UpdateModelRuns,
 )
-from .yaml_source import SourceMap
+from provena_ops.playbook.yaml_source import SourceMap
 
 
 def ref_key(ref: ModelRunRef | StudyRef | StudyDeletion) -> str | None:

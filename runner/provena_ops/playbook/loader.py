@@ -11,16 +11,23 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from ..environments import Environments, missing_params, unknown_environment_hint
-from ..environments_checks import param_value_problem
-from .checks import check_operations
-from .diagnostics import Diagnostic, Path, did_you_mean, format_path, sort_key
-from .model import Operation, Playbook
-from .model_errors import diagnostics_from
-from .template_sandbox import Budget
-from .templating import RESERVED_NAMES, Renderer, TemplateProblem, is_template
-from .text_checks import check_text
-from .yaml_source import MAX_BYTES, SourceMap, YamlLoadError, load_yaml, read_text, unusual_spelling
+from provena_ops.environments.checks import param_value_problem
+from provena_ops.environments.file import Environments, missing_params, unknown_environment_hint
+from provena_ops.playbook.checks import check_operations
+from provena_ops.playbook.diagnostics import Diagnostic, Path, did_you_mean, format_path, sort_key
+from provena_ops.playbook.model import Operation, Playbook
+from provena_ops.playbook.model_errors import diagnostics_from
+from provena_ops.playbook.template_sandbox import Budget
+from provena_ops.playbook.templating import RESERVED_NAMES, Renderer, TemplateProblem, is_template
+from provena_ops.playbook.text_checks import check_text
+from provena_ops.playbook.yaml_source import (
+    MAX_BYTES,
+    SourceMap,
+    YamlLoadError,
+    load_yaml,
+    read_text,
+    unusual_spelling,
+)
 
 # Keys read before templating: they configure it, so they cannot use it.
 _UNTEMPLATED = ("version", "vars", "params")

@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from ..strict_types import BLANK, Flag, UnixSeconds, exactly
+from provena_ops.safety.scalars import BLANK, Flag, UnixSeconds, exactly
 
 HANDLE_PATTERN = r"^[0-9]+(\.[0-9]+)*/[0-9A-Za-z][0-9A-Za-z._-]*$"
 HANDLE_EXAMPLE = "10378.1/1690001"

@@ -17,16 +17,16 @@ from typing import Any, Literal, NamedTuple, Protocol, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from ..strict_types import BLANK, EXACT_NUMBER, LATEST_TIME
-from .diagnostics import Diagnostic, Path, did_you_mean, format_path, one_of
-from .model import (
+from provena_ops.playbook.diagnostics import Diagnostic, Path, did_you_mean, format_path, one_of
+from provena_ops.playbook.model import (
     HANDLE_EXAMPLE,
     HANDLE_PATTERN,
     OPERATION_NAMES,
     REQUIRED_FIELD_REMOVED,
     Named,
 )
-from .yaml_source import Position, SourceMap
+from provena_ops.playbook.yaml_source import Position, SourceMap
+from provena_ops.safety.scalars import BLANK, EXACT_NUMBER, LATEST_TIME
 
 _TYPE_NAMES = {
     "string_type": "a string",

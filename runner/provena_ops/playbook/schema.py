@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from .model import HANDLE_PATTERN, Playbook
+from provena_ops.playbook.model import HANDLE_PATTERN, Playbook
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 # Editors see the file before templating, so a handle field may also hold a `{{ ... }}` expression.
@@ -52,14 +52,14 @@ def playbook_schema() -> dict[str, Any]:
 
 
 def plan_schema() -> dict[str, Any]:
-    from ..plan import Plan
+    from provena_ops.plan.model import Plan
 
     return model_schema(Plan, "https://provena-ops.local/schemas/plan.schema.json")
 
 
 def journal_schema() -> dict[str, Any]:
     """One line of a run journal (.provena-ops/runs/*.jsonl): any of the journal's events."""
-    from ..journal import EVENT
+    from provena_ops.apply.journal import EVENT
 
     generated = EVENT.json_schema(schema_generator=_EditorSchema)
     return {

@@ -16,8 +16,8 @@ from jinja2 import TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Undefined
 
-from .diagnostics import Path, did_you_mean
-from .template_sandbox import Budget, BudgetExceeded, PlaybookEnvironment, size
+from provena_ops.playbook.diagnostics import Path, did_you_mean
+from provena_ops.playbook.template_sandbox import Budget, BudgetExceeded, PlaybookEnvironment, size
 
 RESERVED_NAMES = ("params", "env", "vars")
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from ..text import hidden_character, shows_nothing
-from .diagnostics import Diagnostic, Path
-from .templating import is_template
-from .yaml_source import SourceMap
+from provena_ops.playbook.diagnostics import Diagnostic, Path
+from provena_ops.playbook.templating import is_template
+from provena_ops.playbook.yaml_source import SourceMap
+from provena_ops.text import hidden_character, shows_nothing
 
 # Read before templating (they configure it) or never templated (they are the templates' inputs).
 UNTEMPLATED = ("version", "vars", "params")

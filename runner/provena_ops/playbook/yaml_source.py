@@ -14,8 +14,8 @@ from typing import Any, Literal, NamedTuple
 
 import yaml
 
-from ..text import describe_character
-from .diagnostics import Diagnostic, Path, did_you_mean, format_path
+from provena_ops.playbook.diagnostics import Diagnostic, Path, did_you_mean, format_path
+from provena_ops.text import describe_character
 
 # Big enough for tens of thousands of listed records, small enough that a stray data file is refused fast.
 MAX_BYTES = 10 * 1024 * 1024

@@ -16,11 +16,18 @@ from typing import Protocol
 
 import jwt
 
-from .errors import NotAuthorised
-from .keycloak import DevicePrompt, Keycloak, SignInRefused, TokenRejected, TokenSet, format_utc
-from .token_cache import CACHE_DIR_VARIABLE, CachedSession, credential_digest
-from .token_cache import load as load_cached
-from .token_cache import save as save_cached
+from provena_ops.provena.errors import NotAuthorised
+from provena_ops.provena.keycloak import (
+    DevicePrompt,
+    Keycloak,
+    SignInRefused,
+    TokenRejected,
+    TokenSet,
+    format_utc,
+)
+from provena_ops.provena.token_cache import CACHE_DIR_VARIABLE, CachedSession, credential_digest
+from provena_ops.provena.token_cache import load as load_cached
+from provena_ops.provena.token_cache import save as save_cached
 
 SANDBOX_PASSWORD = "sandbox"  # every sandbox realm user's password (docs/sandbox.md)
 RENEW_MARGIN_S = 30  # provenaclient treats a token expiring within 30 s as stale

@@ -7,7 +7,7 @@ from typing import Any
 
 import jwt
 
-from ..errors import ProvenaOpsError
+from provena_ops.errors import ProvenaOpsError
 
 # Provena's 401 details (contract 2.2, 4.3, 4.8), which say what kind of refusal a 401 is.
 TOKEN_DETAILS = ("Not authenticated", "Could not validate credentials", "Token had incorrect structure.")

@@ -33,11 +33,18 @@ import httpx
 from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json
 
-from .. import __version__
-from ..environments import Endpoints
-from .auth import TokenSource
-from .errors import TOKEN_DETAILS, NotAuthorised, ProvenaError, Unexpected, Unreachable, refusal_hint
-from .retry import TRANSIENT_STATUS, RetryPolicy, retry_after
+from provena_ops import __version__
+from provena_ops.environments.file import Endpoints
+from provena_ops.provena.auth import TokenSource
+from provena_ops.provena.errors import (
+    TOKEN_DETAILS,
+    NotAuthorised,
+    ProvenaError,
+    Unexpected,
+    Unreachable,
+    refusal_hint,
+)
+from provena_ops.provena.retry import TRANSIENT_STATUS, RetryPolicy, retry_after
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from ProvenaInterfaces.AsyncJobAPI import GetJobResponse, ListJobsRequest, ListJobsResponse
 from ProvenaInterfaces.AsyncJobModels import JobStatusTable
 
-from .errors import ProvenaError
-from .http import ProvenaHttp
+from provena_ops.provena.errors import ProvenaError
+from provena_ops.provena.http import ProvenaHttp
 
 NOT_WRITTEN_YET = "Item was not found."
 

@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import jwt
 
-from .errors import NotAuthorised, Unexpected, Unreachable
-from .retry import RETRY_BUDGET_VARIABLE, TRANSIENT_STATUS, RetryPolicy
-from .retry import retry_after as http_retry_after
+from provena_ops.provena.errors import NotAuthorised, Unexpected, Unreachable
+from provena_ops.provena.retry import RETRY_BUDGET_VARIABLE, TRANSIENT_STATUS, RetryPolicy
+from provena_ops.provena.retry import retry_after as http_retry_after
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 TOKEN_PATH = "/protocol/openid-connect/token"

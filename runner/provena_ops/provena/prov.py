@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from ProvenaInterfaces.ProvenanceAPI import LineageResponse, PostDeleteGraphRequest, PostDeleteGraphResponse
 
-from .errors import ProvenaError
-from .http import ProvenaHttp
+from provena_ops.provena.errors import ProvenaError
+from provena_ops.provena.http import ProvenaHttp
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from ProvenaInterfaces.RegistryAPI import (
 )
 from ProvenaInterfaces.RegistryModels import ItemModelRun
 
-from .errors import NotAuthorised, ProvenaError
-from .http import ProvenaHttp
+from provena_ops.provena.errors import NotAuthorised, ProvenaError
+from provena_ops.provena.http import ProvenaHttp
 
 SUBTYPE_ROUTES = {
     "MODEL_RUN": "/registry/activity/model_run",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from ..errors import ProvenaOpsError
+from provena_ops.errors import ProvenaOpsError
 
 TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ProvenaInterfaces.SearchAPI import QueryResults
 
-from .errors import ProvenaError
-from .http import ProvenaHttp
+from provena_ops.provena.errors import ProvenaError
+from provena_ops.provena.http import ProvenaHttp
 
 MAX_RESULTS = 50  # Provena caps record_limit at 50
 

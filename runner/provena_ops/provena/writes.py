@@ -16,9 +16,9 @@ from ProvenaInterfaces.ProvenanceModels import ModelRunRecord
 from ProvenaInterfaces.RegistryModels import ItemModelRun
 from ProvenaInterfaces.SharedTypes import StatusResponse
 
-from .errors import ProvenaError
-from .http import ProvenaHttp
-from .registry import SUBTYPE_ROUTES
+from provena_ops.provena.errors import ProvenaError
+from provena_ops.provena.http import ProvenaHttp
+from provena_ops.provena.registry import SUBTYPE_ROUTES
 
 
 async def submit_update(http: ProvenaHttp, model_run_id: str, reason: str, record: dict[str, Any]) -> str:

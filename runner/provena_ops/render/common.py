@@ -7,8 +7,8 @@ from typing import Any
 
 from rich.markup import escape
 
-from ..plan import Action, Plan
-from ..text import visible
+from provena_ops.plan.model import Action, Plan
+from provena_ops.text import visible
 
 SYMBOLS = {"update": "~", "relink": "~", "delete_model_run": "-", "delete_study": "-", "relodge": "+"}
 VERBS = {

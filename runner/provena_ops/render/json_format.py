@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..plan import Plan
+from provena_ops.plan.model import Plan
 
 
 def render_json(plan: Plan) -> str:

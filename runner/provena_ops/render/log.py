@@ -6,8 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ..errors import ProvenaOpsError
-from ..journal import (
+from provena_ops.apply.journal import (
     ActionFinished,
     ActionStarted,
     Event,
@@ -23,7 +22,8 @@ from ..journal import (
     last_event,
     read_events,
 )
-from .common import shown
+from provena_ops.errors import ProvenaOpsError
+from provena_ops.render.common import shown
 
 RESULT_STYLE = {
     "changed": "yellow",

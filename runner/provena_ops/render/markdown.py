@@ -12,9 +12,9 @@ import html
 import re
 from dataclasses import dataclass, field
 
-from ..plan import Action, Plan
-from ..text import plural, visible
-from .common import SYMBOLS, after_text, groups, is_structured, pretty, short, title
+from provena_ops.plan.model import Action, Plan
+from provena_ops.render.common import SYMBOLS, after_text, groups, is_structured, pretty, short, title
+from provena_ops.text import plural, visible
 
 GITHUB_COMMENT_LIMIT = 65_535
 

@@ -6,9 +6,9 @@ import difflib
 
 from rich.console import Console
 
-from ..plan import Action, Plan
-from ..text import plural
-from .common import SYMBOLS, after_text, groups, is_structured, pretty, short, shown, title
+from provena_ops.plan.model import Action, Plan
+from provena_ops.render.common import SYMBOLS, after_text, groups, is_structured, pretty, short, shown, title
+from provena_ops.text import plural
 
 COLOURS = {"~": "yellow", "-": "red", "+": "green"}
 

@@ -13,13 +13,13 @@ from ProvenaInterfaces import RegistryModels as models
 from ProvenaInterfaces.SharedTypes import ImportMode
 from pydantic import ValidationError
 
-from .. import strict_json
-from ..errors import ProvenaOpsError
-from .context import Sandbox, SandboxSettings
-from .importer import import_bundle
-from .provenance import RecordInvalid, merge_additively
-from .realm import ALL_REALM_ROLES, ROLE_PRESETS
-from .seed import SandboxNotEmpty, SeedSummary, seed_demo
+import provena_ops.safety.strict_json as strict_json
+from provena_ops.errors import ProvenaOpsError
+from provena_ops.sandbox.context import Sandbox, SandboxSettings
+from provena_ops.sandbox.importer import import_bundle
+from provena_ops.sandbox.provenance import RecordInvalid, merge_additively
+from provena_ops.sandbox.realm import ALL_REALM_ROLES, ROLE_PRESETS
+from provena_ops.sandbox.seed import SandboxNotEmpty, SeedSummary, seed_demo
 
 DEFAULT_DB = Path(".provena-ops/sandbox.db")
 

@@ -14,14 +14,14 @@ from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .context import Sandbox, SandboxSettings
-from .http import require_roles
-from .jobs import build_jobs_app, job_worker
-from .keycloak_api import build_keycloak_app, realm_json
-from .prov_api import build_prov_app
-from .realm import REGISTRY_ADMIN, REGISTRY_READ, REGISTRY_WRITE, Identity
-from .registry_api import build_registry_app
-from .search_api import build_search_app
+from provena_ops.sandbox.context import Sandbox, SandboxSettings
+from provena_ops.sandbox.http import require_roles
+from provena_ops.sandbox.jobs import build_jobs_app, job_worker
+from provena_ops.sandbox.keycloak_api import build_keycloak_app, realm_json
+from provena_ops.sandbox.prov_api import build_prov_app
+from provena_ops.sandbox.realm import REGISTRY_ADMIN, REGISTRY_READ, REGISTRY_WRITE, Identity
+from provena_ops.sandbox.registry_api import build_registry_app
+from provena_ops.sandbox.search_api import build_search_app
 
 SERVICE_PREFIXES = {
     "registry": "/registry-api",

@@ -9,9 +9,9 @@ import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from .realm import Realm
-from .search_index import SearchIndex
-from .store import Store
+from provena_ops.sandbox.realm import Realm
+from provena_ops.sandbox.search_index import SearchIndex
+from provena_ops.sandbox.store import Store
 
 TRANSIENT_FAULTS = ("500", "502", "503", "504", "429", "drop")
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from .realm import MISSING_ROLE, NOT_AUTHENTICATED, Identity, Realm, TokenError
+from provena_ops.sandbox.realm import MISSING_ROLE, NOT_AUTHENTICATED, Identity, Realm, TokenError
 
 
 def provena_error(status_code: int, detail: Any) -> HTTPException:

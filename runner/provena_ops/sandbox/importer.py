@@ -13,9 +13,9 @@ from ProvenaInterfaces import RegistryModels as models
 from ProvenaInterfaces.SharedTypes import ImportMode
 from pydantic import ValidationError
 
-from .context import Sandbox
-from .http import status
-from .items import SUBTYPES
+from provena_ops.sandbox.context import Sandbox
+from provena_ops.sandbox.http import status
+from provena_ops.sandbox.items import SUBTYPES
 
 
 def _parse_failure(bundle: api.BundledItem) -> str | None:

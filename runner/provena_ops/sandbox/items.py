@@ -15,9 +15,9 @@ from ProvenaInterfaces import RegistryAPI as api
 from ProvenaInterfaces import RegistryModels as models
 from pydantic import BaseModel, ValidationError
 
-from .context import Sandbox
-from .http import provena_error, unauthorised, v1_dump
-from .realm import REGISTRY_ADMIN, Identity
+from provena_ops.sandbox.context import Sandbox
+from provena_ops.sandbox.http import provena_error, unauthorised, v1_dump
+from provena_ops.sandbox.realm import REGISTRY_ADMIN, Identity
 
 
 class SoftFailure(Exception):

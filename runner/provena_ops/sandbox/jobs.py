@@ -19,10 +19,16 @@ from fastapi.responses import JSONResponse
 from ProvenaInterfaces import AsyncJobAPI as jobs_api
 from ProvenaInterfaces.ProvenanceModels import ModelRunRecord
 
-from .context import Sandbox
-from .http import add_check_access_routes, identify, install_error_handlers, provena_error, require_roles
-from .items import LOCKED, SUBTYPES, WRITE_ROLES, can, item_roles, write_update
-from .provenance import (
+from provena_ops.sandbox.context import Sandbox
+from provena_ops.sandbox.http import (
+    add_check_access_routes,
+    identify,
+    install_error_handlers,
+    provena_error,
+    require_roles,
+)
+from provena_ops.sandbox.items import LOCKED, SUBTYPES, WRITE_ROLES, can, item_roles, write_update
+from provena_ops.sandbox.provenance import (
     VALIDATION_PREFIX,
     RecordInvalid,
     graph_for,
@@ -31,7 +37,7 @@ from .provenance import (
     relodge_diff,
     validate_record,
 )
-from .realm import JOB_ADMIN, JOB_READ, JOB_WRITE, Identity
+from provena_ops.sandbox.realm import JOB_ADMIN, JOB_READ, JOB_WRITE, Identity
 
 logger = logging.getLogger("provena_ops.sandbox.jobs")
 DEQUEUED_INFO = "Job removed from queue ready for processing by worker task."

@@ -13,8 +13,8 @@ from urllib.parse import parse_qs
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from .context import Sandbox
-from .realm import DEFAULT_PASSWORD, TokenError
+from provena_ops.sandbox.context import Sandbox
+from provena_ops.sandbox.realm import DEFAULT_PASSWORD, TokenError
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 POLL_INTERVAL_S = 1

@@ -13,10 +13,10 @@ from fastapi.responses import JSONResponse
 from ProvenaInterfaces import RegistryAPI as api
 from pydantic import ValidationError
 
-from .context import Sandbox
-from .http import provena_error, status
-from .items import READ_ROLES, SubtypeInfo, can, item_roles
-from .realm import Identity
+from provena_ops.sandbox.context import Sandbox
+from provena_ops.sandbox.http import provena_error, status
+from provena_ops.sandbox.items import READ_ROLES, SubtypeInfo, can, item_roles
+from provena_ops.sandbox.realm import Identity
 
 SORT_COLUMNS = {
     None: ("updated_ts", "updated_timestamp"),

@@ -10,12 +10,18 @@ from ProvenaInterfaces.ProvenanceModels import ModelRunRecord
 from ProvenaInterfaces.SharedTypes import StatusResponse
 from pydantic import ValidationError
 
-from .context import Sandbox
-from .graph import diff_to_json
-from .http import add_check_access_routes, install_error_handlers, provena_error, require_roles, status
-from .items import LOCKED, SUBTYPES, WRITE_ROLES, can, item_roles, write_update
-from .jobs import encode_user, launch_job
-from .provenance import (
+from provena_ops.sandbox.context import Sandbox
+from provena_ops.sandbox.graph import diff_to_json
+from provena_ops.sandbox.http import (
+    add_check_access_routes,
+    install_error_handlers,
+    provena_error,
+    require_roles,
+    status,
+)
+from provena_ops.sandbox.items import LOCKED, SUBTYPES, WRITE_ROLES, can, item_roles, write_update
+from provena_ops.sandbox.jobs import encode_user, launch_job
+from provena_ops.sandbox.provenance import (
     VALIDATION_PREFIX,
     RecordInvalid,
     delete_diff,
@@ -23,7 +29,7 @@ from .provenance import (
     merge_additively,
     validate_record,
 )
-from .realm import REGISTRY_ADMIN, REGISTRY_READ, REGISTRY_WRITE, Identity
+from provena_ops.sandbox.realm import REGISTRY_ADMIN, REGISTRY_READ, REGISTRY_WRITE, Identity
 
 READ = require_roles(REGISTRY_READ)
 WRITE = require_roles(REGISTRY_READ, REGISTRY_WRITE)

@@ -9,11 +9,11 @@ from typing import Any
 
 from ProvenaInterfaces.ProvenanceModels import ModelRunRecord
 
-from .context import Sandbox
-from .graph import DiffAction, RecordGraph, diff_graphs, model_run_graph
-from .http import unauthorised
-from .items import READ_ROLES, can, item_roles
-from .realm import Identity
+from provena_ops.sandbox.context import Sandbox
+from provena_ops.sandbox.graph import DiffAction, RecordGraph, diff_graphs, model_run_graph
+from provena_ops.sandbox.http import unauthorised
+from provena_ops.sandbox.items import READ_ROLES, can, item_roles
+from provena_ops.sandbox.realm import Identity
 
 VALIDATION_PREFIX = "Failed to validate an entity's ID in the record, error: "
 

@@ -17,7 +17,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .store import Store
+from provena_ops.sandbox.store import Store
 
 ACCESS_TOKEN_SECONDS = 300
 REFRESH_TOKEN_SECONDS = 1800

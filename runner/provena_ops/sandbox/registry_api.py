@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse, Response
 from ProvenaInterfaces import RegistryAPI as api
 from ProvenaInterfaces.SharedTypes import StatusResponse
 
-from .context import Sandbox
-from .http import (
+from provena_ops.sandbox.context import Sandbox
+from provena_ops.sandbox.http import (
     add_check_access_routes,
     install_error_handlers,
     provena_error,
@@ -19,8 +19,8 @@ from .http import (
     status,
     unauthorised,
 )
-from .importer import import_bundle
-from .items import (
+from provena_ops.sandbox.importer import import_bundle
+from provena_ops.sandbox.items import (
     ADMIN_ITEM_ROLES,
     READ_ROLES,
     SUBTYPES,
@@ -37,8 +37,8 @@ from .items import (
     parse_dump,
     write_update,
 )
-from .listing import list_page
-from .realm import REGISTRY_ADMIN, REGISTRY_READ, REGISTRY_WRITE, Identity
+from provena_ops.sandbox.listing import list_page
+from provena_ops.sandbox.realm import REGISTRY_ADMIN, REGISTRY_READ, REGISTRY_WRITE, Identity
 
 READ = require_roles(REGISTRY_READ)
 WRITE = require_roles(REGISTRY_READ, REGISTRY_WRITE)

@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 from ProvenaInterfaces.RegistryModels import ItemSubType
 from ProvenaInterfaces.SearchAPI import QueryResults
 
-from .context import Sandbox
-from .http import install_error_handlers, require_roles, status
-from .realm import REGISTRY_READ, Identity
+from provena_ops.sandbox.context import Sandbox
+from provena_ops.sandbox.http import install_error_handlers, require_roles, status
+from provena_ops.sandbox.realm import REGISTRY_READ, Identity
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 50

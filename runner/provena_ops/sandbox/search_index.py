@@ -4,7 +4,7 @@ import re
 import time
 from typing import Any
 
-from .store import Store
+from provena_ops.sandbox.store import Store
 
 WORD = re.compile(r"[\w./-]+")
 TEXT_FIELDS = (

@@ -13,10 +13,10 @@ from typing import Any
 
 from ProvenaInterfaces.ProvenanceModels import ModelRunRecord
 
-from .context import Sandbox
-from .graph import Link, Node
-from .items import SUBTYPES, new_item
-from .provenance import graph_for, merge_additively, prov_serialisation
+from provena_ops.sandbox.context import Sandbox
+from provena_ops.sandbox.graph import Link, Node
+from provena_ops.sandbox.items import SUBTYPES, new_item
+from provena_ops.sandbox.provenance import graph_for, merge_additively, prov_serialisation
 
 HANDLE_PREFIX = "10378.1/"
 FIRST_HANDLE = 1690001

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from .app import build_app, service_urls
-from .context import Sandbox, SandboxSettings
+from provena_ops.sandbox.app import build_app, service_urls
+from provena_ops.sandbox.context import Sandbox, SandboxSettings
 
 
 class NotLoopback(ValueError):

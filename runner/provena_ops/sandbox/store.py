@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .graph import DiffAction, DiffActionType, Link, Node, TaggedGraph, Tags
+from provena_ops.sandbox.graph import DiffAction, DiffActionType, Link, Node, TaggedGraph, Tags
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (

@@ -1,0 +1,419 @@
+"""Carry out a plan's actions against Provena: in dependency order, independent ones concurrently, each
+re-reading its record right before it writes.
+
+The re-read is what makes apply idempotent and safe to repeat: an action whose record is already as
+planned does nothing and says so; a record someone else changed since planning is not overwritten; a
+half-done deletion is finished rather than started again. Every write is journalled ahead: intent (with
+the record as it was), then the request and its job, then the outcome. When an action fails, the actions
+that depend on it are skipped; the others go on unless `fail_fast`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from provena_ops.apply.journal import (
+    ActionFinished,
+    ActionStarted,
+    JobStatus,
+    Journal,
+    Recap,
+    RequestSent,
+    Result,
+    now,
+)
+from provena_ops.plan.model import Action, Plan, fingerprint
+from provena_ops.plan.record_checks import missing_from_graph, normalised
+from provena_ops.provena import jobs, prov, registry, writes
+from provena_ops.provena.errors import ProvenaError, Unreachable
+from provena_ops.provena.http import ProvenaHttp
+
+FINAL = ("SUCCEEDED", "FAILED")
+SUBMISSIONS = 4  # of one edit, each after the last left no trace for the whole patience
+Progress = Callable[[Action, Result], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: Result
+    detail: str
+
+
+@dataclass(frozen=True)
+class JobWait:
+    """How long to follow an update job. Provena starts workers on demand, so PENDING can last minutes."""
+
+    timeout_s: float = 900.0
+    first_poll_s: float = 0.2
+    max_poll_s: float = 5.0
+    lost_submission_s: float = 20.0  # how long a job row may take to appear after a lost answer
+
+
+class Executor:
+    def __init__(
+        self,
+        http: ProvenaHttp,
+        plan: Plan,
+        journal: Journal,
+        *,
+        parallelism: int = 8,
+        fail_fast: bool = False,
+        job_wait: JobWait | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.http = http
+        self.plan = plan
+        self.journal = journal
+        self.slots = asyncio.Semaphore(parallelism)
+        self.fail_fast = fail_fast
+        self.wait = job_wait or JobWait()
+        self.progress = progress
+        self.outcomes: dict[str, Outcome] = {}
+        self.finished: dict[str, asyncio.Event] = {}
+        self.finished_at: dict[str, float] = {}
+        self.stopped_by: str | None = None
+        self.writing: set[str] = set()  # actions that journalled their intent to write
+        self._scan: tuple[float, asyncio.Task[dict[str, list[str]]]] | None = None
+
+    async def run(self) -> Recap:
+        changing = [action for action in self.plan.actions if action.outcome == "change"]
+        for action in self.plan.actions:
+            if action.outcome != "change":
+                self._finish(action, Outcome("ok", action.why or action.outcome))
+        self.finished.update({action.key: asyncio.Event() for action in changing})
+        async with asyncio.TaskGroup() as group:
+            for action in changing:
+                group.create_task(self._run_one(action))
+        return self.recap()
+
+    def recap(self, in_flight_unknown: bool = False) -> Recap:
+        """Outcomes so far; with `in_flight_unknown`, actions that started writing and never finished
+        count as unknown (an interrupted run)."""
+        recap = Recap()
+        for outcome in self.outcomes.values():
+            setattr(recap, outcome.result, getattr(recap, outcome.result) + 1)
+        if in_flight_unknown:
+            recap.unknown += len(self.writing - set(self.outcomes))
+        return recap
+
+    async def _run_one(self, action: Action) -> None:
+        for key in action.depends_on:
+            await self.finished[key].wait()
+        blocked = [key for key in action.depends_on if self.outcomes[key].result not in ("changed", "ok")]
+        if blocked:
+            first = self.outcomes[blocked[0]]
+            outcome = Outcome("skipped", f"{blocked[0]} {first.result}" + _more(blocked))
+        else:
+            async with self.slots:
+                if self.stopped_by is not None:
+                    outcome = Outcome("skipped", f"not started: --fail-fast after {self.stopped_by} failed")
+                else:
+                    outcome = await self._attempt(action)
+        self._finish(action, outcome)
+        if outcome.result in ("failed", "unknown") and self.fail_fast and self.stopped_by is None:
+            self.stopped_by = action.key
+
+    async def _attempt(self, action: Action) -> Outcome:
+        """The action's outcome; an error after its first write is 'unknown' (it may have taken effect:
+        the next run finds out), before it 'failed' (nothing was written)."""
+        try:
+            if action.kind in ("update", "relink"):
+                return await self._update(action)
+            if action.kind == "delete_model_run":
+                return await self._delete_model_run(action)
+            if action.kind == "delete_study":
+                return await self._delete_study(action)
+            return await self._relodge(action)
+        except ProvenaError as exc:
+            message = exc.message
+        except Exception as exc:  # a bug or the machine (disk full): this action stops, the others go on
+            message = f"internal error: {type(exc).__name__}: {exc}"
+        if action.key in self.writing:
+            return Outcome("unknown", f"{message}; it may have taken effect: the next apply finds out")
+        return Outcome("failed", message)
+
+    def _finish(self, action: Action, outcome: Outcome) -> None:
+        self.outcomes[action.key] = outcome
+        self.finished_at[action.key] = time.monotonic()
+        self.journal.write(
+            ActionFinished(at=now(), key=action.key, result=outcome.result, detail=outcome.detail)
+        )
+        if action.key in self.finished:
+            self.finished[action.key].set()
+        if self.progress is not None:
+            self.progress(action, outcome.result)
+
+    def _started(self, action: Action, before: dict[str, Any] | None) -> None:
+        self.writing.add(action.key)
+        self.journal.write(
+            ActionStarted(
+                at=now(), key=action.key, kind=action.kind, record_id=action.record_id, before=before
+            )
+        )
+
+    def _sent(
+        self, action: Action, request: str, session_id: str | None = None, detail: str | None = None
+    ) -> None:
+        self.journal.write(
+            RequestSent(at=now(), key=action.key, request=request, session_id=session_id, detail=detail)
+        )
+
+    def _drifted(self, action: Action, item: dict[str, Any]) -> Outcome | None:
+        """A record changed by someone else since planning is not overwritten: the plan was approved for
+        what it was then."""
+        planned = self.plan.fingerprints.get(action.record_id)
+        if planned is not None and planned != fingerprint(item):
+            return Outcome(
+                "failed",
+                f"{action.record_id} changed since it was planned (someone else edited it); "
+                "plan again to see and approve the change",
+            )
+        return None
+
+    # -- model-run edits ------------------------------------------------------------------------------
+
+    async def _update(self, action: Action) -> Outcome:
+        run = action.record_id
+        desired = action.record or {}
+        fetched = await registry.fetch(self.http, "MODEL_RUN", run)
+        if fetched.item is None:
+            return Outcome("failed", f"model run {run} cannot be edited: {fetched.problem or 'not found'}")
+        if normalised(fetched.item.get("record")) == normalised(desired):
+            if not action.stale_link_to or not await self._graph_links(run, action.stale_link_to):
+                return Outcome("ok", "already as planned")
+        elif (drift := self._drifted(action, fetched.item)) is not None:
+            return drift
+        if fetched.locked:
+            return Outcome("failed", f"{run} is locked; an admin of the record can unlock it")
+        self._started(action, fetched.item)
+        submitted = await self._submit(action, desired)
+        if isinstance(submitted, Outcome):
+            return submitted
+        session_id, lost = submitted
+        self._sent(action, f"POST /model_run/update {run}", session_id=session_id, detail=lost)
+        try:
+            return await follow_job(self.http, self.journal, action.key, session_id, self.wait)
+        except ProvenaError as exc:
+            return Outcome(
+                "unknown",
+                f"job {session_id} was submitted, then following it failed ({exc.message}); "
+                "the next apply follows it instead of submitting again",
+            )
+
+    async def _submit(self, action: Action, desired: dict[str, Any]) -> tuple[str, str | None] | Outcome:
+        """The job of the edit (and how it was found). A submission that may have reached Provena is
+        looked for in the job list (and in the record) before anything else: for the patience when
+        Provena answered with a 5xx, for twice the patience when the answer was lost (the wait a later
+        apply's recovery adds). Only when it left no trace is it submitted again, up to SUBMISSIONS times,
+        so a transient failure costs a wait, not a run. Provena's own client gives a job's row 20 s."""
+        run, reason = action.record_id, action.reason or ""
+        for submission in range(1, SUBMISSIONS + 1):
+            since = time.time()
+            try:
+                return await writes.submit_update(self.http, run, reason, desired), None
+            except Unreachable as exc:
+                if not exc.maybe_sent:
+                    if submission < SUBMISSIONS:
+                        continue  # it never reached Provena: nothing to look for
+                    return Outcome("failed", f"{exc.message}; the edit never reached Provena")
+                patience = self.wait.lost_submission_s * (1 if exc.status is not None else 2)
+                # The lock keeps other provena-ops runs out: a job for this run, reason and record since
+                # the submission is this submission's.
+                found = await find_job(self.http, run, reason, desired, since, patience)
+                if found is not None:
+                    return found, "the answer was lost; the job was found in the job list"
+                if not action.stale_link_to:  # a re-submission of the record as it is changes nothing in it
+                    now = await registry.fetch(self.http, "MODEL_RUN", run)
+                    if now.item is not None and normalised(now.item.get("record")) == normalised(desired):
+                        return Outcome("changed", "the answer was lost, and the record is as planned")
+                if submission == SUBMISSIONS:
+                    return Outcome(
+                        "unknown",
+                        f"the edit got no answer {SUBMISSIONS} times (last: {exc.message}) and no job for "
+                        f"it appeared within {patience:.0f} s; the next apply looks again before planning",
+                    )
+        raise AssertionError("unreachable")
+
+    async def _graph_links(self, run: str, study: str) -> bool:
+        return any(node.id == study for node in await prov.explore(self.http, "upstream", run, depth=1))
+
+    # -- deletions --------------------------------------------------------------------------------
+
+    async def _delete_model_run(self, action: Action) -> Outcome:
+        """Graph first, registry second: Provena refuses the graph delete once the record is gone."""
+        run = action.record_id
+        item, settled = await self._to_delete(action, "MODEL_RUN")
+        if settled is not None:
+            return settled
+        self._started(action, item)
+        counts = await writes.delete_graph(self.http, run)
+        removed = (
+            f"{counts.get('REMOVE_NODE', 0)} nodes and {counts.get('REMOVE_LINK', 0)} links removed"
+            if counts
+            else "none left (removed already)"
+        )
+        self._sent(action, f"POST /model_run/delete {run}", detail=f"graph: {removed}")
+        try:
+            await writes.delete_item(self.http, "MODEL_RUN", run)
+        except ProvenaError as exc:
+            if not await self._gone("MODEL_RUN", run):
+                return Outcome(
+                    "failed",
+                    f"its graph is deleted ({removed}) but the registry record remains: {exc.message}; "
+                    "apply again to finish",
+                )
+        self._sent(action, f"DELETE {registry.SUBTYPE_ROUTES['MODEL_RUN']}/delete {run}")
+        return Outcome("changed", f"deleted; graph: {removed}")
+
+    async def _to_delete(self, action: Action, subtype: str) -> tuple[dict[str, Any], Outcome | None]:
+        """The record to delete as it is now, or why the deletion is settled without a write: gone
+        already (ok), hidden, changed since planning or locked (failed)."""
+        fetched = await registry.fetch(self.http, subtype, action.record_id)
+        if fetched.item is None:
+            if not fetched.unreadable:
+                return {}, Outcome("ok", "not found: deleted already")
+            return {}, Outcome("failed", f"{action.record_id} cannot be read: {fetched.problem}")
+        if (drift := self._drifted(action, fetched.item)) is not None:
+            return fetched.item, drift
+        if fetched.locked:
+            return fetched.item, Outcome(
+                "failed", f"{action.record_id} is locked; an admin of the record can unlock it"
+            )
+        return fetched.item, None
+
+    async def _gone(self, subtype: str, item_id: str) -> bool:
+        """After a failed or unanswered delete: did it happen anyway? (A repeat gets a 400.)"""
+        fetched = await registry.fetch(self.http, subtype, item_id)
+        return fetched.item is None and not fetched.unreadable
+
+    async def _delete_study(self, action: Action) -> Outcome:
+        """Only after checking again, through the graph and the registry, that nothing links to it."""
+        study = action.record_id
+        item, settled = await self._to_delete(action, "STUDY")
+        if settled is not None:
+            return settled
+        ready = max((self.finished_at[key] for key in action.depends_on), default=0.0)
+        linked = await self._still_linked(study, ready)
+        if linked:
+            return Outcome(
+                "failed", f"not deleted: {', '.join(linked[:5])}{_more(linked, 5)} still link to it"
+            )
+        self._started(action, item)
+        try:
+            await writes.delete_item(self.http, "STUDY", study)
+        except ProvenaError:
+            if not await self._gone("STUDY", study):
+                raise
+        self._sent(action, f"DELETE {registry.SUBTYPE_ROUTES['STUDY']}/delete {study}")
+        return Outcome("changed", "deleted")
+
+    async def _still_linked(self, study: str, ready: float) -> list[str]:
+        graph: set[str] = set()
+        for direction in ("downstream", "upstream"):
+            graph |= {
+                f"{n.id} ({n.subtype})" for n in await prov.explore(self.http, direction, study, depth=1)
+            }
+        named = (await self._registry_links(ready)).get(study, [])
+        return sorted(graph | {f"{run} (MODEL_RUN record)" for run in named})
+
+    async def _registry_links(self, ready: float) -> dict[str, list[str]]:
+        """Which model runs name which study, from a scan that started after `ready` (when the study's
+        relinks finished). Study deletions ready together share one scan of the registry."""
+        if self._scan is None or self._scan[0] < ready:
+            self._scan = (time.monotonic(), asyncio.create_task(self._scan_registry()))
+        return await self._scan[1]
+
+    async def _scan_registry(self) -> dict[str, list[str]]:
+        links: dict[str, list[str]] = {}
+
+        def collect(page: list[Any]) -> None:
+            for item in page:
+                if item.record.study_id:
+                    links.setdefault(item.record.study_id, []).append(item.id)
+
+        await registry.list_model_runs(self.http, collect)
+        return links
+
+    # -- relodge ----------------------------------------------------------------------------------
+
+    async def _relodge(self, action: Action) -> Outcome:
+        run = action.record_id
+        fetched = await registry.fetch(self.http, "MODEL_RUN", run)
+        if fetched.item is None:
+            return Outcome("failed", f"model run {run} cannot be relodged: {fetched.problem or 'not found'}")
+        upstream = await prov.explore(self.http, "upstream", run, depth=1)
+        downstream = await prov.explore(self.http, "downstream", run, depth=1)
+        lineage = {"upstream": [n.id for n in upstream], "downstream": [n.id for n in downstream]}
+        missing = missing_from_graph(fetched.item, lineage)
+        if not missing:
+            return Outcome("ok", "the graph already holds every link of the registry record")
+        self._started(action, fetched.item)
+        await writes.relodge(self.http, fetched.item)
+        self._sent(action, f"POST /admin/store_record {run}", detail=f"adds links to {', '.join(missing)}")
+        return Outcome("changed", f"relodged; the graph now links {', '.join(missing)}")
+
+
+async def follow_job(
+    http: ProvenaHttp, journal: Journal, key: str, session_id: str, wait: JobWait
+) -> Outcome:
+    """Poll with backoff through PENDING, DEQUEUED, IN_PROGRESS (the row may not exist at first).
+    Running out of patience leaves the action unknown, never failed: the job may still succeed, and the
+    next run follows it instead of submitting again."""
+    deadline = time.monotonic() + wait.timeout_s
+    delay = wait.first_poll_s
+    seen: str | None = None
+    while True:
+        job = await jobs.fetch_job(http, session_id)
+        status = job.status.value if job is not None else None
+        if job is not None and status != seen:
+            seen = status
+            journal.write(
+                JobStatus(at=now(), key=key, session_id=session_id, status=str(status), info=job.info)
+            )
+        if job is not None and status == "SUCCEEDED":
+            return Outcome("changed", f"job {session_id} SUCCEEDED")
+        if job is not None and status == "FAILED":
+            return Outcome("failed", f"Provena's update job {session_id} FAILED: {job.info}")
+        if time.monotonic() >= deadline:
+            return Outcome(
+                "unknown",
+                f"job {session_id} is still {seen or 'not listed'} after {wait.timeout_s:.0f} s; "
+                "the next apply follows it instead of submitting again",
+            )
+        await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # jitter: jobs submitted together drift apart
+        delay = min(delay * 2, wait.max_poll_s)
+
+
+CLOCK_SKEW_S = 120.0  # Provena's clock and ours may disagree; the reason and record make the match
+
+
+async def find_job(
+    http: ProvenaHttp,
+    model_run_id: str,
+    reason: str,
+    record: dict[str, Any] | None,
+    since: float,
+    patience_s: float,
+) -> str | None:
+    """The update job submitted since `since` for this run with this reason (and record, when known),
+    waiting up to `patience_s` for its row to appear."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        for job in await jobs.jobs_since(http, since - CLOCK_SKEW_S):
+            payload = job.payload
+            if payload.get("model_run_record_id") != model_run_id or payload.get("reason") != reason:
+                continue
+            if record is None or normalised(payload.get("updated_record")) == normalised(record):
+                return job.session_id
+        if time.monotonic() >= deadline:
+            return None
+        await asyncio.sleep(1.0)
+
+
+def _more(items: list[str], shown: int = 1) -> str:
+    return f" (and {len(items) - shown} more)" if len(items) > shown else ""

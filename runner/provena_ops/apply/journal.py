@@ -1,0 +1,327 @@
+"""The run journal: one append-only JSON Lines file per apply, flushed and fsync'd per event, written
+ahead of every write (intent, then the request and its job, then the outcome).
+
+It is what an auditor reads, what `provena-ops log` shows, what a later run reads to finish a job an
+interrupted run left in flight, and, with the full record as it was before each change, enough to undo
+one. It never holds credentials.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+import provena_ops.safety.strict_json as strict_json
+from provena_ops.errors import ProvenaOpsError
+from provena_ops.plan.model import EnvironmentInfo, Plan, PlaybookInfo
+
+JOURNAL_FORMAT: Literal[1] = 1
+DEFAULT_RUNS_DIR = Path(".provena-ops") / "runs"
+
+Result = Literal["changed", "ok", "failed", "skipped", "unknown"]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: str = Field(description="When (ISO 8601, UTC).")
+
+
+class RunStarted(_Event):
+    event: Literal["run_started"] = "run_started"
+    journal_format: Literal[1] = JOURNAL_FORMAT
+    run_id: str
+    who: str
+    environment: EnvironmentInfo
+    playbook: PlaybookInfo
+    command: str = Field(description="How apply was invoked (no secrets are ever on a command line).")
+
+
+class Planned(_Event):
+    """The plan this run carries out, as shown (and approved): every action, field and fingerprint."""
+
+    event: Literal["planned"] = "planned"
+    plan: Plan
+
+
+class JobRecovered(_Event):
+    """A job an earlier, interrupted run submitted, followed to its end before anything else."""
+
+    event: Literal["job_recovered"] = "job_recovered"
+    from_run: str
+    key: str
+    session_id: str
+    status: str
+    info: str | None = None
+
+
+class ActionStarted(_Event):
+    """Written before the first write of an action: the record exactly as it was (None when absent)."""
+
+    event: Literal["action_started"] = "action_started"
+    key: str
+    kind: str
+    record_id: str
+    before: dict[str, Any] | None
+
+
+class RequestSent(_Event):
+    event: Literal["request_sent"] = "request_sent"
+    key: str
+    request: str = Field(description="Method, path and target, e.g. 'POST /model_run/update 10378.1/1'.")
+    session_id: str | None = Field(None, description="The job Provena started for it, if any.")
+    detail: str | None = None
+
+
+class JobStatus(_Event):
+    event: Literal["job_status"] = "job_status"
+    key: str
+    session_id: str
+    status: str
+    info: str | None = None
+
+
+class ActionFinished(_Event):
+    event: Literal["action_finished"] = "action_finished"
+    key: str
+    result: Result
+    detail: str
+
+
+class Recap(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    changed: int = 0
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    unknown: int = 0
+
+    def line(self) -> str:
+        parts = [
+            f"{self.changed} changed",
+            f"{self.ok} ok",
+            f"{self.failed} failed",
+            f"{self.skipped} skipped",
+        ]
+        if self.unknown:
+            parts.append(f"{self.unknown} unknown")
+        return "Apply: " + ", ".join(parts) + "."
+
+    @property
+    def succeeded(self) -> bool:
+        return not (self.failed or self.skipped or self.unknown)
+
+
+class RunFinished(_Event):
+    event: Literal["run_finished"] = "run_finished"
+    recap: Recap
+    stopped: str | None = Field(None, description="Why the run stopped early (--fail-fast, interrupted).")
+    cancelled: bool = Field(
+        False,
+        description="Stopped before any write, by the user (at the approval prompt, or while planning).",
+    )
+
+
+class RunResumed(_Event):
+    """Appended to an interrupted run's journal once a later run has seen its jobs to their end."""
+
+    event: Literal["run_resumed"] = "run_resumed"
+    by_run: str
+
+
+Event = Annotated[
+    RunStarted
+    | Planned
+    | JobRecovered
+    | ActionStarted
+    | RequestSent
+    | JobStatus
+    | ActionFinished
+    | RunFinished
+    | RunResumed,
+    Field(discriminator="event"),
+]
+EVENT = TypeAdapter(Event)
+
+
+class NotAnEvent(ValueError):
+    pass
+
+
+def parse_event(line: str) -> Event:
+    """One journal line, read as strictly as a saved plan (a journal steers recovery: trusted for
+    nothing): no duplicate keys, NaN or absurd nesting, no coercion."""
+    try:
+        return EVENT.validate_python(strict_json.loads(line), strict=True)
+    except strict_json.JsonProblem as problem:
+        raise NotAnEvent(f"{problem.path + ': ' if problem.path else ''}{problem.message}") from None
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise NotAnEvent(f"{where + ': ' if where else ''}{first['msg']}") from None
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def new_run_id() -> str:
+    """Sortable by time, unique across machines: 20261126T101500Z-3f9a1c."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+class Journal:
+    """Appends events to `<runs dir>/<run id>.jsonl`; each is on disk before `write` returns."""
+
+    def __init__(self, directory: Path, run_id: str) -> None:
+        self.run_id = run_id
+        self.path = directory / f"{run_id}.jsonl"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            _drop_torn_tail(self.path)
+            self._file = self.path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise ProvenaOpsError(
+                f"cannot write the run journal {self.path}: {exc.strerror or exc}",
+                hint="apply writes a journal before anything else; choose a writable --runs-dir",
+            ) from exc
+
+    def write(self, event: BaseModel) -> None:
+        self._file.write(event.model_dump_json() + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """An event is written whole, newline last, before anything it records is done; a tail without
+    its newline is an event a crash cut short. Appending after it would glue two events together."""
+    if not path.exists():
+        return
+    with path.open("rb+") as file:
+        size = file.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        file.seek(size - 1)
+        if file.read(1) == b"\n":
+            return
+        keep = _last_newline(file, size) + 1
+        file.truncate(keep)
+        os.fsync(file.fileno())
+
+
+def _last_newline(file: BinaryIO, size: int) -> int:
+    """Offset of the last newline (-1 if none), reading backwards in blocks."""
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
+        file.seek(start)
+        found = file.read(end - start).rfind(b"\n")
+        if found >= 0:
+            return start + found
+        end = start
+    return -1
+
+
+class BadJournal(ProvenaOpsError):
+    pass
+
+
+def read_events(path: Path) -> list[Event]:
+    """Every event of a journal. A last line cut short by a crash is ignored; anything else unreadable is
+    an error naming the line."""
+    events: list[Event] = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            events.append(parse_event(line))
+        except NotAnEvent as exc:
+            if number == len(lines):
+                break  # torn write at the moment of a crash
+            raise BadJournal(
+                f"{path}:{number}: not a journal event ({exc})",
+                hint="journals are written by provena-ops only; restore the file from a backup",
+            ) from exc
+    return events
+
+
+def last_event(path: Path) -> Event | None:
+    """The journal's last complete event, read from its end (journals hold whole plans and records, so
+    reading them from the start for this would be slow)."""
+    with path.open("rb") as file:
+        end = file.seek(0, os.SEEK_END)
+        while end > 0:
+            newline = _last_newline(file, end)
+            file.seek(newline + 1)
+            line = file.read(end - newline - 1)
+            try:
+                return parse_event(line.decode("utf-8"))
+            except (NotAnEvent, UnicodeDecodeError):
+                end = max(newline, 0)  # a torn or empty last line: the one before it
+    return None
+
+
+def first_event(path: Path) -> Event | None:
+    with path.open(encoding="utf-8") as file:
+        line = file.readline()
+    try:
+        return parse_event(line)
+    except NotAnEvent:
+        return None
+
+
+def deleted_by(directory: Path, registry: str) -> dict[str, str]:
+    """Record id -> the latest run (against `registry`) that deleted it, from the journals in `directory`.
+    Only the lines that can say so are parsed: journals hold whole plans and records."""
+    found: dict[str, str] = {}
+    for path in journals(directory):
+        head = first_event(path)
+        if not isinstance(head, RunStarted) or head.environment.registry != registry:
+            continue
+        try:
+            with path.open(encoding="utf-8") as file:
+                for line in file:
+                    if '"action_finished"' not in line or '"delete ' not in line:
+                        continue
+                    try:
+                        event = parse_event(line)
+                    except NotAnEvent:
+                        continue  # a torn line: what it says is not known
+                    if isinstance(event, ActionFinished) and event.result == "changed":
+                        found[event.key.removeprefix("delete ")] = head.run_id
+        except (OSError, UnicodeDecodeError):
+            continue  # an unreadable journal tells nothing here; `log show` reports it
+    return found
+
+
+def journals(directory: Path) -> Iterator[Path]:
+    """Journal files, oldest first (run ids sort by time)."""
+    if directory.is_dir():
+        yield from sorted(directory.glob("*.jsonl"))
+
+
+def find_run(directory: Path, run: str) -> Path:
+    """A journal by run id, or by a unique prefix of it."""
+    matches = [path for path in journals(directory) if path.stem.startswith(run)]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(path.stem for path in list(journals(directory))[-5:]) or "none yet"
+    if not matches:
+        raise ProvenaOpsError(
+            f"no run {run!r} in {directory}", hint=f"`provena-ops log list` shows the runs (latest: {known})"
+        )
+    raise ProvenaOpsError(
+        f"{len(matches)} runs start with {run!r}",
+        hint="give more of the run id: " + ", ".join(p.stem for p in matches),
+    )

@@ -1,0 +1,368 @@
+"""`apply`: plan (or take a saved plan), show it, have it approved, carry it out, journal every step.
+
+The order is what keeps it safe: the PROD confirmation before anything is contacted; the environment lock
+before anything is read; jobs an interrupted run left in flight followed to their end before planning
+(so nothing is submitted twice); a saved plan refused when any record it read has changed; the journal
+written ahead of every write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from provena_ops.api import (
+    client_for,
+    environment_info,
+    file_digest,
+    load_valid,
+    plan_with,
+    playbook_info,
+    refuse_empty_environment,
+)
+from provena_ops.apply.executor import Executor, JobWait, Outcome
+from provena_ops.apply.journal import (
+    DEFAULT_RUNS_DIR,
+    JobRecovered,
+    Journal,
+    Planned,
+    Recap,
+    Result,
+    RunFinished,
+    RunStarted,
+    new_run_id,
+    now,
+)
+from provena_ops.apply.lock import default_lock_dir, environment_lock
+from provena_ops.apply.recovery import finish_in_flight
+from provena_ops.apply.review import (
+    REMAKE,
+    NotApplied,
+    altered,
+    listing,
+    read_saved_plan,
+    refuse_other_target,
+    refuse_problems,
+    stale,
+    unmatched,
+)
+from provena_ops.environments.signin import SignInChoice
+from provena_ops.environments.target import Target, open_target, target_identity
+from provena_ops.errors import Interrupted, PromptCancelled, ProvenaOpsError
+from provena_ops.facts.reader import Progress, together
+from provena_ops.plan.model import Action, Plan
+from provena_ops.plan.record_checks import normalised
+from provena_ops.playbook.loader import LoadedPlaybook
+from provena_ops.playbook.model import Playbook
+from provena_ops.playbook.yaml_source import MAX_BYTES
+from provena_ops.provena import registry
+from provena_ops.provena.http import ProvenaHttp
+from provena_ops.signals import run_async
+
+
+class ApplyUI(Protocol):
+    """What apply needs from whoever runs it (the CLI, a test): to show, to ask, to report progress."""
+
+    def note(self, text: str) -> None: ...
+
+    def show(self, plan: Plan) -> None: ...
+
+    def confirm(self, plan: Plan, target: Target) -> bool: ...
+
+    @property
+    def reading(self) -> Progress | None: ...
+
+    def executing(self, plan: Plan) -> Callable[[Action, Result], None] | None: ...
+
+
+@dataclass
+class ApplyResult:
+    run_id: str
+    journal: Path
+    plan: Plan
+    recap: Recap
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    recovered: list[JobRecovered] = field(default_factory=list)
+    stopped: str | None = None
+
+
+def apply(
+    file: Path | None,
+    ui: ApplyUI,
+    *,
+    plan_file: Path | None = None,
+    environment: str | None = None,
+    params: dict[str, str] | None = None,
+    environments_file: Path | None = None,
+    auto_approve: bool = False,
+    confirm_environment: str | None = None,
+    parallelism: int = 8,
+    concurrency: int = 16,
+    fail_fast: bool = False,
+    command: str = "provena-ops apply",
+    cwd: Path | None = None,
+    runs_dir: Path | None = None,
+    job_wait: JobWait | None = None,
+    sign_in: SignInChoice | None = None,
+) -> ApplyResult:
+    refuse_empty_environment(environment)
+    base = cwd or Path.cwd()
+    runs = runs_dir or base / DEFAULT_RUNS_DIR
+    saved = read_saved_plan(plan_file) if plan_file is not None else None
+    if saved is not None:
+        refuse_problems(saved)
+        if environment is not None:
+            refuse_other_target(saved, environment, None, None, True)
+    if file is None:
+        if saved is None:
+            raise ProvenaOpsError("apply needs a playbook or --plan", hint="provena-ops apply PLAYBOOK")
+        file = Path(saved.playbook.file)
+    if saved is not None:
+        _same_playbook(file, saved)
+    loaded, playbook, known = load_valid(
+        file, environment=environment, params=params, environments_file=environments_file
+    )
+    assert loaded.environment is not None
+    env = known.get(loaded.environment)
+    if saved is not None and saved.playbook.name != playbook.name:
+        raise NotApplied(
+            f"the plan names its playbook {saved.playbook.name!r}, but {file} is named {playbook.name!r}",
+            hint="the file was edited after `provena-ops plan` wrote it; " + REMAKE,
+        )
+    if saved is not None:
+        refuse_other_target(
+            saved, env.name, env.stage, target_identity(env, loaded.params, cwd), environment is not None
+        )
+    if confirm_environment is not None and confirm_environment != env.name:
+        raise NotApplied(  # a confirmation meant for another environment confirms nothing
+            f"--confirm-environment {confirm_environment} does not name the target environment "
+            f"'{env.name}'; nothing was contacted",
+            hint=f"check the playbook's environment (and -e); to apply to '{env.name}', "
+            f"confirm it: --confirm-environment {env.name}",
+        )
+    if env.is_production and confirm_environment != env.name:
+        raise NotApplied(
+            f"'{env.name}' is a production environment (stage {env.stage}); nothing was contacted",
+            hint=f"add --confirm-environment {env.name} to apply there",
+        )
+    with (
+        open_target(env, loaded.params, cwd=cwd) as target,
+        environment_lock(default_lock_dir(), target.name, target.identity, command) as took_over,
+    ):
+        if took_over:
+            ui.note(took_over)
+
+        async def run() -> ApplyResult:
+            async with client_for(target, concurrency, sign_in) as http:
+                await (
+                    http.auth.token()
+                )  # signed in first: the journal names who; a refused sign-in leaves none
+                journal = Journal(runs, new_run_id())
+                try:
+                    return await _apply(
+                        http, target, journal, runs, loaded, playbook, saved=saved, ui=ui,
+                        auto_approve=auto_approve, parallelism=parallelism, fail_fast=fail_fast,
+                        command=command, job_wait=job_wait or JobWait(),
+                    )  # fmt: skip
+                finally:
+                    journal.close()
+
+        return run_async(run())
+
+
+async def _apply(
+    http: ProvenaHttp,
+    target: Target,
+    journal: Journal,
+    runs: Path,
+    loaded: LoadedPlaybook,
+    playbook: Playbook,
+    *,
+    saved: Plan | None,
+    ui: ApplyUI,
+    auto_approve: bool,
+    parallelism: int,
+    fail_fast: bool,
+    command: str,
+    job_wait: JobWait,
+) -> ApplyResult:
+    journal.write(
+        RunStarted(
+            at=now(),
+            run_id=journal.run_id,
+            who=http.auth.username,
+            environment=environment_info(target),
+            playbook=playbook_info(loaded, playbook),
+            command=command,
+        )
+    )
+
+    try:
+        plan, recovered = await _plan_for_apply(
+            http, target, journal, runs, loaded, playbook, saved, ui, job_wait
+        )
+        result = ApplyResult(journal.run_id, journal.path, plan, Recap(), recovered=recovered)
+        if not plan.has_changes:
+            result.recap = Recap(ok=len(plan.actions))
+            journal.write(RunFinished(at=now(), recap=result.recap))
+            return result
+        if not auto_approve and not ui.confirm(plan, target):
+            raise NotApplied("apply cancelled; nothing was changed")
+    except ProvenaOpsError as exc:  # stopped before any write: the journal says why, and nothing is in flight
+        journal.write(RunFinished(at=now(), recap=Recap(), stopped=exc.message))
+        raise
+    except PromptCancelled:
+        stopped = "cancelled at the approval prompt; nothing was changed"
+        journal.write(RunFinished(at=now(), recap=Recap(), stopped=stopped, cancelled=True))
+        raise Interrupted(stopped, hint="apply again when ready") from None
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        stopped = "interrupted while planning; nothing was changed"
+        journal.write(RunFinished(at=now(), recap=Recap(), stopped=stopped, cancelled=True))
+        raise Interrupted(stopped, hint="apply again when ready") from None
+    executor = Executor(
+        http,
+        plan,
+        journal,
+        parallelism=parallelism,
+        fail_fast=fail_fast,
+        job_wait=job_wait,
+        progress=ui.executing(plan),
+    )
+    try:
+        result.recap = await executor.run()
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        # Writes in flight are counted as unknown, so the next run checks on them before planning.
+        recap = executor.recap(in_flight_unknown=True)
+        journal.write(RunFinished(at=now(), recap=recap, stopped="interrupted"))
+        raise Interrupted(
+            f"apply interrupted: {recap.line().removeprefix('Apply: ').rstrip('.')} "
+            f"({_not_started(plan, executor)} not started); journal {journal.path}",
+            hint=f"run the same command again to finish: {command}",
+        ) from None
+    except BaseException:
+        journal.write(
+            RunFinished(at=now(), recap=executor.recap(in_flight_unknown=True), stopped="interrupted")
+        )
+        raise
+    result.outcomes = executor.outcomes
+    result.stopped = f"--fail-fast after {executor.stopped_by} failed" if executor.stopped_by else None
+    journal.write(RunFinished(at=now(), recap=result.recap, stopped=result.stopped))
+    return result
+
+
+def _not_started(plan: Plan, executor: Executor) -> int:
+    changing = [action.key for action in plan.actions if action.outcome == "change"]
+    return sum(1 for key in changing if key not in executor.outcomes and key not in executor.writing)
+
+
+async def _plan_for_apply(
+    http: ProvenaHttp,
+    target: Target,
+    journal: Journal,
+    runs: Path,
+    loaded: LoadedPlaybook,
+    playbook: Playbook,
+    saved: Plan | None,
+    ui: ApplyUI,
+    job_wait: JobWait,
+) -> tuple[Plan, list[JobRecovered]]:
+    """Jobs left in flight followed to their end, then the plan to carry out, made now. With a saved plan,
+    only when nothing it read has changed and every write planned now is one the saved plan shows, so
+    what is carried out (and shown) is what was reviewed, less what is already done. Refuses
+    (NotApplied) a stale, altered or unappliable plan."""
+    recovered = await finish_in_flight(http, journal, runs, job_wait, target.identity)
+    for job in recovered:
+        ui.note(f"followed {job.key} from interrupted run {job.from_run}: job {job.session_id} {job.status}")
+    plan = await plan_with(http, target, loaded, playbook, ui.reading, runs)
+    if saved is not None:
+        await _matches_saved(http, saved, plan, ui)
+    journal.write(Planned(at=now(), plan=plan))
+    ui.show(plan)
+    if plan.problems:
+        raise NotApplied(
+            f"the plan has {len(plan.problems)} problem(s); nothing was applied",
+            hint="fix them (see above) and apply again",
+        )
+    return plan, recovered
+
+
+def _same_playbook(file: Path, saved: Plan) -> None:
+    """The playbook the plan was made from, unchanged (the file is named by the saved plan: a device or
+    a huge file is not read)."""
+    try:
+        if not file.is_file():
+            raise NotApplied(
+                f"the plan's playbook {file} is not a file",
+                hint="apply from the directory the plan was made in, or give the playbook",
+            )
+        if file.stat().st_size > MAX_BYTES:
+            raise NotApplied(f"{file} is larger than any playbook; it is not the plan's", hint=REMAKE)
+        digest = file_digest(file)
+    except OSError as exc:
+        raise NotApplied(
+            f"the plan's playbook {file} cannot be read: {exc.strerror or exc}",
+            hint="apply from the directory the plan was made in, or give the playbook",
+        ) from exc
+    if digest != saved.playbook.sha256:
+        if file.resolve() != Path(saved.playbook.file).resolve():
+            raise NotApplied(
+                f"the plan was made from {saved.playbook.file}, not {file}",
+                hint="give that playbook, or none (the plan names it)",
+            )
+        raise NotApplied(
+            f"{file} has changed since the plan was made (sha256 differs)",
+            hint=REMAKE,
+        )
+
+
+async def _matches_saved(http: ProvenaHttp, saved: Plan, plan: Plan, ui: ApplyUI) -> None:
+    """Refuses (NotApplied) unless the plan made now is the saved one, less what is done already: no
+    problems, no record changed since, no write it does not show, none of its writes left out."""
+    if plan.problems:  # what the saved plan did not know: a lock since, a role this user lacks
+        ui.show(plan)
+        raise NotApplied(
+            f"applying the saved plan now would run into {len(plan.problems)} problem(s) (above); "
+            "nothing was applied",
+            hint="fix them and apply again, or plan again",
+        )
+    if plan.planned_by != saved.planned_by:
+        ui.note(f"the plan was made by {saved.planned_by}; it is applied by {plan.planned_by}")
+    changed = stale(saved, plan)
+    if changed:
+        raise NotApplied(
+            f"the saved plan is stale: {len(changed)} record(s) changed since it was made: "
+            + listing(changed),
+            hint=REMAKE,
+        )
+    unreviewed = altered(saved, plan)
+    if unreviewed:
+        raise NotApplied(
+            f"the saved plan does not say what applying it would do: {len(unreviewed)} action(s) "
+            f"planned now are not in it as written: {listing(unreviewed)}",
+            hint="the file was edited after `provena-ops plan` wrote it, or made by another version; "
+            + REMAKE,
+        )
+    missing = unmatched(saved, plan)
+    done = await together(*(_done(http, action) for action in missing))
+    left_out = [action.key for action, finished in zip(missing, done, strict=True) if not finished]
+    if left_out:
+        raise NotApplied(
+            f"the saved plan holds {len(left_out)} action(s) that the plan made now does not, and that "
+            f"are not done: {listing(left_out)}; nothing was applied",
+            hint="the file was edited after `provena-ops plan` wrote it, or the playbook now selects other "
+            "records; " + REMAKE,
+        )
+
+
+async def _done(http: ProvenaHttp, action: Action) -> bool:
+    """Whether a saved action the fresh plan does not hold has taken effect (an interrupted run did it)."""
+    if action.kind in ("delete_model_run", "delete_study"):  # gone as anything, not only as its subtype
+        anything = await registry.general_fetch(http, action.record_id)
+        return anything.item is None and not anything.unreadable
+    fetched = await registry.fetch(http, action.subtype, action.record_id)
+    if action.kind in ("update", "relink") and fetched.item is not None and action.record is not None:
+        return bool(normalised(fetched.item.get("record")) == normalised(action.record))
+    return False

@@ -1,0 +1,212 @@
+"""`provena-ops apply` and `provena-ops log`: the command-line face of apply and its journals."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from provena_ops.apply.journal import DEFAULT_RUNS_DIR, Result
+from provena_ops.cli.auth import AUTH_METHOD_OPTION, AuthMethod, interactive_choice
+from provena_ops.cli.options import (
+    CONCURRENCY_OPTION,
+    ENVIRONMENT_OPTION,
+    ENVIRONMENTS_FILE_OPTION,
+    PARAM_OPTION,
+    ReadProgress,
+    err,
+    out,
+)
+from provena_ops.errors import ProvenaOpsError
+from provena_ops.render.common import shown
+
+if TYPE_CHECKING:
+    from provena_ops.apply.run import ApplyResult
+from provena_ops.environments.target import Target
+from provena_ops.plan.model import Action, Plan
+from provena_ops.signals import ask
+
+log_app = typer.Typer(
+    rich_markup_mode="markdown", help="Show the journals of earlier applies.", no_args_is_help=True
+)
+RUNS_DIR_OPTION = typer.Option(
+    DEFAULT_RUNS_DIR, "--runs-dir", help="Where run journals are kept (relative to the working directory)."
+)
+
+
+class TerminalUI:
+    """Shows the plan, asks for approval, and draws progress on stderr when it is a terminal."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self._reading = ReadProgress() if err.is_terminal else None
+        self._bar: Progress | None = None
+
+    def note(self, text: str) -> None:
+        err.print(f"note: {text}", markup=False, highlight=False)
+
+    @property
+    def reading(self) -> ReadProgress | None:
+        return self._reading
+
+    def show(self, plan: Plan) -> None:
+        from provena_ops.render.terminal import render_terminal
+
+        if self._reading is not None:
+            self._reading.clear()
+        render_terminal(plan, out, verbose=self.verbose)
+
+    def confirm(self, plan: Plan, target: Target) -> bool:
+        if not sys.stdin.isatty():
+            raise ProvenaOpsError(
+                "apply needs approval, and there is no terminal to ask on; nothing was changed",
+                hint="review the plan, then pass --auto-approve (CI) to apply without asking",
+            )
+        out.print()
+        out.print(
+            f"Apply this plan to [bold]{target.name}[/] ({target.stage})? "
+            "Only 'yes' will be accepted to approve."
+        )
+        answer = ask("  Enter a value: ")
+        return answer is not None and answer.strip() == "yes"
+
+    def executing(self, plan: Plan) -> Callable[[Action, Result], None] | None:
+        if not err.is_terminal:
+            return None
+        changing = sum(1 for action in plan.actions if action.outcome == "change")
+        bar = Progress(
+            TextColumn("applying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        )
+        task = bar.add_task("", total=changing)
+        bar.start()
+        self._bar = bar
+
+        def advance(action: Action, result: Result) -> None:
+            if action.outcome != "change":
+                return
+            bar.update(task, advance=1, description=f"{action.key}: {result}")
+            if bar.finished:
+                bar.stop()
+
+        return advance
+
+    def stop(self) -> None:
+        """However apply ends (an interrupt included): the progress bar goes, and the cursor comes back."""
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+        if self._reading is not None:
+            self._reading.clear()
+
+
+def apply_command(
+    playbook: Path | None = typer.Argument(None, help="The playbook to apply (or give --plan)."),
+    plan_file: Path | None = typer.Option(
+        None, "--plan", help="Apply this saved plan (from `plan --out`), refused if anything changed since."
+    ),
+    auto_approve: bool = typer.Option(False, "--auto-approve", help="Apply without asking (for CI)."),
+    confirm_environment: str | None = typer.Option(
+        None, "--confirm-environment", help="Required to apply to an environment whose stage is PROD."
+    ),
+    parallelism: int = typer.Option(8, "--parallelism", min=1, max=64, help="Actions carried out at once."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Start no new action after one fails."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="List unchanged records too."),
+    environment: str | None = ENVIRONMENT_OPTION,
+    environments_file: Path | None = ENVIRONMENTS_FILE_OPTION,
+    param: list[str] | None = PARAM_OPTION,
+    concurrency: int = CONCURRENCY_OPTION,
+    runs_dir: Path = RUNS_DIR_OPTION,
+    auth_method: AuthMethod | None = AUTH_METHOD_OPTION,
+) -> None:
+    """Plan, show the plan, ask for approval, then carry it out, journalling every step.
+
+    Safe to run again at any time: what is already done is skipped, and a run interrupted at any point
+    (even by kill -9) is finished by running the same command again. Exit status: 0 every action
+    succeeded (or nothing to do), 1 anything failed or was not applied (or a usage error), 130
+    interrupted.
+    """
+    from provena_ops.apply.run import apply
+    from provena_ops.environments.file import parse_params
+
+    ui = TerminalUI(verbose)
+    try:
+        result = apply(
+            playbook,
+            ui,
+            plan_file=plan_file,
+            environment=environment,
+            params=parse_params(param or []),
+            environments_file=environments_file,
+            auto_approve=auto_approve,
+            confirm_environment=confirm_environment,
+            parallelism=parallelism,
+            concurrency=concurrency,
+            fail_fast=fail_fast,
+            command=shlex.join(["provena-ops", *sys.argv[1:]]),
+            runs_dir=runs_dir,
+            sign_in=interactive_choice(auth_method),
+        )
+    finally:
+        ui.stop()
+    for done in (signal.SIGINT, signal.SIGTERM):  # the run has ended and is journalled: say how, whole
+        signal.signal(done, signal.SIG_IGN)
+    if not report(result, runs_dir):
+        raise typer.Exit(1)
+
+
+def report(result: ApplyResult, runs_dir: Path) -> bool:
+    """What an apply did, for people; True when it all succeeded."""
+    if not result.plan.has_changes:
+        out.print("\n[green]No changes. Nothing to apply.[/]")
+    for action in result.plan.actions:
+        if action.outcome == "not_found":  # a typo is not a success: said again after the run
+            out.print(
+                f"[magenta]not found[/] {shown(action.key)}: {shown(action.why or '')}", highlight=False
+            )
+    for key, outcome in result.outcomes.items():
+        if outcome.result in ("failed", "skipped", "unknown"):
+            colour = {"failed": "red", "skipped": "yellow", "unknown": "magenta"}[outcome.result]
+            out.print(f"[{colour}]{outcome.result}[/] {shown(key)}: {shown(outcome.detail)}", highlight=False)
+    if result.stopped:
+        out.print(f"[yellow]stopped: {result.stopped}[/]")
+    style = "green" if result.recap.succeeded else "red"
+    out.print(f"\n[bold {style}]{result.recap.line()}[/]")
+    elsewhere = "" if runs_dir == DEFAULT_RUNS_DIR else f" --runs-dir {shlex.quote(str(runs_dir))}"
+    out.print(
+        f"[dim]journal: {shown(str(result.journal))} "
+        f"(provena-ops log show {result.run_id}{shown(elsewhere)})[/]",
+        highlight=False,
+    )
+    return result.recap.succeeded
+
+
+@log_app.command("list")
+def log_list(runs_dir: Path = RUNS_DIR_OPTION) -> None:
+    """List earlier applies, newest last: when, where, what, and how it ended."""
+    from provena_ops.render.log import render_runs
+
+    render_runs(runs_dir, out)
+
+
+@log_app.command("show")
+def log_show(
+    run: str = typer.Argument(..., help="Run id (or its unique start), from `log list`."),
+    runs_dir: Path = RUNS_DIR_OPTION,
+) -> None:
+    """Show one apply step by step: the plan it carried out, every request, job and outcome."""
+    from provena_ops.apply.journal import find_run
+    from provena_ops.render.log import render_run
+
+    render_run(find_run(runs_dir, run), out)

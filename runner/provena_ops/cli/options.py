@@ -1,0 +1,68 @@
+"""What the command modules share: the consoles, the options every command takes, reading progress."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from provena_ops.errors import ProvenaOpsError
+
+out = Console(soft_wrap=True)  # plans and reports go to logs and CI too: never break a line mid-sentence
+err = Console(stderr=True, soft_wrap=True)
+
+ENVIRONMENT_OPTION = typer.Option(
+    None, "--environment", "-e", help="Target this environment instead of the playbook's own."
+)
+ENVIRONMENTS_FILE_OPTION = typer.Option(
+    None,
+    "--environments",
+    help="Provena environments file (default: $PROVENA_OPS_ENVIRONMENTS, ./environments/environments.json, "
+    "./environments.json; the sandbox environment is always available).",
+)
+PARAM_OPTION = typer.Option(
+    None, "--param", help="Environment replacement as id:value (repeatable; the value may contain ':')."
+)
+CONCURRENCY_OPTION = typer.Option(16, "--concurrency", min=1, max=64, help="Reads in flight at once.")
+
+
+class ReadProgress:
+    """One self-updating line on stderr while reading (only on a terminal), at most ten updates a second:
+    printing every one of 10,000 reads would cost more than the reads."""
+
+    def __init__(self) -> None:
+        self.shown_at = 0.0
+        self.width = 0
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.shown_at < 0.1:
+            return
+        self.shown_at = now
+        text = f"reading: {done:,} of {total:,} reads done ({label})"
+        self.width = max(self.width, len(text))
+        err.print(text.ljust(self.width), end="\r", highlight=False, markup=False)
+
+    def clear(self) -> None:
+        if self.width:
+            err.print(" " * self.width, end="\r", highlight=False, markup=False)
+            self.width = 0
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Temp file + rename: a reader never sees half a plan, and a crash leaves the old file intact. A
+    symbolic link is written through, not replaced."""
+    path = path.resolve() if path.is_symlink() else path
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise ProvenaOpsError(
+            f"cannot save the plan to {path}: {exc.strerror or exc}",
+            hint="the plan is shown here but not saved; choose a writable --out path and plan again",
+        ) from exc

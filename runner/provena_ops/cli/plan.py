@@ -1,0 +1,156 @@
+"""`provena-ops plan`: read live state, show what apply would change, save it for review."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from provena_ops.cli.auth import AUTH_METHOD_OPTION, AuthMethod, interactive_choice
+from provena_ops.cli.options import (
+    CONCURRENCY_OPTION,
+    ENVIRONMENT_OPTION,
+    ENVIRONMENTS_FILE_OPTION,
+    PARAM_OPTION,
+    ReadProgress,
+    err,
+    out,
+    write_atomically,
+)
+from provena_ops.errors import Interrupted, ProvenaOpsError
+
+
+class PlanFormat(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+def plan(
+    playbook: Path | None = typer.Argument(None, help="The playbook to plan (or give --changed-since)."),
+    save: Path | None = typer.Option(
+        None, "--out", help="Save the plan as JSON (for review and `apply --plan`)."
+    ),
+    changed_since: str | None = typer.Option(
+        None, "--changed-since", help="Plan every playbook under playbooks/ changed since this git ref."
+    ),
+    out_dir: Path | None = typer.Option(
+        None, "--out-dir", help="With --changed-since: save each plan as JSON in this directory."
+    ),
+    output: PlanFormat = typer.Option(
+        PlanFormat.text, "--format", help="text, json, or markdown (PR comments)."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="List unchanged records too."),
+    environment: str | None = ENVIRONMENT_OPTION,
+    environments_file: Path | None = ENVIRONMENTS_FILE_OPTION,
+    param: list[str] | None = PARAM_OPTION,
+    concurrency: int = CONCURRENCY_OPTION,
+    auth_method: AuthMethod | None = AUTH_METHOD_OPTION,
+) -> None:
+    """Read live state and show what apply would change, record by record, field by field.
+
+    Exit status: 0 no changes, 2 changes present, 1 error (a plan with problems or a usage error
+    included), 130 interrupted.
+    """
+    from provena_ops import api
+    from provena_ops.environments.file import parse_params
+    from provena_ops.render.json_format import render_json
+    from provena_ops.render.markdown import render_markdown
+    from provena_ops.render.terminal import render_terminal
+
+    if changed_since is not None or out_dir is not None:
+        from provena_ops.cli.gitops import plan_changed
+
+        if playbook is not None or save is not None or changed_since is None:
+            wrong = (
+                "--out-dir goes with --changed-since"
+                if changed_since is None
+                else "--changed-since plans the playbooks changed since REF, so it takes no PLAYBOOK"
+                if playbook is not None
+                else "--out saves one playbook's plan; with --changed-since, plans go to --out-dir"
+            )
+            raise ProvenaOpsError(
+                wrong, hint="give either a PLAYBOOK (with --out), or --changed-since REF (with --out-dir)"
+            )
+        plan_changed(
+            changed_since, out_dir, output.value, verbose, environment, environments_file, param or [],
+            concurrency, interactive_choice(auth_method),
+        )  # fmt: skip
+        return
+    if playbook is None:
+        raise ProvenaOpsError(
+            "plan needs a playbook", hint="provena-ops plan PLAYBOOK, or --changed-since REF"
+        )
+    if save is not None:
+        _check_writable(save, playbook)
+    progress = ReadProgress() if err.is_terminal else None
+    try:
+        made = api.plan(
+            playbook,
+            environment=environment,
+            params=parse_params(param or []),
+            environments_file=environments_file,
+            concurrency=concurrency,
+            progress=progress,
+            sign_in=interactive_choice(auth_method),
+        )
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "plan interrupted while reading; plan only reads, so nothing was changed"
+            + (" and no plan was saved" if save is not None else ""),
+            hint="run it again when ready",
+        ) from None
+    finally:
+        if progress is not None:
+            progress.clear()
+    unsaved: ProvenaOpsError | None = None
+    if save is not None:
+        try:
+            write_atomically(save, render_json(made))
+        except ProvenaOpsError as exc:
+            unsaved, save = exc, None  # still show the plan, and claim no file
+    if output is PlanFormat.json:
+        sys.stdout.write(render_json(made))
+    elif output is PlanFormat.markdown:
+        sys.stdout.write(render_markdown(made, full_plan_at=str(save) if save else None))
+    else:
+        render_terminal(made, out, verbose=verbose)
+    if unsaved is not None:
+        raise unsaved
+    if made.problems:
+        raise typer.Exit(1)
+    if made.has_changes:
+        raise typer.Exit(2)
+
+
+def _check_writable(path: Path, playbook: Path) -> None:
+    """Refuse an unusable --out before reading anything, rather than losing the plan after: the plan is
+    written beside the file and renamed over it, which would replace a device, a pipe or the playbook."""
+    if path.is_dir():
+        raise ProvenaOpsError(f"--out {path} is a directory", hint="give a file name, e.g. plan.json")
+    if path.exists() and not path.is_file():
+        raise ProvenaOpsError(
+            f"--out {path} is not a regular file (a device, pipe or socket)",
+            hint="give a file name, e.g. plan.json; to print the plan, use --format json",
+        )
+    if path.exists() and playbook.exists() and path.resolve() == playbook.resolve():
+        raise ProvenaOpsError(
+            f"--out {path} is the playbook itself; the plan would replace it",
+            hint="give another file name, e.g. plan.json",
+        )
+    if not path.parent.is_dir():
+        raise ProvenaOpsError(
+            f"cannot write the plan to {path}: the directory {path.parent} does not exist",
+            hint="create it first, or choose another --out path",
+        )
+    try:
+        probe = path.with_name(f".{path.name}.probe")
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ProvenaOpsError(
+            f"cannot write the plan to {path}: {exc.strerror or exc}",
+            hint="choose a path in a writable directory",
+        ) from exc

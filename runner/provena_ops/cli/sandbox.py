@@ -1,0 +1,184 @@
+"""`provena-ops sandbox ...`: serve, seed, reset, load and mint tokens for the embedded sandbox."""
+
+from __future__ import annotations
+
+import errno
+import json
+import signal
+from pathlib import Path
+from types import ModuleType
+
+import typer
+from rich.table import Table
+
+from provena_ops.cli.options import (
+    err,
+    out,
+)
+from provena_ops.environments.file import DEFAULT_SANDBOX_DB
+from provena_ops.errors import ProvenaOpsError
+
+sandbox_app = typer.Typer(
+    rich_markup_mode="markdown",
+    help="Run and manage the embedded Provena-compatible sandbox (FastAPI + SQLite on loopback).",
+    no_args_is_help=True,
+)
+
+MAX_DELAY_MS = 600_000.0
+DB_OPTION = typer.Option(Path(DEFAULT_SANDBOX_DB), "--db", help="Sandbox database file.")
+
+
+def _sandbox_admin() -> ModuleType:
+    """Imported on use: the sandbox pulls in FastAPI and uvicorn, which `validate` does not need."""
+    from provena_ops.sandbox import admin
+
+    return admin
+
+
+@sandbox_app.command()
+def serve(
+    db: Path = DB_OPTION,
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback unless --allow-remote)."),
+    port: int = typer.Option(8765, help="Port to listen on; 0 picks a free one."),
+    latency_ms: float = typer.Option(0.0, "--latency-ms", help="Delay added to every service request."),
+    fault_rate: float = typer.Option(
+        0.0, "--fault-rate", help="Share of requests answered with 5xx, 429 or a dropped connection."
+    ),
+    job_delay_ms: float = typer.Option(0.0, "--job-delay-ms", help="Delay of each job phase."),
+    job_row_delay_ms: float = typer.Option(
+        0.0, "--job-row-delay-ms", help="How long a new job's row stays invisible (400 on fetch)."
+    ),
+    job_fail_rate: float = typer.Option(0.0, "--job-fail-rate", help="Share of jobs that end FAILED."),
+    seed_demo: bool = typer.Option(
+        False, "--seed-demo", help="Seed the demo registry when the sandbox is empty."
+    ),
+    allow_remote: bool = typer.Option(
+        False, "--allow-remote", help="Allow listening on a non-loopback address."
+    ),
+) -> None:
+    """Serve the sandbox until interrupted, printing the endpoint overrides to use."""
+    from provena_ops.sandbox.context import SandboxSettings
+    from provena_ops.sandbox.server import NotLoopback, base_url_of, bind, make_server
+
+    for name, rate in (("--fault-rate", fault_rate), ("--job-fail-rate", job_fail_rate)):
+        if not 0 <= rate <= 1:
+            raise ProvenaOpsError(f"{name} must be between 0 and 1, got {rate}")
+    for name, value in (
+        ("--latency-ms", latency_ms),
+        ("--job-delay-ms", job_delay_ms),
+        ("--job-row-delay-ms", job_row_delay_ms),
+    ):
+        if value < 0:
+            raise ProvenaOpsError(f"{name} must not be negative, got {value}")
+        if not value <= MAX_DELAY_MS:  # also refuses nan and inf, which would hang every request
+            raise ProvenaOpsError(f"{name} must be at most {MAX_DELAY_MS:.0f}, got {value}")
+    if not 0 <= port <= 65535:
+        raise ProvenaOpsError(f"--port must be between 0 and 65535, got {port}", hint="0 picks a free port")
+    try:
+        sock = bind(host, port, allow_remote)
+    except NotLoopback as exc:
+        raise ProvenaOpsError(str(exc)) from exc
+    except OSError as exc:
+        hint = (
+            f"{host} is not an address of this machine; use 127.0.0.1"
+            if exc.errno == errno.EADDRNOTAVAIL
+            else "pick another --port, or 0 for a free one"
+        )
+        raise ProvenaOpsError(f"cannot listen on {host}:{port}: {exc.strerror}", hint=hint) from exc
+    admin = _sandbox_admin()
+    try:
+        admin.open_sandbox(db).store.close()  # an unusable --db fails here, before anything is printed
+        if seed_demo and admin.is_empty(db):
+            admin.seed(db, 60, reset=False)
+    except ProvenaOpsError:
+        sock.close()
+        raise
+    settings = SandboxSettings(
+        db_path=db,
+        latency_ms=latency_ms,
+        fault_rate=fault_rate,
+        job_delay_ms=job_delay_ms,
+        job_row_delay_ms=job_row_delay_ms,
+        job_fail_rate=job_fail_rate,
+    )
+    from provena_ops.sandbox.app import service_urls
+
+    server, _ = make_server(settings)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # uvicorn shuts down, then ends by SIGTERM (status 143)
+    base_url = base_url_of(sock)
+    err.print(f"Provena sandbox on {base_url} (database {db})")
+    print(json.dumps(service_urls(base_url, settings.realm_name), indent=2), flush=True)
+    server.run(sockets=[sock])
+
+
+@sandbox_app.command()
+def seed(
+    db: Path = DB_OPTION,
+    demo: bool = typer.Option(
+        True, "--demo/--no-demo", help="Build the demo registry (the only seed so far)."
+    ),
+    scale: int = typer.Option(60, "--scale", help="Number of model runs to create."),
+    reset: bool = typer.Option(False, "--reset", help="Empty the sandbox first."),
+) -> None:
+    """Build a realistic, deterministic registry (people, templates, datasets, studies, model runs, graph)."""
+    if not demo:
+        raise ProvenaOpsError(
+            "nothing to seed without --demo", hint="use `provena-ops sandbox load` for exports"
+        )
+    summary = _sandbox_admin().seed(db, scale, reset)
+    table = Table(title=f"Seeded {db}")
+    table.add_column("subtype")
+    table.add_column("items", justify="right")
+    for subtype, count in summary.counts.items():
+        table.add_row(subtype, str(count))
+    out.print(table)
+    for label, value in summary.notable.items():
+        out.print(f"[bold]{label}[/]: {value}")
+
+
+@sandbox_app.command()
+def reset(db: Path = DB_OPTION) -> None:
+    """Empty the sandbox: registry, graph, jobs and sessions (the realm's signing key is kept)."""
+    _sandbox_admin().reset(db)
+    out.print(f"Sandbox {db} is empty.")
+
+
+@sandbox_app.command()
+def load(
+    export: Path = typer.Argument(..., help="A registry export (JSON array of BundledItem)."),
+    db: Path = DB_OPTION,
+    replace: bool = typer.Option(
+        False,
+        "--replace",
+        help="Make the sandbox identical to the export: delete items not in it (with --relodge, rebuild the "
+        "graph too).",
+    ),
+    relodge: bool = typer.Option(
+        True, "--relodge/--no-relodge", help="Rebuild the provenance graph from the loaded model runs."
+    ),
+) -> None:
+    """Load a registry export into the sandbox, to rehearse a playbook on a copy of a real registry."""
+    result = _sandbox_admin().load(db, export, replace, relodge)
+    stats = result["statistics"]
+    out.print(
+        f"Loaded {export}: {stats['new_entries']} new, {stats['overwritten_entries']} overwritten, "
+        f"{stats['deleted_entries']} deleted; registry now holds {stats['new_registry_size']} items."
+    )
+    if relodge:
+        out.print(f"Relodged {result['relodged']} model run graphs.")
+        for failure in result["relodge_failures"]:
+            err.print(f"warning: could not relodge {failure}")
+
+
+@sandbox_app.command()
+def token(
+    user: str = typer.Option(..., "--user", help="preferred_username of the token."),
+    roles: list[str] | None = typer.Option(
+        None, "--roles", help="Preset (admin, write, read, none) or realm roles, comma-separated or repeated."
+    ),
+    email: str | None = typer.Option(None, "--email", help="email claim (default derived from the user)."),
+    lifetime: int = typer.Option(300, "--lifetime", help="Seconds until the token expires."),
+    db: Path = DB_OPTION,
+) -> None:
+    """Mint a sandbox access token (RS256, signed by the sandbox realm) and print it."""
+    print(_sandbox_admin().token(db, user, roles, lifetime, email))

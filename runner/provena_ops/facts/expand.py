@@ -1,0 +1,122 @@
+"""Record references -> handle ids: names through search results, selectors through the registry scan.
+
+Pure, so the fetcher (deciding what else to read) and the planner (pinning targets in the plan) expand
+the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+from provena_ops.facts.model import State, name_key
+from provena_ops.playbook.model import (
+    DeleteModelRuns,
+    DeleteStudies,
+    LinkStudies,
+    ModelRunRef,
+    Playbook,
+    RelodgeModelRuns,
+    StudyDeletion,
+    StudyRef,
+    UpdateModelRuns,
+)
+
+
+@dataclass
+class Needs:
+    """What must be read before targets can be expanded."""
+
+    names: set[tuple[str, str]] = field(default_factory=set)  # (subtype, display name)
+    scan: bool = False  # a full listing of model runs
+
+
+@dataclass
+class Resolution:
+    ids: list[str]
+    problem: str | None = None
+    hint: str | None = None
+    nameless: bool = False  # no record has the name: for a deletion, already done (or a typo)
+
+
+def needs(playbook: Playbook) -> Needs:
+    found = Needs()
+    for operation in playbook.operations:
+        for ref in run_refs(operation):
+            if ref.display_name is not None:
+                found.names.add(("MODEL_RUN", ref.display_name))
+            if ref.linked_to_study is not None or ref.display_name_matches is not None:
+                found.scan = True
+        for study in study_refs(operation):
+            if study.display_name is not None:
+                found.names.add(("STUDY", study.display_name))
+        if isinstance(operation, DeleteStudies):
+            found.scan = True  # the registry side of "what links to this study"
+    return found
+
+
+def resolve_run(ref: ModelRunRef, state: State) -> Resolution:
+    if ref.id is not None:
+        return Resolution([ref.id])
+    if ref.display_name is not None:
+        return _by_name("MODEL_RUN", "model run", ref.display_name, state)
+    index = state.run_index or []
+    if ref.linked_to_study is not None:
+        return Resolution(sorted(run.id for run in index if run.study_id == ref.linked_to_study))
+    assert ref.display_name_matches is not None
+    pattern = ref.display_name_matches
+    return Resolution(sorted(run.id for run in index if fnmatchcase(run.display_name, pattern)))
+
+
+def resolve_study(ref: StudyRef | StudyDeletion, state: State) -> Resolution:
+    if ref.id is not None:
+        return Resolution([ref.id])
+    assert ref.display_name is not None
+    return _by_name("STUDY", "study", ref.display_name, state)
+
+
+def _by_name(subtype: str, noun: str, display_name: str, state: State) -> Resolution:
+    ids = state.names.get(name_key(subtype, display_name), [])
+    if not ids:
+        near = state.near_names.get(name_key(subtype, display_name), [])
+        listed = ", ".join(f"{candidate.subtype!r} ({candidate.id})" for candidate in near)
+        # A record whose name differs only in case or spacing is a typo, not a record already gone.
+        almost = any(_loose(candidate.subtype) == _loose(display_name) for candidate in near)
+        return Resolution(
+            [],
+            f"no {noun} is named exactly {display_name!r}" + (f"; search found {listed}" if near else ""),
+            "names match exactly (case and spaces count); copy the name, or give the handle id",
+            nameless=not almost,
+        )
+    if len(ids) > 1:
+        return Resolution(
+            [],
+            f"{len(ids)} {noun}s are named {display_name!r}: {', '.join(sorted(ids))}",
+            "name the record by handle id instead",
+        )
+    return Resolution(ids)
+
+
+def _loose(name: str) -> str:
+    return " ".join(name.casefold().split())
+
+
+def run_refs(operation: object) -> list[ModelRunRef]:
+    if isinstance(operation, DeleteModelRuns | UpdateModelRuns | LinkStudies | RelodgeModelRuns):
+        return list(operation.model_runs)
+    return []
+
+
+def study_refs(operation: object) -> list[StudyRef | StudyDeletion]:
+    refs: list[StudyRef | StudyDeletion] = []
+    if isinstance(operation, LinkStudies):
+        refs.append(operation.study)
+    if isinstance(operation, DeleteStudies):
+        refs.extend(operation.studies)
+        if operation.replace_with is not None:
+            refs.append(operation.replace_with)
+        for study in operation.studies:
+            if study.replace_with is not None:
+                refs.append(study.replace_with)
+            refs.extend(o.replace_with for o in study.model_run_overrides.values() if o.replace_with)
+    return refs

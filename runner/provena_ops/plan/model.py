@@ -1,0 +1,218 @@
+"""The plan: what apply will do, record by record, field by field. Saved as JSON (schemas/plan.schema.json).
+
+A plan is exact (apply does what it says and nothing else), complete (every record touched, every field
+changed, the graph impact, every connection found) and stale-proof (each record read is fingerprinted,
+so apply can refuse when the registry changed since).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from provena_ops.safety.scalars import exactly
+
+PLAN_FORMAT: Literal[1] = 1
+
+ActionKind = Literal["update", "relink", "delete_model_run", "delete_study", "relodge"]
+Outcome = Literal["change", "unchanged", "not_found"]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldChange(Frozen):
+    """One field of one record: its value now and after apply (None = absent)."""
+
+    field: str
+    before: Any = None
+    after: Any = None
+
+
+class GraphImpact(Frozen):
+    """What a model-run deletion removes from the provenance graph (Provena's trial-mode delete)."""
+
+    nodes_removed: int
+    links_removed: int
+    node_references_removed: int  # nodes kept because other records still use them
+    link_references_removed: int
+
+
+class Action(Frozen):
+    key: str = Field(description="Unique within the plan, e.g. 'update 10378.1/1690054'.")
+    kind: ActionKind
+    record_id: str
+    subtype: Literal["MODEL_RUN", "STUDY"]
+    display_name: str | None = None
+    operations: list[int] = Field(description="Indexes of the playbook operations that asked for this.")
+    outcome: Outcome
+    why: str | None = Field(None, description="Why nothing happens, for unchanged and not-found actions.")
+    reason: str | None = Field(None, description="The reason Provena records in the item's history.")
+    changes: list[FieldChange] = Field(default_factory=list)
+    record: dict[str, Any] | None = Field(None, description="The ModelRunRecord apply submits (updates).")
+    graph: GraphImpact | None = None
+    stale_link_to: str | None = Field(
+        None,
+        description="A study only the provenance graph still links this run to: the record is re-submitted "
+        "unchanged, which makes Provena's update job remove that link.",
+    )
+    depends_on: list[str] = Field(
+        default_factory=list, description="Keys of actions that must succeed first."
+    )
+    warnings: list[str] = Field(default_factory=list)
+    side_effects: list[str] = Field(default_factory=list)
+
+
+class Problem(Frozen):
+    """Something that makes the plan impossible to apply; apply refuses a plan with problems."""
+
+    message: str
+    hint: str
+    operation: int | None = None
+    record_id: str | None = None
+
+
+class OperationTargets(Frozen):
+    """The records an operation resolved to (selectors and names expanded and pinned)."""
+
+    operation: int
+    op: str
+    model_runs: list[str] = Field(default_factory=list)
+    studies: list[str] = Field(default_factory=list)
+
+
+class PlaybookInfo(Frozen):
+    file: str
+    name: str
+    sha256: str
+
+
+class EnvironmentInfo(Frozen):
+    name: str
+    stage: str
+    registry: str = Field(
+        description="The registry API URL read, or 'sandbox:<database path>' for the embedded sandbox."
+    )
+
+
+class Outlier(Frozen):
+    record_id: str
+    measure: Literal["nodes", "links"]
+    value: int
+    average: float
+
+
+class DeletionImpact(Frozen):
+    """The graph impact of a plan's model-run deletions, for runs that have a graph."""
+
+    runs: int
+    nodes_removed: int
+    links_removed: int
+    average_nodes: float
+    average_links: float
+    outliers: list[Outlier] = Field(
+        default_factory=list, description="Runs removing more than two standard deviations above average."
+    )
+
+
+class Summary(Frozen):
+    update: int = 0
+    relink: int = 0
+    delete: int = 0
+    relodge: int = 0
+    unchanged: int = 0
+    not_found: int = Field(0, description="Deletion targets that are not in the registry (typos, or gone).")
+    problems: int = 0
+
+    @property
+    def changes(self) -> int:
+        return self.update + self.relink + self.delete + self.relodge
+
+    def line(self) -> str:
+        to_update = self.update + self.relink
+        parts = [f"{to_update} to update", f"{self.delete} to delete"]
+        if self.relodge:
+            parts.append(f"{self.relodge} to relodge")
+        parts.append(f"{self.unchanged} unchanged")
+        if self.not_found:
+            parts.append(f"{self.not_found} not found")
+        text = "Plan: " + ", ".join(parts) + "."
+        if self.problems:
+            text += (
+                f" {self.problems} problem{'s' if self.problems != 1 else ''}: this plan cannot be applied."
+            )
+        return text
+
+
+class Plan(BaseModel):
+    model_config = ConfigDict(extra="forbid", title="provena-ops plan")
+
+    plan_format: Annotated[Literal[1], exactly(PLAN_FORMAT)] = PLAN_FORMAT
+    playbook: PlaybookInfo
+    environment: EnvironmentInfo
+    planned_by: str
+    created_at: str = Field(
+        description="When the plan was made (ISO 8601, UTC); the only non-repeatable field."
+    )
+    targets: list[OperationTargets]
+    fingerprints: dict[str, str] = Field(
+        description="sha256 of every record read, or 'absent'; '<study id>#links' digests the model runs "
+        "found linked to a study being deleted. Apply refuses the plan if any changed."
+    )
+    actions: list[Action]
+    problems: list[Problem] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(
+        default_factory=list, description="What Provena does besides the listed changes."
+    )
+    deletion_impact: DeletionImpact | None = None
+    summary: Summary
+
+    @property
+    def has_changes(self) -> bool:
+        return self.summary.changes > 0
+
+
+def fingerprint(item: dict[str, Any] | None) -> str:
+    """Stable digest of a record as read; `absent` when it does not exist."""
+    if item is None:
+        return "absent"
+    canonical = json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+LINKS_SUFFIX = "#links"
+_KEY_VERBS = {"update": "update", "relink": "update", "delete_model_run": "delete", "delete_study": "delete"}
+
+
+def action_key(kind: str, record_id: str) -> str:
+    """How actions are named and depended on: 'update X', 'delete X', 'relodge X'."""
+    return f"{_KEY_VERBS.get(kind, kind)} {record_id}"
+
+
+def links_key(study_id: str) -> str:
+    return f"{study_id}{LINKS_SUFFIX}"
+
+
+def links_fingerprint(graph: list[str], registry: list[str]) -> str:
+    """Digest of what links to a study (through the graph and the registry): a run linked to it after
+    planning makes the plan stale, as a changed record does."""
+    return fingerprint({"graph": sorted(graph), "registry": sorted(registry)})
+
+
+def summarise(actions: list[Action], problems: list[Problem]) -> Summary:
+    counts = {"update": 0, "relink": 0, "delete": 0, "relodge": 0, "unchanged": 0, "not_found": 0}
+    for action in actions:
+        if action.outcome == "unchanged":
+            counts["unchanged"] += 1
+        elif action.outcome == "not_found":
+            counts["not_found"] += 1
+        elif action.kind in ("delete_model_run", "delete_study"):
+            counts["delete"] += 1
+        else:
+            counts[action.kind] += 1
+    return Summary(**counts, problems=len(problems))

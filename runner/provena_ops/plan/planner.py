@@ -1,0 +1,90 @@
+"""(Playbook, State) -> Plan. Pure: no I/O, no clock, no randomness (a test checks it imports no httpx).
+
+Every model run the playbook touches gets at most one write action, merging what several operations ask
+of it (and failing when they disagree); study deletions come after the relinks they depend on.
+"""
+
+from __future__ import annotations
+
+from provena_ops.facts.model import State
+from provena_ops.plan.collect import collect, links_to_deleted_studies
+from provena_ops.plan.deletes import delete_actions, relodge_actions
+from provena_ops.plan.edits import EDIT_SIDE_EFFECTS, edit_actions
+from provena_ops.plan.impact import deletion_impact
+from provena_ops.plan.model import (
+    Action,
+    EnvironmentInfo,
+    Plan,
+    PlaybookInfo,
+    links_fingerprint,
+    links_key,
+    summarise,
+)
+from provena_ops.plan.planning import Planning
+from provena_ops.plan.studies import study_actions, study_connections
+from provena_ops.playbook.model import (
+    Playbook,
+)
+
+
+def make_plan(
+    playbook: Playbook,
+    state: State,
+    *,
+    playbook_info: PlaybookInfo,
+    environment: EnvironmentInfo,
+    created_at: str,
+) -> Plan:
+    planning = Planning(playbook, state)
+    if state.unreadable_runs:
+        planning.warnings.append(
+            f"the registry scan could not read {state.unreadable_runs} model run(s); selectors and study "
+            "link discovery cannot see them"
+        )
+    for index, operation in enumerate(playbook.operations):
+        collect(planning, index, operation)
+    for study_id, (index, study, operation) in planning.study_deletes.items():
+        study_connections(planning, index, study_id, study, operation)
+    links_to_deleted_studies(planning)
+    edit_steps = edit_actions(planning)
+    updated = {action.record_id for action in edit_steps if action.outcome == "change"}
+    # Dependencies point backwards: edits, then relodges (after their run's edit), then model-run
+    # deletions, then study deletions (after the relinks and run deletions that unlink them).
+    actions = _only_real_dependencies(
+        [
+            *edit_steps,
+            *relodge_actions(planning, updated),
+            *delete_actions(planning),
+            *study_actions(planning),
+        ]
+    )
+    impact = deletion_impact(planning, actions)
+    edits = any(a.kind in ("update", "relink") and a.outcome == "change" for a in actions)
+    fingerprints = {record_id: fact.fingerprint for record_id, fact in state.records.items()}
+    for study_id, links in state.connections.items():
+        fingerprints[links_key(study_id)] = links_fingerprint(links.graph_ids, links.registry)
+    return Plan(
+        playbook=playbook_info,
+        environment=environment,
+        planned_by=state.username,
+        created_at=created_at,
+        targets=planning.targets,
+        fingerprints=dict(sorted(fingerprints.items())),
+        actions=actions,
+        problems=planning.problems,
+        warnings=planning.warnings,
+        notes=[EDIT_SIDE_EFFECTS] if edits else [],
+        deletion_impact=impact,
+        summary=summarise(actions, planning.problems),
+    )
+
+
+def _only_real_dependencies(actions: list[Action]) -> list[Action]:
+    """A dependency on an action that changes nothing (a run already deleted) is no dependency."""
+    changing = {action.key for action in actions if action.outcome == "change"}
+    return [
+        action
+        if all(key in changing for key in action.depends_on)
+        else action.model_copy(update={"depends_on": [k for k in action.depends_on if k in changing]})
+        for action in actions
+    ]
