@@ -26,7 +26,8 @@ from provena_ops.environments.checks import (
 from provena_ops.errors import ProvenaOpsError
 from provena_ops.playbook.diagnostics import Diagnostic, did_you_mean, sort_key
 from provena_ops.playbook.model_errors import diagnostics_from
-from provena_ops.playbook.yaml_source import Position, SourceMap
+from provena_ops.playbook.yaml_source import SourceMap
+from provena_ops.playbook.yaml_syntax import Position
 
 ENVIRONMENTS_VARIABLE = "PROVENA_OPS_ENVIRONMENTS"
 DEFAULT_LOCATIONS = (Path("environments/environments.json"), Path("environments.json"))

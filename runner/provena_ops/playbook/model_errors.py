@@ -25,7 +25,8 @@ from provena_ops.playbook.model import (
     REQUIRED_FIELD_REMOVED,
     Named,
 )
-from provena_ops.playbook.yaml_source import Position, SourceMap
+from provena_ops.playbook.yaml_source import SourceMap
+from provena_ops.playbook.yaml_syntax import Position
 from provena_ops.safety.scalars import BLANK, EXACT_NUMBER, LATEST_TIME
 
 _TYPE_NAMES = {

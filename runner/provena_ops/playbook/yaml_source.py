@@ -8,13 +8,20 @@ where duplicate keys, custom tags, recursive aliases and alias bombs are caught.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import yaml
 
-from provena_ops.playbook.diagnostics import Diagnostic, Path, did_you_mean, format_path
+from provena_ops.playbook.diagnostics import Diagnostic, Path, format_path
+from provena_ops.playbook.yaml_syntax import (
+    QUOTING_HINT,
+    Position,
+    diag,
+    position_of_index,
+    syntax_diagnostic,
+    tab_indentation,
+)
 from provena_ops.text import describe_character
 
 # Big enough for tens of thousands of listed records, small enough that a stray data file is refused fast.
@@ -37,15 +44,6 @@ _STR_TAG = "tag:yaml.org,2002:str"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_QUOTING_HINT = (
-    "check the indentation and quoting here; values that contain ': ' or ' #', or start with "
-    "'*', '&', '!', '%', '@', '{' or '[', need quotes"
-)
-
-
-class Position(NamedTuple):
-    line: int  # 1-based, as editors count
-    column: int  # 1-based
 
 
 @dataclass
@@ -107,7 +105,7 @@ def read_text(file: str, raw: bytes) -> str:
     if len(raw) > MAX_BYTES:
         raise YamlLoadError(
             [
-                _diag(
+                diag(
                     file,
                     None,
                     f"the file is larger than {MAX_BYTES // 1024 // 1024} MB, the limit for a playbook",
@@ -121,7 +119,7 @@ def read_text(file: str, raw: bytes) -> str:
     if nul >= 0:
         raise YamlLoadError(
             [
-                _diag(
+                diag(
                     file,
                     _position_of_offset(raw, nul),
                     f"this is not a text file (NUL byte at offset {nul})",
@@ -135,7 +133,7 @@ def read_text(file: str, raw: bytes) -> str:
     except UnicodeDecodeError as exc:
         raise YamlLoadError(
             [
-                _diag(
+                diag(
                     file,
                     _position_of_offset(raw, exc.start),
                     f"the file is not UTF-8 text (invalid byte 0x{raw[exc.start]:02x})",
@@ -148,20 +146,20 @@ def read_text(file: str, raw: bytes) -> str:
 
 def load_yaml(file: str, text: str) -> LoadedYaml:
     """Parse one YAML document into plain values plus a source map; the root must be a mapping."""
-    tabs = list(_tab_indentation(file, text))
+    tabs = list(tab_indentation(file, text))
     if tabs:
         raise YamlLoadError(tabs)
     loader = _SafeLoader(text)
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        raise YamlLoadError([_syntax_diagnostic(file, text, exc)]) from None
+        raise YamlLoadError([syntax_diagnostic(file, text, exc, MAX_DEPTH)]) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow in a stream
-        position = _position_of_index(text, exc.position)
+        position = position_of_index(text, exc.position)
         character = chr(exc.character) if isinstance(exc.character, int) else str(exc.character)
         raise YamlLoadError(
             [
-                _diag(
+                diag(
                     file,
                     position,
                     f"the file holds {describe_character(character)}, which YAML does not allow",
@@ -172,14 +170,14 @@ def load_yaml(file: str, text: str) -> LoadedYaml:
         ) from None
     except yaml.YAMLError as exc:  # other unmarked errors
         raise YamlLoadError(
-            [_diag(file, None, f"the file is not valid YAML: {exc}", "valid YAML", _QUOTING_HINT)]
+            [diag(file, None, f"the file is not valid YAML: {exc}", "valid YAML", QUOTING_HINT)]
         ) from None
     finally:
         loader.dispose()
     if node is None:
         raise YamlLoadError(
             [
-                _diag(
+                diag(
                     file,
                     Position(1, 1),
                     "the file has no content (only comments)" if text.strip() else "the file is empty",
@@ -191,7 +189,7 @@ def load_yaml(file: str, text: str) -> LoadedYaml:
     if not isinstance(node, yaml.MappingNode):
         raise YamlLoadError(
             [
-                _diag(
+                diag(
                     file,
                     _pos(node),
                     f"the top level of a playbook must be a mapping (key: value), found {_kind(node)}",
@@ -203,7 +201,7 @@ def load_yaml(file: str, text: str) -> LoadedYaml:
     builder = _Builder(file, loader)
     over = _over_budget(node)
     if over is not None:
-        raise YamlLoadError([_diag(file, *over)])
+        raise YamlLoadError([diag(file, *over)])
     data = builder.build(node, ())
     return LoadedYaml(data, builder.source, builder.diagnostics)
 
@@ -221,7 +219,7 @@ class _Builder:
         if self.count > MAX_NODES:
             raise YamlLoadError(
                 [
-                    _diag(
+                    diag(
                         self.source.file,
                         _pos(node),
                         f"aliases expand to more than {MAX_NODES:,} values",
@@ -236,7 +234,7 @@ class _Builder:
         if id(node) in self.in_progress:
             raise YamlLoadError(
                 [
-                    _diag(
+                    diag(
                         self.source.file,
                         _pos(node),
                         "an alias refers to the mapping or list that contains it",
@@ -265,7 +263,7 @@ class _Builder:
             if key_node.tag == _MERGE_TAG:
                 if merge_key is not None:
                     self.diagnostics.append(
-                        _diag(
+                        diag(
                             self.source.file,
                             _pos(key_node),
                             f"duplicate key '<<' (first given at line {merge_key.line})",
@@ -280,7 +278,7 @@ class _Builder:
             if not isinstance(key_node, yaml.ScalarNode):
                 self.source.rejected.add(path)  # the mapping lost a key: what it says now misleads
                 self.diagnostics.append(
-                    _diag(
+                    diag(
                         self.source.file,
                         _pos(key_node),
                         f"a mapping key must be a plain value, found {_kind(key_node)}",
@@ -294,7 +292,7 @@ class _Builder:
             if key in explicit:
                 first = explicit[key]
                 self.diagnostics.append(
-                    _diag(
+                    diag(
                         self.source.file,
                         key_position,
                         f"duplicate key '{key}' (first given at line {first.line})",
@@ -309,7 +307,7 @@ class _Builder:
         for source in merged:  # `<<: *defaults`: explicit keys win, as YAML specifies
             if id(source) in self.in_progress or source is node:
                 self.diagnostics.append(
-                    _diag(
+                    diag(
                         self.source.file,
                         _pos(source),
                         "`<<` merges the mapping that contains it",
@@ -321,7 +319,7 @@ class _Builder:
             self._refuse_custom_tag(source, "tag:yaml.org,2002:map", path)
             if not isinstance(source, yaml.MappingNode):
                 self.diagnostics.append(
-                    _diag(
+                    diag(
                         self.source.file,
                         _pos(source),
                         f"`<<` merges mappings only, found {_kind(source)}",
@@ -354,7 +352,7 @@ class _Builder:
         except (ValueError, OverflowError) as exc:  # e.g. an integer of thousands of digits
             self.source.rejected.add(path)
             self.diagnostics.append(
-                _diag(
+                diag(
                     self.source.file,
                     _pos(node),
                     f"this value cannot be read as YAML says it is ({str(exc).split(';')[0]})",
@@ -376,7 +374,7 @@ class _Builder:
                 else node.tag
             )
             self.diagnostics.append(
-                _diag(
+                diag(
                     self.source.file,
                     _pos(node),
                     f"YAML tags are not allowed here ({written})",
@@ -483,137 +481,8 @@ def _over_budget(root: yaml.Node) -> tuple[Position, str, str, str] | None:
     )
 
 
-def _tab_indentation(file: str, text: str) -> Iterator[Diagnostic]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        indent = line[: len(line) - len(line.lstrip(" \t"))]
-        if "\t" in indent:
-            yield _diag(
-                file,
-                Position(number, indent.index("\t") + 1),
-                "a tab character in the indentation",
-                "indentation with spaces",
-                "YAML indents with spaces only: replace the tab with spaces (two per level is usual)",
-            )
-
-
-_INDENTATION_PROBLEMS = (
-    "did not find expected '-' indicator",
-    "did not find expected key",
-    "expected <block end>",
-)
-
-
-def _syntax_diagnostic(file: str, text: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
-    """libyaml's messages in an admin's words, at the place the mistake was made."""
-    problem = exc.problem or "invalid YAML"
-    context = exc.context or ""
-    mark = exc.problem_mark or exc.context_mark
-    position = Position(mark.line + 1, mark.column + 1) if mark is not None else None
-    started = exc.context_mark
-    start = Position(started.line + 1, started.column + 1) if started is not None else position
-    if problem.startswith("found undefined alias"):
-        alias = _word_at(text, mark.index + 1) if mark is not None else ""
-        anchors = sorted(set(re.findall(r"&([A-Za-z0-9_-]+)", text)))
-        suggestion = did_you_mean(alias, anchors)
-        return _diag(
-            file,
-            position,
-            f"the alias *{alias} refers to an anchor that is not defined",
-            f"an anchor `&{alias}` earlier in the file"
-            + (f" (anchors defined: {', '.join('&' + a for a in anchors)})" if anchors else ""),
-            f"did you mean *{suggestion}?"
-            if suggestion
-            else f"define `&{alias}` on the value to reuse before using `*{alias}`, or write the value out",
-        )
-    if "exceeded maximum nesting depth" in problem:
-        return _diag(
-            file,
-            position,
-            f"nested deeper than {MAX_DEPTH} levels",
-            f"at most {MAX_DEPTH} levels of mappings and lists",
-            "flatten the structure: no playbook needs this depth",
-        )
-    if "expected a single document" in context:
-        return _diag(
-            file,
-            position,
-            "the file holds more than one YAML document",
-            "one playbook per file",
-            "split the documents into separate playbook files",
-        )
-    if "while scanning a quoted scalar" in context:
-        return _diag(
-            file,
-            start,
-            "the quoted string starting here is never closed",
-            "a closing quote on the same value",
-            "add the closing quote; inside the text write '' (single quotes) or \\\" (double quotes)",
-        )
-    if "could not find expected ':'" in problem and "simple key" in context:
-        return _diag(
-            file,
-            start,
-            "this line has a key but no ':' after it",
-            "`key: value`",
-            "add ': ' between the key and its value",
-        )
-    if problem.startswith("mapping values are not allowed here"):
-        return _diag(
-            file,
-            position,
-            "unexpected ': ' here: a value contains ': ' without quotes, or a key is indented too far",
-            "`key: value`, with values containing ': ' in quotes",
-            "put the value in quotes, or align the key with the keys above it",
-        )
-    if problem.startswith(_INDENTATION_PROBLEMS) and position is not None:
-        return _diag(
-            file,
-            position,
-            _indentation_message(text, position.line),
-            "the keys of one mapping (and the items of one list) at the same indentation",
-            "align this line with its siblings; YAML nests by indentation alone",
-        )
-    detail = f" ({context})" if context else ""
-    return _diag(file, position, f"YAML syntax error: {problem}{detail}", "valid YAML", _QUOTING_HINT)
-
-
-def _indentation_message(text: str, line: int) -> str:
-    lines = text.splitlines()
-    if not 1 <= line <= len(lines):
-        return "the indentation here does not line up with the lines around it"
-    indent = _indent(lines[line - 1])
-    for previous in range(line - 1, 0, -1):
-        above = lines[previous - 1]
-        if above.strip() and not above.lstrip().startswith("#"):
-            return (
-                f"this line is indented {indent} spaces, which matches no enclosing level "
-                f"(line {previous} is indented {_indent(above)})"
-            )
-    return f"this line is indented {indent} spaces, which matches no enclosing level"
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" "))
-
-
-def _word_at(text: str, index: int) -> str:
-    match = re.match(r"[^\s,\[\]{}]+", text[index:])
-    return match.group(0) if match else ""
-
-
-def _diag(
-    file: str, position: Position | None, message: str, expected: str, hint: str, path: str = ""
-) -> Diagnostic:
-    return Diagnostic.at(file, position, path, message, expected, hint)
-
-
 def _pos(node: yaml.Node) -> Position:
     return Position(node.start_mark.line + 1, node.start_mark.column + 1)
-
-
-def _position_of_index(text: str, index: int) -> Position:
-    line_start = text.rfind("\n", 0, index) + 1
-    return Position(text.count("\n", 0, index) + 1, index - line_start + 1)
 
 
 def _position_of_offset(raw: bytes, offset: int) -> Position:
