@@ -65,8 +65,8 @@ def mutate(text: str, spec: dict[str, Any]) -> str | bytes:
         return str(spec["raw"])
     if "raw_hex" in spec:
         return bytes.fromhex(spec["raw_hex"])
-    if "truncate" in spec:
-        return text[: spec["truncate"]]
+    if "cut_after" in spec:  # at a place in the structure: a byte count would move with the port's digits
+        return text[: text.index(spec["cut_after"]) + len(spec["cut_after"])]
     for find, replace in spec.get("text", []):
         assert find in text, find
         text = text.replace(find, replace, 1)

@@ -15,7 +15,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from provena_ops.errors import ProvenaOpsError
-from provena_ops.plan.model import LINKS_SUFFIX, Action, Plan, action_key, summarise
+from provena_ops.plan.keys import action_key, is_links_key, key_record, study_of_links_key
+from provena_ops.plan.model import Action, Plan, summarise
 from provena_ops.playbook.diagnostics import format_path
 from provena_ops.safety.strict_json import JsonProblem, loads
 from provena_ops.text import hidden_character, plural
@@ -179,7 +180,7 @@ def stale(saved: Plan, fresh: Plan) -> list[str]:
         before, now_ = saved.fingerprints.get(key), fresh.fingerprints.get(key)
         if before == now_ or now_ is None or key in done:
             continue  # unchanged, no longer read (its action needs nothing now), or carried out already
-        if key.endswith(LINKS_SUFFIX) and _linked(fresh, key) <= _linked(saved, key):
+        if is_links_key(key) and _linked(fresh, key) <= _linked(saved, key):
             continue  # only relinks or deletions since: what this plan does
         changed.append(key)
     return changed
@@ -225,9 +226,9 @@ def listing(keys: Iterable[str]) -> str:
 
 def _linked(plan: Plan, links_key: str) -> set[str]:
     """The runs a plan found linked to a study it deletes: the records its deletion waits for."""
-    study = links_key.removesuffix(LINKS_SUFFIX)
+    study = study_of_links_key(links_key)
     return {
-        key.split(" ", 1)[1]
+        key_record(key)
         for action in plan.actions
         if action.kind == "delete_study" and action.record_id == study
         for key in action.depends_on

@@ -396,15 +396,13 @@ def _playbook_references(playbook: Playbook) -> set[str]:
     ids: set[str] = set()
     for operation in playbook.operations:
         if isinstance(operation, UpdateModelRuns):
-            given = operation.set.given()
-            shaped = {
-                key: [d.model_dump(mode="json") for d in value] if key in ("inputs", "outputs") else value
-                for key, value in given.items()
-                if key not in ("modeller_id", "requesting_organisation_id")
-            }
-            shaped["associations"] = {
-                key: given[key] for key in ("modeller_id", "requesting_organisation_id") if key in given
-            }
+            shaped: dict[str, Any] = {}
+            for path, value in operation.set.patch().items():
+                *parents, leaf = path.split(".")
+                container = shaped
+                for parent in parents:
+                    container = container.setdefault(parent, {})
+                container[leaf] = value
             ids |= referenced_ids(shaped)
     return ids
 

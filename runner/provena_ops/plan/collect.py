@@ -34,12 +34,7 @@ def collect(planning: Planning, index: int, operation: object) -> None:
         for run in runs:
             edit = edit_of(planning, run, index, operation.reason)
             edit.explicit_update = True
-            for name, value in operation.set.given().items():
-                path = (
-                    f"associations.{name}" if name in ("modeller_id", "requesting_organisation_id") else name
-                )
-                if isinstance(value, list):
-                    value = [item.model_dump(mode="json", exclude_none=True) for item in value]
+            for path, value in operation.set.patch().items():
                 set_field(planning, run, edit, path, value, index)
             annotations = operation.annotations
             if annotations.set or annotations.remove or annotations.clear:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from provena_ops.plan.access import needs_admin
+from provena_ops.plan.keys import action_key
 from provena_ops.plan.model import (
     Action,
     FieldChange,
@@ -54,7 +55,7 @@ def relodge_actions(planning: Planning, updated: set[str]) -> list[Action]:
                 fact,
                 operations,
                 outcome="change",
-                depends_on=[f"update {run}"] if later_update else [],
+                depends_on=[action_key("update", run)] if later_update else [],
                 changes=[FieldChange(field="graph lacks links to", after=missing)] if missing else [],
                 warnings=[
                     *(

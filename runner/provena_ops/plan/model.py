@@ -185,19 +185,6 @@ def fingerprint(item: dict[str, Any] | None) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-LINKS_SUFFIX = "#links"
-_KEY_VERBS = {"update": "update", "relink": "update", "delete_model_run": "delete", "delete_study": "delete"}
-
-
-def action_key(kind: str, record_id: str) -> str:
-    """How actions are named and depended on: 'update X', 'delete X', 'relodge X'."""
-    return f"{_KEY_VERBS.get(kind, kind)} {record_id}"
-
-
-def links_key(study_id: str) -> str:
-    return f"{study_id}{LINKS_SUFFIX}"
-
-
 def links_fingerprint(graph: list[str], registry: list[str]) -> str:
     """Digest of what links to a study (through the graph and the registry): a run linked to it after
     planning makes the plan stale, as a changed record does."""

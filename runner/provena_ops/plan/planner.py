@@ -11,13 +11,13 @@ from provena_ops.plan.collect import collect, links_to_deleted_studies
 from provena_ops.plan.deletes import delete_actions, relodge_actions
 from provena_ops.plan.edits import EDIT_SIDE_EFFECTS, edit_actions
 from provena_ops.plan.impact import deletion_impact
+from provena_ops.plan.keys import links_key
 from provena_ops.plan.model import (
     Action,
     EnvironmentInfo,
     Plan,
     PlaybookInfo,
     links_fingerprint,
-    links_key,
     summarise,
 )
 from provena_ops.plan.planning import Planning

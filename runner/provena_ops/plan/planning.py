@@ -8,12 +8,12 @@ from typing import Any
 
 from provena_ops.facts.expand import resolve_study
 from provena_ops.facts.model import RecordFact, State
+from provena_ops.plan.keys import action_key
 from provena_ops.plan.model import (
     Action,
     ActionKind,
     OperationTargets,
     Problem,
-    action_key,
 )
 from provena_ops.playbook.model import (
     DeleteStudies,

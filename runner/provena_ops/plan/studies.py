@@ -7,6 +7,7 @@ from typing import Any
 
 from provena_ops.plan.access import needs_admin
 from provena_ops.plan.deletes import _not_found
+from provena_ops.plan.keys import action_key
 from provena_ops.plan.model import (
     Action,
 )
@@ -99,7 +100,7 @@ def study_connections(
     dependencies: list[str] = []
     for run in sorted(graph_runs | registry_runs):
         if run in planning.deletes:
-            dependencies.append(f"delete {run}")
+            dependencies.append(action_key("delete_model_run", run))
             continue
         strategy, replacement = _strategy(study, operation, run)
         if strategy is ConnectionStrategy.ABORT:
@@ -127,7 +128,7 @@ def study_connections(
             edit.stale_graph_link = study_id
         if run in registry_runs:
             set_field(planning, run, edit, "study_id", target, index)
-        dependencies.append(f"update {run}")
+        dependencies.append(action_key("update", run))
     planning.study_dependencies[study_id] = dependencies
 
 

@@ -6,7 +6,6 @@ selectors are expanded, and checked the same way, by the planner against live st
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,7 +17,6 @@ from provena_ops.playbook.model import (
     LinkStudies,
     ModelRunRef,
     Operation,
-    Playbook,
     RelodgeModelRuns,
     StudyDeletion,
     StudyRef,
@@ -398,14 +396,3 @@ def _describe_value(value: Any) -> str:
 def check_operations(operations: list[tuple[int, Operation]], source: SourceMap) -> list[Diagnostic]:
     """Cross-field and cross-operation rules over the operations that are valid on their own."""
     return _Checker(operations, source).run()
-
-
-def iter_refs(playbook: Playbook) -> Iterator[tuple[Path, ModelRunRef | StudyRef]]:
-    """Every record reference in the playbook, with its path (used by tests and the planner)."""
-    for index, operation in enumerate(playbook.operations):
-        base: Path = ("operations", index)
-        if isinstance(operation, DeleteModelRuns | UpdateModelRuns | LinkStudies | RelodgeModelRuns):
-            for position, ref in enumerate(operation.model_runs):
-                yield (*base, "model_runs", position), ref
-        if isinstance(operation, LinkStudies):
-            yield (*base, "study"), operation.study

@@ -240,7 +240,19 @@ class ModelRunChanges(Strict):
         """Only the fields the playbook spells out (an unset `study_id: null` counts)."""
         return {name: getattr(self, name) for name in self.model_fields_set}
 
+    def patch(self) -> dict[str, Any]:
+        """What `set:` writes into the record, by dotted path ('associations.modeller_id'), as JSON
+        values: the one place the playbook's flat field names meet the record's shape."""
+        patch: dict[str, Any] = {}
+        for name, value in self.given().items():
+            path = f"associations.{name}" if name in ASSOCIATION_FIELDS else name
+            if isinstance(value, list):
+                value = [item.model_dump(mode="json", exclude_none=True) for item in value]
+            patch[path] = value
+        return patch
 
+
+ASSOCIATION_FIELDS = ("modeller_id", "requesting_organisation_id")  # under `associations` in the record
 REQUIRED_FIELD_REMOVED = "Provena requires this field on every model run: it can be replaced but not removed"
 
 

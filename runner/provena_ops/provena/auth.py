@@ -284,16 +284,6 @@ class KeycloakSession:
     async def aclose(self) -> None:
         await self.realm.aclose()
 
-    async def sign_out(self) -> bool:
-        """End the session at Keycloak; False when there was nothing to revoke or Keycloak was not told."""
-        async with self._lock:
-            if not self._cache_read:
-                self._cache_read = True
-                await self._adopt_cached()
-            if self._refresh is None:
-                return False
-            return await self.realm.revoke(self.sign_in.client_id, self._refresh)
-
     async def _adopt_cached(self) -> None:
         if not self.use_cache:
             return

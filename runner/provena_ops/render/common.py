@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.markup import escape
 
+from provena_ops.plan.keys import key_verb
 from provena_ops.plan.model import Action, Plan
 from provena_ops.text import visible
 
@@ -52,7 +53,7 @@ def after_text(keys: list[str], listed: int = 3) -> str:
         return ", ".join(keys)
     kinds: dict[str, int] = {}
     for key in keys:
-        verb = key.split(" ", 1)[0]
+        verb = key_verb(key)
         kinds[verb] = kinds.get(verb, 0) + 1
     return ", ".join(f"{count} {verb}s" if count != 1 else f"1 {verb}" for verb, count in kinds.items())
 

@@ -324,7 +324,3 @@ def diff_to_json(actions: Iterable[DiffAction]) -> bytes:
         pieces.append(b"}")
     pieces.append(b"]}")
     return b"".join(pieces)
-
-
-def empty_graph() -> RecordGraph:
-    return RecordGraph()

@@ -327,10 +327,6 @@ def write_update(
     return item
 
 
-def domain_of(info: SubtypeInfo, item: dict[str, Any]) -> dict[str, Any]:
-    return info.domain_model.model_validate(item).model_dump(mode="json")
-
-
 def lock_change(
     sandbox: Sandbox, identity: Identity, info: SubtypeInfo, item_id: str, reason: str, lock: bool
 ) -> str:

@@ -120,12 +120,6 @@ class Realm:
         stored = self.store.get_meta("realm.users")
         return dict(json.loads(stored)) if stored else dict(DEFAULT_USERS)
 
-    def set_user(self, username: str, email: str, roles: list[str]) -> None:
-        with self.store.transaction():
-            users = self.users()
-            users[username] = {"email": email, "roles": roles}
-            self.store.set_meta("realm.users", json.dumps(users))
-
     def clients(self) -> dict[str, dict[str, Any]]:
         return DEFAULT_CLIENTS
 

@@ -193,13 +193,6 @@ class Store:
             (key, value, value),
         )
 
-    def next_counter(self, key: str, start: int) -> int:
-        with self.transaction():
-            current = self.get_meta(key)
-            value = start if current is None else int(current) + 1
-            self.set_meta(key, str(value))
-            return value
-
     # ---- registry items -------------------------------------------------------------------------
     def get_item(self, item_id: str) -> dict[str, Any] | None:
         row = self._one("SELECT data FROM items WHERE id = ?", (item_id,))
@@ -519,9 +512,6 @@ class Store:
     def get_session(self, token_id: str) -> tuple[dict[str, Any], bool] | None:
         row = self._one("SELECT data, revoked FROM sessions WHERE token_id = ?", (token_id,))
         return None if row is None else (dict(json.loads(row["data"])), bool(row["revoked"]))
-
-    def revoke_sessions(self, username: str) -> int:
-        return self._run("UPDATE sessions SET revoked = 1 WHERE username = ?", (username,)).rowcount
 
     def revoke_session(self, token_id: str) -> int:
         return self._run("UPDATE sessions SET revoked = 1 WHERE token_id = ?", (token_id,)).rowcount
