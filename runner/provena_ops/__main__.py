@@ -3,21 +3,22 @@ imported, so an interrupt in the first instants says what it says later (exit 13
 
 from __future__ import annotations
 
-import signal
-import sys
-from types import FrameType
+# The C module under `signal`: `signal` itself builds enums first (5 ms, a window where Ctrl-C would
+# end in a traceback). What the interpreter does before this line, nothing can catch.
+import _signal  # type: ignore[import-not-found]  # (no stubs: a private module)
 
 _early: list[int] = []
 
 
-def _early_interrupt(signum: int, frame: FrameType | None) -> None:
+def _early_interrupt(signum: int, frame: object) -> None:
     _early.append(signum)
     raise KeyboardInterrupt
 
 
-# At import, before anything heavier is: what the interpreter does before this line, nothing can catch.
-signal.signal(signal.SIGINT, _early_interrupt)
-signal.signal(signal.SIGTERM, _early_interrupt)
+_signal.signal(_signal.SIGINT, _early_interrupt)
+_signal.signal(_signal.SIGTERM, _early_interrupt)
+
+import sys  # noqa: E402  (after the handlers, on purpose)
 
 
 def main() -> None:

@@ -255,7 +255,7 @@ def test_plan_out_never_replaces_the_playbook_or_a_special_file_and_writes_throu
 def test_a_signal_in_the_first_instants_says_so_and_exits_130(tmp_path: Path, signum: int) -> None:
     """Before the command has even imported what it needs: no traceback, no silent exit, no 143."""
     command = [str(Path(sys.executable).parent / "provena-ops"), "validate", "nothing.yaml"]
-    for delay in (0.05, 0.1, 0.25):
+    for delay in (0.08, 0.15, 0.3):  # (before ~30 ms, the interpreter itself is starting: no handler can run)
         process = subprocess.Popen(
             command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
