@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from provena_ops.apply.journal import DEFAULT_RUNS_DIR, deleted_by
 from provena_ops.environments.file import Environments, load_environments
 from provena_ops.environments.signin import SignInChoice, session_for
-from provena_ops.environments.target import Target, open_target
+from provena_ops.environments.target import Target, TargetArgs, open_target
 from provena_ops.errors import ProvenaOpsError
-from provena_ops.facts.reader import Progress, read_state
+from provena_ops.facts.reader import ReadingProgress, read_state
 from provena_ops.plan.model import EnvironmentInfo, Plan, PlaybookInfo
 from provena_ops.plan.planner import make_plan
 from provena_ops.playbook.diagnostics import ValidationReport
@@ -23,17 +24,15 @@ from provena_ops.signals import run_async
 
 
 def validate(
-    files: Sequence[Path],
-    *,
-    environment: str | None = None,
-    params: dict[str, str] | None = None,
-    environments_file: Path | None = None,
-    environments: Environments | None = None,
+    files: Sequence[Path], where: TargetArgs = TargetArgs(), environments: Environments | None = None
 ) -> list[LoadedPlaybook]:
     """Validate playbooks offline: structure, values, cross-operation rules, environment and params."""
-    refuse_empty_environment(environment)
-    known = environments or load_environments(environments_file)
-    return [load_playbook(file, environments=known, environment=environment, params=params) for file in files]
+    refuse_empty_environment(where.environment)
+    known = environments or load_environments(where.environments_file)
+    return [
+        load_playbook(file, environments=known, environment=where.environment, params=where.params)
+        for file in files
+    ]
 
 
 def refuse_empty_environment(environment: str | None) -> None:
@@ -61,56 +60,38 @@ class PlaybookInvalid(ProvenaOpsError):
         return "\n".join([*lines, f"error: {self.message}", f"hint: {self.hint}"])
 
 
-def load_valid(
-    file: Path,
-    *,
-    environment: str | None = None,
-    params: dict[str, str] | None = None,
-    environments_file: Path | None = None,
-) -> tuple[LoadedPlaybook, Playbook, Environments]:
+def load_valid(file: Path, where: TargetArgs) -> tuple[LoadedPlaybook, Playbook, Environments]:
     if is_saved_plan(file):
         raise ProvenaOpsError(
             f"{file} is a saved plan, not a playbook",
             hint=f"apply a saved plan with: provena-ops apply --plan {file}",
         )
-    known = load_environments(environments_file)
-    [loaded] = validate([file], environment=environment, params=params, environments=known)
+    known = load_environments(where.environments_file)
+    [loaded] = validate([file], where, environments=known)
     if not loaded.valid or loaded.playbook is None:
         raise PlaybookInvalid(loaded)
     return loaded, loaded.playbook, known
 
 
-def plan(
-    file: Path,
-    *,
-    environment: str | None = None,
-    params: dict[str, str] | None = None,
-    environments_file: Path | None = None,
-    concurrency: int = 16,
-    progress: Progress | None = None,
-    cwd: Path | None = None,
-    sign_in: SignInChoice | None = None,
-) -> Plan:
+@dataclass(frozen=True)
+class PlanOptions:
+    concurrency: int = 16  # reads in flight
+    progress: ReadingProgress | None = None  # told of each read, for a progress bar
+    sign_in: SignInChoice | None = None  # None: as the environment's auth settings say
+
+
+def plan(file: Path, where: TargetArgs = TargetArgs(), options: PlanOptions = PlanOptions()) -> Plan:
     """Read live state for the playbook and plan it; nothing is written anywhere."""
-    loaded, playbook, known = load_valid(
-        file, environment=environment, params=params, environments_file=environments_file
-    )
+    loaded, playbook, known = load_valid(file, where)
     assert loaded.environment is not None
     env = known.get(loaded.environment)
-    with open_target(env, loaded.params, cwd=cwd) as target:
-        return run_async(_plan(target, loaded, playbook, concurrency, progress, sign_in))
+    with open_target(env, loaded.params, cwd=where.cwd) as target:
+        return run_async(_plan(target, loaded, playbook, options))
 
 
-async def _plan(
-    target: Target,
-    loaded: LoadedPlaybook,
-    playbook: Playbook,
-    concurrency: int,
-    progress: Progress | None,
-    sign_in: SignInChoice | None,
-) -> Plan:
-    async with client_for(target, concurrency, sign_in) as http:
-        return await plan_with(http, target, loaded, playbook, progress)
+async def _plan(target: Target, loaded: LoadedPlaybook, playbook: Playbook, options: PlanOptions) -> Plan:
+    async with client_for(target, options.concurrency, options.sign_in) as http:
+        return await plan_with(http, target, loaded, playbook, options.progress)
 
 
 def client_for(target: Target, concurrency: int, sign_in: SignInChoice | None = None) -> ProvenaHttp:
@@ -128,7 +109,7 @@ async def plan_with(
     target: Target,
     loaded: LoadedPlaybook,
     playbook: Playbook,
-    progress: Progress | None,
+    progress: ReadingProgress | None,
     runs_dir: Path | None = None,
 ) -> Plan:
     state = await read_state(http, playbook, progress)

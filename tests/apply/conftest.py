@@ -12,13 +12,21 @@ import pytest
 
 from provena_ops.apply.executor import JobWait
 from provena_ops.apply.journal import Event, read_events
-from provena_ops.apply.run import ApplyResult, apply
-from provena_ops.environments.target import Target
+from provena_ops.apply.run import ApplyOptions, ApplyResult, apply
+from provena_ops.environments.target import Target, TargetArgs
 from provena_ops.plan.model import Action, Plan
 from provena_ops.sandbox import RunningSandbox
 from tests.conftest import Api
 
 FAST = JobWait(timeout_s=30, first_poll_s=0.02, max_poll_s=0.2, lost_submission_s=3)
+TARGET_FIELDS = ("environment", "params", "environments_file", "cwd")
+
+
+def apply_with(file: Path | None, ui: Any, *, plan_file: Path | None = None, **arguments: Any) -> ApplyResult:
+    """apply() with its two values built from keywords, as tests spell them: -e and friends make the
+    TargetArgs, the rest the ApplyOptions."""
+    where = TargetArgs(**{key: arguments.pop(key) for key in TARGET_FIELDS if key in arguments})
+    return apply(file, ui, plan_file=plan_file, where=where, options=ApplyOptions(**arguments))
 
 
 @dataclass
@@ -72,7 +80,7 @@ def apply_on(
         path.write_text(text)
         options.setdefault("auto_approve", True)
         options.setdefault("job_wait", FAST)
-        return apply(
+        return apply_with(
             path,
             ui or RecordingUI(),
             environment="rehearsal",

@@ -28,15 +28,15 @@ from provena_ops.apply.journal import (
 )
 from provena_ops.apply.lock import Locked, environment_lock
 from provena_ops.apply.review import NotApplied
-from provena_ops.apply.run import apply
 from provena_ops.environments.file import Endpoints
+from provena_ops.environments.target import TargetArgs
 from provena_ops.errors import ProvenaOpsError
 from provena_ops.plan.model import Plan
 from provena_ops.provena.auth import StaticToken
 from provena_ops.provena.http import ProvenaHttp
 from provena_ops.render.json_format import render_json
 from provena_ops.sandbox import RunningSandbox
-from tests.apply.conftest import FAST, ApplyOn, RecordingUI, events, history_length
+from tests.apply.conftest import FAST, ApplyOn, RecordingUI, apply_with, events, history_length
 from tests.conftest import Api
 from tests.plan.conftest import playbook
 from tests.plan.test_plan_rules import (
@@ -286,7 +286,7 @@ def save_plan(api: Api, tmp_path: Path, environments_file: Path, text: str) -> P
     path.write_text(text)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PROVENA_OPS_ACCESS_TOKEN", api.token(lifetime=600))
-        made = ops.plan(path, environment="rehearsal", environments_file=environments_file)
+        made = ops.plan(path, TargetArgs("rehearsal", environments_file=environments_file))
     saved = tmp_path / "plan.json"
     saved.write_text(render_json(made))
     return saved
@@ -342,7 +342,7 @@ def test_a_saved_plan_cut_short_or_malformed_is_named_with_what_is_wrong(
         broken = tmp_path / f"{name}.json"
         broken.write_text(text)
         with pytest.raises(ProvenaOpsError) as refused:
-            apply(None, RecordingUI(), plan_file=broken, cwd=tmp_path)
+            apply_with(None, RecordingUI(), plan_file=broken, cwd=tmp_path)
         assert refused.value.message.startswith(f"{broken} is not a provena-ops plan: ")
         assert said in refused.value.message, (name, refused.value.message)
     assert fetch(api, STUDY_ROUTE, STUDY_51) is not None
@@ -412,7 +412,7 @@ def test_a_saved_plan_for_a_changed_playbook_or_another_environment_is_refused(
     with pytest.raises(NotApplied, match="has changed since the plan was made"):
         apply_on(DELETE_51 + "# edited\n", plan_file=saved)
     with pytest.raises(NotApplied, match="the plan was made for 'rehearsal', but -e names 'sandbox'"):
-        apply(None, RecordingUI(), plan_file=saved, environment="sandbox", cwd=tmp_path)
+        apply_with(None, RecordingUI(), plan_file=saved, environment="sandbox", cwd=tmp_path)
 
 
 # -- safety rails ------------------------------------------------------------------------------------------
@@ -431,14 +431,14 @@ def test_production_needs_its_name_confirmed(
     with pytest.raises(
         NotApplied, match="'prod' is a production environment \\(stage PROD\\); nothing was contacted"
     ):
-        apply(path, RecordingUI(), **options)
+        apply_with(path, RecordingUI(), **options)
     with pytest.raises(NotApplied, match="--confirm-environment rehearsal does not name the target"):
-        apply(path, RecordingUI(), confirm_environment="rehearsal", **options)
+        apply_with(path, RecordingUI(), confirm_environment="rehearsal", **options)
     sandboxed = tmp_path / "sandboxed.yaml"
     sandboxed.write_text(DELETE_51.replace("environment: rehearsal", "environment: sandbox"))
     with pytest.raises(NotApplied, match="does not name the target environment 'sandbox'"):
-        apply(sandboxed, RecordingUI(), confirm_environment="prod", **options)
-    result = apply(path, RecordingUI(), confirm_environment="prod", job_wait=FAST, **options)
+        apply_with(sandboxed, RecordingUI(), confirm_environment="prod", **options)
+    result = apply_with(path, RecordingUI(), confirm_environment="prod", job_wait=FAST, **options)
     assert result.recap.succeeded
 
 

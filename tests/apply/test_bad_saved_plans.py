@@ -16,11 +16,10 @@ from typing import Any
 import pytest
 
 from provena_ops.apply.journal import ActionStarted, journals, read_events
-from provena_ops.apply.run import apply
 from provena_ops.errors import ProvenaOpsError
 from provena_ops.plan.model import Action, Problem, summarise
 from provena_ops.sandbox import RunningSandbox
-from tests.apply.conftest import FAST, RecordingUI, history_length
+from tests.apply.conftest import FAST, RecordingUI, apply_with, history_length
 from tests.apply.test_apply import fetch, save_plan
 from tests.apply.test_apply_cli import DELETE_51
 from tests.conftest import Api, SeededTemplate
@@ -163,7 +162,7 @@ def test_a_tampered_saved_plan_is_refused_with_its_exact_words_and_nothing_is_wr
     options: dict[str, Any] = {"environment": "rehearsal", **spec.get("args", {})}
     file = options.pop("file", planned.playbook)
     with pytest.raises(ProvenaOpsError) as refused:
-        apply(
+        apply_with(
             file, RecordingUI(), plan_file=saved, environments_file=planned.environments, cwd=tmp_path,
             auto_approve=True, job_wait=FAST, **options,
         )  # fmt: skip

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from provena_ops.apply.executor import JobWait
-from provena_ops.apply.run import ApplyResult, apply
+from provena_ops.apply.run import ApplyResult
 from provena_ops.sandbox import RunningSandbox, SandboxSettings, running_sandbox
 from provena_ops.sandbox.context import Sandbox
 from provena_ops.sandbox.seed import seed_demo
-from tests.apply.conftest import RecordingUI, history_length
+from tests.apply.conftest import RecordingUI, apply_with, history_length
 from tests.conftest import Api
 from tests.sandbox.seeded import run_id, set_faults
 
@@ -86,7 +86,7 @@ def test_a_700_action_playbook_converges_in_two_runs_under_20_percent_faults(
     set_faults(api, fault_rate=0.2, fault_kinds=ALL_FAULTS, retry_after_s=0)
 
     def attempt() -> ApplyResult:
-        return apply(
+        return apply_with(
             path, RecordingUI(), environment="rehearsal", environments_file=environments, cwd=tmp_path,
             auto_approve=True, parallelism=16, job_wait=WAIT,
         )  # fmt: skip

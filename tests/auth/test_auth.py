@@ -14,6 +14,7 @@ import pytest
 
 from provena_ops.api import plan
 from provena_ops.environments.file import Endpoints
+from provena_ops.environments.target import TargetArgs
 from provena_ops.errors import ProvenaOpsError
 from provena_ops.provena import keycloak as keycloak_module
 from provena_ops.provena.auth import DeviceSignIn, KeycloakSession, NotSignedIn, StaticToken
@@ -351,7 +352,7 @@ def test_an_unusable_access_token_is_refused_before_any_call(
         expected = "its signature does not match the realm's key"
     monkeypatch.setenv("PROVENA_OPS_ACCESS_TOKEN", token)
     with pytest.raises(ProvenaOpsError, match=expected) as raised:
-        plan(DELETE_RUNS, environment="staging", environments_file=envs_file, cwd=tmp_path)
+        plan(DELETE_RUNS, TargetArgs("staging", environments_file=envs_file, cwd=tmp_path))
     assert token not in raised.value.render()
 
 
@@ -392,7 +393,7 @@ def test_a_missing_realm_role_is_reported_with_the_roles_held(
 ) -> None:
     monkeypatch.setenv("PROVENA_OPS_ACCESS_TOKEN", api.token("nobody", roles=[]))
     with pytest.raises(ProvenaOpsError) as raised:
-        plan(DELETE_RUNS, environment="staging", environments_file=envs_file, cwd=tmp_path)
+        plan(DELETE_RUNS, TargetArgs("staging", environments_file=envs_file, cwd=tmp_path))
     rendered = raised.value.render()
     assert "was refused (401)" in rendered
     assert "nobody lacks a realm role this call needs (their realm roles: none)" in rendered

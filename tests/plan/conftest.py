@@ -13,6 +13,7 @@ import pytest
 
 from provena_ops import api
 from provena_ops import api as api_module
+from provena_ops.environments.target import TargetArgs
 from provena_ops.facts.model import State
 from provena_ops.plan.model import Plan
 from provena_ops.plan.planner import make_plan
@@ -88,8 +89,8 @@ def capturing(into: Path, request: pytest.FixtureRequest, text: str) -> Callable
     return make
 
 
-def api_plan(path: Path, environments: Path, **options: object) -> Plan:
-    return api.plan(path, environment="rehearsal", environments_file=environments, **options)  # type: ignore[arg-type]
+def api_plan(path: Path, environments: Path, **options: Any) -> Plan:
+    return api.plan(path, TargetArgs("rehearsal", environments_file=environments), api.PlanOptions(**options))
 
 
 def playbook(*operations: str, name: str = "test") -> str:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from provena_ops import api as ops
+from provena_ops.environments.target import TargetArgs
 from provena_ops.provena.errors import NotAuthorised, Unexpected, Unreachable
 from provena_ops.render.json_format import render_json
 from provena_ops.sandbox import RunningSandbox
@@ -44,7 +45,7 @@ def plan_with(
     monkeypatch.setenv("PROVENA_OPS_ACCESS_TOKEN", token)
     path = tmp_path / "playbook.yaml"
     path.write_text(text)
-    return ops.plan(path, environment="rehearsal", environments_file=environments)
+    return ops.plan(path, TargetArgs("rehearsal", environments_file=environments))
 
 
 def closed_port() -> int:
@@ -208,7 +209,7 @@ def test_plans_of_the_embedded_sandbox_are_repeatable(tmp_path: Path) -> None:
         f"version: 1\nname: t\nenvironment: sandbox\noperations:\n"
         f"  - op: delete_studies\n    linked_model_runs: remove\n    studies: [{STUDY_51}]\n"
     )
-    first, second = (ops.plan(path, cwd=tmp_path) for _ in range(2))
+    first, second = (ops.plan(path, TargetArgs(cwd=tmp_path)) for _ in range(2))
     assert first.environment.registry == f"sandbox:{tmp_path / '.provena-ops' / 'sandbox.db'}"
     assert CREATED_AT.sub("", render_json(first)) == CREATED_AT.sub("", render_json(second))
 

@@ -24,9 +24,9 @@ def render(loaded: LoadedPlaybook) -> str:
     return "\n".join(lines) + "\n"
 
 
-def validate(relative: str, **overrides: str) -> LoadedPlaybook:
+def validate(relative: str) -> LoadedPlaybook:
     environments = load_environments(Path("corpus/environments.json"))
-    [loaded] = api.validate([Path(relative)], environments=environments, **overrides)  # type: ignore[arg-type]
+    [loaded] = api.validate([Path(relative)], environments=environments)
     return loaded
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from provena_ops.apply.journal import (
     Result,
     now,
 )
-from provena_ops.plan.model import Action, Plan, fingerprint
+from provena_ops.plan.model import Action, ActionKind, Plan, fingerprint
 from provena_ops.plan.record_checks import missing_from_graph, normalised
 from provena_ops.provena import jobs, prov, registry, writes
 from provena_ops.provena.errors import ProvenaError, Unreachable
@@ -35,11 +35,11 @@ from provena_ops.provena.http import ProvenaHttp
 
 FINAL = ("SUCCEEDED", "FAILED")
 SUBMISSIONS = 4  # of one edit, each after the last left no trace for the whole patience
-Progress = Callable[[Action, Result], None]
+ActionProgress = Callable[[Action, Result], None]
 
 
 @dataclass(frozen=True)
-class Outcome:
+class ActionOutcome:
     result: Result
     detail: str
 
@@ -64,7 +64,7 @@ class Executor:
         parallelism: int = 8,
         fail_fast: bool = False,
         job_wait: JobWait | None = None,
-        progress: Progress | None = None,
+        progress: ActionProgress | None = None,
     ) -> None:
         self.http = http
         self.plan = plan
@@ -73,18 +73,26 @@ class Executor:
         self.fail_fast = fail_fast
         self.wait = job_wait or JobWait()
         self.progress = progress
-        self.outcomes: dict[str, Outcome] = {}
+        self.outcomes: dict[str, ActionOutcome] = {}
         self.finished: dict[str, asyncio.Event] = {}
         self.finished_at: dict[str, float] = {}
         self.stopped_by: str | None = None
         self.writing: set[str] = set()  # actions that journalled their intent to write
         self._scan: tuple[float, asyncio.Task[dict[str, list[str]]]] | None = None
+        # One step per action kind: how it is carried out (tests/plan/test_operations.py checks coverage).
+        self.steps: dict[ActionKind, Callable[[Action], Awaitable[ActionOutcome]]] = {
+            "update": self._update,
+            "relink": self._update,
+            "delete_model_run": self._delete_model_run,
+            "delete_study": self._delete_study,
+            "relodge": self._relodge,
+        }
 
     async def run(self) -> Recap:
         changing = [action for action in self.plan.actions if action.outcome == "change"]
         for action in self.plan.actions:
             if action.outcome != "change":
-                self._finish(action, Outcome("ok", action.why or action.outcome))
+                self._finish(action, ActionOutcome("ok", action.why or action.outcome))
         self.finished.update({action.key: asyncio.Event() for action in changing})
         async with asyncio.TaskGroup() as group:
             for action in changing:
@@ -107,37 +115,33 @@ class Executor:
         blocked = [key for key in action.depends_on if self.outcomes[key].result not in ("changed", "ok")]
         if blocked:
             first = self.outcomes[blocked[0]]
-            outcome = Outcome("skipped", f"{blocked[0]} {first.result}" + _more(blocked))
+            outcome = ActionOutcome("skipped", f"{blocked[0]} {first.result}" + _more(blocked))
         else:
             async with self.slots:
                 if self.stopped_by is not None:
-                    outcome = Outcome("skipped", f"not started: --fail-fast after {self.stopped_by} failed")
+                    outcome = ActionOutcome(
+                        "skipped", f"not started: --fail-fast after {self.stopped_by} failed"
+                    )
                 else:
                     outcome = await self._attempt(action)
         self._finish(action, outcome)
         if outcome.result in ("failed", "unknown") and self.fail_fast and self.stopped_by is None:
             self.stopped_by = action.key
 
-    async def _attempt(self, action: Action) -> Outcome:
+    async def _attempt(self, action: Action) -> ActionOutcome:
         """The action's outcome; an error after its first write is 'unknown' (it may have taken effect:
         the next run finds out), before it 'failed' (nothing was written)."""
         try:
-            if action.kind in ("update", "relink"):
-                return await self._update(action)
-            if action.kind == "delete_model_run":
-                return await self._delete_model_run(action)
-            if action.kind == "delete_study":
-                return await self._delete_study(action)
-            return await self._relodge(action)
+            return await self.steps[action.kind](action)
         except ProvenaError as exc:
             message = exc.message
         except Exception as exc:  # a bug or the machine (disk full): this action stops, the others go on
             message = f"internal error: {type(exc).__name__}: {exc}"
         if action.key in self.writing:
-            return Outcome("unknown", f"{message}; it may have taken effect: the next apply finds out")
-        return Outcome("failed", message)
+            return ActionOutcome("unknown", f"{message}; it may have taken effect: the next apply finds out")
+        return ActionOutcome("failed", message)
 
-    def _finish(self, action: Action, outcome: Outcome) -> None:
+    def _finish(self, action: Action, outcome: ActionOutcome) -> None:
         self.outcomes[action.key] = outcome
         self.finished_at[action.key] = time.monotonic()
         self.journal.write(
@@ -163,12 +167,12 @@ class Executor:
             RequestSent(at=now(), key=action.key, request=request, session_id=session_id, detail=detail)
         )
 
-    def _drifted(self, action: Action, item: dict[str, Any]) -> Outcome | None:
+    def _drifted(self, action: Action, item: dict[str, Any]) -> ActionOutcome | None:
         """A record changed by someone else since planning is not overwritten: the plan was approved for
         what it was then."""
         planned = self.plan.fingerprints.get(action.record_id)
         if planned is not None and planned != fingerprint(item):
-            return Outcome(
+            return ActionOutcome(
                 "failed",
                 f"{action.record_id} changed since it was planned (someone else edited it); "
                 "plan again to see and approve the change",
@@ -177,35 +181,39 @@ class Executor:
 
     # -- model-run edits ------------------------------------------------------------------------------
 
-    async def _update(self, action: Action) -> Outcome:
+    async def _update(self, action: Action) -> ActionOutcome:
         run = action.record_id
         desired = action.record or {}
         fetched = await registry.fetch(self.http, "MODEL_RUN", run)
         if fetched.item is None:
-            return Outcome("failed", f"model run {run} cannot be edited: {fetched.problem or 'not found'}")
+            return ActionOutcome(
+                "failed", f"model run {run} cannot be edited: {fetched.problem or 'not found'}"
+            )
         if normalised(fetched.item.get("record")) == normalised(desired):
             if not action.stale_link_to or not await self._graph_links(run, action.stale_link_to):
-                return Outcome("ok", "already as planned")
+                return ActionOutcome("ok", "already as planned")
         elif (drift := self._drifted(action, fetched.item)) is not None:
             return drift
         if fetched.locked:
-            return Outcome("failed", f"{run} is locked; an admin of the record can unlock it")
+            return ActionOutcome("failed", f"{run} is locked; an admin of the record can unlock it")
         self._started(action, fetched.item)
         submitted = await self._submit(action, desired)
-        if isinstance(submitted, Outcome):
+        if isinstance(submitted, ActionOutcome):
             return submitted
         session_id, lost = submitted
         self._sent(action, f"POST /model_run/update {run}", session_id=session_id, detail=lost)
         try:
             return await follow_job(self.http, self.journal, action.key, session_id, self.wait)
         except ProvenaError as exc:
-            return Outcome(
+            return ActionOutcome(
                 "unknown",
                 f"job {session_id} was submitted, then following it failed ({exc.message}); "
                 "the next apply follows it instead of submitting again",
             )
 
-    async def _submit(self, action: Action, desired: dict[str, Any]) -> tuple[str, str | None] | Outcome:
+    async def _submit(
+        self, action: Action, desired: dict[str, Any]
+    ) -> tuple[str, str | None] | ActionOutcome:
         """The job of the edit (and how it was found). A submission that may have reached Provena is
         looked for in the job list (and in the record) before anything else: for the patience when
         Provena answered with a 5xx, for twice the patience when the answer was lost (the wait a later
@@ -220,7 +228,7 @@ class Executor:
                 if not exc.maybe_sent:
                     if submission < SUBMISSIONS:
                         continue  # it never reached Provena: nothing to look for
-                    return Outcome("failed", f"{exc.message}; the edit never reached Provena")
+                    return ActionOutcome("failed", f"{exc.message}; the edit never reached Provena")
                 patience = self.wait.lost_submission_s * (1 if exc.status is not None else 2)
                 # The lock keeps other provena-ops runs out: a job for this run, reason and record since
                 # the submission is this submission's.
@@ -230,9 +238,9 @@ class Executor:
                 if not action.stale_link_to:  # a re-submission of the record as it is changes nothing in it
                     now = await registry.fetch(self.http, "MODEL_RUN", run)
                     if now.item is not None and normalised(now.item.get("record")) == normalised(desired):
-                        return Outcome("changed", "the answer was lost, and the record is as planned")
+                        return ActionOutcome("changed", "the answer was lost, and the record is as planned")
                 if submission == SUBMISSIONS:
-                    return Outcome(
+                    return ActionOutcome(
                         "unknown",
                         f"the edit got no answer {SUBMISSIONS} times (last: {exc.message}) and no job for "
                         f"it appeared within {patience:.0f} s; the next apply looks again before planning",
@@ -244,7 +252,7 @@ class Executor:
 
     # -- deletions --------------------------------------------------------------------------------
 
-    async def _delete_model_run(self, action: Action) -> Outcome:
+    async def _delete_model_run(self, action: Action) -> ActionOutcome:
         """Graph first, registry second: Provena refuses the graph delete once the record is gone."""
         run = action.record_id
         item, settled = await self._to_delete(action, "MODEL_RUN")
@@ -262,26 +270,26 @@ class Executor:
             await writes.delete_item(self.http, "MODEL_RUN", run)
         except ProvenaError as exc:
             if not await self._gone("MODEL_RUN", run):
-                return Outcome(
+                return ActionOutcome(
                     "failed",
                     f"its graph is deleted ({removed}) but the registry record remains: {exc.message}; "
                     "apply again to finish",
                 )
         self._sent(action, f"DELETE {registry.SUBTYPE_ROUTES['MODEL_RUN']}/delete {run}")
-        return Outcome("changed", f"deleted; graph: {removed}")
+        return ActionOutcome("changed", f"deleted; graph: {removed}")
 
-    async def _to_delete(self, action: Action, subtype: str) -> tuple[dict[str, Any], Outcome | None]:
+    async def _to_delete(self, action: Action, subtype: str) -> tuple[dict[str, Any], ActionOutcome | None]:
         """The record to delete as it is now, or why the deletion is settled without a write: gone
         already (ok), hidden, changed since planning or locked (failed)."""
         fetched = await registry.fetch(self.http, subtype, action.record_id)
         if fetched.item is None:
             if not fetched.unreadable:
-                return {}, Outcome("ok", "not found: deleted already")
-            return {}, Outcome("failed", f"{action.record_id} cannot be read: {fetched.problem}")
+                return {}, ActionOutcome("ok", "not found: deleted already")
+            return {}, ActionOutcome("failed", f"{action.record_id} cannot be read: {fetched.problem}")
         if (drift := self._drifted(action, fetched.item)) is not None:
             return fetched.item, drift
         if fetched.locked:
-            return fetched.item, Outcome(
+            return fetched.item, ActionOutcome(
                 "failed", f"{action.record_id} is locked; an admin of the record can unlock it"
             )
         return fetched.item, None
@@ -291,7 +299,7 @@ class Executor:
         fetched = await registry.fetch(self.http, subtype, item_id)
         return fetched.item is None and not fetched.unreadable
 
-    async def _delete_study(self, action: Action) -> Outcome:
+    async def _delete_study(self, action: Action) -> ActionOutcome:
         """Only after checking again, through the graph and the registry, that nothing links to it."""
         study = action.record_id
         item, settled = await self._to_delete(action, "STUDY")
@@ -300,7 +308,7 @@ class Executor:
         ready = max((self.finished_at[key] for key in action.depends_on), default=0.0)
         linked = await self._still_linked(study, ready)
         if linked:
-            return Outcome(
+            return ActionOutcome(
                 "failed", f"not deleted: {', '.join(linked[:5])}{_more(linked, 5)} still link to it"
             )
         self._started(action, item)
@@ -310,7 +318,7 @@ class Executor:
             if not await self._gone("STUDY", study):
                 raise
         self._sent(action, f"DELETE {registry.SUBTYPE_ROUTES['STUDY']}/delete {study}")
-        return Outcome("changed", "deleted")
+        return ActionOutcome("changed", "deleted")
 
     async def _still_linked(self, study: str, ready: float) -> list[str]:
         graph: set[str] = set()
@@ -341,26 +349,28 @@ class Executor:
 
     # -- relodge ----------------------------------------------------------------------------------
 
-    async def _relodge(self, action: Action) -> Outcome:
+    async def _relodge(self, action: Action) -> ActionOutcome:
         run = action.record_id
         fetched = await registry.fetch(self.http, "MODEL_RUN", run)
         if fetched.item is None:
-            return Outcome("failed", f"model run {run} cannot be relodged: {fetched.problem or 'not found'}")
+            return ActionOutcome(
+                "failed", f"model run {run} cannot be relodged: {fetched.problem or 'not found'}"
+            )
         upstream = await prov.explore(self.http, "upstream", run, depth=1)
         downstream = await prov.explore(self.http, "downstream", run, depth=1)
         lineage = {"upstream": [n.id for n in upstream], "downstream": [n.id for n in downstream]}
         missing = missing_from_graph(fetched.item, lineage)
         if not missing:
-            return Outcome("ok", "the graph already holds every link of the registry record")
+            return ActionOutcome("ok", "the graph already holds every link of the registry record")
         self._started(action, fetched.item)
         await writes.relodge(self.http, fetched.item)
         self._sent(action, f"POST /admin/store_record {run}", detail=f"adds links to {', '.join(missing)}")
-        return Outcome("changed", f"relodged; the graph now links {', '.join(missing)}")
+        return ActionOutcome("changed", f"relodged; the graph now links {', '.join(missing)}")
 
 
 async def follow_job(
     http: ProvenaHttp, journal: Journal, key: str, session_id: str, wait: JobWait
-) -> Outcome:
+) -> ActionOutcome:
     """Poll with backoff through PENDING, DEQUEUED, IN_PROGRESS (the row may not exist at first).
     Running out of patience leaves the action unknown, never failed: the job may still succeed, and the
     next run follows it instead of submitting again."""
@@ -376,11 +386,11 @@ async def follow_job(
                 JobStatus(at=now(), key=key, session_id=session_id, status=str(status), info=job.info)
             )
         if job is not None and status == "SUCCEEDED":
-            return Outcome("changed", f"job {session_id} SUCCEEDED")
+            return ActionOutcome("changed", f"job {session_id} SUCCEEDED")
         if job is not None and status == "FAILED":
-            return Outcome("failed", f"Provena's update job {session_id} FAILED: {job.info}")
+            return ActionOutcome("failed", f"Provena's update job {session_id} FAILED: {job.info}")
         if time.monotonic() >= deadline:
-            return Outcome(
+            return ActionOutcome(
                 "unknown",
                 f"job {session_id} is still {seen or 'not listed'} after {wait.timeout_s:.0f} s; "
                 "the next apply follows it instead of submitting again",

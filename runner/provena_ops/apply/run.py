@@ -23,7 +23,7 @@ from provena_ops.api import (
     playbook_info,
     refuse_empty_environment,
 )
-from provena_ops.apply.executor import Executor, JobWait, Outcome
+from provena_ops.apply.executor import ActionOutcome, Executor, JobWait
 from provena_ops.apply.journal import (
     DEFAULT_RUNS_DIR,
     JobRecovered,
@@ -50,9 +50,9 @@ from provena_ops.apply.review import (
     unmatched,
 )
 from provena_ops.environments.signin import SignInChoice
-from provena_ops.environments.target import Target, open_target, target_identity
+from provena_ops.environments.target import Target, TargetArgs, open_target, target_identity
 from provena_ops.errors import Interrupted, PromptCancelled, ProvenaOpsError
-from provena_ops.facts.reader import Progress, together
+from provena_ops.facts.reader import ReadingProgress, together
 from provena_ops.plan.model import Action, Plan
 from provena_ops.plan.record_checks import normalised
 from provena_ops.playbook.loader import LoadedPlaybook
@@ -73,7 +73,7 @@ class ApplyUI(Protocol):
     def confirm(self, plan: Plan, target: Target) -> bool: ...
 
     @property
-    def reading(self) -> Progress | None: ...
+    def reading(self) -> ReadingProgress | None: ...
 
     def executing(self, plan: Plan) -> Callable[[Action, Result], None] | None: ...
 
@@ -84,9 +84,39 @@ class ApplyResult:
     journal: Path
     plan: Plan
     recap: Recap
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    outcomes: dict[str, ActionOutcome] = field(default_factory=dict)
     recovered: list[JobRecovered] = field(default_factory=list)
     stopped: str | None = None
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """How to apply, as the command line (or a script) asks: one value instead of a dozen parameters."""
+
+    auto_approve: bool = False
+    confirm_environment: str | None = None
+    parallelism: int = 8  # writes in flight
+    concurrency: int = 16  # reads in flight
+    fail_fast: bool = False
+    command: str = "provena-ops apply"  # what the journal records, and what an interrupt says to re-run
+    runs_dir: Path | None = None  # journals; default .provena-ops/runs under the working directory
+    job_wait: JobWait = field(default_factory=JobWait)
+    sign_in: SignInChoice | None = None
+
+
+@dataclass(frozen=True)
+class ApplyRun:
+    """One apply once its target is open and signed in: what every step of it works with."""
+
+    http: ProvenaHttp
+    target: Target
+    journal: Journal
+    runs: Path
+    loaded: LoadedPlaybook
+    playbook: Playbook
+    saved: Plan | None
+    ui: ApplyUI
+    options: ApplyOptions
 
 
 def apply(
@@ -94,23 +124,13 @@ def apply(
     ui: ApplyUI,
     *,
     plan_file: Path | None = None,
-    environment: str | None = None,
-    params: dict[str, str] | None = None,
-    environments_file: Path | None = None,
-    auto_approve: bool = False,
-    confirm_environment: str | None = None,
-    parallelism: int = 8,
-    concurrency: int = 16,
-    fail_fast: bool = False,
-    command: str = "provena-ops apply",
-    cwd: Path | None = None,
-    runs_dir: Path | None = None,
-    job_wait: JobWait | None = None,
-    sign_in: SignInChoice | None = None,
+    where: TargetArgs = TargetArgs(),
+    options: ApplyOptions = ApplyOptions(),
 ) -> ApplyResult:
+    environment = where.environment
     refuse_empty_environment(environment)
-    base = cwd or Path.cwd()
-    runs = runs_dir or base / DEFAULT_RUNS_DIR
+    base = where.cwd or Path.cwd()
+    runs = options.runs_dir or base / DEFAULT_RUNS_DIR
     saved = read_saved_plan(plan_file) if plan_file is not None else None
     if saved is not None:
         refuse_problems(saved)
@@ -122,9 +142,7 @@ def apply(
         file = Path(saved.playbook.file)
     if saved is not None:
         _same_playbook(file, saved)
-    loaded, playbook, known = load_valid(
-        file, environment=environment, params=params, environments_file=environments_file
-    )
+    loaded, playbook, known = load_valid(file, where)
     assert loaded.environment is not None
     env = known.get(loaded.environment)
     if saved is not None and saved.playbook.name != playbook.name:
@@ -133,83 +151,65 @@ def apply(
             hint="the file was edited after `provena-ops plan` wrote it; " + REMAKE,
         )
     if saved is not None:
-        refuse_other_target(
-            saved, env.name, env.stage, target_identity(env, loaded.params, cwd), environment is not None
-        )
-    if confirm_environment is not None and confirm_environment != env.name:
+        identity = target_identity(env, loaded.params, where.cwd)
+        refuse_other_target(saved, env.name, env.stage, identity, environment is not None)
+    confirmed = options.confirm_environment
+    if confirmed is not None and confirmed != env.name:
         raise NotApplied(  # a confirmation meant for another environment confirms nothing
-            f"--confirm-environment {confirm_environment} does not name the target environment "
+            f"--confirm-environment {confirmed} does not name the target environment "
             f"'{env.name}'; nothing was contacted",
             hint=f"check the playbook's environment (and -e); to apply to '{env.name}', "
             f"confirm it: --confirm-environment {env.name}",
         )
-    if env.is_production and confirm_environment != env.name:
+    if env.is_production and confirmed != env.name:
         raise NotApplied(
             f"'{env.name}' is a production environment (stage {env.stage}); nothing was contacted",
             hint=f"add --confirm-environment {env.name} to apply there",
         )
     with (
-        open_target(env, loaded.params, cwd=cwd) as target,
-        environment_lock(default_lock_dir(), target.name, target.identity, command) as took_over,
+        open_target(env, loaded.params, cwd=where.cwd) as target,
+        environment_lock(default_lock_dir(), target.name, target.identity, options.command) as took_over,
     ):
         if took_over:
             ui.note(took_over)
 
         async def run() -> ApplyResult:
-            async with client_for(target, concurrency, sign_in) as http:
+            async with client_for(target, options.concurrency, options.sign_in) as http:
                 await (
                     http.auth.token()
                 )  # signed in first: the journal names who; a refused sign-in leaves none
                 journal = Journal(runs, new_run_id())
                 try:
                     return await _apply(
-                        http, target, journal, runs, loaded, playbook, saved=saved, ui=ui,
-                        auto_approve=auto_approve, parallelism=parallelism, fail_fast=fail_fast,
-                        command=command, job_wait=job_wait or JobWait(),
-                    )  # fmt: skip
+                        ApplyRun(http, target, journal, runs, loaded, playbook, saved, ui, options)
+                    )
                 finally:
                     journal.close()
 
         return run_async(run())
 
 
-async def _apply(
-    http: ProvenaHttp,
-    target: Target,
-    journal: Journal,
-    runs: Path,
-    loaded: LoadedPlaybook,
-    playbook: Playbook,
-    *,
-    saved: Plan | None,
-    ui: ApplyUI,
-    auto_approve: bool,
-    parallelism: int,
-    fail_fast: bool,
-    command: str,
-    job_wait: JobWait,
-) -> ApplyResult:
+async def _apply(run: ApplyRun) -> ApplyResult:
+    journal, ui, options = run.journal, run.ui, run.options
     journal.write(
         RunStarted(
             at=now(),
             run_id=journal.run_id,
-            who=http.auth.username,
-            environment=environment_info(target),
-            playbook=playbook_info(loaded, playbook),
-            command=command,
+            who=run.http.auth.username,
+            environment=environment_info(run.target),
+            playbook=playbook_info(run.loaded, run.playbook),
+            command=options.command,
         )
     )
 
     try:
-        plan, recovered = await _plan_for_apply(
-            http, target, journal, runs, loaded, playbook, saved, ui, job_wait
-        )
+        plan, recovered = await _plan_for_apply(run)
         result = ApplyResult(journal.run_id, journal.path, plan, Recap(), recovered=recovered)
         if not plan.has_changes:
             result.recap = Recap(ok=len(plan.actions))
             journal.write(RunFinished(at=now(), recap=result.recap))
             return result
-        if not auto_approve and not ui.confirm(plan, target):
+        if not options.auto_approve and not ui.confirm(plan, run.target):
             raise NotApplied("apply cancelled; nothing was changed")
     except ProvenaOpsError as exc:  # stopped before any write: the journal says why, and nothing is in flight
         journal.write(RunFinished(at=now(), recap=Recap(), stopped=exc.message))
@@ -223,12 +223,12 @@ async def _apply(
         journal.write(RunFinished(at=now(), recap=Recap(), stopped=stopped, cancelled=True))
         raise Interrupted(stopped, hint="apply again when ready") from None
     executor = Executor(
-        http,
+        run.http,
         plan,
         journal,
-        parallelism=parallelism,
-        fail_fast=fail_fast,
-        job_wait=job_wait,
+        parallelism=options.parallelism,
+        fail_fast=options.fail_fast,
+        job_wait=options.job_wait,
         progress=ui.executing(plan),
     )
     try:
@@ -240,7 +240,7 @@ async def _apply(
         raise Interrupted(
             f"apply interrupted: {recap.line().removeprefix('Apply: ').rstrip('.')} "
             f"({_not_started(plan, executor)} not started); journal {journal.path}",
-            hint=f"run the same command again to finish: {command}",
+            hint=f"run the same command again to finish: {options.command}",
         ) from None
     except BaseException:
         journal.write(
@@ -258,28 +258,19 @@ def _not_started(plan: Plan, executor: Executor) -> int:
     return sum(1 for key in changing if key not in executor.outcomes and key not in executor.writing)
 
 
-async def _plan_for_apply(
-    http: ProvenaHttp,
-    target: Target,
-    journal: Journal,
-    runs: Path,
-    loaded: LoadedPlaybook,
-    playbook: Playbook,
-    saved: Plan | None,
-    ui: ApplyUI,
-    job_wait: JobWait,
-) -> tuple[Plan, list[JobRecovered]]:
+async def _plan_for_apply(run: ApplyRun) -> tuple[Plan, list[JobRecovered]]:
     """Jobs left in flight followed to their end, then the plan to carry out, made now. With a saved plan,
     only when nothing it read has changed and every write planned now is one the saved plan shows, so
     what is carried out (and shown) is what was reviewed, less what is already done. Refuses
     (NotApplied) a stale, altered or unappliable plan."""
-    recovered = await finish_in_flight(http, journal, runs, job_wait, target.identity)
+    http, ui, saved = run.http, run.ui, run.saved
+    recovered = await finish_in_flight(http, run.journal, run.runs, run.options.job_wait, run.target.identity)
     for job in recovered:
         ui.note(f"followed {job.key} from interrupted run {job.from_run}: job {job.session_id} {job.status}")
-    plan = await plan_with(http, target, loaded, playbook, ui.reading, runs)
+    plan = await plan_with(http, run.target, run.loaded, run.playbook, ui.reading, run.runs)
     if saved is not None:
         await _matches_saved(http, saved, plan, ui)
-    journal.write(Planned(at=now(), plan=plan))
+    run.journal.write(Planned(at=now(), plan=plan))
     ui.show(plan)
     if plan.problems:
         raise NotApplied(

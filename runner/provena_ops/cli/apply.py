@@ -22,6 +22,7 @@ from provena_ops.cli.options import (
     ReadProgress,
     err,
     out,
+    target_args,
 )
 from provena_ops.errors import ProvenaOpsError
 from provena_ops.render.common import shown
@@ -137,8 +138,7 @@ def apply_command(
     succeeded (or nothing to do), 1 anything failed or was not applied (or a usage error), 130
     interrupted.
     """
-    from provena_ops.apply.run import apply
-    from provena_ops.environments.file import parse_params
+    from provena_ops.apply.run import ApplyOptions, apply
 
     ui = TerminalUI(verbose)
     try:
@@ -146,17 +146,17 @@ def apply_command(
             playbook,
             ui,
             plan_file=plan_file,
-            environment=environment,
-            params=parse_params(param or []),
-            environments_file=environments_file,
-            auto_approve=auto_approve,
-            confirm_environment=confirm_environment,
-            parallelism=parallelism,
-            concurrency=concurrency,
-            fail_fast=fail_fast,
-            command=shlex.join(["provena-ops", *sys.argv[1:]]),
-            runs_dir=runs_dir,
-            sign_in=interactive_choice(auth_method),
+            where=target_args(environment, environments_file, param),
+            options=ApplyOptions(
+                auto_approve=auto_approve,
+                confirm_environment=confirm_environment,
+                parallelism=parallelism,
+                concurrency=concurrency,
+                fail_fast=fail_fast,
+                command=shlex.join(["provena-ops", *sys.argv[1:]]),
+                runs_dir=runs_dir,
+                sign_in=interactive_choice(auth_method),
+            ),
         )
     finally:
         ui.stop()

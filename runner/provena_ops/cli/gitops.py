@@ -11,6 +11,7 @@ import typer
 
 from provena_ops.cli.options import err, out, write_atomically
 from provena_ops.environments.signin import SignInChoice
+from provena_ops.environments.target import TargetArgs
 from provena_ops.errors import Interrupted, ProvenaOpsError
 from provena_ops.gitops.review import PlaybookOutcome, changed_playbooks, plan_file_name, render_comment
 from provena_ops.safety.redaction import scrub
@@ -21,9 +22,7 @@ def plan_changed(
     out_dir: Path | None,
     output: str,
     verbose: bool,
-    environment: str | None,
-    environments_file: Path | None,
-    params: list[str],
+    where: TargetArgs,
     concurrency: int,
     sign_in: SignInChoice,
 ) -> None:
@@ -35,7 +34,6 @@ def plan_changed(
     """
     from provena_ops import api
     from provena_ops.api import PlaybookInvalid
-    from provena_ops.environments.file import parse_params
     from provena_ops.render.json_format import render_json
     from provena_ops.render.terminal import render_terminal
 
@@ -53,14 +51,7 @@ def plan_changed(
     outcomes: list[PlaybookOutcome] = []
     for playbook in playbooks:
         try:
-            made = api.plan(
-                playbook,
-                environment=environment,
-                params=parse_params(params),
-                environments_file=environments_file,
-                concurrency=concurrency,
-                sign_in=sign_in,
-            )
+            made = api.plan(playbook, where, api.PlanOptions(concurrency=concurrency, sign_in=sign_in))
         except KeyboardInterrupt:
             raise Interrupted(
                 f"plan interrupted while reading for {playbook}; plan only reads, so nothing was changed"
@@ -183,7 +174,7 @@ def apply_reviewed(
     """
     from provena_ops.apply.journal import DEFAULT_RUNS_DIR
     from provena_ops.apply.review import read_saved_plan
-    from provena_ops.apply.run import apply
+    from provena_ops.apply.run import ApplyOptions, apply
     from provena_ops.cli.apply import TerminalUI, report
     from provena_ops.gitops.review import not_in_reviewed_workflow
 
@@ -205,15 +196,13 @@ def apply_reviewed(
             environment = read_saved_plan(path).environment.name
             if outside is not None and environment not in confirmed:
                 _refuse_production_outside(environment, outside)
-            result = apply(
-                None,
-                TerminalUI(verbose=False),
-                plan_file=path,
+            options = ApplyOptions(
                 auto_approve=True,
                 confirm_environment=environment,
                 command=shlex.join(["provena-ops", *sys.argv[1:]]),
                 runs_dir=DEFAULT_RUNS_DIR,
             )
+            result = apply(None, TerminalUI(verbose=False), plan_file=path, options=options)
             if not report(result, DEFAULT_RUNS_DIR):
                 failed.append(path.name)
         except ProvenaOpsError as exc:

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from provena_ops.environments.target import TargetArgs
 from provena_ops.errors import ProvenaOpsError
 
 out = Console(soft_wrap=True)  # plans and reports go to logs and CI too: never break a line mid-sentence
@@ -27,6 +28,15 @@ PARAM_OPTION = typer.Option(
     None, "--param", help="Environment replacement as id:value (repeatable; the value may contain ':')."
 )
 CONCURRENCY_OPTION = typer.Option(16, "--concurrency", min=1, max=64, help="Reads in flight at once.")
+
+
+def target_args(
+    environment: str | None, environments_file: Path | None, param: list[str] | None
+) -> TargetArgs:
+    """The three options every targeting command takes, checked once, as one value."""
+    from provena_ops.environments.file import parse_params
+
+    return TargetArgs(environment, parse_params(param or []), environments_file)
 
 
 class ReadProgress:

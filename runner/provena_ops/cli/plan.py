@@ -17,6 +17,7 @@ from provena_ops.cli.options import (
     ReadProgress,
     err,
     out,
+    target_args,
     write_atomically,
 )
 from provena_ops.errors import Interrupted, ProvenaOpsError
@@ -55,7 +56,6 @@ def plan(
     included), 130 interrupted.
     """
     from provena_ops import api
-    from provena_ops.environments.file import parse_params
     from provena_ops.render.json_format import render_json
     from provena_ops.render.markdown import render_markdown
     from provena_ops.render.terminal import render_terminal
@@ -74,10 +74,10 @@ def plan(
             raise ProvenaOpsError(
                 wrong, hint="give either a PLAYBOOK (with --out), or --changed-since REF (with --out-dir)"
             )
+        where = target_args(environment, environments_file, param)
         plan_changed(
-            changed_since, out_dir, output.value, verbose, environment, environments_file, param or [],
-            concurrency, interactive_choice(auth_method),
-        )  # fmt: skip
+            changed_since, out_dir, output.value, verbose, where, concurrency, interactive_choice(auth_method)
+        )
         return
     if playbook is None:
         raise ProvenaOpsError(
@@ -89,12 +89,8 @@ def plan(
     try:
         made = api.plan(
             playbook,
-            environment=environment,
-            params=parse_params(param or []),
-            environments_file=environments_file,
-            concurrency=concurrency,
-            progress=progress,
-            sign_in=interactive_choice(auth_method),
+            target_args(environment, environments_file, param),
+            api.PlanOptions(concurrency, progress, interactive_choice(auth_method)),
         )
     except KeyboardInterrupt:
         raise Interrupted(

@@ -13,6 +13,7 @@ from provena_ops.cli.options import (
     ENVIRONMENTS_FILE_OPTION,
     PARAM_OPTION,
     err,
+    target_args,
 )
 from provena_ops.errors import ProvenaOpsError
 from provena_ops.playbook.loader import LoadedPlaybook
@@ -42,7 +43,6 @@ def validate(
     everything is valid (warnings allowed), 1 otherwise.
     """
     from provena_ops import api
-    from provena_ops.environments.file import parse_params
 
     if not playbooks and changed_since is None and environments_file is not None:
         _validate_environments(environments_file, output)
@@ -61,12 +61,7 @@ def validate(
             "validate needs playbook files",
             hint="provena-ops validate FILE..., --changed-since REF, or --environments FILE alone",
         )
-    loaded = api.validate(
-        playbooks,
-        environment=environment,
-        params=parse_params(param or []),
-        environments_file=environments_file,
-    )
+    loaded = api.validate(playbooks, target_args(environment, environments_file, param))
     if output is OutputFormat.json:
         print(json.dumps([api.report(item).model_dump(mode="json") for item in loaded], indent=2))
     else:

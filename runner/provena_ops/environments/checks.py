@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 from urllib.parse import unquote
 
-from provena_ops.playbook.diagnostics import Path, did_you_mean
+from provena_ops.playbook.diagnostics import KeyPath, did_you_mean
 from provena_ops.text import hidden_character
 
 # Stages that are not production (compared case-insensitively); anything else is treated as production.
@@ -151,7 +151,7 @@ def _loopback(host: str) -> bool:
         return False
 
 
-Report = Callable[[Path, str, str, str, Literal["error", "warning"], bool], None]
+Report = Callable[[KeyPath, str, str, str, Literal["error", "warning"], bool], None]
 
 
 class EnvironmentChecker:
@@ -161,11 +161,11 @@ class EnvironmentChecker:
     def __init__(self, report: Report) -> None:
         self.report = report
 
-    def error(self, path: Path, message: str, expected: str, hint: str, at_key: bool = False) -> None:
+    def error(self, path: KeyPath, message: str, expected: str, hint: str, at_key: bool = False) -> None:
         self.report(path, message, expected, hint, "error", at_key)
 
     def check(self, index: int, raw: Mapping[str, Any], env: Any) -> None:
-        base: Path = ("envs", index)
+        base: KeyPath = ("envs", index)
         self._strings(base, raw)
         self._unknown_keys(base, raw)
         if _ENVIRONMENT_NAME.fullmatch(env.name) is None:
@@ -196,7 +196,7 @@ class EnvironmentChecker:
             self._endpoints(base, env, keys)
         self._auth(base, env)
 
-    def _strings(self, base: Path, raw: Any, path: Path = ()) -> None:
+    def _strings(self, base: KeyPath, raw: Any, path: KeyPath = ()) -> None:
         """No string of an environment hides characters (terminal controls, bidirectional overrides)."""
         if isinstance(raw, Mapping):
             for key, value in raw.items():
@@ -214,7 +214,7 @@ class EnvironmentChecker:
                     "retype the value: it hides characters that make it read other than it is",
                 )
 
-    def _unknown_keys(self, base: Path, raw: Mapping[str, Any]) -> None:
+    def _unknown_keys(self, base: KeyPath, raw: Mapping[str, Any]) -> None:
         for key in raw:
             if key in KNOWN_KEYS:
                 continue
@@ -238,12 +238,12 @@ class EnvironmentChecker:
                     True,
                 )
 
-    def _replacements(self, base: Path, env: Any) -> list[str]:
+    def _replacements(self, base: KeyPath, env: Any) -> list[str]:
         ids: dict[str, int] = {}
         keys: dict[str, int] = {}
         fields = [value for value in _templated(env).values() if value]
         for position, replacement in enumerate(env.replacements):
-            path: Path = (*base, "replacements", position)
+            path: KeyPath = (*base, "replacements", position)
             if _REPLACEMENT_ID.fullmatch(replacement.id) is None:
                 self.error(
                     (*path, "id"),
@@ -292,7 +292,7 @@ class EnvironmentChecker:
                 )
         return list(keys)  # in file order: replacements apply in that order, as derive_endpoints does
 
-    def _sandbox(self, base: Path, raw: Mapping[str, Any]) -> None:
+    def _sandbox(self, base: KeyPath, raw: Mapping[str, Any]) -> None:
         for key in OVERRIDES:
             if raw.get(key) is not None:
                 self.error(
@@ -305,7 +305,7 @@ class EnvironmentChecker:
                 )
                 return
 
-    def _endpoints(self, base: Path, env: Any, keys: list[str]) -> None:
+    def _endpoints(self, base: KeyPath, env: Any, keys: list[str]) -> None:
         unreplaced: set[str] = set()  # fields already reported: their URLs are not checked as well
         for field_name, value in _templated(env).items():
             for placeholder in _PLACEHOLDER_SYNTAX.findall(value or ""):
@@ -343,7 +343,7 @@ class EnvironmentChecker:
                     "correct the URL; http is only for a loopback address such as http://127.0.0.1:8765",
                 )
 
-    def _domain_and_realm(self, base: Path, env: Any, keys: list[str]) -> bool:
+    def _domain_and_realm(self, base: KeyPath, env: Any, keys: list[str]) -> bool:
         """The domain is a host name and the realm a path segment, when endpoints derive from them."""
         derived = [name for name in OVERRIDES if getattr(env, name) is None]
         if not derived:
@@ -370,11 +370,11 @@ class EnvironmentChecker:
             ok = False
         return ok
 
-    def _auth(self, base: Path, env: Any) -> None:
+    def _auth(self, base: KeyPath, env: Any) -> None:
         auth = env.provena_ops.auth if env.provena_ops is not None else None
         if auth is None:
             return
-        path: Path = (*base, "provena_ops", "auth")
+        path: KeyPath = (*base, "provena_ops", "auth")
         if auth.method == "sandbox" and (env.provena_ops.sandbox is None):
             self.error(
                 (*path, "method"),

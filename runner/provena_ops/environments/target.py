@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from provena_ops.environments.checks import is_production_stage
 from provena_ops.environments.file import AuthOptions, Endpoints, ToolingEnvironment, derive_endpoints
 from provena_ops.errors import ProvenaOpsError
+
+
+@dataclass(frozen=True)
+class TargetArgs:
+    """Which environment a command talks to, as its command line says (-e, --param, --environments):
+    the one value every command builds and hands on."""
+
+    environment: str | None = None  # None: the playbook's own
+    params: Mapping[str, str] = field(default_factory=dict)
+    environments_file: Path | None = None  # None: Provena's search order
+    cwd: Path | None = None  # where relative paths (a sandbox database) are resolved
 
 
 @dataclass(frozen=True)

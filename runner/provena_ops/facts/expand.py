@@ -11,15 +11,10 @@ from fnmatch import fnmatchcase
 
 from provena_ops.facts.model import State, name_key
 from provena_ops.playbook.model import (
-    DeleteModelRuns,
-    DeleteStudies,
-    LinkStudies,
     ModelRunRef,
     Playbook,
-    RelodgeModelRuns,
     StudyDeletion,
     StudyRef,
-    UpdateModelRuns,
 )
 
 
@@ -42,15 +37,15 @@ class Resolution:
 def needs(playbook: Playbook) -> Needs:
     found = Needs()
     for operation in playbook.operations:
-        for ref in run_refs(operation):
+        for ref in operation.run_refs():
             if ref.display_name is not None:
                 found.names.add(("MODEL_RUN", ref.display_name))
             if ref.linked_to_study is not None or ref.display_name_matches is not None:
                 found.scan = True
-        for study in study_refs(operation):
+        for study in operation.study_refs():
             if study.display_name is not None:
                 found.names.add(("STUDY", study.display_name))
-        if isinstance(operation, DeleteStudies):
+        if operation.deleted_studies():
             found.scan = True  # the registry side of "what links to this study"
     return found
 
@@ -99,24 +94,3 @@ def _by_name(subtype: str, noun: str, display_name: str, state: State) -> Resolu
 
 def _loose(name: str) -> str:
     return " ".join(name.casefold().split())
-
-
-def run_refs(operation: object) -> list[ModelRunRef]:
-    if isinstance(operation, DeleteModelRuns | UpdateModelRuns | LinkStudies | RelodgeModelRuns):
-        return list(operation.model_runs)
-    return []
-
-
-def study_refs(operation: object) -> list[StudyRef | StudyDeletion]:
-    refs: list[StudyRef | StudyDeletion] = []
-    if isinstance(operation, LinkStudies):
-        refs.append(operation.study)
-    if isinstance(operation, DeleteStudies):
-        refs.extend(operation.studies)
-        if operation.replace_with is not None:
-            refs.append(operation.replace_with)
-        for study in operation.studies:
-            if study.replace_with is not None:
-                refs.append(study.replace_with)
-            refs.extend(o.replace_with for o in study.model_run_overrides.values() if o.replace_with)
-    return refs

@@ -21,7 +21,7 @@ from typing import Any, NoReturn, TypeVar
 from ProvenaInterfaces.RegistryModels import ItemModelRun
 
 from provena_ops.errors import ProvenaOpsError
-from provena_ops.facts.expand import needs, resolve_run, resolve_study, run_refs, study_refs
+from provena_ops.facts.expand import needs, resolve_run, resolve_study
 from provena_ops.facts.model import (
     ADMIN_TIER,
     Linked,
@@ -34,12 +34,7 @@ from provena_ops.facts.model import (
 from provena_ops.plan.model import GraphImpact
 from provena_ops.plan.record_checks import referenced_ids, template_references
 from provena_ops.playbook.model import (
-    DeleteModelRuns,
-    DeleteStudies,
-    LinkStudies,
     Playbook,
-    RelodgeModelRuns,
-    UpdateModelRuns,
 )
 from provena_ops.provena import prov, registry, search
 from provena_ops.provena.auth import claims_of
@@ -47,11 +42,11 @@ from provena_ops.provena.errors import NotAuthorised, ProvenaError, Unreachable
 from provena_ops.provena.http import ProvenaHttp
 
 T = TypeVar("T")
-Progress = Callable[[str, int, int], None]
+ReadingProgress = Callable[[str, int, int], None]
 Work = Callable[[], Awaitable[None]]
 
 
-async def read_state(http: ProvenaHttp, playbook: Playbook, progress: Progress | None = None) -> State:
+async def read_state(http: ProvenaHttp, playbook: Playbook, progress: ReadingProgress | None = None) -> State:
     claims = claims_of(await http.auth.token())
     realm = claims.get("realm_access")
     roles = list(realm.get("roles", [])) if isinstance(realm, dict) else []
@@ -68,7 +63,7 @@ def fatal(exc: ProvenaError) -> bool:
 
 class _Reader:
     def __init__(
-        self, http: ProvenaHttp, playbook: Playbook, state: State, progress: Progress | None
+        self, http: ProvenaHttp, playbook: Playbook, state: State, progress: ReadingProgress | None
     ) -> None:
         self.http = http
         self.playbook = playbook
@@ -148,8 +143,8 @@ class _Reader:
         return not any(
             ref.id is None
             for op in self.playbook.operations
-            if isinstance(op, DeleteModelRuns)
-            for ref in op.model_runs
+            if op.runs_are == "deleted"
+            for ref in op.run_refs()
         )
 
     def _expand(self) -> None:
@@ -374,20 +369,16 @@ def _targets(
     relodges: set[str] = set()
     studies: set[str] = set()
     deleting: set[str] = set()
+    by_role = {"deleted": deletes, "edited": edits, "relodged": relodges}
     for operation in playbook.operations:
-        expanded = {run for ref in run_refs(operation) for run in resolve_run(ref, state).ids}
+        expanded = {run for ref in operation.run_refs() for run in resolve_run(ref, state).ids}
         runs |= expanded
-        if isinstance(operation, DeleteModelRuns):
-            deletes |= expanded
-        elif isinstance(operation, UpdateModelRuns | LinkStudies):
-            edits |= expanded
-        elif isinstance(operation, RelodgeModelRuns):
-            relodges |= expanded
-        for ref in study_refs(operation):
+        if operation.runs_are is not None:
+            by_role[operation.runs_are] |= expanded
+        for ref in operation.study_refs():
             studies |= set(resolve_study(ref, state).ids)
-        if isinstance(operation, DeleteStudies):
-            for study in operation.studies:
-                deleting |= set(resolve_study(study, state).ids)
+        for study in operation.deleted_studies():
+            deleting |= set(resolve_study(study, state).ids)
     return runs, studies, deleting, deletes, edits, relodges
 
 
@@ -395,15 +386,14 @@ def _playbook_references(playbook: Playbook) -> set[str]:
     """Entities the playbook's new values point at (a new modeller, datasets, a template...)."""
     ids: set[str] = set()
     for operation in playbook.operations:
-        if isinstance(operation, UpdateModelRuns):
-            shaped: dict[str, Any] = {}
-            for path, value in operation.set.patch().items():
-                *parents, leaf = path.split(".")
-                container = shaped
-                for parent in parents:
-                    container = container.setdefault(parent, {})
-                container[leaf] = value
-            ids |= referenced_ids(shaped)
+        shaped: dict[str, Any] = {}
+        for path, value in operation.patch().items():
+            *parents, leaf = path.split(".")
+            container = shaped
+            for parent in parents:
+                container = container.setdefault(parent, {})
+            container[leaf] = value
+        ids |= referenced_ids(shaped)
     return ids
 
 

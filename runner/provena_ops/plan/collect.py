@@ -3,9 +3,10 @@ and relodges on the shared `Planning` (one collector per operation type)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from provena_ops.facts.expand import resolve_run, run_refs
+from provena_ops.facts.expand import resolve_run
 from provena_ops.plan.model import (
     OperationTargets,
 )
@@ -14,6 +15,8 @@ from provena_ops.playbook.model import (
     DeleteModelRuns,
     DeleteStudies,
     LinkStudies,
+    Operation,
+    OperationModel,
     RelodgeModelRuns,
     UpdateModelRuns,
 )
@@ -21,48 +24,76 @@ from provena_ops.playbook.model import (
 LINK_REASON = "(bulk) linking to study {study}"
 
 
-def collect(planning: Planning, index: int, operation: object) -> None:
+Collector = Callable[[Planning, int, Any, list[str]], list[str]]  # -> the studies it resolved
+
+
+def collect(planning: Planning, index: int, operation: Operation) -> None:
+    """The operation's intents, added to the shared planning by its type's collector."""
     runs = _expand_runs(planning, index, operation)
-    studies: list[str] = []
-    if isinstance(operation, DeleteModelRuns):
-        for run in runs:
-            planning.deletes.setdefault(run, []).append(index)
-    elif isinstance(operation, RelodgeModelRuns):
-        for run in runs:
-            planning.relodges.setdefault(run, []).append(index)
-    elif isinstance(operation, UpdateModelRuns):
-        for run in runs:
-            edit = edit_of(planning, run, index, operation.reason)
-            edit.explicit_update = True
-            for path, value in operation.set.patch().items():
-                set_field(planning, run, edit, path, value, index)
-            annotations = operation.annotations
-            if annotations.set or annotations.remove or annotations.clear:
-                _annotation_conflicts(planning, run, edit, index, annotations)
-                edit.annotation_ops.append((index, annotations))
-    elif isinstance(operation, LinkStudies):
-        study = single_study(planning, index, operation.study)
-        if study is not None:
-            studies.append(study)
-            for run in runs:
-                edit = edit_of(planning, run, index, operation.reason or LINK_REASON.format(study=study))
-                edit.allow_moving_study = edit.allow_moving_study and operation.replace_existing_links
-                set_field(planning, run, edit, "study_id", study, index)
-    elif isinstance(operation, DeleteStudies):
-        for study_ref in operation.studies:
-            study = single_study(planning, index, study_ref, deleting=True)
-            if study is None:
-                continue
-            studies.append(study)
-            if study in planning.study_deletes:
-                planning.problem(f"study {study} is deleted twice", "list each study once", index, study)
-                continue
-            planning.study_deletes[study] = (index, study_ref, operation)
+    studies = COLLECTORS[type(operation)](planning, index, operation, runs)
     planning.targets.append(
-        OperationTargets(
-            operation=index, op=str(getattr(operation, "op", "")), model_runs=runs, studies=studies
-        )
+        OperationTargets(operation=index, op=operation.op, model_runs=runs, studies=studies)
     )
+
+
+def _deletes(planning: Planning, index: int, operation: DeleteModelRuns, runs: list[str]) -> list[str]:
+    for run in runs:
+        planning.deletes.setdefault(run, []).append(index)
+    return []
+
+
+def _relodges(planning: Planning, index: int, operation: RelodgeModelRuns, runs: list[str]) -> list[str]:
+    for run in runs:
+        planning.relodges.setdefault(run, []).append(index)
+    return []
+
+
+def _updates(planning: Planning, index: int, operation: UpdateModelRuns, runs: list[str]) -> list[str]:
+    for run in runs:
+        edit = edit_of(planning, run, index, operation.reason)
+        edit.explicit_update = True
+        for path, value in operation.patch().items():
+            set_field(planning, run, edit, path, value, index)
+        annotations = operation.annotations
+        if annotations.set or annotations.remove or annotations.clear:
+            _annotation_conflicts(planning, run, edit, index, annotations)
+            edit.annotation_ops.append((index, annotations))
+    return []
+
+
+def _links(planning: Planning, index: int, operation: LinkStudies, runs: list[str]) -> list[str]:
+    study = single_study(planning, index, operation.study)
+    if study is None:
+        return []
+    for run in runs:
+        edit = edit_of(planning, run, index, operation.reason or LINK_REASON.format(study=study))
+        edit.allow_moving_study = edit.allow_moving_study and operation.replace_existing_links
+        set_field(planning, run, edit, "study_id", study, index)
+    return [study]
+
+
+def _study_deletions(planning: Planning, index: int, operation: DeleteStudies, runs: list[str]) -> list[str]:
+    studies: list[str] = []
+    for study_ref in operation.studies:
+        study = single_study(planning, index, study_ref, deleting=True)
+        if study is None:
+            continue
+        studies.append(study)
+        if study in planning.study_deletes:
+            planning.problem(f"study {study} is deleted twice", "list each study once", index, study)
+            continue
+        planning.study_deletes[study] = (index, study_ref, operation)
+    return studies
+
+
+# One collector per operation type (tests/plan/test_operations.py checks none is missing).
+COLLECTORS: dict[type[OperationModel], Collector] = {
+    DeleteModelRuns: _deletes,
+    RelodgeModelRuns: _relodges,
+    UpdateModelRuns: _updates,
+    LinkStudies: _links,
+    DeleteStudies: _study_deletions,
+}
 
 
 def links_to_deleted_studies(planning: Planning) -> None:
@@ -81,14 +112,14 @@ def links_to_deleted_studies(planning: Planning) -> None:
             )
 
 
-def _expand_runs(planning: Planning, index: int, operation: object) -> list[str]:
+def _expand_runs(planning: Planning, index: int, operation: OperationModel) -> list[str]:
     runs: list[str] = []
-    for ref in run_refs(operation):
+    for ref in operation.run_refs():
         resolved = resolve_run(ref, planning.state)
         if not resolved.ids and not resolved.problem:
             selector = ref.model_dump(exclude_none=True)
             planning.warnings.append(f"operations[{index}]: the selector {selector} matches no model run")
-        if resolved.problem and resolved.nameless and isinstance(operation, DeleteModelRuns):
+        if resolved.problem and resolved.nameless and operation.runs_are == "deleted":
             planning.warnings.append(f"operations[{index}]: {resolved.problem}: {NAMELESS_DELETE}")
         elif resolved.problem:
             planning.problem(resolved.problem, resolved.hint or "", index)

@@ -6,10 +6,11 @@ selectors are expanded, and checked the same way, by the planner against live st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from provena_ops.playbook.diagnostics import Diagnostic, Path, format_path
+from provena_ops.playbook.diagnostics import Diagnostic, KeyPath, format_path
 from provena_ops.playbook.model import (
     ConnectionStrategy,
     DeleteModelRuns,
@@ -17,6 +18,7 @@ from provena_ops.playbook.model import (
     LinkStudies,
     ModelRunRef,
     Operation,
+    OperationModel,
     RelodgeModelRuns,
     StudyDeletion,
     StudyRef,
@@ -39,7 +41,7 @@ class _Use:
     """One place where the playbook touches a model run (150,000 of them for a playbook listing as many
     ids: slots, and the operation's fields shared, not copied)."""
 
-    path: Path
+    path: KeyPath
     operation: int
     kind: str  # delete | update | link | relodge | relink
     study: str | None = None  # link/relink target, as a ref key ("" = remove the link)
@@ -51,13 +53,13 @@ class _Checker:
         self.operations = operations
         self.source = source
         self.found: list[Diagnostic] = []
-        self.deleted_studies: dict[str, Path] = {}
+        self.deleted_studies: dict[str, KeyPath] = {}
         self.runs: dict[str, list[_Use]] = {}
-        self.references: list[tuple[Path, str, str]] = []  # (path, record id, what the field names)
+        self.references: list[tuple[KeyPath, str, str]] = []  # (path, record id, what the field names)
 
     def error(
         self,
-        path: Path,
+        path: KeyPath,
         message: str,
         expected: str,
         hint: str,
@@ -67,32 +69,38 @@ class _Checker:
 
     def run(self) -> list[Diagnostic]:
         for index, operation in self.operations:
-            if isinstance(operation, DeleteStudies):
-                self._collect_deleted_studies(index, operation)
+            if operation.deleted_studies():
+                self._collect_deleted_studies(index, operation.deleted_studies())
+        # One check per operation type.
+        checks: dict[type[OperationModel], Callable[[KeyPath, int, Any], None]] = {
+            DeleteStudies: self._delete_studies,
+            DeleteModelRuns: self._delete_runs,
+            RelodgeModelRuns: self._relodge_runs,
+            LinkStudies: self._link_studies,
+            UpdateModelRuns: self._update,
+        }
         for index, operation in self.operations:
-            base: Path = ("operations", index)
-            if isinstance(operation, DeleteStudies):
-                self._delete_studies(base, index, operation)
-            elif isinstance(operation, DeleteModelRuns):
-                self._targets(base, index, operation.model_runs, "delete")
-            elif isinstance(operation, RelodgeModelRuns):
-                self._targets(base, index, operation.model_runs, "relodge")
-            elif isinstance(operation, LinkStudies):
-                study = ref_key(operation.study)
-                self._not_deleted_study(operation.study, (*base, "study"), "links model runs to")
-                self._targets(base, index, operation.model_runs, "link", study=study)
-            elif isinstance(operation, UpdateModelRuns):
-                self._update(base, index, operation)
+            checks[type(operation)](("operations", index), index, operation)
         self._conflicts()
         self._references_to_deleted()
         return self.found
 
+    def _delete_runs(self, base: KeyPath, index: int, operation: DeleteModelRuns) -> None:
+        self._targets(base, index, operation.model_runs, "delete")
+
+    def _relodge_runs(self, base: KeyPath, index: int, operation: RelodgeModelRuns) -> None:
+        self._targets(base, index, operation.model_runs, "relodge")
+
+    def _link_studies(self, base: KeyPath, index: int, operation: LinkStudies) -> None:
+        self._not_deleted_study(operation.study, (*base, "study"), "links model runs to")
+        self._targets(base, index, operation.model_runs, "link", study=ref_key(operation.study))
+
     # -- studies ---------------------------------------------------------------------------------------
 
-    def _collect_deleted_studies(self, index: int, operation: DeleteStudies) -> None:
-        for position, study in enumerate(operation.studies):
+    def _collect_deleted_studies(self, index: int, studies: list[StudyDeletion]) -> None:
+        for position, study in enumerate(studies):
             key = ref_key(study)
-            path: Path = ("operations", index, "studies", position)
+            path: KeyPath = ("operations", index, "studies", position)
             if key is None:
                 continue
             if key in self.deleted_studies:
@@ -106,17 +114,17 @@ class _Checker:
             else:
                 self.deleted_studies[key] = path
 
-    def _delete_studies(self, base: Path, index: int, operation: DeleteStudies) -> None:
+    def _delete_studies(self, base: KeyPath, index: int, operation: DeleteStudies) -> None:
         op_replacement_used = False
         op_strategy_reported = False
         for position, study in enumerate(operation.studies):
-            path: Path = (*base, "studies", position)
+            path: KeyPath = (*base, "studies", position)
             strategy = study.linked_model_runs or operation.linked_model_runs
             replacement = study.replace_with or operation.replace_with
             replacement_path = (*path, "replace_with") if study.replace_with else (*base, "replace_with")
             needs_replacement = strategy is ConnectionStrategy.REPLACE
             for run_id, override in study.model_run_overrides.items():
-                override_path: Path = (*path, "model_run_overrides", run_id)
+                override_path: KeyPath = (*path, "model_run_overrides", run_id)
                 if override.strategy is not ConnectionStrategy.REPLACE and override.replace_with is not None:
                     self.error(
                         (*override_path, "replace_with"),
@@ -171,7 +179,7 @@ class _Checker:
                 "set `linked_model_runs: replace`, or remove replace_with",
             )
 
-    def _check_replacement(self, study: StudyDeletion, replacement: StudyRef, path: Path) -> None:
+    def _check_replacement(self, study: StudyDeletion, replacement: StudyRef, path: KeyPath) -> None:
         if ref_key(replacement) == ref_key(study):
             self.error(
                 path,
@@ -182,7 +190,7 @@ class _Checker:
             return
         self._not_deleted_study(replacement, path, "relinks model runs to")
 
-    def _not_deleted_study(self, study: StudyRef, path: Path, verb: str) -> None:
+    def _not_deleted_study(self, study: StudyRef, path: KeyPath, verb: str) -> None:
         key = ref_key(study)
         if key is not None and key in self.deleted_studies:
             self.error(
@@ -197,16 +205,16 @@ class _Checker:
 
     def _targets(
         self,
-        base: Path,
+        base: KeyPath,
         index: int,
         refs: list[ModelRunRef],
         kind: str,
         study: str | None = None,
         **fields: Any,
     ) -> None:
-        seen: dict[str, Path] = {}
+        seen: dict[str, KeyPath] = {}
         for position, ref in enumerate(refs):
-            path: Path = (*base, "model_runs", position)
+            path: KeyPath = (*base, "model_runs", position)
             key = ref_key(ref)
             if key is None:
                 continue
@@ -222,7 +230,7 @@ class _Checker:
             seen[key] = path
             self._use(key, _Use(path, index, kind, study=study, fields=fields))
 
-    def _update(self, base: Path, index: int, operation: UpdateModelRuns) -> None:
+    def _update(self, base: KeyPath, index: int, operation: UpdateModelRuns) -> None:
         changes = operation.set.given()
         annotations = operation.annotations
         if not changes and not annotations.set and not annotations.remove and not annotations.clear:
@@ -265,7 +273,7 @@ class _Checker:
         for side in ("inputs", "outputs"):
             for position, dataset in enumerate(changes.get(side) or []):
                 for name in ("dataset_id", "dataset_template_id"):
-                    path: Path = (*base, "set", side, position, name)
+                    path: KeyPath = (*base, "set", side, position, name)
                     self.references.append((path, getattr(dataset, name), name))
         fields: dict[str, Any] = {f"set.{name}": value for name, value in changes.items()}
         fields.update({f"annotation {key!r}": value for key, value in annotations.set.items()})

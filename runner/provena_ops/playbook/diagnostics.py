@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Path = tuple[str | int, ...]
+KeyPath = tuple[str | int, ...]
 
 
 class Diagnostic(BaseModel):
@@ -72,7 +72,7 @@ class ValidationReport(BaseModel):
     diagnostics: list[Diagnostic]
 
 
-def format_path(path: Path) -> str:
+def format_path(path: KeyPath) -> str:
     text = ""
     for part in path:
         if isinstance(part, int):

@@ -14,7 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from provena_ops.environments.checks import param_value_problem
 from provena_ops.environments.file import Environments, missing_params, unknown_environment_hint
 from provena_ops.playbook.checks import check_operations
-from provena_ops.playbook.diagnostics import Diagnostic, Path, did_you_mean, format_path, sort_key
+from provena_ops.playbook.diagnostics import Diagnostic, KeyPath, did_you_mean, format_path, sort_key
 from provena_ops.playbook.model import Operation, Playbook
 from provena_ops.playbook.model_errors import diagnostics_from
 from provena_ops.playbook.template_sandbox import Budget
@@ -194,7 +194,7 @@ def _render(
     cli_params: Mapping[str, str],
     found: list[Diagnostic],
     credentials: frozenset[str] = frozenset(),
-) -> tuple[dict[str, Any], set[Path], dict[Path, str]]:
+) -> tuple[dict[str, Any], set[KeyPath], dict[KeyPath, str]]:
     """Render templates: params first (env only), then vars in order, then the rest of the document.
 
     Returns the rendered document, the paths of strings that failed (reported already), and the paths
@@ -213,7 +213,7 @@ def _render(
             )
         )
     rendered: dict[str, Any] = dict(data)
-    native: dict[Path, str] = {}
+    native: dict[KeyPath, str] = {}
     raw_params = data.get("params")
     if isinstance(raw_params, dict):
         bare = Renderer({}, {}, budget, credentials)
@@ -223,7 +223,7 @@ def _render(
     params = {**_string_params(rendered.get("params")), **cli_params}
     raw_vars = data.get("vars")
     variables: dict[str, Any] = {}
-    reserved: set[Path] = set()
+    reserved: set[KeyPath] = set()
     if isinstance(raw_vars, dict):
         for name, value in raw_vars.items():
             if name in RESERVED_NAMES:
@@ -367,7 +367,7 @@ def _environment_checks(
 
 
 def _at(
-    source: SourceMap, path: Path, message: str, expected: str, hint: str, key: bool = False
+    source: SourceMap, path: KeyPath, message: str, expected: str, hint: str, key: bool = False
 ) -> Diagnostic:
     return source.diagnostic(path, message, expected, hint, key=key)
 

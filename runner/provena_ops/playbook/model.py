@@ -150,10 +150,38 @@ def _step_description() -> Any:
 
 
 StepDescription = Prose | None
+# What an operation does to the model runs it names, which is what the reader must read for them: a
+# trial delete, the record and what lies downstream, or the graph around it.
+RunsAre = Literal["deleted", "edited", "relodged"]
 
 
-class DeleteModelRuns(Strict):
+class OperationModel(Strict):
+    """What every operation says about itself, so that no stage has to ask which type it is."""
+
+    runs_are: ClassVar[RunsAre | None] = None
+    plans: ClassVar[tuple[str, ...]] = ()  # the action kinds (plan.model.ActionKind) it can plan
+
+    def run_refs(self) -> list[ModelRunRef]:
+        """The model runs it names (handle ids, names or selectors), in playbook order."""
+        return list(getattr(self, "model_runs", []))
+
+    def study_refs(self) -> list[StudyRef | StudyDeletion]:
+        """Every study it names, replacements included."""
+        return []
+
+    def deleted_studies(self) -> list[StudyDeletion]:
+        return []
+
+    def patch(self) -> dict[str, Any]:
+        """The values it writes into each model run's record, by dotted path (see ModelRunChanges)."""
+        return {}
+
+
+class DeleteModelRuns(OperationModel):
     """Delete model runs from the provenance graph, then from the registry."""
+
+    runs_are: ClassVar[RunsAre | None] = "deleted"
+    plans: ClassVar[tuple[str, ...]] = ("delete_model_run",)
 
     op: Literal["delete_model_runs"]
     model_runs: list[ModelRunRef] = Field(min_length=1)
@@ -161,8 +189,10 @@ class DeleteModelRuns(Strict):
     description: StepDescription = _step_description()
 
 
-class DeleteStudies(Strict):
+class DeleteStudies(OperationModel):
     """Delete studies, first dealing with every model run linked to them."""
+
+    plans: ClassVar[tuple[str, ...]] = ("update", "delete_study")
 
     op: Literal["delete_studies"]
     studies: list[StudyDeletion] = Field(min_length=1)
@@ -176,6 +206,19 @@ class DeleteStudies(Strict):
         description="Reason recorded on each model run edit (default: Provena's admin-script wording).",
     )
     description: StepDescription = _step_description()
+
+    def study_refs(self) -> list[StudyRef | StudyDeletion]:
+        refs: list[StudyRef | StudyDeletion] = [*self.studies]
+        if self.replace_with is not None:
+            refs.append(self.replace_with)
+        for study in self.studies:
+            if study.replace_with is not None:
+                refs.append(study.replace_with)
+            refs.extend(o.replace_with for o in study.model_run_overrides.values() if o.replace_with)
+        return refs
+
+    def deleted_studies(self) -> list[StudyDeletion]:
+        return list(self.studies)
 
 
 class StrictTemplatedDataset(TemplatedDataset):
@@ -264,8 +307,11 @@ class AnnotationChanges(Strict):
     clear: Flag = Field(False, description="Drop every existing annotation first (then apply `set`).")
 
 
-class UpdateModelRuns(Strict):
+class UpdateModelRuns(OperationModel):
     """Edit model-run records through Provena's update job (the web UI's edit form, in bulk)."""
+
+    runs_are: ClassVar[RunsAre | None] = "edited"
+    plans: ClassVar[tuple[str, ...]] = ("update",)
 
     op: Literal["update_model_runs"]
     model_runs: list[ModelRunRef] = Field(min_length=1)
@@ -274,9 +320,15 @@ class UpdateModelRuns(Strict):
     annotations: AnnotationChanges = Field(default_factory=AnnotationChanges)
     description: StepDescription = _step_description()
 
+    def patch(self) -> dict[str, Any]:
+        return self.set.patch()
 
-class LinkStudies(Strict):
+
+class LinkStudies(OperationModel):
     """Link many model runs to one study (Provena's bulk-link-studies, with a dry run)."""
+
+    runs_are: ClassVar[RunsAre | None] = "edited"
+    plans: ClassVar[tuple[str, ...]] = ("relink",)
 
     op: Literal["link_studies"]
     study: StudyRef
@@ -289,9 +341,15 @@ class LinkStudies(Strict):
     )
     description: StepDescription = _step_description()
 
+    def study_refs(self) -> list[StudyRef | StudyDeletion]:
+        return [self.study]
 
-class RelodgeModelRuns(Strict):
+
+class RelodgeModelRuns(OperationModel):
     """Re-lodge model runs' provenance from their registry records (additive: it never removes links)."""
+
+    runs_are: ClassVar[RunsAre | None] = "relodged"
+    plans: ClassVar[tuple[str, ...]] = ("relodge",)
 
     op: Literal["relodge_model_runs"]
     model_runs: list[ModelRunRef] = Field(min_length=1)

@@ -17,7 +17,7 @@ from typing import Any, Literal, NamedTuple, Protocol, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from provena_ops.playbook.diagnostics import Diagnostic, Path, did_you_mean, format_path, one_of
+from provena_ops.playbook.diagnostics import Diagnostic, KeyPath, did_you_mean, format_path, one_of
 from provena_ops.playbook.model import (
     HANDLE_EXAMPLE,
     HANDLE_PATTERN,
@@ -50,8 +50,8 @@ def diagnostics_from(
     root: type[BaseModel],
     data: Any,
     source: SourceMap,
-    skip: Collection[Path] = (),
-    templated: Mapping[Path, str] | None = None,
+    skip: Collection[KeyPath] = (),
+    templated: Mapping[KeyPath, str] | None = None,
     dialect: Literal["yaml", "json"] = "yaml",
 ) -> list[Diagnostic]:
     """One diagnostic per pydantic error, deduplicated, skipping paths already reported elsewhere.
@@ -61,7 +61,7 @@ def diagnostics_from(
     """
     errors = error.errors(include_url=False)
     missing = {(_walk(e["loc"], data).path, str(e["loc"][-1])) for e in errors if e["type"] == "missing"}
-    misspelt: set[tuple[Path, str]] = set()
+    misspelt: set[tuple[KeyPath, str]] = set()
     found: list[Diagnostic] = []
     seen: set[tuple[str, str]] = set()
     for details in errors:
@@ -83,12 +83,12 @@ def diagnostics_from(
     return [d for d in found if not (d.message.startswith("missing required key") and _twin(d, misspelt))]
 
 
-def _twin(diagnostic: Diagnostic, misspelt: set[tuple[Path, str]]) -> bool:
+def _twin(diagnostic: Diagnostic, misspelt: set[tuple[KeyPath, str]]) -> bool:
     return any(format_path((*parent, key)) == diagnostic.path for parent, key in misspelt)
 
 
 def _at_template(
-    diagnostic: Diagnostic, origin: Path, template: str, source: SourceMap, whole: bool
+    diagnostic: Diagnostic, origin: KeyPath, template: str, source: SourceMap, whole: bool
 ) -> Diagnostic:
     position = source.locate(origin)
     hint = diagnostic.hint
@@ -108,7 +108,7 @@ def _at_template(
     )
 
 
-def _within(path: Path, ancestor: Path) -> bool:
+def _within(path: KeyPath, ancestor: KeyPath) -> bool:
     return path[: len(ancestor)] == ancestor
 
 
@@ -117,7 +117,7 @@ class _Make(Protocol):
 
 
 class _Walked(NamedTuple):
-    path: Path  # the key path as written in the file
+    path: KeyPath  # the key path as written in the file
     value: Any  # the value found there
     rest: tuple[int | str, ...]  # location parts with no node in the file (a missing key)
     is_key: bool  # the error is about a mapping key, not its value
@@ -164,8 +164,8 @@ def _diagnostic(
     walked: _Walked,
     root: type[BaseModel],
     source: SourceMap,
-    missing: set[tuple[Path, str]],
-    misspelt: set[tuple[Path, str]],
+    missing: set[tuple[KeyPath, str]],
+    misspelt: set[tuple[KeyPath, str]],
     in_json: bool = False,
 ) -> Diagnostic:
     kind = details["type"]
@@ -176,7 +176,7 @@ def _diagnostic(
     written = source.plain_non_strings.get(path)
 
     def make(
-        message: str, expected: str, hint: str, at: Path = path, where: Position | None = None
+        message: str, expected: str, hint: str, at: KeyPath = path, where: Position | None = None
     ) -> Diagnostic:
         return source.diagnostic(at, message, expected, hint, position=where or position)
 

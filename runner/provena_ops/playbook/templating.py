@@ -16,7 +16,7 @@ from jinja2 import TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Undefined
 
-from provena_ops.playbook.diagnostics import Path, did_you_mean
+from provena_ops.playbook.diagnostics import KeyPath, did_you_mean
 from provena_ops.playbook.template_sandbox import Budget, BudgetExceeded, PlaybookEnvironment, size
 
 RESERVED_NAMES = ("params", "env", "vars")
@@ -29,7 +29,7 @@ _SINGLE_EXPRESSION = re.compile(r"^\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}$", re.D
 class TemplateProblem(Exception):
     """A template in the playbook cannot be rendered; carries the path of the offending string."""
 
-    def __init__(self, path: Path, message: str, expected: str, hint: str) -> None:
+    def __init__(self, path: KeyPath, message: str, expected: str, hint: str) -> None:
         super().__init__(message)
         self.path = path
         self.message = message
@@ -118,10 +118,10 @@ class Renderer:
         }
         self.known_names = sorted(variables)
         # Paths whose whole-string template produced a list, mapping or number (path -> template text).
-        self.native: dict[Path, str] = {}
+        self.native: dict[KeyPath, str] = {}
         self._compiled: dict[str, Callable[[], Any]] = {}
 
-    def render_tree(self, value: Any, path: Path, problems: list[TemplateProblem]) -> Any:
+    def render_tree(self, value: Any, path: KeyPath, problems: list[TemplateProblem]) -> Any:
         """Render every string; a failing one is kept as written and its problem appended, the rest go on."""
         if isinstance(value, str):
             if not is_template(value):
@@ -140,7 +140,7 @@ class Renderer:
             return {key: self.render_tree(item, (*path, key), problems) for key, item in value.items()}
         return value
 
-    def render_string(self, text: str, path: Path) -> Any:
+    def render_string(self, text: str, path: KeyPath) -> Any:
         try:
             compiled = self._compiled.get(text)
             if compiled is None:
@@ -266,7 +266,7 @@ class Renderer:
         )
         return lambda: rendered
 
-    def _undefined(self, path: Path, detail: str) -> TemplateProblem:
+    def _undefined(self, path: KeyPath, detail: str) -> TemplateProblem:
         if detail.startswith("environment variable"):
             variable = detail.split()[2]
             return TemplateProblem(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from provena_ops.playbook.diagnostics import Diagnostic, Path
+from provena_ops.playbook.diagnostics import Diagnostic, KeyPath
 from provena_ops.playbook.templating import is_template
 from provena_ops.playbook.yaml_source import SourceMap
 from provena_ops.text import hidden_character, shows_nothing
@@ -17,7 +17,7 @@ PROSE = "description"  # fields where tabs and line breaks are text
 
 
 def check_text(
-    data: dict[str, Any], rendered: dict[str, Any], source: SourceMap, broken: Collection[Path]
+    data: dict[str, Any], rendered: dict[str, Any], source: SourceMap, broken: Collection[KeyPath]
 ) -> list[Diagnostic]:
     """Hidden characters in keys and values, and templates in keys."""
     found: list[Diagnostic] = []
@@ -54,7 +54,7 @@ def check_text(
     return found
 
 
-def _hidden(source: SourceMap, path: Path, hidden: tuple[int, str], key: bool = False) -> Diagnostic:
+def _hidden(source: SourceMap, path: KeyPath, hidden: tuple[int, str], key: bool = False) -> Diagnostic:
     index, name = hidden
     return source.diagnostic(
         path,
@@ -65,10 +65,10 @@ def _hidden(source: SourceMap, path: Path, hidden: tuple[int, str], key: bool = 
     )
 
 
-def _keys(data: Any) -> list[tuple[Path, str]]:
+def _keys(data: Any) -> list[tuple[KeyPath, str]]:
     """Every mapping key, with its path (iteratively: depth is bounded, but recursion need not be)."""
-    keys: list[tuple[Path, str]] = []
-    stack: list[tuple[Path, Any]] = [((), data)]
+    keys: list[tuple[KeyPath, str]] = []
+    stack: list[tuple[KeyPath, Any]] = [((), data)]
     while stack:
         path, value = stack.pop()
         if isinstance(value, dict):
@@ -80,12 +80,12 @@ def _keys(data: Any) -> list[tuple[Path, str]]:
     return keys
 
 
-def _strings(rendered: dict[str, Any]) -> list[tuple[Path, str, bool]]:
+def _strings(rendered: dict[str, Any]) -> list[tuple[KeyPath, str, bool]]:
     """Every string of the rendered playbook that can reach Provena, keys included (a template can build
     a mapping), with whether it is a key; vars and params only reach it through the values that use
     them."""
-    strings: list[tuple[Path, str, bool]] = []
-    stack: list[tuple[Path, Any]] = [
+    strings: list[tuple[KeyPath, str, bool]] = []
+    stack: list[tuple[KeyPath, Any]] = [
         ((key,), value) for key, value in rendered.items() if key not in UNTEMPLATED
     ]
     while stack:

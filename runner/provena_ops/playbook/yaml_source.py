@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import yaml
 
-from provena_ops.playbook.diagnostics import Diagnostic, Path, format_path
+from provena_ops.playbook.diagnostics import Diagnostic, KeyPath, format_path
 from provena_ops.playbook.yaml_syntax import (
     QUOTING_HINT,
     Position,
@@ -51,14 +51,14 @@ class SourceMap:
     """Where each value (and each mapping key) of a loaded document sits in its file."""
 
     file: str
-    values: dict[Path, Position] = field(default_factory=dict)
-    keys: dict[Path, Position] = field(default_factory=dict)
+    values: dict[KeyPath, Position] = field(default_factory=dict)
+    keys: dict[KeyPath, Position] = field(default_factory=dict)
     # Unquoted scalars YAML read as something other than a string (`no` -> false, `1.10` -> 1.1).
-    plain_non_strings: dict[Path, str] = field(default_factory=dict)
+    plain_non_strings: dict[KeyPath, str] = field(default_factory=dict)
     # Values already reported (custom tags): later checks stay quiet about them.
-    rejected: set[Path] = field(default_factory=set)
+    rejected: set[KeyPath] = field(default_factory=set)
 
-    def locate(self, path: Path) -> Position | None:
+    def locate(self, path: KeyPath) -> Position | None:
         """The position of `path`, or of its nearest ancestor that the file spells out."""
         for end in range(len(path), -1, -1):
             found = self.values.get(path[:end])
@@ -66,12 +66,12 @@ class SourceMap:
                 return found
         return None
 
-    def locate_key(self, path: Path) -> Position | None:
+    def locate_key(self, path: KeyPath) -> Position | None:
         return self.keys.get(path) or self.locate(path)
 
     def diagnostic(
         self,
-        path: Path,
+        path: KeyPath,
         message: str,
         expected: str,
         hint: str,
@@ -214,7 +214,7 @@ class _Builder:
         self.count = 0
         self.in_progress: set[int] = set()
 
-    def build(self, node: yaml.Node, path: Path) -> Any:
+    def build(self, node: yaml.Node, path: KeyPath) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
             raise YamlLoadError(
@@ -254,7 +254,7 @@ class _Builder:
         finally:
             self.in_progress.discard(id(node))
 
-    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+    def _mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
         result: dict[str, Any] = {}
         explicit: dict[str, Position] = {}
         merged: list[yaml.Node] = []
@@ -336,7 +336,7 @@ class _Builder:
                 self.in_progress.discard(id(source))
         return result
 
-    def _scalar(self, node: yaml.ScalarNode, path: Path) -> Any:
+    def _scalar(self, node: yaml.ScalarNode, path: KeyPath) -> Any:
         if node.tag == _TIMESTAMP_TAG:
             return node.value  # keep dates as written; no field takes a datetime
         if node.tag == _STR_TAG:
@@ -365,7 +365,7 @@ class _Builder:
             self.source.plain_non_strings[path] = str(node.value)
         return value
 
-    def _refuse_custom_tag(self, node: yaml.Node, default: str, path: Path) -> None:
+    def _refuse_custom_tag(self, node: yaml.Node, default: str, path: KeyPath) -> None:
         if node.tag != default:
             self.source.rejected.add(path)
             written = (

@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 from provena_ops.api import plan as plan_playbook
-from provena_ops.apply.run import apply
-from provena_ops.environments.target import Target
+from provena_ops.apply.run import ApplyOptions, apply
+from provena_ops.environments.target import Target, TargetArgs
 from provena_ops.plan.model import Plan
 from provena_ops.render.log import render_run
 from provena_ops.render.terminal import render_terminal
@@ -158,10 +158,12 @@ def _plan_and_apply(example: Path) -> None:
         workspace = Path(directory)
         console.rule("provena-ops apply playbooks/examples/delete-studies.yaml --auto-approve")
         console.print("[dim](the sandbox environment, in a fresh copy: .provena-ops/sandbox.db)[/]")
-        first = apply(example, _DemoUI(), auto_approve=True, cwd=workspace)
+        first = apply(
+            example, _DemoUI(), where=TargetArgs(cwd=workspace), options=ApplyOptions(auto_approve=True)
+        )
         console.print(f"[bold]{first.recap.line()}[/]")
         console.rule("provena-ops plan playbooks/examples/delete-studies.yaml, again")
-        render_terminal(plan_playbook(example, cwd=workspace), console)
+        render_terminal(plan_playbook(example, TargetArgs(cwd=workspace)), console)
         console.print("Nothing left to do: applying again would write nothing.")
         console.rule(f"provena-ops log show {first.run_id}")
         render_run(first.journal, console)
