@@ -596,9 +596,15 @@ def test_conflicting_annotation_edits_through_a_selector_fail_the_plan(plan_on: 
             "annotations: {set: {calibration: v8}}",
         )
     )
-    assert any(p.record_id == CATCHMENT_002 and "calibration" in p.message for p in made.problems), changes(
-        action(made, f"update {CATCHMENT_002}")
-    )
+    assert [(p.message, p.hint, p.operation, p.record_id) for p in made.problems] == [
+        (
+            f"model run {CATCHMENT_002}: the annotation edits of operations[0] and operations[1] conflict: "
+            "'calibration' is set to 'v7' and to 'v8'",
+            "edit this run's annotations in one operation only",
+            1,
+            CATCHMENT_002,
+        )
+    ]
 
 
 def test_linking_to_a_study_the_playbook_deletes_fails_the_plan(plan_on: PlanOn) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from provena_ops.sandbox.seed import SeedSummary
 from tests.plan.conftest import PlanOn, playbook
 
@@ -34,3 +38,33 @@ def test_a_study_linked_to_something_else_fails_the_plan(plan_on: PlanOn, demo: 
     study = demo.notable["study with a non-model-run connection"]
     made = plan_on(playbook(f"op: delete_studies\nlinked_model_runs: remove\nstudies: [{study}]"))
     assert any("CREATE" in p.message and study in p.message for p in made.problems), made.problems
+
+
+EXAMPLES = Path(__file__).parents[2] / "playbooks" / "examples"
+# Each example against the seeded registry: no problem, this summary, these warnings.
+EXPECTED = {
+    "delete-model-runs": (
+        "Plan: 0 to update, 2 to delete, 0 unchanged.",
+        [
+            "2 model run deletions (of runs with a graph) remove 2 nodes and 14 links in total "
+            "(average 1.0 nodes, 7.0 links per run)"
+        ],
+    ),
+    "delete-studies": ("Plan: 10 to update, 1 to delete, 0 unchanged.", []),
+    "link-studies": ("Plan: 2 to update, 0 to delete, 1 unchanged.", []),
+    "relodge-model-runs": ("Plan: 0 to update, 0 to delete, 1 to relodge, 0 unchanged.", []),
+    "update-model-runs": ("Plan: 1 to update, 0 to delete, 0 unchanged.", []),
+}
+
+
+def test_every_example_is_expected() -> None:
+    assert sorted(path.stem for path in EXAMPLES.glob("*.yaml")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_example_plans_against_the_seeded_registry(plan_on: PlanOn, name: str) -> None:
+    """What a newcomer sees planning each example: no problem, exactly this summary and these warnings."""
+    text = (EXAMPLES / f"{name}.yaml").read_text()
+    made = plan_on(text.replace("environment: sandbox", "environment: rehearsal"))
+    assert [problem.message for problem in made.problems] == []
+    assert (made.summary.line(), made.warnings) == EXPECTED[name]

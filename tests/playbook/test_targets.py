@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -18,18 +19,21 @@ def test_sandbox_target_seeds_on_first_use_and_serves_over_http(tmp_path: Path) 
         assert realm["realm"] == "provena" and realm["public_key"]
         status = httpx.get(target.endpoints.registry.rsplit("/", 1)[0] + "/sandbox/status", timeout=10).json()
         assert status["items"] == 113
-        first_port = target.endpoints.registry
+        first = target.endpoints.registry
     assert not (tmp_path / ".provena-ops" / "sandbox.db.seeding").exists()
     with open_target(BUILTIN_SANDBOX, {}, cwd=tmp_path) as target:  # state kept, not reseeded
         status = httpx.get(target.endpoints.registry.rsplit("/", 1)[0] + "/sandbox/status", timeout=10).json()
         assert status["items"] == 113
-    assert first_port  # each command gets its own free port; the server is gone after the block
-    try:
-        httpx.get(first_port, timeout=2)
-    except httpx.TransportError:
-        pass
-    else:
-        raise AssertionError("the sandbox kept running after the command")
+        second = target.endpoints.registry
+    # Each command gets its own free port (the kernel's pick: the same one twice is a 1-in-28,000
+    # chance), and its server is gone when the command ends.
+    assert urlsplit(first).port != urlsplit(second).port, (first, second)
+    for url in (first, second):
+        try:
+            httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            continue
+        raise AssertionError(f"the sandbox at {url} kept running after the command")
 
 
 def test_remote_target_derives_endpoints_without_any_network() -> None:
