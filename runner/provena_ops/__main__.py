@@ -17,6 +17,7 @@ def _early_interrupt(signum: int, frame: object) -> None:
 
 _signal.signal(_signal.SIGINT, _early_interrupt)
 _signal.signal(_signal.SIGTERM, _early_interrupt)
+_signal.signal(_signal.SIGHUP, _early_interrupt)
 
 import sys  # noqa: E402  (after the handlers, on purpose)
 

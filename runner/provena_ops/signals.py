@@ -63,9 +63,11 @@ def run_async(work: Coroutine[Any, Any, T]) -> T:
 
 
 def terminate_like_interrupt() -> None:
-    """Treat SIGTERM as Ctrl-C for the life of the process, and remember either (main thread only)."""
+    """Treat SIGTERM, and SIGHUP (a dropped ssh session), as Ctrl-C for the life of the process, and
+    remember either (main thread only): the run stops as it would on Ctrl-C, recap and resume hint."""
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _as_interrupt)
+    signal.signal(signal.SIGHUP, _as_interrupt)
 
 
 def _cancel(signum: int, frame: FrameType | None) -> None:

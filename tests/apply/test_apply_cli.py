@@ -226,7 +226,9 @@ def test_after_kill_9_at_any_point_the_same_command_finishes_the_job_once(
     assert read_events(journals[0])  # the killed run's journal stays readable (a torn last line is skipped)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "sighup"]
+)
 def test_an_interrupt_says_what_was_left_and_the_same_command_finishes(
     api: Api, environments_file: Path, playbook_file: Path, tmp_path: Path, signum: int
 ) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from provena_ops.apply.journal import RunFinished, read_events
+from provena_ops.errors import ProvenaOpsError
 from provena_ops.sandbox import RunningSandbox
 from tests.apply.conftest import history_length
 from tests.apply.test_apply_cli import DELETE_51, command, environ, run_cli
@@ -249,6 +250,61 @@ def test_plan_out_never_replaces_the_playbook_or_a_special_file_and_writes_throu
     written = run_cli(api, tmp_path, [*base, str(link)])
     assert written.returncode == 2, written.stderr
     assert link.is_symlink() and json.loads(real.read_text())["plan_format"] == 1
+
+
+def test_plan_out_writes_nothing_through_a_file_planted_beside_it_and_says_when_a_path_is_unusable(
+    api: Api, environments_file: Path, playbook_file: Path, tmp_path: Path
+) -> None:
+    base = [
+        sys.executable, "-m", "provena_ops", "plan", str(playbook_file), "-e", "rehearsal",
+        "--environments", str(environments_file), "--out",
+    ]  # fmt: skip
+    victims = {}
+    for name in ("x.json.partial", "x.json.probe", "x.json.tmp"):  # names a writer might predict
+        victim = tmp_path / f"victim-{name}"
+        victim.write_text("precious")
+        (tmp_path / f".{name}").symlink_to(victim)
+        victims[victim] = name
+    written = run_cli(api, tmp_path, [*base, str(tmp_path / "x.json")])
+    assert written.returncode == 2, written.stderr
+    assert all(victim.read_text() == "precious" for victim in victims)
+    saved = tmp_path / "x.json"
+    assert not saved.is_symlink() and json.loads(saved.read_text())["plan_format"] == 1
+    assert oct(saved.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # as any file the user writes
+    for unusable in ("a" * 300 + ".json", "/".join(["d" * 200] * 25) + "/p.json"):
+        refused = run_cli(api, tmp_path, [*base, unusable])
+        assert refused.returncode == 1, refused.stderr
+        assert "cannot write the plan to" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_entries_of_the_runs_directory_that_are_not_journals_are_passed_over(
+    api: Api, environments_file: Path, playbook_file: Path, tmp_path: Path
+) -> None:
+    """A link to /dev/zero, a pipe or a directory named like a journal: once a memory blow-up, a hang
+    that SIGTERM could not end, and a crash."""
+    runs = tmp_path / ".provena-ops" / "runs"
+    runs.mkdir(parents=True)
+    (runs / "20260101T000000Z-aaaaaa.jsonl").symlink_to("/dev/zero")
+    os.mkfifo(runs / "20260101T000001Z-bbbbbb.jsonl")
+    (runs / "20260101T000002Z-cccccc.jsonl").mkdir()
+    plan = [
+        sys.executable, "-m", "provena_ops", "plan", str(playbook_file), "-e", "rehearsal",
+        "--environments", str(environments_file),
+    ]  # fmt: skip
+    planned = run_cli(api, tmp_path, plan)
+    assert planned.returncode == 2, planned.stderr
+    listed = run_cli(api, tmp_path, [sys.executable, "-m", "provena_ops", "log", "list"])
+    assert listed.returncode == 0 and "No runs in" in listed.stdout, listed.stderr
+    with pytest.raises(ProvenaOpsError, match="not a journal \\(not a regular file\\)"):
+        read_events(runs / "20260101T000002Z-cccccc.jsonl")
+    with pytest.raises(ProvenaOpsError, match="not a journal"):
+        read_events(runs / "20260101T000000Z-aaaaaa.jsonl")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

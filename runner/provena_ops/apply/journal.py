@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -183,6 +184,11 @@ class Journal:
     def __init__(self, directory: Path, run_id: str) -> None:
         self.run_id = run_id
         self.path = directory / f"{run_id}.jsonl"
+        if directory.exists() and not directory.is_dir():
+            raise ProvenaOpsError(
+                f"cannot write the run journal: {directory} is not a directory",
+                hint="move that file away, or choose another --runs-dir",
+            )
         try:
             directory.mkdir(parents=True, exist_ok=True)
             _drop_torn_tail(self.path)
@@ -205,8 +211,10 @@ class Journal:
 def _drop_torn_tail(path: Path) -> None:
     """An event is written whole, newline last, before anything it records is done; a tail without
     its newline is an event a crash cut short. Appending after it would glue two events together."""
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return
+    if not stat.S_ISREG(path.lstat().st_mode):
+        raise OSError(f"{path.name} exists and is not a regular file")
     with path.open("rb+") as file:
         size = file.seek(0, os.SEEK_END)
         if size == 0:
@@ -236,11 +244,38 @@ class BadJournal(ProvenaOpsError):
     pass
 
 
+NOT_A_JOURNAL_HINT = (
+    "journals are regular files written by provena-ops; move this entry out of the runs directory"
+)
+
+
+def open_journal(path: Path) -> BinaryIO:
+    """A journal opened for reading only if it is a regular file: a planted link to /dev/zero, a pipe or a
+    directory named like a journal would hang or exhaust memory (opened non-blocking, checked on the
+    open file, so it cannot be swapped between the check and the read)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise BadJournal(
+            f"{path}: not a journal ({exc.strerror or exc})",
+            hint=NOT_A_JOURNAL_HINT,
+        ) from exc
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise BadJournal(
+            f"{path}: not a journal (not a regular file)",
+            hint=NOT_A_JOURNAL_HINT,
+        )
+    os.set_blocking(descriptor, True)
+    return os.fdopen(descriptor, "rb")
+
+
 def read_events(path: Path) -> list[Event]:
     """Every event of a journal. A last line cut short by a crash is ignored; anything else unreadable is
     an error naming the line."""
     events: list[Event] = []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    with open_journal(path) as file:
+        lines = file.read().decode("utf-8").splitlines()
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -259,7 +294,7 @@ def read_events(path: Path) -> list[Event]:
 def last_event(path: Path) -> Event | None:
     """The journal's last complete event, read from its end (journals hold whole plans and records, so
     reading them from the start for this would be slow)."""
-    with path.open("rb") as file:
+    with open_journal(path) as file:
         end = file.seek(0, os.SEEK_END)
         while end > 0:
             newline = _last_newline(file, end)
@@ -272,9 +307,15 @@ def last_event(path: Path) -> Event | None:
     return None
 
 
+FIRST_EVENT_BYTES = 1 << 20  # a run_started event is a few hundred bytes; a huge first line is not one
+
+
 def first_event(path: Path) -> Event | None:
-    with path.open(encoding="utf-8") as file:
-        line = file.readline()
+    try:
+        with open_journal(path) as file:
+            line = file.readline(FIRST_EVENT_BYTES).decode("utf-8")
+    except (BadJournal, UnicodeDecodeError):
+        return None
     try:
         return parse_event(line)
     except NotAnEvent:
@@ -290,8 +331,9 @@ def deleted_by(directory: Path, registry: str) -> dict[str, str]:
         if not isinstance(head, RunStarted) or head.environment.registry != registry:
             continue
         try:
-            with path.open(encoding="utf-8") as file:
-                for line in file:
+            with open_journal(path) as file:
+                for raw in file:
+                    line = raw.decode("utf-8")
                     if '"action_finished"' not in line or '"delete ' not in line:
                         continue
                     try:
@@ -300,15 +342,16 @@ def deleted_by(directory: Path, registry: str) -> dict[str, str]:
                         continue  # a torn line: what it says is not known
                     if isinstance(event, ActionFinished) and event.result == "changed":
                         found[event.key.removeprefix("delete ")] = head.run_id
-        except (OSError, UnicodeDecodeError):
+        except (OSError, UnicodeDecodeError, BadJournal):
             continue  # an unreadable journal tells nothing here; `log show` reports it
     return found
 
 
 def journals(directory: Path) -> Iterator[Path]:
-    """Journal files, oldest first (run ids sort by time)."""
+    """Journal files, oldest first (run ids sort by time). Only regular files: provena-ops writes nothing
+    else, and a link, pipe or directory named like a journal is not one (see open_journal)."""
     if directory.is_dir():
-        yield from sorted(directory.glob("*.jsonl"))
+        yield from sorted(path for path in directory.glob("*.jsonl") if stat.S_ISREG(path.lstat().st_mode))
 
 
 def find_run(directory: Path, run: str) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,16 +63,29 @@ class ReadProgress:
             self.width = 0
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Temp file + rename: a reader never sees half a plan, and a crash leaves the old file intact. A
     symbolic link is written through, not replaced."""
-    path = path.resolve() if path.is_symlink() else path
-    partial = path.with_name(f".{path.name}.partial")
+    partial: Path | None = None
     try:
-        partial.write_text(text, encoding="utf-8")
+        path = path.resolve() if path.is_symlink() else path
+        # A fresh name made exclusively (O_EXCL): a file or link planted under a predictable name beside
+        # the target is never written through, truncated or renamed over it.
+        descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        partial = Path(name)
+        os.fchmod(descriptor, 0o666 & ~_umask())  # as a plain write would make it (mkstemp makes 0600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
         os.replace(partial, path)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
+        if partial is not None:
+            partial.unlink(missing_ok=True)
         raise ProvenaOpsError(
             f"cannot save the plan to {path}: {exc.strerror or exc}",
             hint="the plan is shown here but not saved; choose a writable --out path and plan again",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from enum import StrEnum
 from pathlib import Path
 
@@ -124,6 +126,20 @@ def plan(
 def _check_writable(path: Path, playbook: Path) -> None:
     """Refuse an unusable --out before reading anything, rather than losing the plan after: the plan is
     written beside the file and renamed over it, which would replace a device, a pipe or the playbook."""
+    try:
+        _refuse_unusable_out(path, playbook)
+        # A probe under a fresh exclusive name: nothing planted beside the target is written through.
+        descriptor, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+        os.close(descriptor)
+        os.unlink(probe)
+    except OSError as exc:  # a name too long, a loop of links, a directory that cannot be written
+        raise ProvenaOpsError(
+            f"cannot write the plan to {path}: {exc.strerror or exc}",
+            hint="choose a shorter path in a writable directory",
+        ) from exc
+
+
+def _refuse_unusable_out(path: Path, playbook: Path) -> None:
     if path.is_dir():
         raise ProvenaOpsError(f"--out {path} is a directory", hint="give a file name, e.g. plan.json")
     if path.exists() and not path.is_file():
@@ -141,12 +157,3 @@ def _check_writable(path: Path, playbook: Path) -> None:
             f"cannot write the plan to {path}: the directory {path.parent} does not exist",
             hint="create it first, or choose another --out path",
         )
-    try:
-        probe = path.with_name(f".{path.name}.probe")
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise ProvenaOpsError(
-            f"cannot write the plan to {path}: {exc.strerror or exc}",
-            hint="choose a path in a writable directory",
-        ) from exc

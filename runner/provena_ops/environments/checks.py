@@ -15,6 +15,7 @@ from typing import Any, Literal
 from urllib.parse import unquote
 
 from provena_ops.playbook.diagnostics import KeyPath, did_you_mean
+from provena_ops.safety.redaction import without_userinfo
 from provena_ops.text import hidden_character
 
 # Stages that are not production (compared case-insensitively); anything else is treated as production.
@@ -338,7 +339,7 @@ class EnvironmentChecker:
                 derived = "" if override is not None else f" (derived from {path[-1]})"
                 self.error(
                     path,
-                    f"the {label} endpoint {shown}{derived} is refused: {problem}",
+                    f"the {label} endpoint {without_userinfo(shown)}{derived} is refused: {problem}",
                     "https://host[:port][/path], with no user-info, query or fragment",
                     "correct the URL; http is only for a loopback address such as http://127.0.0.1:8765",
                 )

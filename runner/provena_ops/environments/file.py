@@ -28,6 +28,7 @@ from provena_ops.playbook.diagnostics import Diagnostic, did_you_mean, sort_key
 from provena_ops.playbook.model_errors import diagnostics_from
 from provena_ops.playbook.yaml_source import SourceMap
 from provena_ops.playbook.yaml_syntax import Position
+from provena_ops.safety.redaction import without_userinfo
 
 ENVIRONMENTS_VARIABLE = "PROVENA_OPS_ENVIRONMENTS"
 DEFAULT_LOCATIONS = (Path("environments/environments.json"), Path("environments.json"))
@@ -440,7 +441,7 @@ def derive_endpoints(env: ToolingEnvironment, params: Mapping[str, str]) -> Endp
             problem = "a ${...} is left in it after the replacements"
         if problem is not None:  # the offline checks make this unreachable; the token is at stake
             raise ProvenaOpsError(
-                f"environment '{env.name}': the endpoint {url} is refused: {problem}",
+                f"environment '{env.name}': the endpoint {without_userinfo(url)} is refused: {problem}",
                 hint="run `provena-ops validate --environments FILE` and correct what it reports",
             )
         return url.rstrip("/")

@@ -39,7 +39,10 @@ class TemplateProblem(Exception):
 
 # Names that hold credentials, by the words they are made of (matched anywhere, case-insensitively): the
 # tool reads its own secrets, and nothing in a playbook may carry one into Provena, a plan or a journal.
-CREDENTIAL_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "PRIVATE", "COOKIE")
+CREDENTIAL_WORDS = (
+    "TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "PRIVATE", "COOKIE",
+    "PROXY",  # proxy URLs (HTTPS_PROXY) often carry user:password@
+)  # fmt: skip
 CREDENTIAL_VARIABLES = frozenset(
     {
         "PROVENA_OPS_ACCESS_TOKEN",

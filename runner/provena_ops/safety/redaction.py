@@ -10,7 +10,15 @@ import re
 
 JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+# The password in a URL's user-info (https://user:password@host) is a credential wherever it is printed;
+# the user name is kept, as a reader needs it to see what is wrong.
+URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/?#@\s:]*):[^/?#@\s]*@")
 _secrets: set[str] = set()
+
+
+def without_userinfo(text: str) -> str:
+    """https://user:password@host -> https://user:***@host, in any text."""
+    return URL_PASSWORD.sub(r"\1:***@", text)
 
 
 def register(secret: str | None) -> None:
@@ -22,4 +30,4 @@ def register(secret: str | None) -> None:
 def scrub(text: str) -> str:
     for secret in sorted(_secrets, key=len, reverse=True):
         text = text.replace(secret, "<secret>")
-    return BEARER.sub(r"\1<token>", JWT_SHAPE.sub("<token>", text))
+    return without_userinfo(BEARER.sub(r"\1<token>", JWT_SHAPE.sub("<token>", text)))
