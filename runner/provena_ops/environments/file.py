@@ -333,6 +333,7 @@ def check_environments(file: str, raw: str) -> tuple[list[dict[str, Any]] | None
 
     checker = EnvironmentChecker(report)
     first: dict[str, int] = {}
+    folded: dict[str, str] = {}  # case-folded name -> the name as first written
     for index, entry in enumerate(envs):
         try:
             env = _ENVIRONMENT.validate_python(entry, strict=True)  # strict: "stage": 1 is refused
@@ -348,7 +349,28 @@ def check_environments(file: str, raw: str) -> tuple[list[dict[str, Any]] | None
                 "error",
                 False,
             )
+        elif env.name.casefold() in folded and folded[env.name.casefold()] != env.name:
+            report(
+                ("envs", index, "name"),
+                f"environment '{env.name}' differs from '{folded[env.name.casefold()]}' only in case: "
+                "one is easily taken for the other (-e is exact)",
+                "names that differ in more than case",
+                "rename one of the two",
+                "error",
+                False,
+            )
+        if env.name == SANDBOX and not env.is_sandbox:
+            report(
+                ("envs", index, "name"),
+                f"the environment named '{SANDBOX}' is not a sandbox: the name is the embedded sandbox's, "
+                "the default target of a newcomer's rehearsal",
+                f"a '{SANDBOX}' entry with provena_ops.sandbox settings, or another name",
+                "give this deployment its own name",
+                "error",
+                False,
+            )
         first.setdefault(env.name, index)
+        folded.setdefault(env.name.casefold(), env.name)
     found.sort(key=sort_key)
     if any(diagnostic.severity == "error" for diagnostic in found):
         return None, found
