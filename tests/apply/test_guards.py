@@ -225,13 +225,17 @@ def test_a_bug_exits_3_with_one_line_and_a_redacted_crash_report(tmp_path: Path,
     assert oct(report.stat().st_mode & 0o777) == "0o600"
 
 
+def plan_command(playbook_file: Path, environments_file: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "provena_ops", "plan", str(playbook_file), "-e", "rehearsal",
+        "--environments", str(environments_file),
+    ]  # fmt: skip
+
+
 def test_plan_out_never_replaces_the_playbook_or_a_special_file_and_writes_through_a_link(
     api: Api, environments_file: Path, playbook_file: Path, tmp_path: Path
 ) -> None:
-    base = [
-        sys.executable, "-m", "provena_ops", "plan", str(playbook_file), "-e", "rehearsal",
-        "--environments", str(environments_file), "--out",
-    ]  # fmt: skip
+    base = [*plan_command(playbook_file, environments_file), "--out"]
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     original = playbook_file.read_text()
@@ -255,10 +259,7 @@ def test_plan_out_never_replaces_the_playbook_or_a_special_file_and_writes_throu
 def test_plan_out_writes_nothing_through_a_file_planted_beside_it_and_says_when_a_path_is_unusable(
     api: Api, environments_file: Path, playbook_file: Path, tmp_path: Path
 ) -> None:
-    base = [
-        sys.executable, "-m", "provena_ops", "plan", str(playbook_file), "-e", "rehearsal",
-        "--environments", str(environments_file), "--out",
-    ]  # fmt: skip
+    base = [*plan_command(playbook_file, environments_file), "--out"]
     victims = {}
     for name in ("x.json.partial", "x.json.probe", "x.json.tmp"):  # names a writer might predict
         victim = tmp_path / f"victim-{name}"
@@ -293,11 +294,7 @@ def test_entries_of_the_runs_directory_that_are_not_journals_are_passed_over(
     (runs / "20260101T000000Z-aaaaaa.jsonl").symlink_to("/dev/zero")
     os.mkfifo(runs / "20260101T000001Z-bbbbbb.jsonl")
     (runs / "20260101T000002Z-cccccc.jsonl").mkdir()
-    plan = [
-        sys.executable, "-m", "provena_ops", "plan", str(playbook_file), "-e", "rehearsal",
-        "--environments", str(environments_file),
-    ]  # fmt: skip
-    planned = run_cli(api, tmp_path, plan)
+    planned = run_cli(api, tmp_path, plan_command(playbook_file, environments_file))
     assert planned.returncode == 2, planned.stderr
     listed = run_cli(api, tmp_path, [sys.executable, "-m", "provena_ops", "log", "list"])
     assert listed.returncode == 0 and "No runs in" in listed.stdout, listed.stderr
