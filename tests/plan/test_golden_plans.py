@@ -11,12 +11,13 @@ case runs in milliseconds and names every problem, warning, action and field cha
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 from pathlib import Path
 
 import pytest
 
-from provena_ops.environments.file import load_environments
+from provena_ops.environments.file import Environments, load_environments
 from provena_ops.facts.model import State
 from provena_ops.plan.model import EnvironmentInfo, Plan, PlaybookInfo
 from provena_ops.plan.planner import make_plan
@@ -29,9 +30,13 @@ ENVIRONMENT = EnvironmentInfo(name="rehearsal", stage="DEV", registry="https://r
 CREATED_AT = "2026-01-01T00:00:00+00:00"
 
 
+@functools.cache
+def environments() -> Environments:
+    return load_environments(GOLDEN / "environments.json")
+
+
 def plan_case(case: Path) -> Plan:
-    environments = load_environments(GOLDEN / "environments.json")
-    loaded = load_playbook(case / "playbook.yaml", environments=environments)
+    loaded = load_playbook(case / "playbook.yaml", environments=environments())
     assert loaded.playbook is not None, [d.render() for d in loaded.diagnostics]
     digest = "sha256:" + hashlib.sha256((case / "playbook.yaml").read_bytes()).hexdigest()
     return make_plan(

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 import provena_ops.safety.strict_json as strict_json
 from provena_ops.errors import ProvenaOpsError
+from provena_ops.plan.keys import key_record, key_verb
 from provena_ops.plan.model import EnvironmentInfo, Plan, PlaybookInfo
 
 JOURNAL_FORMAT: Literal[1] = 1
@@ -340,8 +341,12 @@ def deleted_by(directory: Path, registry: str) -> dict[str, str]:
                         event = parse_event(line)
                     except NotAnEvent:
                         continue  # a torn line: what it says is not known
-                    if isinstance(event, ActionFinished) and event.result == "changed":
-                        found[event.key.removeprefix("delete ")] = head.run_id
+                    if (
+                        isinstance(event, ActionFinished)
+                        and event.result == "changed"
+                        and key_verb(event.key) == "delete"
+                    ):
+                        found[key_record(event.key)] = head.run_id
         except (OSError, UnicodeDecodeError, BadJournal):
             continue  # an unreadable journal tells nothing here; `log show` reports it
     return found
