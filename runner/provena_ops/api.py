@@ -14,11 +14,12 @@ from provena_ops.environments.signin import SignInChoice, session_for
 from provena_ops.environments.target import Target, TargetArgs, open_target
 from provena_ops.errors import ProvenaOpsError
 from provena_ops.facts.reader import ReadingProgress, read_state
+from provena_ops.facts.restore_reader import read_restore_state
 from provena_ops.plan.model import EnvironmentInfo, Plan, PlaybookInfo
 from provena_ops.plan.planner import make_plan
 from provena_ops.playbook.diagnostics import ValidationReport
 from provena_ops.playbook.loader import LoadedPlaybook, is_saved_plan, load_playbook
-from provena_ops.playbook.model import Playbook
+from provena_ops.playbook.model import Playbook, Restore
 from provena_ops.provena.http import ProvenaHttp
 from provena_ops.signals import run_async
 
@@ -111,15 +112,24 @@ async def plan_with(
     playbook: Playbook,
     progress: ReadingProgress | None,
     runs_dir: Path | None = None,
+    *,
+    info: PlaybookInfo | None = None,
+    force: frozenset[str] = frozenset(),
 ) -> Plan:
-    state = await read_state(http, playbook, progress)
-    state.deleted_by = deleted_by(runs_dir or Path.cwd() / DEFAULT_RUNS_DIR, target.identity)
+    """`info` names a playbook that is not a file (an undo's, made from a journal)."""
+    first = playbook.operations[0]
+    if isinstance(first, Restore):
+        state = await read_restore_state(http, first)
+    else:
+        state = await read_state(http, playbook, progress)
+        state.deleted_by = deleted_by(runs_dir or Path.cwd() / DEFAULT_RUNS_DIR, target.identity)
     return make_plan(
         playbook,
         state,
-        playbook_info=playbook_info(loaded, playbook),
+        playbook_info=info or playbook_info(loaded, playbook),
         environment=environment_info(target),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        force=force,
     )
 
 

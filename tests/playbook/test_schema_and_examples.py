@@ -32,10 +32,12 @@ def test_schema_is_a_valid_draft_2020_12_schema() -> None:
 
 
 def test_there_is_an_example_per_operation() -> None:
+    """Except restore: a restore playbook is written by `undo --write-playbook` from a run's journal, for
+    the registry that run changed (tests/apply/test_undo.py makes one and takes it through review)."""
     used = set()
     for example in EXAMPLES:
         used |= {operation["op"] for operation in yaml.safe_load(example.read_text())["operations"]}
-    assert used == set(OPERATION_NAMES)
+    assert used == set(OPERATION_NAMES) - {"restore"}
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[example.stem for example in EXAMPLES])

@@ -49,8 +49,8 @@ def test_every_error_of_every_file_is_reported_and_exit_is_1(tmp_path: Path) -> 
         "  expected: the name of an environment in the environments file",
         "  hint: did you mean 'sandbox'? known environments: sandbox",
         "bad.yaml:5:9: error: operations[0].op: unknown operation 'relodge_model_run'",
-        "  expected: op: 'delete_model_runs', 'delete_studies', 'update_model_runs', 'link_studies' or "
-        "'relodge_model_runs'",
+        "  expected: op: 'delete_model_runs', 'delete_studies', 'update_model_runs', 'link_studies', "
+        "'relodge_model_runs' or 'restore'",
         "  hint: did you mean 'relodge_model_runs'?",
         "bad.yaml: 2 errors",
         "good.yaml: valid (1 operation, environment sandbox)",

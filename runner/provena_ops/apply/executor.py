@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ProvenaInterfaces.SharedTypes import ImportMode
+
 from provena_ops.apply.journal import (
     ActionFinished,
     ActionStarted,
@@ -42,6 +44,7 @@ ActionProgress = Callable[[Action, Result], None]
 class ActionOutcome:
     result: Result
     detail: str
+    after: str | None = None  # the record's fingerprint once changed, when known
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class Executor:
             "delete_model_run": self._delete_model_run,
             "delete_study": self._delete_study,
             "relodge": self._relodge,
+            "restore": self._restore,
         }
 
     async def run(self) -> Recap:
@@ -132,7 +136,10 @@ class Executor:
         """The action's outcome; an error after its first write is 'unknown' (it may have taken effect:
         the next run finds out), before it 'failed' (nothing was written)."""
         try:
-            return await self.steps[action.kind](action)
+            outcome = await self.steps[action.kind](action)
+            if outcome.result == "changed" and outcome.after is None:
+                outcome = ActionOutcome(outcome.result, outcome.detail, await self._after_image(action))
+            return outcome
         except ProvenaError as exc:
             message = exc.message
         except Exception as exc:  # a bug or the machine (disk full): this action stops, the others go on
@@ -141,24 +148,64 @@ class Executor:
             return ActionOutcome("unknown", f"{message}; it may have taken effect: the next apply finds out")
         return ActionOutcome("failed", message)
 
+    async def _after_image(self, action: Action) -> str | None:
+        """What undo will compare with: the record as this action left it (a read that fails leaves it
+        unknown, and undo falls back to comparing the record's content)."""
+        if action.kind in ("delete_model_run", "delete_study"):
+            return fingerprint(None)
+        try:
+            fetched = await registry.fetch(self.http, action.subtype, action.record_id)
+        except ProvenaError:
+            return None
+        return fingerprint(fetched.item) if fetched.item is not None else None
+
     def _finish(self, action: Action, outcome: ActionOutcome) -> None:
         self.outcomes[action.key] = outcome
         self.finished_at[action.key] = time.monotonic()
         self.journal.write(
-            ActionFinished(at=now(), key=action.key, result=outcome.result, detail=outcome.detail)
+            ActionFinished(
+                at=now(), key=action.key, result=outcome.result, detail=outcome.detail, after=outcome.after
+            )
         )
         if action.key in self.finished:
             self.finished[action.key].set()
         if self.progress is not None:
             self.progress(action, outcome.result)
 
-    def _started(self, action: Action, before: dict[str, Any] | None) -> None:
+    def _started(
+        self,
+        action: Action,
+        before: dict[str, Any] | None,
+        access: dict[str, Any] | None = None,
+        lock: dict[str, Any] | None = None,
+    ) -> None:
         self.writing.add(action.key)
         self.journal.write(
             ActionStarted(
-                at=now(), key=action.key, kind=action.kind, record_id=action.record_id, before=before
+                at=now(),
+                key=action.key,
+                kind=action.kind,
+                record_id=action.record_id,
+                before=before,
+                access=access,
+                lock=lock,
             )
         )
+
+    async def _undo_needs(self, subtype: str, item_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Before a deletion, what undoing it needs besides the item: its access settings and lock
+        information (a deletion that cannot journal them is not made: it could not be undone whole)."""
+        try:
+            access, lock = await asyncio.gather(
+                writes.read_access(self.http, subtype, item_id),
+                writes.read_lock(self.http, subtype, item_id, locked=False),
+            )
+        except ProvenaError as exc:
+            raise ProvenaError(
+                f"not deleted: its access settings and lock history, which undo needs, cannot be read "
+                f"({exc.message})"
+            ) from exc
+        return access, lock
 
     def _sent(
         self, action: Action, request: str, session_id: str | None = None, detail: str | None = None
@@ -167,7 +214,7 @@ class Executor:
             RequestSent(at=now(), key=action.key, request=request, session_id=session_id, detail=detail)
         )
 
-    def _drifted(self, action: Action, item: dict[str, Any]) -> ActionOutcome | None:
+    def _drifted(self, action: Action, item: dict[str, Any] | None) -> ActionOutcome | None:
         """A record changed by someone else since planning is not overwritten: the plan was approved for
         what it was then."""
         planned = self.plan.fingerprints.get(action.record_id)
@@ -203,13 +250,23 @@ class Executor:
         session_id, lost = submitted
         self._sent(action, f"POST /model_run/update {run}", session_id=session_id, detail=lost)
         try:
-            return await follow_job(self.http, self.journal, action.key, session_id, self.wait)
+            outcome = await follow_job(self.http, self.journal, action.key, session_id, self.wait)
         except ProvenaError as exc:
             return ActionOutcome(
                 "unknown",
                 f"job {session_id} was submitted, then following it failed ({exc.message}); "
                 "the next apply follows it instead of submitting again",
             )
+        if (
+            outcome.result == "changed" and action.restoration is not None
+        ):  # an undo: the fields the job reset
+            after = await registry.fetch(self.http, "MODEL_RUN", run)
+            if after.item is not None and _fields_differ(after.item, action):
+                await self._put_fields_back(action, after.item, after.locked)
+                return ActionOutcome(
+                    "changed", f"{outcome.detail}; item fields put back (registry admin import)"
+                )
+        return outcome
 
     async def _submit(
         self, action: Action, desired: dict[str, Any]
@@ -258,7 +315,8 @@ class Executor:
         item, settled = await self._to_delete(action, "MODEL_RUN")
         if settled is not None:
             return settled
-        self._started(action, item)
+        access, lock = await self._undo_needs("MODEL_RUN", run)
+        self._started(action, item, access, lock)
         counts = await writes.delete_graph(self.http, run)
         removed = (
             f"{counts.get('REMOVE_NODE', 0)} nodes and {counts.get('REMOVE_LINK', 0)} links removed"
@@ -311,7 +369,8 @@ class Executor:
             return ActionOutcome(
                 "failed", f"not deleted: {', '.join(linked[:5])}{_more(linked, 5)} still link to it"
             )
-        self._started(action, item)
+        access, lock = await self._undo_needs("STUDY", study)
+        self._started(action, item, access, lock)
         try:
             await writes.delete_item(self.http, "STUDY", study)
         except ProvenaError:
@@ -366,6 +425,100 @@ class Executor:
         await writes.relodge(self.http, fetched.item)
         self._sent(action, f"POST /admin/store_record {run}", detail=f"adds links to {', '.join(missing)}")
         return ActionOutcome("changed", f"relodged; the graph now links {', '.join(missing)}")
+
+    # -- restore (undo of a deletion) ---------------------------------------------------------------
+
+    async def _restore(self, action: Action) -> ActionOutcome:
+        """The registry item put back with the admin import, add-only (an id taken meanwhile makes the
+        import fail whole, so a repeat never writes twice), then, for a model run, its graph relodged
+        from the record (additive, safe to repeat)."""
+        restoration = action.restoration
+        assert restoration is not None
+        if restoration.item is None:
+            return await self._fields_only(action)
+        item_id, item = action.record_id, restoration.item
+        now_there = await registry.general_fetch(self.http, item_id)
+        if now_there.unreadable:
+            return ActionOutcome("failed", f"{item_id} cannot be read: {now_there.problem}")
+        if now_there.item is None or normalised(now_there.item) != normalised(item):
+            if now_there.item is not None and not restoration.overwrite:
+                return ActionOutcome(
+                    "failed",
+                    f"{item_id} exists again (created since it was planned); not overwritten: plan the undo "
+                    "again to see it",
+                )
+            if (drift := self._drifted(action, now_there.item)) is not None:
+                return drift
+            self._started(action, now_there.item)
+            bundle = _bundle(item, restoration.access or {}, restoration.lock or {})
+            mode = ImportMode.ADD_OR_OVERWRITE if restoration.overwrite else ImportMode.ADD_ONLY
+            try:
+                said = await writes.import_items(self.http, [bundle], mode)
+            except ProvenaError:
+                again = await registry.general_fetch(self.http, item_id)  # a lost answer: did it land?
+                if again.item is None or normalised(again.item) != normalised(item):
+                    raise
+                said = "imported (the answer was lost; the record is there)"
+            self._sent(action, f"POST /admin/import {mode.value} {item_id}", detail=said)
+        elif action.subtype == "MODEL_RUN":
+            self._started(action, now_there.item)  # imported by an earlier, interrupted undo: relodge only
+        if action.subtype != "MODEL_RUN":
+            if action.key not in self.writing:
+                return ActionOutcome("ok", "restored already")
+            return ActionOutcome("changed", "restored (registry admin import)")
+        await writes.relodge(self.http, item)
+        self._sent(action, f"POST /admin/store_record {item_id}", detail="graph relodged from the record")
+        return ActionOutcome("changed", "restored (registry admin import); graph relodged from the record")
+
+    async def _fields_only(self, action: Action) -> ActionOutcome:
+        fetched = await registry.fetch(self.http, action.subtype, action.record_id)
+        if fetched.item is None:
+            return ActionOutcome(
+                "failed", f"{action.record_id} cannot be read: {fetched.problem or 'not found'}"
+            )
+        if not _fields_differ(fetched.item, action):
+            return ActionOutcome("ok", "its item fields are as they were already")
+        if (drift := self._drifted(action, fetched.item)) is not None:
+            return drift
+        if fetched.locked:
+            return ActionOutcome(
+                "failed", f"{action.record_id} is locked; an admin of the record can unlock it"
+            )
+        self._started(action, fetched.item)
+        await self._put_fields_back(action, fetched.item, fetched.locked)
+        return ActionOutcome("changed", "its item fields are put back (registry admin import)")
+
+    async def _put_fields_back(self, action: Action, item: dict[str, Any], locked: bool) -> None:
+        """What Provena's update job resets (user_metadata, record_status), put back on the item as it
+        is now, its history kept, with the admin import (overwrite-only: the record must exist)."""
+        assert action.restoration is not None and action.restoration.fields is not None
+        access, lock = await asyncio.gather(
+            writes.read_access(self.http, action.subtype, action.record_id),
+            writes.read_lock(self.http, action.subtype, action.record_id, locked=locked),
+        )
+        patched = {**item, **action.restoration.fields}
+        said = await writes.import_items(
+            self.http, [_bundle(patched, access, lock)], ImportMode.OVERWRITE_ONLY
+        )
+        fields = ", ".join(sorted(action.restoration.fields))
+        self._sent(
+            action, f"POST /admin/import OVERWRITE_ONLY {action.record_id}", detail=f"{fields}: {said}"
+        )
+
+
+def _bundle(item: dict[str, Any], access: dict[str, Any], lock: dict[str, Any]) -> dict[str, Any]:
+    item_id = str(item["id"])
+    return {
+        "id": item_id,
+        "item_payload": item,
+        "auth_payload": {"id": item_id, "access_settings": access},
+        "lock_payload": {"id": item_id, "lock_information": lock},
+    }
+
+
+def _fields_differ(item: dict[str, Any], action: Action) -> bool:
+    fields = (action.restoration.fields if action.restoration is not None else None) or {}
+    return any(normalised(item.get(key)) != normalised(value) for key, value in fields.items())
 
 
 async def follow_job(

@@ -43,6 +43,7 @@ class RunStarted(_Event):
     environment: EnvironmentInfo
     playbook: PlaybookInfo
     command: str = Field(description="How apply was invoked (no secrets are ever on a command line).")
+    undoes: str | None = Field(None, description="The run this one undoes (`provena-ops undo`).")
 
 
 class Planned(_Event):
@@ -64,13 +65,20 @@ class JobRecovered(_Event):
 
 
 class ActionStarted(_Event):
-    """Written before the first write of an action: the record exactly as it was (None when absent)."""
+    """Written before the first write of an action: the record exactly as it was (None when absent), and
+    before a deletion what else undoing it needs (journals before undo existed lack them)."""
 
     event: Literal["action_started"] = "action_started"
     key: str
     kind: str
     record_id: str
     before: dict[str, Any] | None
+    access: dict[str, Any] | None = Field(
+        None, description="Before a deletion: the record's access settings (owner, general, groups)."
+    )
+    lock: dict[str, Any] | None = Field(
+        None, description="Before a deletion: the record's lock information (locked, history)."
+    )
 
 
 class RequestSent(_Event):
@@ -94,6 +102,11 @@ class ActionFinished(_Event):
     key: str
     result: Result
     detail: str
+    after: str | None = Field(
+        None,
+        description="Fingerprint of the record once changed ('absent' once deleted): what undo compares "
+        "with, to tell a record changed since from one as this run left it.",
+    )
 
 
 class Recap(BaseModel):

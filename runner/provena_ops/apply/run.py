@@ -49,14 +49,15 @@ from provena_ops.apply.review import (
     stale,
     unmatched,
 )
+from provena_ops.environments.file import ToolingEnvironment
 from provena_ops.environments.signin import SignInChoice
 from provena_ops.environments.target import Target, TargetArgs, open_target, target_identity
 from provena_ops.errors import Interrupted, PromptCancelled, ProvenaOpsError
 from provena_ops.facts.reader import ReadingProgress, together
-from provena_ops.plan.model import Action, Plan
+from provena_ops.plan.model import Action, Plan, PlaybookInfo
 from provena_ops.plan.record_checks import normalised
 from provena_ops.playbook.loader import LoadedPlaybook
-from provena_ops.playbook.model import Playbook
+from provena_ops.playbook.model import Playbook, Restore
 from provena_ops.playbook.yaml_source import MAX_BYTES
 from provena_ops.provena import registry
 from provena_ops.provena.http import ProvenaHttp
@@ -112,11 +113,13 @@ class ApplyRun:
     target: Target
     journal: Journal
     runs: Path
-    loaded: LoadedPlaybook
-    playbook: Playbook
-    saved: Plan | None
+    prepared: Prepared
     ui: ApplyUI
     options: ApplyOptions
+
+    @property
+    def info(self) -> PlaybookInfo:
+        return self.prepared.info or playbook_info(self.prepared.loaded, self.prepared.playbook)
 
 
 def apply(
@@ -129,8 +132,6 @@ def apply(
 ) -> ApplyResult:
     environment = where.environment
     refuse_empty_environment(environment)
-    base = where.cwd or Path.cwd()
-    runs = options.runs_dir or base / DEFAULT_RUNS_DIR
     saved = read_saved_plan(plan_file) if plan_file is not None else None
     if saved is not None:
         refuse_problems(saved)
@@ -153,6 +154,28 @@ def apply(
     if saved is not None:
         identity = target_identity(env, loaded.params, where.cwd)
         refuse_other_target(saved, env.name, env.stage, identity, environment is not None)
+    confirm_target(env, options)
+    first = playbook.operations[0]
+    undoes = first.run if isinstance(first, Restore) else None  # a restore playbook's run is an undo
+    return apply_prepared(Prepared(env, loaded, playbook, saved, undoes=undoes), ui, where, options)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A playbook ready to apply, from a file or made in memory (an undo's, from a journal)."""
+
+    env: ToolingEnvironment
+    loaded: LoadedPlaybook
+    playbook: Playbook
+    saved: Plan | None = None
+    info: PlaybookInfo | None = None  # for a playbook that is not a file
+    undoes: str | None = None
+    force: frozenset[str] = frozenset()
+
+
+def confirm_target(env: ToolingEnvironment, options: ApplyOptions) -> None:
+    """The PROD guard, before anything is contacted: a production stage needs its name confirmed, and a
+    confirmation of another environment confirms nothing."""
     confirmed = options.confirm_environment
     if confirmed is not None and confirmed != env.name:
         raise NotApplied(  # a confirmation meant for another environment confirms nothing
@@ -166,10 +189,24 @@ def apply(
             f"'{env.name}' is a production environment (stage {env.stage}); nothing was contacted",
             hint=f"add --confirm-environment {env.name} to apply there",
         )
+
+
+def apply_prepared(
+    prepared: Prepared,
+    ui: ApplyUI,
+    where: TargetArgs,
+    options: ApplyOptions,
+    check_target: Callable[[Target], None] | None = None,
+) -> ApplyResult:
+    """Carry out a prepared playbook under the environment lock; `check_target` may refuse the target
+    once it is open (before anything is read)."""
+    runs = options.runs_dir or (where.cwd or Path.cwd()) / DEFAULT_RUNS_DIR
     with (
-        open_target(env, loaded.params, cwd=where.cwd) as target,
+        open_target(prepared.env, prepared.loaded.params, cwd=where.cwd) as target,
         environment_lock(default_lock_dir(), target.name, target.identity, options.command) as took_over,
     ):
+        if check_target is not None:
+            check_target(target)
         if took_over:
             ui.note(took_over)
 
@@ -180,9 +217,7 @@ def apply(
                 )  # signed in first: the journal names who; a refused sign-in leaves none
                 journal = Journal(runs, new_run_id())
                 try:
-                    return await _apply(
-                        ApplyRun(http, target, journal, runs, loaded, playbook, saved, ui, options)
-                    )
+                    return await _apply(ApplyRun(http, target, journal, runs, prepared, ui, options))
                 finally:
                     journal.close()
 
@@ -197,8 +232,9 @@ async def _apply(run: ApplyRun) -> ApplyResult:
             run_id=journal.run_id,
             who=run.http.auth.username,
             environment=environment_info(run.target),
-            playbook=playbook_info(run.loaded, run.playbook),
+            playbook=run.info,
             command=options.command,
+            undoes=run.prepared.undoes,
         )
     )
 
@@ -263,11 +299,21 @@ async def _plan_for_apply(run: ApplyRun) -> tuple[Plan, list[JobRecovered]]:
     only when nothing it read has changed and every write planned now is one the saved plan shows, so
     what is carried out (and shown) is what was reviewed, less what is already done. Refuses
     (NotApplied) a stale, altered or unappliable plan."""
-    http, ui, saved = run.http, run.ui, run.saved
+    http, ui, prepared = run.http, run.ui, run.prepared
+    saved = prepared.saved
     recovered = await finish_in_flight(http, run.journal, run.runs, run.options.job_wait, run.target.identity)
     for job in recovered:
         ui.note(f"followed {job.key} from interrupted run {job.from_run}: job {job.session_id} {job.status}")
-    plan = await plan_with(http, run.target, run.loaded, run.playbook, ui.reading, run.runs)
+    plan = await plan_with(
+        http,
+        run.target,
+        prepared.loaded,
+        prepared.playbook,
+        ui.reading,
+        run.runs,
+        info=run.info,
+        force=prepared.force,
+    )
     if saved is not None:
         await _matches_saved(http, saved, plan, ui)
     run.journal.write(Planned(at=now(), plan=plan))

@@ -22,6 +22,7 @@ from provena_ops.cli.options import (
 )
 from provena_ops.cli.plan import plan
 from provena_ops.cli.sandbox import sandbox_app
+from provena_ops.cli.undo import undo_command
 from provena_ops.cli.validate import validate
 from provena_ops.errors import Interrupted, ProvenaOpsError
 from provena_ops.safety.redaction import scrub
@@ -39,6 +40,7 @@ app = typer.Typer(
 app.command()(validate)
 app.command()(plan)
 app.command("apply")(apply_command)
+app.command("undo")(undo_command)
 app.command()(environments)
 app.command()(schema)
 app.command("init")(init_command)

@@ -144,8 +144,27 @@ def reset(db: Path = DB_OPTION) -> None:
 
 
 @sandbox_app.command()
+def export(
+    out_file: Path = typer.Argument(..., metavar="OUT.json", help="Where to write the export."),
+    db: Path = DB_OPTION,
+) -> None:
+    """Write the sandbox's registry in Provena's admin export form (item, access settings, lock state per
+    record) plus its graph (nodes and links with their record ids), sorted, so that two exports (before and
+    after a rehearsal) compare with diff. `sandbox load` reads it back."""
+    if not db.exists():
+        raise ProvenaOpsError(f"no sandbox database at {db}", hint="seed one: provena-ops sandbox seed")
+    counts = _sandbox_admin().export(db, out_file)
+    out.print(
+        f"Exported {counts['items']} items and a graph of {counts['nodes']} nodes and {counts['links']} "
+        f"links to {out_file}."
+    )
+
+
+@sandbox_app.command()
 def load(
-    export: Path = typer.Argument(..., help="A registry export (JSON array of BundledItem)."),
+    export: Path = typer.Argument(
+        ..., help="A registry export (JSON array of BundledItem), or a `sandbox export` file."
+    ),
     db: Path = DB_OPTION,
     replace: bool = typer.Option(
         False,
@@ -164,7 +183,10 @@ def load(
         f"Loaded {export}: {stats['new_entries']} new, {stats['overwritten_entries']} overwritten, "
         f"{stats['deleted_entries']} deleted; registry now holds {stats['new_registry_size']} items."
     )
-    if relodge:
+    if result["graph"] is not None:
+        nodes, links = result["graph"]
+        out.print(f"Loaded its graph: {nodes} nodes and {links} links.")
+    elif relodge:
         out.print(f"Relodged {result['relodged']} model run graphs.")
         for failure in result["relodge_failures"]:
             err.print(f"warning: could not relodge {failure}")

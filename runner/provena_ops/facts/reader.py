@@ -47,12 +47,17 @@ Work = Callable[[], Awaitable[None]]
 
 
 async def read_state(http: ProvenaHttp, playbook: Playbook, progress: ReadingProgress | None = None) -> State:
+    state = await new_state(http)
+    await _Reader(http, playbook, state, progress).run()
+    return state
+
+
+async def new_state(http: ProvenaHttp) -> State:
+    """A state that knows who reads, and with which realm roles (from the token)."""
     claims = claims_of(await http.auth.token())
     realm = claims.get("realm_access")
     roles = list(realm.get("roles", [])) if isinstance(realm, dict) else []
-    state = State(environment=http.environment, username=http.auth.username, realm_roles=roles)
-    await _Reader(http, playbook, state, progress).run()
-    return state
+    return State(environment=http.environment, username=http.auth.username, realm_roles=roles)
 
 
 def fatal(exc: ProvenaError) -> bool:

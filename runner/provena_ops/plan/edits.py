@@ -66,7 +66,7 @@ def _edit_action(planning: Planning, run: str, edit: Edit) -> Action | None:
             edit.operations[0],
             run,
         )
-    changes = _changes(current, desired)
+    changes = record_changes(current, desired)
     reason = "; ".join(edit.reasons)
     if not changes and edit.stale_graph_link is None:
         return new_action(
@@ -148,7 +148,7 @@ def _apply_edit(current: dict[str, Any], edit: Edit) -> dict[str, Any]:
     return desired
 
 
-def _changes(current: dict[str, Any], desired: dict[str, Any]) -> list[FieldChange]:
+def record_changes(current: dict[str, Any], desired: dict[str, Any]) -> list[FieldChange]:
     changes: list[FieldChange] = []
     for name in sorted(set(current) | set(desired)):
         before, after = current.get(name), desired.get(name)

@@ -17,7 +17,7 @@ from provena_ops.safety.scalars import exactly
 
 PLAN_FORMAT: Literal[1] = 1
 
-ActionKind = Literal["update", "relink", "delete_model_run", "delete_study", "relodge"]
+ActionKind = Literal["update", "relink", "delete_model_run", "delete_study", "relodge", "restore"]
 Outcome = Literal["change", "unchanged", "not_found"]
 
 
@@ -42,6 +42,23 @@ class GraphImpact(Frozen):
     link_references_removed: int
 
 
+class Restoration(Frozen):
+    """What the registry admin import (contract 4.10) puts back: a deleted record as it was before the
+    run that deleted it (the item with its history, who may see and change it, its lock state), or the
+    item fields of an edited model run that Provena's update job resets (`fields`, over the item as it
+    is then, its history kept)."""
+
+    item: dict[str, Any] | None = None
+    access: dict[str, Any] | None = Field(None, description="AccessSettings: owner, general, groups.")
+    lock: dict[str, Any] | None = Field(None, description="LockInformation: locked, and the lock history.")
+    overwrite: bool = Field(
+        False, description="Import over the record that holds the id now (only when --force names it)."
+    )
+    fields: dict[str, Any] | None = Field(
+        None, description="Item fields put back after the update job (user_metadata, record_status)."
+    )
+
+
 class Action(Frozen):
     key: str = Field(description="Unique within the plan, e.g. 'update 10378.1/1690054'.")
     kind: ActionKind
@@ -60,6 +77,7 @@ class Action(Frozen):
         description="A study only the provenance graph still links this run to: the record is re-submitted "
         "unchanged, which makes Provena's update job remove that link.",
     )
+    restoration: Restoration | None = Field(None, description="What a restore action imports.")
     depends_on: list[str] = Field(
         default_factory=list, description="Keys of actions that must succeed first."
     )
@@ -124,17 +142,20 @@ class Summary(Frozen):
     relink: int = 0
     delete: int = 0
     relodge: int = 0
+    restore: int = 0
     unchanged: int = 0
     not_found: int = Field(0, description="Deletion targets that are not in the registry (typos, or gone).")
     problems: int = 0
 
     @property
     def changes(self) -> int:
-        return self.update + self.relink + self.delete + self.relodge
+        return self.update + self.relink + self.delete + self.relodge + self.restore
 
     def line(self) -> str:
         to_update = self.update + self.relink
         parts = [f"{to_update} to update", f"{self.delete} to delete"]
+        if self.restore:
+            parts.append(f"{self.restore} to restore")
         if self.relodge:
             parts.append(f"{self.relodge} to relodge")
         parts.append(f"{self.unchanged} unchanged")
@@ -192,7 +213,15 @@ def links_fingerprint(graph: list[str], registry: list[str]) -> str:
 
 
 def summarise(actions: list[Action], problems: list[Problem]) -> Summary:
-    counts = {"update": 0, "relink": 0, "delete": 0, "relodge": 0, "unchanged": 0, "not_found": 0}
+    counts = {
+        "update": 0,
+        "relink": 0,
+        "delete": 0,
+        "relodge": 0,
+        "restore": 0,
+        "unchanged": 0,
+        "not_found": 0,
+    }
     for action in actions:
         if action.outcome == "unchanged":
             counts["unchanged"] += 1

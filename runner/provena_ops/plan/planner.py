@@ -21,10 +21,14 @@ from provena_ops.plan.model import (
     summarise,
 )
 from provena_ops.plan.planning import Planning
+from provena_ops.plan.restores import restore_actions
 from provena_ops.plan.studies import study_actions, study_connections
 from provena_ops.playbook.model import (
     Playbook,
+    Restore,
 )
+
+SANDBOX = "sandbox:"  # how a sandbox target's registry is named (a rehearsal copy, never production)
 
 
 def make_plan(
@@ -34,8 +38,27 @@ def make_plan(
     playbook_info: PlaybookInfo,
     environment: EnvironmentInfo,
     created_at: str,
+    force: frozenset[str] = frozenset(),
 ) -> Plan:
+    """`force`: records an undo may overwrite although they changed since the run it undoes."""
     planning = Planning(playbook, state)
+    first = playbook.operations[0]
+    if isinstance(first, Restore):  # alone in its playbook (validate checks)
+        rehearsal = first.registry.startswith(SANDBOX) and environment.registry.startswith(SANDBOX)
+        if first.registry != environment.registry and rehearsal:
+            planning.warnings.append(
+                f"run {first.run} was applied to another sandbox database: this rehearses its undo here"
+            )
+        elif first.registry != environment.registry:
+            planning.problem(
+                f"run {first.run} was applied to {first.registry}, not to {environment.registry} "
+                f"('{environment.name}'); its records are not restored here",
+                "undo a run against the environment it was applied to",
+                0,
+            )
+            return _plan(planning, [], playbook_info, environment, created_at)
+        actions = restore_actions(planning, 0, first, force)
+        return _plan(planning, actions, playbook_info, environment, created_at)
     if state.unreadable_runs:
         planning.warnings.append(
             f"the registry scan could not read {state.unreadable_runs} model run(s); selectors and study "
@@ -58,6 +81,17 @@ def make_plan(
             *study_actions(planning),
         ]
     )
+    return _plan(planning, actions, playbook_info, environment, created_at)
+
+
+def _plan(
+    planning: Planning,
+    actions: list[Action],
+    playbook_info: PlaybookInfo,
+    environment: EnvironmentInfo,
+    created_at: str,
+) -> Plan:
+    state = planning.state
     impact = deletion_impact(planning, actions)
     edits = any(a.kind in ("update", "relink") and a.outcome == "change" for a in actions)
     fingerprints = {record_id: fact.fingerprint for record_id, fact in state.records.items()}

@@ -20,6 +20,7 @@ from provena_ops.playbook.model import (
     Operation,
     OperationModel,
     RelodgeModelRuns,
+    Restore,
     StudyDeletion,
     StudyRef,
     UpdateModelRuns,
@@ -78,12 +79,42 @@ class _Checker:
             RelodgeModelRuns: self._relodge_runs,
             LinkStudies: self._link_studies,
             UpdateModelRuns: self._update,
+            Restore: self._restore,
         }
         for index, operation in self.operations:
             checks[type(operation)](("operations", index), index, operation)
         self._conflicts()
         self._references_to_deleted()
         return self.found
+
+    def _restore(self, base: KeyPath, index: int, operation: Restore) -> None:
+        """A restore is the whole playbook (its records' order and dependencies are the run's, not to be
+        mixed with other changes), and is exactly what undo wrote."""
+        if len(self.operations) > 1 or index != 0:
+            self.error(
+                (*base, "op"),
+                "a restore operation must be the playbook's only operation",
+                "one restore operation, as `provena-ops undo RUN --write-playbook` writes it",
+                "move the other operations to a playbook of their own",
+            )
+        if operation.content_digest() != operation.digest:
+            self.error(
+                (*base, "digest"),
+                "the restore's images were edited after undo wrote them (their sha256 is not the "
+                f"digest {operation.digest})",
+                "the images exactly as `provena-ops undo` wrote them",
+                f"write the playbook again: provena-ops undo {operation.run} --write-playbook FILE",
+            )
+        seen: dict[str, int] = {}
+        for position, image in enumerate(operation.images):
+            if image.id in seen:
+                self.error(
+                    (*base, "images", position, "id"),
+                    f"{image.id} is restored twice (also images[{seen[image.id]}])",
+                    "each record once",
+                    f"write the playbook again: provena-ops undo {operation.run} --write-playbook FILE",
+                )
+            seen.setdefault(image.id, position)
 
     def _delete_runs(self, base: KeyPath, index: int, operation: DeleteModelRuns) -> None:
         self._targets(base, index, operation.model_runs, "delete")

@@ -15,7 +15,7 @@ from provena_ops.environments.checks import param_value_problem
 from provena_ops.environments.file import Environments, missing_params, unknown_environment_hint
 from provena_ops.playbook.checks import check_operations
 from provena_ops.playbook.diagnostics import Diagnostic, KeyPath, did_you_mean, format_path, sort_key
-from provena_ops.playbook.model import Operation, Playbook
+from provena_ops.playbook.model import VERBATIM, Operation, Playbook
 from provena_ops.playbook.model_errors import diagnostics_from
 from provena_ops.playbook.template_sandbox import Budget
 from provena_ops.playbook.templating import RESERVED_NAMES, Renderer, TemplateProblem, is_template
@@ -174,7 +174,8 @@ def validate_data(
     found.extend(_unusual_spellings(data, source, found))
     damaged = {path[1] for path in source.rejected if len(path) > 1 and path[0] == "operations"}
     found.extend(check_operations([(i, op) for i, op in operations if i not in damaged], source))
-    found.extend(check_text(data, rendered, source, broken))
+    verbatim = {("operations", index, part) for index, part in verbatim_parts(data)}
+    found.extend(check_text(data, rendered, source, broken | verbatim))
     if environments is not None and target:
         declared_params = _string_params(rendered.get("params"))
         found.extend(
@@ -243,13 +244,34 @@ def _render(
             variables[name] = renderer.render_tree(value, ("vars", name), problems)
         rendered["vars"] = variables
     renderer = Renderer(variables, params, budget, credentials)
+    kept = verbatim_parts(data)
     for key, value in data.items():
+        if key == "operations" and kept:
+            value = [
+                {k: v for k, v in op.items() if (index, k) not in kept} if isinstance(op, dict) else op
+                for index, op in enumerate(value)
+            ]
         if key not in _UNTEMPLATED:
             rendered[key] = renderer.render_tree(value, (key,), problems)
+    for index, part in kept:
+        rendered["operations"][index][part] = data["operations"][index][part]
     native.update(renderer.native)
     for problem in problems:
         found.append(_at(source, problem.path, problem.message, problem.expected, problem.hint))
     return rendered, {problem.path for problem in problems} | reserved, native
+
+
+def verbatim_parts(data: Any) -> set[tuple[int, str]]:
+    """(operation index, key) of the parts kept as written (model.VERBATIM): records as Provena held
+    them are neither templated nor held to the playbook's text rules."""
+    operations = data.get("operations") if isinstance(data, dict) else None
+    if not isinstance(operations, list):
+        return set()
+    return {
+        (index, VERBATIM[op["op"]])
+        for index, op in enumerate(operations)
+        if isinstance(op, dict) and isinstance(op.get("op"), str) and VERBATIM.get(op["op"]) in op
+    }
 
 
 def _unusual_spellings(data: Any, source: SourceMap, found: list[Diagnostic]) -> list[Diagnostic]:

@@ -7,6 +7,8 @@ a selector, and say which in so many words; values that Provena would reject are
 
 from __future__ import annotations
 
+import hashlib
+import json
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -356,8 +358,73 @@ class RelodgeModelRuns(OperationModel):
     description: StepDescription = _step_description()
 
 
+RUN_ID_PATTERN = r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$"
+Fingerprint = Annotated[str, Field(pattern=r"^(absent|sha256:[0-9a-f]{64})$")]
+
+
+class RestoreImage(Strict):
+    """One record as a run found it and left it, from the run's journal: what undoing the run puts back."""
+
+    id: HandleId
+    subtype: Literal["MODEL_RUN", "STUDY"]
+    undoes: Literal["update", "relink", "delete_model_run", "delete_study", "restore"] = Field(
+        description="What the run did to the record."
+    )
+    result: Literal["changed", "ok", "failed", "skipped", "unknown"] | None = Field(
+        None, description="How the run's action ended (None: it never finished, e.g. kill -9)."
+    )
+    reason: Reason | None = Field(None, description="The reason the run gave.")
+    after: Fingerprint | None = Field(
+        None, description="The record's fingerprint as the run left it (None: not journalled)."
+    )
+    written: dict[str, Any] | None = Field(
+        None, description="The model-run record the run submitted, to compare with when `after` is unknown."
+    )
+    access: dict[str, Any] | None = Field(
+        None, description="Access settings before a deletion (None: the journal predates them)."
+    )
+    lock: dict[str, Any] | None = Field(
+        None, description="Lock information before a deletion (None: the journal predates it)."
+    )
+    before: dict[str, Any] | None = Field(description="The record before the run (None: it did not exist).")
+
+
+class Restore(OperationModel):
+    """Put back every record a run changed, as its journal says it was (written by `provena-ops undo RUN
+    --write-playbook`; `digest` makes any edit of the images a validation error)."""
+
+    runs_are: ClassVar[RunsAre | None] = None
+    plans: ClassVar[tuple[str, ...]] = ("update", "restore", "relodge", "delete_model_run", "delete_study")
+
+    op: Literal["restore"]
+    run: Annotated[str, Field(pattern=RUN_ID_PATTERN, description="The run undone (from `log list`).")]
+    registry: Text = Field(description="Where that run was applied (the journal's registry).")
+    digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] = Field(
+        description="sha256 of run, registry, images and not_started, as undo wrote them."
+    )
+    images: list[RestoreImage] = Field(min_length=1)
+    not_started: list[str] = Field(
+        default_factory=list, description="Actions the run planned and never started: left alone."
+    )
+    description: StepDescription = _step_description()
+
+    def content_digest(self) -> str:
+        return restore_digest(self.run, self.registry, self.images, self.not_started)
+
+
+def restore_digest(run: str, registry: str, images: list[RestoreImage], not_started: list[str]) -> str:
+    content = {
+        "run": run,
+        "registry": registry,
+        "images": [image.model_dump(mode="json") for image in images],
+        "not_started": not_started,
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
 Operation = Annotated[
-    DeleteModelRuns | DeleteStudies | UpdateModelRuns | LinkStudies | RelodgeModelRuns,
+    DeleteModelRuns | DeleteStudies | UpdateModelRuns | LinkStudies | RelodgeModelRuns | Restore,
     Field(discriminator="op"),
 ]
 OPERATION_NAMES = (
@@ -366,7 +433,11 @@ OPERATION_NAMES = (
     "update_model_runs",
     "link_studies",
     "relodge_model_runs",
+    "restore",
 )
+# Parts of an operation kept verbatim: records as Provena held them, never templated nor text-checked
+# (a description of `{{ x }}` or a zero-width space in Provena is restored as it was).
+VERBATIM = {"restore": "images"}
 
 
 def _number_as_text(value: Any) -> Any:

@@ -19,9 +19,12 @@ PROSE = "description"  # fields where tabs and line breaks are text
 def check_text(
     data: dict[str, Any], rendered: dict[str, Any], source: SourceMap, broken: Collection[KeyPath]
 ) -> list[Diagnostic]:
-    """Hidden characters in keys and values, and templates in keys."""
+    """Hidden characters in keys and values, and templates in keys (`skip`: paths reported already, or
+    kept verbatim)."""
     found: list[Diagnostic] = []
     for path, key in _keys(data):
+        if any(path[: len(skip)] == skip for skip in broken):
+            continue  # reported already, or kept verbatim
         if is_template(key):
             found.append(
                 source.diagnostic(

@@ -13,8 +13,15 @@ from ProvenaInterfaces.ProvenanceAPI import (
     PostUpdateModelRunResponse,
 )
 from ProvenaInterfaces.ProvenanceModels import ModelRunRecord
+from ProvenaInterfaces.RegistryAPI import (
+    AccessSettings,
+    BundledItem,
+    LockHistoryResponse,
+    RegistryImportRequest,
+    RegistryImportResponse,
+)
 from ProvenaInterfaces.RegistryModels import ItemModelRun
-from ProvenaInterfaces.SharedTypes import StatusResponse
+from ProvenaInterfaces.SharedTypes import ImportMode, StatusResponse
 
 from provena_ops.provena.errors import ProvenaError
 from provena_ops.provena.http import ProvenaHttp
@@ -63,6 +70,62 @@ async def delete_item(http: ProvenaHttp, subtype: str, item_id: str) -> None:
     )
     if not parsed.status.success:
         raise ProvenaError(f"deleting {item_id} failed: {parsed.status.details}")
+
+
+async def read_access(http: ProvenaHttp, subtype: str, item_id: str) -> dict[str, Any]:
+    """The item's access settings (owner, general roles, group roles), journalled before a deletion so
+    that undoing it restores who may see and change the record."""
+    parsed = await http.parsed(
+        AccessSettings,
+        "registry",
+        "GET",
+        f"{SUBTYPE_ROUTES[subtype]}/auth/configuration",
+        params={"id": item_id},
+    )
+    return parsed.model_dump(mode="json")
+
+
+async def read_lock(http: ProvenaHttp, subtype: str, item_id: str, locked: bool) -> dict[str, Any]:
+    """The item's lock information (state and history), journalled before a deletion, as the admin
+    import takes it back (LockTableEntry.lock_information)."""
+    parsed = await http.parsed(
+        LockHistoryResponse,
+        "registry",
+        "GET",
+        f"{SUBTYPE_ROUTES[subtype]}/locks/history",
+        params={"id": item_id},
+    )
+    history = [event.model_dump(mode="json") for event in parsed.history]
+    return {"locked": locked, "history": history}
+
+
+async def import_items(http: ProvenaHttp, bundles: list[dict[str, Any]], mode: ImportMode) -> str:
+    """Put items back with the registry admin import (contract 4.10): item, access settings and lock
+    state exactly as given. Add-only for a deleted record (an id that exists makes the whole import
+    fail, so a repeat after a lost answer writes nothing twice), overwrite-only to put fields back on
+    one that exists. Trial mode is Provena's default; it is turned off explicitly. Returns Provena's
+    words."""
+    body = RegistryImportRequest(
+        import_mode=mode,
+        parse_items=True,
+        allow_entry_deletion=False,
+        trial_mode=False,
+        items=[BundledItem.model_validate(bundle) for bundle in bundles],
+    )
+    parsed = await http.parsed(
+        RegistryImportResponse,
+        "registry",
+        "POST",
+        "/admin/import",
+        json=body.model_dump(mode="json"),
+        retry_safe=False,
+    )
+    if not parsed.status.success:
+        failures = "; ".join(str(failure[0]) for failure in (parsed.failure_list or [])[:3])
+        raise ProvenaError(
+            f"Provena's import refused it: {parsed.status.details}" + (f" ({failures})" if failures else "")
+        )
+    return parsed.status.details or "imported"
 
 
 async def relodge(http: ProvenaHttp, item: dict[str, Any]) -> None:

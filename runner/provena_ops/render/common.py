@@ -11,13 +11,21 @@ from provena_ops.plan.keys import key_verb
 from provena_ops.plan.model import Action, Plan
 from provena_ops.text import visible
 
-SYMBOLS = {"update": "~", "relink": "~", "delete_model_run": "-", "delete_study": "-", "relodge": "+"}
+SYMBOLS = {
+    "update": "~",
+    "relink": "~",
+    "delete_model_run": "-",
+    "delete_study": "-",
+    "relodge": "+",
+    "restore": "+",
+}
 VERBS = {
     "update": "update",
     "relink": "relink",
     "delete_model_run": "delete",
     "delete_study": "delete",
     "relodge": "relodge",
+    "restore": "restore",
 }
 
 

@@ -61,6 +61,7 @@ def render_markdown(plan: Plan, full_plan_at: str | None = None, limit: int = GI
         f"| to update | {summary.update + summary.relink} |",
         f"| to delete | {summary.delete} |",
         f"| to relodge | {summary.relodge} |",
+        *([f"| to restore | {summary.restore} |"] if summary.restore else []),
         f"| unchanged | {summary.unchanged} |",
         f"| not found | {summary.not_found} |",
         f"| problems | {summary.problems} |",

@@ -1,4 +1,4 @@
-"""Offline sandbox administration behind `provena-ops sandbox ...`: seed, reset, load, token.
+"""Offline sandbox administration behind `provena-ops sandbox ...`: seed, reset, export, load, token.
 
 These act on the SQLite file directly (the server need not run); they never reach a real Provena.
 """
@@ -11,11 +11,12 @@ from typing import Any
 from ProvenaInterfaces import RegistryAPI as api
 from ProvenaInterfaces import RegistryModels as models
 from ProvenaInterfaces.SharedTypes import ImportMode
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 import provena_ops.safety.strict_json as strict_json
 from provena_ops.errors import ProvenaOpsError
 from provena_ops.sandbox.context import Sandbox, SandboxSettings
+from provena_ops.sandbox.graph import Link, Node
 from provena_ops.sandbox.importer import import_bundle
 from provena_ops.sandbox.provenance import RecordInvalid, merge_additively
 from provena_ops.sandbox.realm import ALL_REALM_ROLES, ROLE_PRESETS
@@ -68,8 +69,74 @@ def reset(db: Path) -> None:
         sandbox.store.close()
 
 
+EXPORT_FORMAT = "provena-ops sandbox export 1"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ExportedNode(_Strict):
+    id: str
+    subtype: str
+    category: str
+    record_ids: list[str]
+
+
+class ExportedLink(_Strict):
+    source: str
+    source_subtype: str
+    source_category: str
+    target: str
+    target_subtype: str
+    target_category: str
+    relation: str
+    record_ids: list[str]
+
+
+class ExportedGraph(_Strict):
+    nodes: list[ExportedNode]
+    links: list[ExportedLink]
+
+
+def export(db: Path, out: Path) -> dict[str, int]:
+    """The registry in Provena's admin export form (BundledItem: item, access settings, lock state),
+    sorted by id, and the graph's nodes and links with their record ids: two exports compare as text."""
+    sandbox = open_sandbox(db)
+    try:
+        store = sandbox.store
+        bundles = [
+            {
+                "id": item["id"],
+                "item_payload": item,
+                "auth_payload": store.get_auth(item["id"]) or {},
+                "lock_payload": store.get_lock(item["id"]) or {},
+            }
+            for item in sorted(store.all_items(), key=lambda item: str(item["id"]))
+        ]
+        nodes, links = store.graph_elements()
+    finally:
+        sandbox.store.close()
+    document = {"format": EXPORT_FORMAT, "items": bundles, "graph": {"nodes": nodes, "links": links}}
+    write_json(out, document)
+    return {"items": len(bundles), "nodes": len(nodes), "links": len(links)}
+
+
+def write_json(out: Path, document: dict[str, Any]) -> None:
+    import json
+
+    from provena_ops.cli.options import write_atomically
+
+    write_atomically(out, json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
 def read_export(path: Path) -> list[api.BundledItem]:
-    """An admin export: a JSON array of BundledItem (as Provena's tooling writes) or an export response."""
+    return read_export_with_graph(path)[0]
+
+
+def read_export_with_graph(path: Path) -> tuple[list[api.BundledItem], ExportedGraph | None]:
+    """An admin export: a JSON array of BundledItem (as Provena's tooling writes), an export response,
+    or a sandbox export (which carries the graph too)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -90,6 +157,18 @@ def read_export(path: Path) -> list[api.BundledItem]:
             where=where,
             hint="pass the file written by Provena's registry export",
         ) from None
+    graph: ExportedGraph | None = None
+    if isinstance(data, dict) and "graph" in data:
+        try:
+            graph = ExportedGraph.model_validate(data["graph"])
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            location = ".".join(str(part) for part in first["loc"])
+            raise ProvenaOpsError(
+                f"graph.{location}: {first['msg']}",
+                where=str(path),
+                hint="pass a file written by `provena-ops sandbox export`",
+            ) from None
     if isinstance(data, dict) and isinstance(data.get("items"), list):
         data = data["items"]
     if not isinstance(data, list):
@@ -109,11 +188,14 @@ def read_export(path: Path) -> list[api.BundledItem]:
                 where=str(path),
                 hint="each entry needs id, item_payload, auth_payload and lock_payload",
             ) from exc
-    return bundles
+    return bundles, graph
 
 
 def load(db: Path, export: Path, replace: bool, relodge: bool) -> dict[str, Any]:
-    bundles = read_export(export)
+    """An export into the sandbox; a sandbox export's graph is loaded as it is (nothing to relodge)."""
+    bundles, graph = read_export_with_graph(export)
+    if graph is not None:
+        relodge = False
     sandbox = open_sandbox(db)
     try:
         mode = ImportMode.SYNC_DELETION_ALLOWED if replace else ImportMode.ADD_OR_OVERWRITE
@@ -128,8 +210,10 @@ def load(db: Path, export: Path, replace: bool, relodge: bool) -> dict[str, Any]
                 f"import refused: {result['status']['details']} {shown}".strip(), where=str(export)
             )
         lodged, failed = 0, []
-        if replace and relodge:
+        if replace and (relodge or graph is not None):
             sandbox.store.wipe_graph()  # identical to the export: no graph of records it does not hold
+        if graph is not None:
+            _load_graph(sandbox, graph)
         if relodge:
             for raw in sandbox.store.items_of_subtype("MODEL_RUN"):
                 if raw["record_type"] != "COMPLETE_ITEM":
@@ -140,9 +224,27 @@ def load(db: Path, export: Path, replace: bool, relodge: bool) -> dict[str, Any]
                     lodged += 1
                 except (ValidationError, RecordInvalid) as exc:
                     failed.append(f"{raw['id']}: {exc}")
-        return {"statistics": result["statistics"], "relodged": lodged, "relodge_failures": failed}
+        return {
+            "statistics": result["statistics"],
+            "relodged": lodged,
+            "relodge_failures": failed,
+            "graph": None if graph is None else (len(graph.nodes), len(graph.links)),
+        }
     finally:
         sandbox.store.close()
+
+
+def _load_graph(sandbox: Sandbox, graph: ExportedGraph) -> None:
+    store = sandbox.store
+    with store.transaction():
+        for node in graph.nodes:
+            for record_id in node.record_ids:
+                store.tag_node(Node(node.id, node.subtype, node.category), record_id)
+        for link in graph.links:
+            source = Node(link.source, link.source_subtype, link.source_category)
+            target = Node(link.target, link.target_subtype, link.target_category)
+            for record_id in link.record_ids:
+                store.tag_link(Link(source, target, link.relation), record_id)
 
 
 def resolve_roles(values: list[str]) -> list[str]:

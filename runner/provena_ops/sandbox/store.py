@@ -437,6 +437,22 @@ class Store:
         rows = self._all("SELECT subtype, category FROM nodes WHERE id = ? ORDER BY nid", (node_id,))
         return [(str(r["subtype"]), str(r["category"])) for r in rows]
 
+    def graph_elements(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Every node and link with its record ids, sorted: the graph as `sandbox export` writes it."""
+        nodes = self._all(
+            "SELECT n.id, n.subtype, n.category, group_concat(t.record_id, char(31)) AS tags FROM nodes n "
+            "LEFT JOIN node_tags t ON t.nid = n.nid GROUP BY n.nid ORDER BY n.id, n.subtype, n.category"
+        )
+        links = self._all(
+            "SELECT l.*, group_concat(t.record_id, char(31)) AS tags FROM links l LEFT JOIN link_tags t "
+            "ON t.lid = l.lid GROUP BY l.lid ORDER BY l.source, l.target, l.relation, l.lid"
+        )
+        keys = ("source", "source_subtype", "source_category", "target", "target_subtype", "target_category")
+        return (
+            [{**{k: r[k] for k in ("id", "subtype", "category")}, "record_ids": _tags_of(r)} for r in nodes],
+            [{**{k: r[k] for k in (*keys, "relation")}, "record_ids": _tags_of(r)} for r in links],
+        )
+
     def graph_size(self) -> tuple[int, int]:
         nodes = self._one("SELECT COUNT(*) AS n FROM nodes")
         links = self._one("SELECT COUNT(*) AS n FROM links")
@@ -562,6 +578,10 @@ class Store:
             ):
                 self._run(f"DELETE FROM {table}")
             self._run("DELETE FROM meta WHERE key NOT LIKE 'realm.%'")
+
+
+def _tags_of(row: sqlite3.Row) -> list[str]:
+    return sorted(str(row["tags"]).split("\x1f")) if row["tags"] else []
 
 
 def _row_link(row: sqlite3.Row) -> Link:

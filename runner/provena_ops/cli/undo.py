@@ -1,0 +1,149 @@
+"""`provena-ops undo RUN`: put back what a run changed, with the review and safety of apply."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import sys
+from pathlib import Path
+
+import typer
+
+from provena_ops.cli.apply import RUNS_DIR_OPTION, TerminalUI, report
+from provena_ops.cli.auth import AUTH_METHOD_OPTION, AuthMethod, interactive_choice
+from provena_ops.cli.options import (
+    CONCURRENCY_OPTION,
+    ENVIRONMENT_OPTION,
+    ENVIRONMENTS_FILE_OPTION,
+    PARAM_OPTION,
+    out,
+    target_args,
+    write_atomically,
+)
+from provena_ops.cli.plan import PlanFormat, _check_writable
+from provena_ops.errors import ProvenaOpsError
+from provena_ops.plan.model import Plan
+
+
+class UndoUI(TerminalUI):
+    """Shows the plan in the chosen format, and saves it first when --out asks."""
+
+    def __init__(self, verbose: bool, output: PlanFormat, save: Path | None) -> None:
+        super().__init__(verbose)
+        self.output = output
+        self.save = save
+
+    def show(self, plan: Plan) -> None:
+        from provena_ops.render.json_format import render_json
+        from provena_ops.render.markdown import render_markdown
+
+        if self.save is not None:
+            write_atomically(self.save, render_json(plan))
+        if self.output is PlanFormat.json:
+            sys.stdout.write(render_json(plan))
+        elif self.output is PlanFormat.markdown:
+            sys.stdout.write(render_markdown(plan, full_plan_at=str(self.save) if self.save else None))
+        else:
+            super().show(plan)
+
+
+def undo_command(
+    run: str = typer.Argument(
+        ..., help="The run to undo: its id (or unique start) from `log list`, or last."
+    ),
+    force: list[str] | None = typer.Option(
+        None, "--force", help="Restore this record although it changed after the run (repeatable)."
+    ),
+    plan_only: bool = typer.Option(
+        False, "--plan-only", help="Show (and --out save) the plan; change nothing."
+    ),
+    save: Path | None = typer.Option(None, "--out", help="Save the undo's plan as JSON."),
+    plan_file: Path | None = typer.Option(
+        None, "--plan", help="Carry out this saved undo plan, refused if anything changed since."
+    ),
+    write_playbook: Path | None = typer.Option(
+        None,
+        "--write-playbook",
+        help="Write the undo as a restore playbook (to review in a pull request) and stop; contacts nothing.",
+    ),
+    output: PlanFormat = typer.Option(PlanFormat.text, "--format", help="text, json, or markdown."),
+    auto_approve: bool = typer.Option(False, "--auto-approve", help="Undo without asking (for CI)."),
+    confirm_environment: str | None = typer.Option(
+        None, "--confirm-environment", help="Required to undo in an environment whose stage is PROD."
+    ),
+    parallelism: int = typer.Option(8, "--parallelism", min=1, max=64, help="Actions carried out at once."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Start no new action after one fails."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="List unchanged records too."),
+    environment: str | None = ENVIRONMENT_OPTION,
+    environments_file: Path | None = ENVIRONMENTS_FILE_OPTION,
+    param: list[str] | None = PARAM_OPTION,
+    concurrency: int = CONCURRENCY_OPTION,
+    runs_dir: Path = RUNS_DIR_OPTION,
+    auth_method: AuthMethod | None = AUTH_METHOD_OPTION,
+) -> None:
+    """Undo a run: put every record it changed back as its journal says it was before.
+
+    Edits are undone by Provena's update job with the record as it was, deletions by the registry admin
+    import (item, access settings, lock state and history) and a relodge of the graph. A record changed
+    since the run is refused unless --force names it. The undo is a journalled run: repeat the command
+    to finish it after a crash; undo it to redo the original change. Exit status as apply (with
+    --plan-only, as plan: 0 nothing to undo, 2 changes, 1 problems).
+    """
+    from provena_ops.apply.run import ApplyOptions
+    from provena_ops.apply.undo import NothingToUndo, UndoRequest, plan_undo, read_run, resolve_run, undo
+
+    if write_playbook is not None:
+        from provena_ops.apply.undo import playbook_text, undo_playbook
+
+        path, _ = resolve_run(runs_dir, run)
+        try:
+            undone = read_run(path)
+        except NothingToUndo as exc:
+            out.print(exc.message)
+            return
+        text = playbook_text(undo_playbook(undone))
+        if str(write_playbook) == "-":
+            sys.stdout.write(text)
+            return
+        write_atomically(write_playbook, text)
+        out.print(
+            f"Wrote {write_playbook}: the undo of run {undone.started.run_id} "
+            f"({len(undone.restore.images)} records). Review it: provena-ops plan {write_playbook}"
+        )
+        return
+    if save is not None:
+        _check_writable(save, playbook=Path(runs_dir))  # (an undo's playbook is no file to overwrite)
+    if plan_only and plan_file is not None:
+        raise ProvenaOpsError("--plan-only plans; --plan carries out a saved plan", hint="give one of them")
+    ui = UndoUI(verbose, output, save)
+    request = UndoRequest(run, frozenset(force or []), plan_file)
+    where = target_args(environment, environments_file, param)
+    options = ApplyOptions(
+        auto_approve=auto_approve,
+        confirm_environment=confirm_environment,
+        parallelism=parallelism,
+        concurrency=concurrency,
+        fail_fast=fail_fast,
+        command=shlex.join(["provena-ops", *sys.argv[1:]]),
+        runs_dir=runs_dir,
+        sign_in=interactive_choice(auth_method),
+    )
+    try:
+        if plan_only:
+            made = plan_undo(request, ui, where=where, options=options)
+            ui.show(made)
+            if made.problems:
+                raise typer.Exit(1)
+            if made.has_changes:
+                raise typer.Exit(2)
+            return
+        result = undo(request, ui, where=where, options=options)
+    except NothingToUndo as exc:
+        out.print(exc.message)
+        return
+    finally:
+        ui.stop()
+    for done in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(done, signal.SIG_IGN)
+    if not report(result, runs_dir):
+        raise typer.Exit(1)
