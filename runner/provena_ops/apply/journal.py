@@ -188,8 +188,11 @@ def now() -> str:
 
 
 def new_run_id() -> str:
-    """Sortable by time, unique across machines: 20261126T101500Z-3f9a1c."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    """Sortable by time, unique across machines: 20261126T101500Z-3f9a1c, the suffix's first three hex
+    digits the milliseconds (two runs in one second still sort in order: `undo last` relies on it),
+    the last three random."""
+    moment = datetime.now(UTC)
+    return f"{moment:%Y%m%dT%H%M%SZ}-{moment.microsecond // 1000:03x}{secrets.token_hex(2)[:3]}"
 
 
 class Journal:

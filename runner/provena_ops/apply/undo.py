@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from provena_ops.api import client_for, plan_with
 from provena_ops.apply.journal import (
     DEFAULT_RUNS_DIR,
     ActionFinished,
     ActionStarted,
+    BadJournal,
     Planned,
     RunFinished,
     RunStarted,
@@ -110,7 +112,13 @@ def read_run(path: Path) -> RunToUndo:
                 f"{key}: a relodge only adds to the graph, and Provena has no route to take links out"
             )
             continue
-        images.append(_image(start, actions.get(key), finished.get(key)))
+        try:
+            images.append(_image(start, actions.get(key), finished.get(key)))
+        except ValidationError as exc:  # a journal is trusted for nothing: what it holds is checked
+            raise BadJournal(
+                f"{path}: {key}: {_first_error(exc)}; this run cannot be undone",
+                hint="journals are written by provena-ops only; restore the file from a backup",
+            ) from None
     for key, action in actions.items():
         if action.outcome == "change" and key not in started:
             end = finished.get(key)
@@ -121,16 +129,28 @@ def read_run(path: Path) -> RunToUndo:
             f"run {head.run_id} wrote nothing that undo can put back; nothing to undo",
             hint="`provena-ops log show " + head.run_id + "` shows what it did",
         )
-    restore = Restore(
-        op="restore",
-        run=head.run_id,
-        registry=head.environment.registry,
-        digest=restore_digest(head.run_id, head.environment.registry, images, left_alone),
-        images=images,
-        not_started=left_alone,
-        description=f"Undo of run {head.run_id} ({head.playbook.name})",
-    )
+    try:
+        restore = Restore(
+            op="restore",
+            run=head.run_id,
+            registry=head.environment.registry,
+            digest=restore_digest(head.run_id, head.environment.registry, images, left_alone),
+            images=images,
+            not_started=left_alone,
+            description=f"Undo of run {head.run_id} ({head.playbook.name})",
+        )
+    except ValidationError as exc:
+        raise BadJournal(
+            f"{path}: {_first_error(exc)}; this run cannot be undone",
+            hint="journals are written by provena-ops only; restore the file from a backup",
+        ) from None
     return RunToUndo(path, head, restore)
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where + ': ' if where else ''}{first['msg']}"
 
 
 def _image(start: ActionStarted, action: Action | None, end: ActionFinished | None) -> RestoreImage:
@@ -138,7 +158,7 @@ def _image(start: ActionStarted, action: Action | None, end: ActionFinished | No
         action.subtype if action is not None else ("STUDY" if start.kind == "delete_study" else "MODEL_RUN")
     )
     kind = start.kind if start.kind in ("update", "relink", "delete_model_run", "delete_study") else "restore"
-    after = end.after if end is not None and end.result == "changed" else None  # else: compare the record
+    after = end.after if end is not None and end.result == "changed" else None  # else: compare records
     return RestoreImage(
         id=start.record_id,
         subtype=subtype,
@@ -147,9 +167,7 @@ def _image(start: ActionStarted, action: Action | None, end: ActionFinished | No
         reason=action.reason if action is not None and action.reason else None,
         before=start.before,
         after=after,
-        written=action.record
-        if after is None and action is not None and kind in ("update", "relink")
-        else None,
+        written=action.record if action is not None and kind in ("update", "relink") else None,
         access=start.access,
         lock=start.lock,
     )

@@ -324,8 +324,8 @@ def _as_left(image: RestoreImage) -> dict[str, Any] | None:
     if image.undoes in DELETIONS:
         return None
     if image.before is not None and image.written is not None:
-        return {**image.before, "record": image.written}
-    return image.before
+        return {**image.before, "record": image.written, **JOB_RESETS}
+    return None  # not known: the journal kept its fingerprint, not the record
 
 
 def three_way(

@@ -12,7 +12,8 @@ import json
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from ProvenaInterfaces.ProvenanceModels import TemplatedDataset
+from ProvenaInterfaces.ProvenanceModels import ModelRunRecord, TemplatedDataset
+from ProvenaInterfaces.RegistryModels import ItemModelRun, ItemStudy
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -387,6 +388,23 @@ class RestoreImage(Strict):
         None, description="Lock information before a deletion (None: the journal predates it)."
     )
     before: dict[str, Any] | None = Field(description="The record before the run (None: it did not exist).")
+
+    @model_validator(mode="after")
+    def _provena_items(self) -> Self:
+        """Images are what Provena answered, so they parse as its models; anything else was made up,
+        and would fail in the middle of the restore instead of here."""
+        if self.before is not None:
+            model = ItemModelRun if self.subtype == "MODEL_RUN" else ItemStudy
+            model.model_validate(self.before)
+            if self.before.get("id") != self.id:
+                raise ValueError(f"the image before is of {self.before.get('id')!r}, not {self.id}")
+            if self.before.get("item_subtype") != self.subtype:
+                raise ValueError(
+                    f"the image before is {self.before.get('item_subtype')!r}, not {self.subtype}"
+                )
+        if self.written is not None:
+            ModelRunRecord.model_validate(self.written)
+        return self
 
 
 class Restore(OperationModel):

@@ -1,0 +1,307 @@
+"""`undo`: a run put back from its journal, over HTTP against the sandbox, as an admin would check it:
+the registry and graph exported before the run and after its undo are the same (less history entries and
+timestamps); drift is refused; undoing an undo redoes; old, partial and hostile journals."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provena_ops.apply.journal import ActionStarted, RequestSent, RunStarted, journals, read_events
+from provena_ops.apply.review import NotApplied
+from provena_ops.apply.run import ApplyOptions, ApplyResult
+from provena_ops.apply.undo import NothingToUndo, UndoRequest, plan_undo, undo
+from provena_ops.environments.target import TargetArgs
+from provena_ops.errors import ProvenaOpsError
+from provena_ops.plan.model import Plan
+from provena_ops.sandbox import RunningSandbox
+from provena_ops.sandbox import admin as sandbox_admin
+from tests.apply.conftest import FAST, ApplyOn, RecordingUI, history_length
+from tests.conftest import Api
+from tests.plan.conftest import playbook
+from tests.plan.test_plan_rules import RUN_ROUTE, RUNS_OF_51, STUDY_48, STUDY_51, STUDY_ROUTE, run_id
+
+EXAMPLES = Path(__file__).parents[2] / "playbooks" / "examples"
+BOOKKEEPING = ("history", "created_timestamp", "updated_timestamp")
+
+
+def exported(server: RunningSandbox, out: Path) -> dict[str, Any]:
+    """The sandbox as `sandbox export` writes it, less what every write changes by itself."""
+    sandbox_admin.export(server.settings.db_path, out)
+    return comparable(json.loads(out.read_text()))
+
+
+def comparable(document: dict[str, Any]) -> dict[str, Any]:
+    items = {}
+    for bundle in document["items"]:
+        item = {k: v for k, v in bundle["item_payload"].items() if k not in BOOKKEEPING}
+        items[bundle["id"]] = (item, bundle["auth_payload"], bundle["lock_payload"])
+    return {"items": items, "graph": document["graph"]}
+
+
+def differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """What an admin diffing the two exports would see, record by record."""
+    found = [
+        f"{record}: {'absent after' if record not in after['items'] else 'absent before' if record not in before['items'] else 'differs'}"  # noqa: E501
+        for record in sorted(set(before["items"]) | set(after["items"]))
+        if before["items"].get(record) != after["items"].get(record)
+    ]
+    for part in ("nodes", "links"):
+        old = {json.dumps(e, sort_keys=True) for e in before["graph"][part]}
+        new = {json.dumps(e, sort_keys=True) for e in after["graph"][part]}
+        found += [f"graph {part} lost: {e}" for e in sorted(old - new)[:3]]
+        found += [f"graph {part} gained: {e}" for e in sorted(new - old)[:3]]
+    return found
+
+
+UndoOn = Callable[..., ApplyResult]
+
+
+@pytest.fixture
+def undo_on(
+    api: Api, environments_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[UndoOn]:
+    """undo_on(run="last", ui=RecordingUI(), force=(), **apply options) -> ApplyResult, as apply_on."""
+
+    def run(
+        run: str = "last", ui: RecordingUI | None = None, force: tuple[str, ...] = (), **options: Any
+    ) -> ApplyResult:
+        monkeypatch.setenv("PROVENA_OPS_ACCESS_TOKEN", api.token("admin", lifetime=600))
+        monkeypatch.setenv("PROVENA_OPS_LOCK_DIR", str(tmp_path / "locks"))
+        options.setdefault("auto_approve", True)
+        options.setdefault("job_wait", FAST)
+        where = TargetArgs(environments_file=environments_file, cwd=tmp_path)
+        return undo(
+            UndoRequest(run, frozenset(force)),
+            ui or RecordingUI(),
+            where=where,
+            options=ApplyOptions(**options),
+        )
+
+    yield run
+
+
+def planned_undo(api: Api, environments_file: Path, tmp_path: Path, run: str = "last", **kw: Any) -> Plan:
+    where = TargetArgs(environments_file=environments_file, cwd=tmp_path)
+    return plan_undo(UndoRequest(run, **kw), RecordingUI(), where=where)
+
+
+def requests(result: ApplyResult) -> list[str]:
+    return [event.request for event in read_events(result.journal) if isinstance(event, RequestSent)]
+
+
+# -- round trips -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "example", sorted(p.name for p in EXAMPLES.glob("*.yaml") if p.name != "relodge-model-runs.yaml")
+)
+def test_every_example_is_undone_to_the_registry_and_graph_it_found(
+    apply_on: ApplyOn, undo_on: UndoOn, server: RunningSandbox, tmp_path: Path, example: str
+) -> None:
+    before = exported(server, tmp_path / "before.json")
+    applied = apply_on((EXAMPLES / example).read_text())
+    assert applied.recap.succeeded and applied.recap.changed > 0
+    assert differences(before, exported(server, tmp_path / "applied.json"))  # the run changed something
+    undone = undo_on()
+    assert undone.recap.succeeded, undone.outcomes
+    assert undone.recap.changed == applied.recap.changed
+    assert differences(before, exported(server, tmp_path / "after.json")) == []
+    again = undo_on(applied.run_id)  # the same undo again: nothing left to do
+    assert not again.plan.has_changes and requests(again) == []
+
+
+def test_a_relodge_is_left_as_it_is_and_undo_says_why(apply_on: ApplyOn, undo_on: UndoOn) -> None:
+    applied = apply_on((EXAMPLES / "relodge-model-runs.yaml").read_text())
+    assert applied.recap.changed == 1
+    with pytest.raises(NothingToUndo, match="wrote nothing that undo can put back"):
+        undo_on()
+
+
+def test_a_study_retired_with_replace_and_remove_comes_back_before_its_runs_are_relinked(
+    apply_on: ApplyOn, undo_on: UndoOn, server: RunningSandbox, api: Api, tmp_path: Path
+) -> None:
+    before = exported(server, tmp_path / "before.json")
+    applied = apply_on(
+        playbook(
+            f"op: delete_studies\nlinked_model_runs: replace\nreplace_with: {STUDY_48}\nstudies:\n"
+            f"  - id: {STUDY_51}\n    model_run_overrides:\n      {RUNS_OF_51[0]}: remove",
+            f"op: delete_model_runs\nmodel_runs: [{run_id(13)}, {run_id(14)}]",
+        )
+    )
+    assert applied.recap.succeeded and history_length(api, STUDY_ROUTE, STUDY_51) == -1
+    undone = undo_on()
+    assert undone.recap.succeeded, undone.outcomes
+    study = next(a for a in undone.plan.actions if a.record_id == STUDY_51)
+    assert study.kind == "restore"
+    relinks = [a for a in undone.plan.actions if a.record_id in RUNS_OF_51]
+    assert len(relinks) == len(RUNS_OF_51) and all(a.depends_on == [study.key] for a in relinks)
+    assert all(a.reason and a.reason.startswith(f"undo of run {applied.run_id}: ") for a in relinks)
+    assert differences(before, exported(server, tmp_path / "after.json")) == []
+
+
+def test_undoing_an_undo_redoes_the_change(
+    apply_on: ApplyOn, undo_on: UndoOn, server: RunningSandbox, tmp_path: Path
+) -> None:
+    applied = apply_on((EXAMPLES / "delete-studies.yaml").read_text())
+    after_apply = exported(server, tmp_path / "applied.json")
+    undone = undo_on()
+    redone = undo_on()  # `last` is now the undo: undoing it redoes
+    assert redone.recap.succeeded, redone.outcomes
+    assert redone.recap.changed == applied.recap.changed
+    heads = [read_events(path)[0] for path in journals(tmp_path / ".provena-ops" / "runs")]
+    assert [head.undoes for head in heads if isinstance(head, RunStarted)] == [
+        None,
+        applied.run_id,
+        undone.run_id,
+    ]
+    assert differences(after_apply, exported(server, tmp_path / "redone.json")) == []
+
+
+# -- drift ---------------------------------------------------------------------------------------------
+
+
+EDIT = "op: update_model_runs\nmodel_runs: [{run}]\nreason: {reason}\nset:\n  description: {text}"
+
+
+def test_a_record_edited_after_the_run_is_refused_with_before_after_and_now_unless_forced(
+    apply_on: ApplyOn, undo_on: UndoOn, api: Api, environments_file: Path, tmp_path: Path
+) -> None:
+    run, other = run_id(20), run_id(21)
+    first = apply_on(
+        playbook(
+            EDIT.format(run=run, reason="typo", text="first fix"),
+            EDIT.format(run=other, reason="typo", text="first fix"),
+        )
+    )
+    apply_on(playbook(EDIT.format(run=run, reason="someone else", text="second fix")))
+    edits = history_length(api, RUN_ROUTE, run)
+    plan = planned_undo(api, environments_file, tmp_path, first.run_id)
+    [problem] = plan.problems
+    assert problem.record_id == run and "changed after the run; not overwritten" in problem.message
+    assert "record.description: before the run " in problem.message
+    assert "/ after it 'first fix' / now 'second fix'" in problem.message
+    assert problem.hint.startswith(f"--force {run} restores it anyway")
+    with pytest.raises(NotApplied, match="the plan has 1 problem"):
+        undo_on(first.run_id)
+    assert history_length(api, RUN_ROUTE, run) == edits  # refused: nothing written, to any record
+    assert history_length(api, RUN_ROUTE, other) == edits - 2
+    forced = undo_on(first.run_id, force=(run,))
+    assert forced.recap.succeeded and forced.recap.changed == 2
+    action = next(a for a in forced.plan.actions if a.record_id == run)
+    assert any("--force" in warning for warning in action.warnings)
+    unknown = planned_undo(api, environments_file, tmp_path, first.run_id, force=frozenset({"10378.1/9"}))
+    assert [p.message for p in unknown.problems] == [
+        f"--force names 10378.1/9, which run {first.run_id} did not change"
+    ]
+
+
+def test_an_id_that_exists_again_is_refused(
+    apply_on: ApplyOn, undo_on: UndoOn, api: Api, environments_file: Path, tmp_path: Path
+) -> None:
+    run = run_id(13)
+    item = api.http.get(f"{api.registry}{RUN_ROUTE}/fetch", params={"id": run}, headers=api.auth()).json()
+    deleted = apply_on(playbook(f"op: delete_model_runs\nmodel_runs: [{run}]"))
+    again = {**item["item"], "display_name": "A new run under the old id"}
+    bundle = {
+        "id": run,
+        "item_payload": again,
+        "auth_payload": {"id": run, "access_settings": {"owner": "admin", "general": [], "groups": {}}},
+        "lock_payload": {"id": run, "lock_information": {"locked": False, "history": []}},
+    }
+    body = {"import_mode": "ADD_ONLY", "trial_mode": False, "items": [bundle]}
+    answer = api.http.post(f"{api.registry}/admin/import", json=body, headers=api.auth())
+    assert answer.json()["status"]["success"], answer.text
+    [problem] = planned_undo(api, environments_file, tmp_path, deleted.run_id).problems
+    assert "exists again (created after the run deleted it)" in problem.message
+    assert "now 'A new run under the old id'" in problem.message
+
+
+# -- partial and old journals ----------------------------------------------------------------------------
+
+
+def test_an_old_journal_is_undone_as_far_as_it_can_be_and_the_plan_says_what_cannot(
+    apply_on: ApplyOn, undo_on: UndoOn, api: Api, tmp_path: Path
+) -> None:
+    applied = apply_on(
+        playbook(
+            f"op: delete_model_runs\nmodel_runs: [{run_id(13)}]",
+            EDIT.format(run=run_id(20), reason="typo", text="fixed"),
+        )
+    )
+    lines = []
+    for line in applied.journal.read_text().splitlines():  # as the journal of an earlier version
+        event = json.loads(line)
+        for field in ("access", "lock", "after", "undoes"):
+            event.pop(field, None)
+        lines.append(json.dumps(event))
+    applied.journal.write_text("\n".join(lines) + "\n")
+    undone = undo_on(applied.run_id)
+    assert undone.recap.succeeded and undone.recap.changed == 2, undone.outcomes
+    restored = next(a for a in undone.plan.actions if a.record_id == run_id(13))
+    assert any("access settings were not journalled" in w for w in restored.warnings)
+    assert any("lock history was not journalled" in w for w in restored.warnings)
+    access = api.http.get(
+        f"{api.registry}{RUN_ROUTE}/auth/configuration", params={"id": run_id(13)}, headers=api.auth()
+    ).json()
+    assert access["general"] == [] and access["groups"] == {}  # owner alone, as the plan said
+
+
+def test_a_run_cut_short_is_undone_for_what_it_did(
+    apply_on: ApplyOn, undo_on: UndoOn, server: RunningSandbox, tmp_path: Path
+) -> None:
+    """As kill -9 leaves a journal: the last action started (and its write made), its outcome lost."""
+    before = exported(server, tmp_path / "before.json")
+    applied = apply_on(
+        playbook(
+            f"op: delete_model_runs\nmodel_runs: [{run_id(13)}, {run_id(14)}]",
+            EDIT.format(run=run_id(20), reason="typo", text="fixed"),
+        ),
+        parallelism=1,
+    )
+    events = applied.journal.read_text().splitlines()
+    cut = max(i for i, line in enumerate(events) if '"action_started"' in line)
+    applied.journal.write_text("\n".join(events[: cut + 1]) + '\n{"event": "request_sent", "ke')
+    undone = undo_on(applied.run_id)
+    assert undone.recap.succeeded and undone.recap.changed == 3, undone.outcomes
+    assert differences(before, exported(server, tmp_path / "after.json")) == []
+
+
+def test_undo_refuses_another_environment_and_guards_production(
+    apply_on: ApplyOn, undo_on: UndoOn, environments_file: Path, tmp_path: Path
+) -> None:
+    apply_on(playbook(f"op: delete_model_runs\nmodel_runs: [{run_id(13)}]"))
+    with pytest.raises(NotApplied, match="was applied to 'rehearsal', not 'other'"):
+        undo(
+            UndoRequest("last"),
+            RecordingUI(),
+            where=TargetArgs("other", environments_file=environments_file, cwd=tmp_path),
+        )
+    environments = json.loads(environments_file.read_text())
+    environments["envs"][0]["stage"] = "PROD"
+    prod = tmp_path / "prod.json"
+    prod.write_text(json.dumps(environments))
+    where = TargetArgs(environments_file=prod, cwd=tmp_path)
+    with pytest.raises(NotApplied, match="'rehearsal' is a production environment"):
+        undo(UndoRequest("last"), RecordingUI(), where=where, options=ApplyOptions(auto_approve=True))
+    environments["envs"][0]["stage"] = "DEV"
+    environments["envs"][0]["registry_api_endpoint_override"] = "http://127.0.0.1:9/registry-api"
+    moved = tmp_path / "moved.json"
+    moved.write_text(json.dumps(environments))
+    with pytest.raises(NotApplied, match="nothing was read or written"):
+        undo(UndoRequest("last"), RecordingUI(), where=TargetArgs(environments_file=moved, cwd=tmp_path))
+
+
+def test_a_hostile_journal_is_refused_with_where_and_why(undo_on: UndoOn, apply_on: ApplyOn) -> None:
+    run = run_id(13)
+    applied = apply_on(playbook(f"op: delete_model_runs\nmodel_runs: [{run}]"))
+    text = applied.journal.read_text()
+    applied.journal.write_text(text.replace(f'"record_id":"{run}"', '"record_id":"../../etc"'))
+    started = [e for e in read_events(applied.journal) if isinstance(e, ActionStarted)]
+    assert started[0].record_id == "../../etc"
+    with pytest.raises(ProvenaOpsError, match=f"delete {run}: id: String should match pattern"):
+        undo_on(applied.run_id)
