@@ -147,8 +147,8 @@ def _back_already(planning: Planning, index: int, image: RestoreImage, fact: Rec
                 changes=[FieldChange(field="graph links", before=None, after=missing)],
                 side_effects=["relodged from its registry record (POST /admin/store_record)"],
             )
-    return _action("update" if image.subtype == "MODEL_RUN" else "restore", image, fact, index,
-                   outcome="unchanged", why="already as it was before the run")  # fmt: skip
+    kind: ActionKind = "restore" if image.undoes in DELETIONS else "update"  # the key it would have had
+    return _action(kind, image, fact, index, outcome="unchanged", why="already as it was before the run")
 
 
 def _created_by_run(

@@ -1,0 +1,182 @@
+"""`provena-ops undo` as an admin runs it: real processes against a real server; kill -9 at several
+points of an undo, then the same command; the restore playbook through review; saved undo plans."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from provena_ops.apply.journal import RequestSent, RunStarted, journals, read_events
+from provena_ops.sandbox import RunningSandbox
+from tests.apply.conftest import history_length
+from tests.apply.test_apply_cli import DELETE_51, environ, run_cli
+from tests.apply.test_undo import differences, exported
+from tests.conftest import Api
+from tests.plan.test_plan_rules import RUN_ROUTE, RUNS_OF_51
+from tests.sandbox.seeded import set_faults
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "provena_ops", *args]
+
+
+def applied_run(api: Api, environments: Path, tmp_path: Path) -> str:
+    """Retire study 51 (ten relinks, a study deletion) and delete three runs: the run to undo."""
+    (tmp_path / "retire.yaml").write_text(DELETE_51)
+    done = run_cli(
+        api, tmp_path, cli("apply", "retire.yaml", "-e", "rehearsal", "--environments", str(environments),
+                           "--auto-approve"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    [journal] = journals(tmp_path / ".provena-ops" / "runs")
+    return journal.stem
+
+
+@pytest.mark.parametrize("after_events", [1, 3, 6, 12, 24])
+def test_after_kill_9_during_an_undo_the_same_command_converges_and_writes_nothing_twice(
+    api: Api, server: RunningSandbox, environments_file: Path, tmp_path: Path, after_events: int
+) -> None:
+    before = exported(server, tmp_path / "before.json")
+    edits_before = {run: history_length(api, RUN_ROUTE, run) for run in RUNS_OF_51}
+    run = applied_run(api, environments_file, tmp_path)
+    set_faults(api, job_delay_ms=60)
+    args = cli("undo", run, "--environments", str(environments_file), "--auto-approve", "--parallelism", "3")
+    process = subprocess.Popen(
+        args, cwd=tmp_path, env=environ(api, tmp_path / "locks"), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    runs = tmp_path / ".provena-ops" / "runs"
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        undoing = [path for path in journals(runs) if path.stem != run]
+        if undoing and undoing[0].read_text().count("\n") >= after_events:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, "the undo ended before it could be killed"
+    again = run_cli(api, tmp_path, args)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
+    assert differences(before, exported(server, tmp_path / "after.json")) == []
+    for relinked in RUNS_OF_51:  # one update job by the apply, one by the undo: none submitted twice
+        assert history_length(api, RUN_ROUTE, relinked) == edits_before[relinked] + 4, relinked
+    submitted = [
+        event.request
+        for path in journals(runs)
+        if path.stem != run
+        for event in read_events(path)
+        if isinstance(event, RequestSent)
+        and event.request.startswith(("POST /model_run/update", "POST /admin/import"))
+    ]
+    assert len(submitted) == len(set(submitted)), submitted  # each restore's write once, across both undos
+    heads = [read_events(path)[0] for path in journals(runs)]
+    assert all(isinstance(h, RunStarted) and h.undoes == run for h in heads[1:])
+
+
+def test_undo_last_after_a_killed_undo_finishes_it_rather_than_undoing_it(
+    api: Api, server: RunningSandbox, environments_file: Path, tmp_path: Path
+) -> None:
+    before = exported(server, tmp_path / "before.json")
+    run = applied_run(api, environments_file, tmp_path)
+    set_faults(api, job_delay_ms=60)
+    args = cli("undo", "last", "--environments", str(environments_file), "--auto-approve")
+    process = subprocess.Popen(
+        args, cwd=tmp_path, env=environ(api, tmp_path / "locks"), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    runs = tmp_path / ".provena-ops" / "runs"
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        undoing = [path for path in journals(runs) if path.stem != run]
+        if undoing and "request_sent" in undoing[0].read_text():
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    process.wait(timeout=30)
+    again = run_cli(api, tmp_path, args)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
+    assert f"an undo of {run}, did not finish: finishing it" in again.stderr
+    assert differences(before, exported(server, tmp_path / "after.json")) == []
+
+
+def test_the_restore_playbook_is_reviewed_and_applied_like_any_playbook(
+    api: Api, server: RunningSandbox, environments_file: Path, tmp_path: Path
+) -> None:
+    before = exported(server, tmp_path / "before.json")
+    run = applied_run(api, environments_file, tmp_path)
+    env = ("--environments", str(environments_file))
+    written = run_cli(api, tmp_path, cli("undo", run, "--write-playbook", "undo.yaml"))
+    assert written.returncode == 0, written.stderr
+    assert f"Wrote undo.yaml: the undo of run {run} (14 records)" in written.stdout
+    text = (tmp_path / "undo.yaml").read_text()
+    assert run_cli(api, tmp_path, cli("validate", "undo.yaml", *env)).returncode == 0
+    (tmp_path / "tampered.yaml").write_text(text.replace("Reef", "Ree f", 1))
+    tampered = run_cli(api, tmp_path, cli("validate", "tampered.yaml", *env))
+    assert tampered.returncode == 1
+    assert "the restore's images were edited after undo wrote them" in tampered.stdout, tampered.stdout
+    planned = run_cli(api, tmp_path, cli("plan", "undo.yaml", *env, "--format", "markdown"))
+    assert planned.returncode == 2, planned.stderr
+    assert (
+        "| to restore | 4 |" in planned.stdout
+        and "**Plan: 10 to update, 0 to delete, 4 to restore" in planned.stdout
+    )
+    applied = run_cli(api, tmp_path, cli("apply", "undo.yaml", *env, "--auto-approve"))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert differences(before, exported(server, tmp_path / "after.json")) == []
+    last = list(journals(tmp_path / ".provena-ops" / "runs"))[-1]
+    head = read_events(last)[0]
+    assert isinstance(head, RunStarted) and head.undoes == run
+
+
+def test_a_saved_undo_plan_is_carried_out_only_while_it_stands(
+    api: Api, environments_file: Path, tmp_path: Path
+) -> None:
+    run = applied_run(api, environments_file, tmp_path)
+    env = ("--environments", str(environments_file))
+    planned = run_cli(
+        api, tmp_path, cli("undo", run, *env, "--plan-only", "--out", "undo.json", "--format", "json")
+    )
+    assert planned.returncode == 2, planned.stderr
+    saved = json.loads((tmp_path / "undo.json").read_text())
+    assert saved == json.loads(planned.stdout) and saved["summary"]["restore"] == 4
+    (tmp_path / "edit.yaml").write_text(
+        "version: 1\nname: edit\nenvironment: rehearsal\noperations:\n  - op: update_model_runs\n"
+        f"    model_runs: [{RUNS_OF_51[0]}]\n    reason: meanwhile\n"
+        "    set:\n      description: edited meanwhile\n"
+    )
+    assert run_cli(api, tmp_path, cli("apply", "edit.yaml", *env, "--auto-approve")).returncode == 0
+    refused = run_cli(api, tmp_path, cli("undo", run, *env, "--plan", "undo.json", "--auto-approve"))
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"{RUNS_OF_51[0]} changed after the run; not overwritten" in refused.stdout
+    assert "applying the saved plan now would run into 1 problem(s)" in refused.stderr
+    forced = ("--force", RUNS_OF_51[0])
+    planned = run_cli(api, tmp_path, cli("undo", run, *env, *forced, "--plan-only", "--out", "undo.json"))
+    assert planned.returncode == 2, planned.stderr
+    done = run_cli(api, tmp_path, cli("undo", run, *env, *forced, "--plan", "undo.json", "--auto-approve"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Apply: 14 changed" in done.stdout
+    again = run_cli(api, tmp_path, cli("undo", run, *env, "--plan", "undo.json", "--auto-approve"))
+    assert again.returncode == 0 and "No changes. Nothing to apply." in again.stdout, again.stderr
+    other = run_cli(api, tmp_path, cli("undo", "20991231T000000Z-000000", *env, "--plan", "undo.json"))
+    assert other.returncode == 1 and "no run '20991231T000000Z-000000'" in other.stderr
+
+
+def test_nothing_to_undo_is_said_and_exits_0(api: Api, environments_file: Path, tmp_path: Path) -> None:
+    (tmp_path / "noop.yaml").write_text(
+        "version: 1\nname: noop\nenvironment: rehearsal\noperations:\n"
+        "  - op: delete_model_runs\n    model_runs: [10378.1/1699999]\n"
+    )
+    env = ("--environments", str(environments_file))
+    assert run_cli(api, tmp_path, cli("apply", "noop.yaml", *env, "--auto-approve")).returncode == 0
+    nothing = run_cli(api, tmp_path, cli("undo", "last", *env))
+    assert nothing.returncode == 0, nothing.stderr
+    assert "wrote nothing that undo can put back; nothing to undo" in nothing.stdout
+    missing = run_cli(api, tmp_path, cli("undo", "last", *env, "--runs-dir", "elsewhere"))
+    assert missing.returncode == 1 and "no runs in elsewhere yet" in missing.stderr
+    assert "Traceback" not in missing.stderr + nothing.stderr
