@@ -16,7 +16,7 @@ from provena_ops.errors import ProvenaOpsError
 from provena_ops.facts.reader import ReadingProgress, read_state
 from provena_ops.facts.restore_reader import read_restore_state
 from provena_ops.plan.model import EnvironmentInfo, Plan, PlaybookInfo
-from provena_ops.plan.planner import make_plan
+from provena_ops.plan.planner import UNREADABLE, make_plan
 from provena_ops.playbook.diagnostics import ValidationReport
 from provena_ops.playbook.loader import LoadedPlaybook, is_saved_plan, load_playbook
 from provena_ops.playbook.model import Playbook, Restore
@@ -118,11 +118,13 @@ async def plan_with(
 ) -> Plan:
     """`info` names a playbook that is not a file (an undo's, made from a journal)."""
     first = playbook.operations[0]
+    runs = runs_dir or Path.cwd() / DEFAULT_RUNS_DIR
     if isinstance(first, Restore):
         state = await read_restore_state(http, first)
+        state.journal_digest = first.digest if info is not None else journal_digest(runs, first.run)
     else:
         state = await read_state(http, playbook, progress)
-        state.deleted_by = deleted_by(runs_dir or Path.cwd() / DEFAULT_RUNS_DIR, target.identity)
+        state.deleted_by = deleted_by(runs, target.identity)
     return make_plan(
         playbook,
         state,
@@ -131,6 +133,20 @@ async def plan_with(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         force=force,
     )
+
+
+def journal_digest(runs: Path, run: str) -> str:
+    """The digest of the images this machine's journal of `run` gives ("" when it is not here), so a
+    restore playbook rewritten digest and all is caught where the journal is at hand."""
+    from provena_ops.apply.undo import read_run
+
+    path = runs / f"{run}.jsonl"
+    if not path.is_file():
+        return ""
+    try:
+        return read_run(path).restore.digest
+    except ProvenaOpsError:
+        return UNREADABLE
 
 
 def playbook_info(loaded: LoadedPlaybook, playbook: Playbook) -> PlaybookInfo:

@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from provena_ops.apply.journal import RequestSent, RunStarted, journals, read_events
+from provena_ops.playbook.model import RestoreImage, restore_digest
 from provena_ops.sandbox import RunningSandbox
 from tests.apply.conftest import history_length
 from tests.apply.test_apply_cli import DELETE_51, environ, run_cli
@@ -20,6 +22,7 @@ from tests.apply.test_undo import differences, exported
 from tests.conftest import Api
 from tests.plan.test_plan_rules import RUN_ROUTE, RUNS_OF_51
 from tests.sandbox.seeded import set_faults
+from tests.sandbox.test_cli import run_in_process
 
 
 def cli(*args: str) -> list[str]:
@@ -180,3 +183,38 @@ def test_nothing_to_undo_is_said_and_exits_0(api: Api, environments_file: Path, 
     missing = run_cli(api, tmp_path, cli("undo", "last", *env, "--runs-dir", "elsewhere"))
     assert missing.returncode == 1 and "no runs in elsewhere yet" in missing.stderr
     assert "Traceback" not in missing.stderr + nothing.stderr
+
+
+def test_a_restore_playbook_rewritten_digest_and_all_is_caught_where_the_journal_is(
+    api: Api, environments_file: Path, tmp_path: Path
+) -> None:
+    run = applied_run(api, environments_file, tmp_path)
+    env = ("--environments", str(environments_file))
+    assert run_cli(api, tmp_path, cli("undo", run, "--write-playbook", "undo.yaml")).returncode == 0
+    data = yaml.safe_load((tmp_path / "undo.yaml").read_text())
+    restore = data["operations"][0]
+    restore["images"][0]["before"]["record"]["description"] = "slipped in"
+    images = [RestoreImage.model_validate(image) for image in restore["images"]]
+    restore["digest"] = restore_digest(restore["run"], restore["registry"], images, restore["not_started"])
+    (tmp_path / "rewritten.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    assert run_cli(api, tmp_path, cli("validate", "rewritten.yaml", *env)).returncode == 0  # a valid digest
+    planned = run_cli(api, tmp_path, cli("plan", "rewritten.yaml", *env))
+    assert planned.returncode == 1, planned.stdout + planned.stderr
+    assert f"the restore's images are not what run {run}'s journal holds" in planned.stdout
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "undo.yaml").write_text((tmp_path / "undo.yaml").read_text())
+    away = run_cli(api, elsewhere, cli("plan", "undo.yaml", *env))  # no journal here: said, not refused
+    assert away.returncode == 2, away.stdout + away.stderr
+    assert f"run {run}'s journal is not in this runs directory" in away.stdout
+
+
+def test_an_undo_too_large_for_a_playbook_is_refused_with_the_way_round_it(
+    api: Api, environments_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = applied_run(api, environments_file, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("provena_ops.cli.undo.MAX_BYTES", 10_000)
+    outcome = run_in_process("undo", run, "--write-playbook", "undo.yaml")
+    outcome.assert_clean_error(f"the undo of run {run} would be a playbook of ", f"provena-ops undo {run}")
+    assert not (tmp_path / "undo.yaml").exists()

@@ -311,7 +311,7 @@ async def _plan_for_apply(run: ApplyRun) -> tuple[Plan, list[JobRecovered]]:
         prepared.playbook,
         ui.reading,
         run.runs,
-        info=run.info,
+        info=prepared.info,
         force=prepared.force,
     )
     if saved is not None:

@@ -277,6 +277,13 @@ def _prepare(
     info = PlaybookInfo(file=str(path), name=playbook.name, sha256=target_run.restore.digest)
 
     def same_registry(target: Target) -> None:
+        """Under the environment lock: the run is still as read (not an apply that was going on)."""
+        if read_run(path).restore.digest != target_run.restore.digest:
+            raise NotApplied(
+                f"run {head.run_id}'s journal changed while the undo was prepared (the run was still going "
+                "on); nothing was read or written",
+                hint="undo it again once it has finished",
+            )
         if target.identity != head.environment.registry:
             raise NotApplied(
                 f"run {head.run_id} was applied to {head.environment.registry}; '{target.name}' is now "

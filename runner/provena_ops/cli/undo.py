@@ -23,6 +23,7 @@ from provena_ops.cli.options import (
 from provena_ops.cli.plan import PlanFormat, _check_writable
 from provena_ops.errors import ProvenaOpsError
 from provena_ops.plan.model import Plan
+from provena_ops.playbook.yaml_source import MAX_BYTES
 
 
 class UndoUI(TerminalUI):
@@ -102,6 +103,14 @@ def undo_command(
             out.print(exc.message)
             return
         text = playbook_text(undo_playbook(undone))
+        size = len(text.encode())
+        if size > MAX_BYTES:
+            raise ProvenaOpsError(
+                f"the undo of run {undone.started.run_id} would be a playbook of {size / 2**20:.1f} MB, more "
+                f"than a playbook may be ({MAX_BYTES // 2**20} MB); nothing was written",
+                hint=f"undo it directly (planned and approved the same way): provena-ops undo "
+                f"{undone.started.run_id}",
+            )
         if str(write_playbook) == "-":
             sys.stdout.write(text)
             return

@@ -115,6 +115,9 @@ class State(Fact):
     # From this machine's journals: record id -> the earlier run that deleted it (what a "not found"
     # deletion target most likely is; anything else is most likely a typo).
     deleted_by: dict[str, str] = Field(default_factory=dict)
+    # For a restore playbook: the digest of the images this machine's journal of its run gives, "" when
+    # that journal is not here (the images are then checked against their own digest only).
+    journal_digest: str | None = None
 
     def missing_roles(self, tier: tuple[str, ...]) -> list[str]:
         return [role for role in tier if role not in self.realm_roles]

@@ -28,6 +28,7 @@ from provena_ops.playbook.model import (
     Restore,
 )
 
+UNREADABLE = "unreadable"  # State.journal_digest of a journal that is here but cannot be read
 SANDBOX = "sandbox:"  # how a sandbox target's registry is named (a rehearsal copy, never production)
 
 
@@ -54,6 +55,20 @@ def make_plan(
                 f"run {first.run} was applied to {first.registry}, not to {environment.registry} "
                 f"('{environment.name}'); its records are not restored here",
                 "undo a run against the environment it was applied to",
+                0,
+            )
+            return _plan(planning, [], playbook_info, environment, created_at)
+        if state.journal_digest in ("", UNREADABLE):
+            where = "cannot be read here" if state.journal_digest else "is not in this runs directory"
+            planning.warnings.append(
+                f"run {first.run}'s journal {where}: the images are checked against their digest only "
+                "(review them as written)"
+            )
+        elif state.journal_digest is not None and state.journal_digest != first.digest:
+            planning.problem(
+                f"the restore's images are not what run {first.run}'s journal holds (the playbook was "
+                "rewritten since undo wrote it, digest and all)",
+                f"write it again from the journal: provena-ops undo {first.run} --write-playbook FILE",
                 0,
             )
             return _plan(planning, [], playbook_info, environment, created_at)

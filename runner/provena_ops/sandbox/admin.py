@@ -165,7 +165,7 @@ def read_export_with_graph(path: Path) -> tuple[list[api.BundledItem], ExportedG
             first = exc.errors()[0]
             location = ".".join(str(part) for part in first["loc"])
             raise ProvenaOpsError(
-                f"graph.{location}: {first['msg']}",
+                f"graph{'.' + location if location else ''}: {first['msg']}",
                 where=str(path),
                 hint="pass a file written by `provena-ops sandbox export`",
             ) from None
