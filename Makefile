@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/input_scale.py
 	$(BIN)/python benchmarks/plan_scale.py
 	$(BIN)/python benchmarks/apply_scale.py
+	$(BIN)/python benchmarks/undo_scale.py
 
 clean:
 	rm -rf $(VENV) .provena-ops .pytest_cache .mypy_cache .ruff_cache
