@@ -22,6 +22,7 @@ ALLOWED_STDLIB = {
 }  # fmt: skip
 ALLOWED_THIRD_PARTY = {
     "pydantic", "pydantic.json_schema", "pydantic_core", "ProvenaInterfaces.ProvenanceModels",
+    "ProvenaInterfaces.RegistryModels",  # restore images are checked as Provena's item models
 }  # fmt: skip
 ALLOWED_OWN = {
     "provena_ops.facts.model", "provena_ops.facts.expand", "provena_ops.playbook.model", "provena_ops.text",
