@@ -115,6 +115,17 @@ def test_every_example_is_undone_to_the_registry_and_graph_it_found(
     assert not again.plan.has_changes and requests(again) == []
 
 
+def test_undo_last_passes_over_runs_that_changed_nothing(apply_on: ApplyOn, undo_on: UndoOn) -> None:
+    text = playbook(f"op: delete_model_runs\nmodel_runs: [{run_id(13)}]")
+    applied = apply_on(text)
+    again = apply_on(text)  # the check an admin makes: nothing left to do
+    assert not again.plan.has_changes
+    ui = RecordingUI()
+    undone = undo_on("last", ui=ui)
+    assert undone.recap.changed == 1
+    assert ui.notes == [f"the last 1 run(s) changed nothing; undoing {applied.run_id}"]
+
+
 def test_a_relodge_is_left_as_it_is_and_undo_says_why(apply_on: ApplyOn, undo_on: UndoOn) -> None:
     applied = apply_on((EXAMPLES / "relodge-model-runs.yaml").read_text())
     assert applied.recap.changed == 1

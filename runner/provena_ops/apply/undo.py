@@ -30,6 +30,7 @@ from provena_ops.apply.journal import (
     first_event,
     journals,
     last_event,
+    open_journal,
     read_events,
 )
 from provena_ops.apply.review import NotApplied, read_saved_plan, refuse_problems
@@ -65,13 +66,25 @@ def resolve_run(runs: Path, run: str) -> tuple[Path, str | None]:
     every = list(journals(runs))
     if not every:
         raise ProvenaOpsError(f"no runs in {runs} yet", hint="`provena-ops log list` shows the runs")
-    latest = every[-1]
+    writing = [path for path in every if _wrote(path)]
+    latest = writing[-1] if writing else every[-1]
+    later = len(every) - every.index(latest) - 1
+    said = f"the last {later} run(s) changed nothing; undoing {latest.stem}" if later else None
     head, tail = first_event(latest), _safe_last(latest)
     if isinstance(head, RunStarted) and head.undoes and not _succeeded(tail):
         return find_run(runs, head.undoes), (
             f"the last run, {head.run_id}, an undo of {head.undoes}, did not finish: finishing it"
         )
-    return latest, None
+    return latest, said
+
+
+def _wrote(path: Path) -> bool:
+    """Whether a run started any write (only the lines that can say so are looked at)."""
+    try:
+        with open_journal(path) as file:
+            return any(b'"action_started"' in line for line in file)
+    except (OSError, ProvenaOpsError):
+        return False
 
 
 def _safe_last(path: Path) -> Any:
@@ -110,6 +123,13 @@ def read_run(path: Path) -> RunToUndo:
         if start.kind == "relodge":
             left_alone.append(
                 f"{key}: a relodge only adds to the graph, and Provena has no route to take links out"
+            )
+            continue
+        action = actions.get(key)
+        if action is not None and action.stale_link_to and not action.changes:
+            left_alone.append(
+                f"{key}: it only removed a stale graph link to {action.stale_link_to}, which no route "
+                "puts back (the record never named it)"
             )
             continue
         try:
