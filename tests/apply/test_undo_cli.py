@@ -20,7 +20,7 @@ from tests.apply.conftest import history_length
 from tests.apply.test_apply_cli import DELETE_51, environ, run_cli
 from tests.apply.test_undo import differences, exported
 from tests.conftest import Api
-from tests.plan.test_plan_rules import RUN_ROUTE, RUNS_OF_51
+from tests.plan.test_plan_rules import RUN_ROUTE, RUNS_OF_51, STUDY_51
 from tests.sandbox.seeded import set_faults
 from tests.sandbox.test_cli import run_in_process
 
@@ -218,3 +218,34 @@ def test_an_undo_too_large_for_a_playbook_is_refused_with_the_way_round_it(
     outcome = run_in_process("undo", run, "--write-playbook", "undo.yaml")
     outcome.assert_clean_error(f"the undo of run {run} would be a playbook of ", f"provena-ops undo {run}")
     assert not (tmp_path / "undo.yaml").exists()
+
+
+def test_an_apply_killed_midway_is_undone_for_what_it_did_and_the_rest_is_listed(
+    api: Api, server: RunningSandbox, environments_file: Path, tmp_path: Path
+) -> None:
+    before = exported(server, tmp_path / "before.json")
+    (tmp_path / "retire.yaml").write_text(DELETE_51)
+    set_faults(api, job_delay_ms=100)
+    args = cli("apply", "retire.yaml", "-e", "rehearsal", "--environments", str(environments_file),
+               "--auto-approve", "--parallelism", "1")  # fmt: skip
+    process = subprocess.Popen(
+        args, cwd=tmp_path, env=environ(api, tmp_path / "locks"), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    runs = tmp_path / ".provena-ops" / "runs"
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        journal = next(iter(runs.glob("*.jsonl")), None) if runs.is_dir() else None
+        if journal is not None and journal.read_text().count('"action_started"') >= 3:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, "the apply ended before it could be killed"
+    set_faults(api, job_delay_ms=0)
+    [killed] = journals(runs)
+    undone = run_cli(api, tmp_path, cli("undo", killed.stem, "--environments", str(environments_file),
+                                         "--auto-approve"))  # fmt: skip
+    assert undone.returncode == 0, undone.stdout[-3000:] + undone.stderr[-2000:]
+    assert f"left alone: delete {STUDY_51}: not written by run {killed.stem} (never started)" in undone.stdout
+    assert differences(before, exported(server, tmp_path / "after.json")) == []
