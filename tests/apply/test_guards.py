@@ -246,9 +246,14 @@ def test_plan_out_never_replaces_the_playbook_or_a_special_file_and_writes_throu
         refused = run_cli(api, tmp_path, [*base, str(target)])
         assert refused.returncode == 1 and said in refused.stderr, refused.stderr
     assert playbook_file.read_text() == original and fifo.is_fifo()
+    settings = tmp_path / "settings.json"  # a file that is not a plan is never overwritten
+    settings.write_text('{"keep": true}')
+    refused = run_cli(api, tmp_path, [*base, str(settings)])
+    assert refused.returncode == 1 and "exists and is not a plan provena-ops wrote" in refused.stderr
+    assert settings.read_text() == '{"keep": true}'
     real = tmp_path / "plans" / "real.json"
     real.parent.mkdir()
-    real.write_text("{}")
+    real.write_text("")
     link = tmp_path / "plan.json"
     link.symlink_to(real)
     written = run_cli(api, tmp_path, [*base, str(link)])

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from provena_ops.apply.journal import ActionStarted, RequestSent, RunStarted, journals, read_events
+from provena_ops.apply.journal import RequestSent, RunStarted, journals, read_events
 from provena_ops.apply.review import NotApplied
 from provena_ops.apply.run import ApplyOptions, ApplyResult
 from provena_ops.apply.undo import NothingToUndo, UndoRequest, plan_undo, undo
@@ -31,8 +31,9 @@ BOOKKEEPING = ("history", "created_timestamp", "updated_timestamp")
 
 def exported(server: RunningSandbox, out: Path) -> dict[str, Any]:
     """The sandbox as `sandbox export` writes it, less what every write changes by itself."""
-    sandbox_admin.export(server.settings.db_path, out)
-    return comparable(json.loads(out.read_text()))
+    text, _ = sandbox_admin.export(server.settings.db_path)
+    out.write_text(text)
+    return comparable(json.loads(text))
 
 
 def comparable(document: dict[str, Any]) -> dict[str, Any]:
@@ -207,7 +208,7 @@ def test_a_record_edited_after_the_run_is_refused_with_before_after_and_now_unle
     assert any("--force" in warning for warning in action.warnings)
     unknown = planned_undo(api, environments_file, tmp_path, first.run_id, force=frozenset({"10378.1/9"}))
     assert [p.message for p in unknown.problems] == [
-        f"--force names 10378.1/9, which run {first.run_id} did not change"
+        f"--force names '10378.1/9', which run {first.run_id} did not change"
     ]
 
 
@@ -307,12 +308,65 @@ def test_undo_refuses_another_environment_and_guards_production(
         undo(UndoRequest("last"), RecordingUI(), where=TargetArgs(environments_file=moved, cwd=tmp_path))
 
 
-def test_a_hostile_journal_is_refused_with_where_and_why(undo_on: UndoOn, apply_on: ApplyOn) -> None:
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (
+            lambda e: e.update(record_id="../../etc"),
+            "names record ../../etc (delete_model_run), which its key",
+        ),
+        (
+            lambda e: e.update(key="delete ../../etc", record_id="../../etc"),
+            "id: String should match",
+        ),
+        (lambda e: e.update(before=None), "`before` is missing"),
+        (lambda e: e.update(access={"owner": 5, "general": [], "groups": {}}), "access: owner: Input"),
+        (lambda e: e.update(lock={"locked": "yes", "history": "x"}), "lock: locked: Input should be"),
+        (lambda e: e["before"].update(id="10378.1/1"), "the image before is of '10378.1/1'"),
+    ],
+    ids=["record-id", "key-and-record", "no-before", "access", "lock", "before-of-another"],
+)
+def test_a_hostile_journal_is_refused_with_where_and_why(
+    undo_on: UndoOn, apply_on: ApplyOn, damage: Callable[[dict[str, Any]], None], said: str
+) -> None:
     run = run_id(13)
     applied = apply_on(playbook(f"op: delete_model_runs\nmodel_runs: [{run}]"))
-    text = applied.journal.read_text()
-    applied.journal.write_text(text.replace(f'"record_id":"{run}"', '"record_id":"../../etc"'))
-    started = [e for e in read_events(applied.journal) if isinstance(e, ActionStarted)]
-    assert started[0].record_id == "../../etc"
-    with pytest.raises(ProvenaOpsError, match=f"delete {run}: id: String should match pattern"):
+    lines = applied.journal.read_text().splitlines()
+    for index, line in enumerate(lines):
+        event = json.loads(line)
+        if event["event"] == "action_started":
+            damage(event)
+            lines[index] = json.dumps(event)
+    applied.journal.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ProvenaOpsError, match=r"(cannot be|it is not) undone") as refused:
+        undo_on(applied.run_id)
+    assert said in refused.value.message and str(applied.journal) in refused.value.message
+
+
+def test_a_journal_that_is_not_utf8_is_refused_with_its_line(undo_on: UndoOn, apply_on: ApplyOn) -> None:
+    applied = apply_on(playbook(f"op: delete_model_runs\nmodel_runs: [{run_id(13)}]"))
+    raw = applied.journal.read_bytes().split(b"\n")
+    raw[1] = raw[1].replace(b"delete", b"del\xffete", 1)
+    applied.journal.write_bytes(b"\n".join(raw))
+    with pytest.raises(
+        ProvenaOpsError, match=r"\.jsonl:2: not a journal event \(byte 0xff at column \d+ is not"
+    ):
+        undo_on(applied.run_id)
+
+
+def test_a_journal_under_another_name_or_undoing_itself_is_refused(
+    undo_on: UndoOn, apply_on: ApplyOn, tmp_path: Path
+) -> None:
+    applied = apply_on(playbook(f"op: delete_model_runs\nmodel_runs: [{run_id(13)}]"))
+    stray = applied.journal.with_name("zzz.jsonl")
+    stray.write_bytes(applied.journal.read_bytes())
+    assert undo_on("last").recap.changed == 1  # `last` is a run id, never a stray file sorting after them
+    copy = applied.journal.with_name("20261202T000000Z-000000.jsonl")
+    copy.write_bytes(applied.journal.read_bytes())
+    with pytest.raises(ProvenaOpsError, match=f"the journal of run {applied.run_id} is named {copy.name}"):
+        undo_on("20261202T000000Z-000000")
+    events = [json.loads(line) for line in applied.journal.read_text().splitlines()]
+    events[0]["undoes"] = applied.run_id
+    applied.journal.write_text("".join(json.dumps(event) + "\n" for event in events))
+    with pytest.raises(ProvenaOpsError, match="undoes itself"):
         undo_on(applied.run_id)

@@ -4,6 +4,7 @@ points of an undo, then the same command; the restore playbook through review; s
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -249,3 +250,47 @@ def test_an_apply_killed_midway_is_undone_for_what_it_did_and_the_rest_is_listed
     assert undone.returncode == 0, undone.stdout[-3000:] + undone.stderr[-2000:]
     assert f"left alone: delete {STUDY_51}: not written by run {killed.stem} (never started)" in undone.stdout
     assert differences(before, exported(server, tmp_path / "after.json")) == []
+
+
+def test_undo_outputs_never_replace_a_journal_a_database_or_a_file_that_is_not_theirs(
+    api: Api, environments_file: Path, tmp_path: Path
+) -> None:
+    run = applied_run(api, environments_file, tmp_path)
+    journal = tmp_path / ".provena-ops" / "runs" / f"{run}.jsonl"
+    kept = journal.read_bytes()
+    settings = tmp_path / "environments.json"
+    other = settings.read_bytes()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    (tmp_path / "link.yaml").symlink_to(journal)
+    env = ("--environments", str(environments_file))
+    for args, said in (
+        (("--plan-only", "--out", str(journal)), "is inside the runs directory"),
+        (("--plan-only", "--out", str(settings)), "exists and is not a plan provena-ops wrote"),
+        (("--write-playbook", str(journal)), "is inside the runs directory"),
+        (("--write-playbook", "link.yaml"), "is inside the runs directory"),
+        (("--write-playbook", str(settings)), "exists and is not a restore playbook provena-ops wrote"),
+        (("--write-playbook", "pipe"), "is not a regular file (a device, pipe or socket)"),
+        (("--write-playbook", "."), "--write-playbook . is a directory"),
+    ):
+        refused = run_cli(api, tmp_path, cli("undo", run, *env, *args))
+        assert refused.returncode == 1 and said in refused.stderr, (args, refused.stdout, refused.stderr)
+        assert "Traceback" not in refused.stderr
+    assert journal.read_bytes() == kept and settings.read_bytes() == other and fifo.is_fifo()
+    first = run_cli(api, tmp_path, cli("undo", run, "--write-playbook", "undo.yaml"))
+    again = run_cli(api, tmp_path, cli("undo", run, "--write-playbook", "undo.yaml"))  # its own: replaced
+    assert first.returncode == again.returncode == 0, again.stderr
+
+
+def test_an_undo_against_a_moved_sandbox_creates_no_database(
+    api: Api, environments_file: Path, tmp_path: Path
+) -> None:
+    run = applied_run(api, environments_file, tmp_path)
+    moved = tmp_path / "moved.json"
+    moved.write_text(
+        json.dumps({"envs": [{"name": "rehearsal", "stage": "DEV", "domain": "sandbox.localhost",
+                              "realm_name": "provena", "provena_ops": {"sandbox": {"db": "other.db"}}}]})
+    )  # fmt: skip
+    refused = run_cli(api, tmp_path, cli("undo", run, "--environments", str(moved), "--plan-only"))
+    assert refused.returncode == 1 and "nothing was read or written" in refused.stderr, refused.stderr
+    assert not (tmp_path / "other.db").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,3 +61,65 @@ def test_export_of_a_missing_database_says_so(tmp_path: Path, in_process: None) 
     outcome = run_in_process("sandbox", "export", "out.json", "--db", tmp_path / "none.db")
     outcome.assert_clean_error("no sandbox database at", "provena-ops sandbox seed")
     assert not (tmp_path / "none.db").exists() and not (tmp_path / "out.json").exists()
+
+
+def test_export_never_replaces_its_database_a_pipe_or_another_file_and_reads_only(
+    sandbox_db: Path, tmp_path: Path, in_process: None
+) -> None:
+    import os
+    import sqlite3
+
+    before = snapshot(sandbox_db)
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "notes.json").write_text('{"mine": 1}')
+    for target, said in (
+        (sandbox_db, "is the sandbox database itself; the sandbox export would replace it"),
+        (tmp_path / "pipe", "is not a regular file"),
+        (tmp_path, "is a directory"),
+        (tmp_path / "notes.json", "exists and is not a sandbox export provena-ops wrote"),
+    ):
+        run_in_process("sandbox", "export", target, "--db", sandbox_db).assert_clean_error(said)
+    assert snapshot(sandbox_db) == before and (tmp_path / "notes.json").read_text() == '{"mine": 1}'
+    foreign = tmp_path / "foreign.db"
+    connection = sqlite3.connect(foreign)
+    connection.execute("CREATE TABLE mine (x)")
+    connection.commit()
+    connection.close()
+    run_in_process("sandbox", "export", "x.json", "--db", foreign).assert_clean_error(
+        "is not a sandbox database"
+    )
+    assert [row[0] for row in sqlite3.connect(foreign).execute("SELECT name FROM sqlite_master")] == ["mine"]
+    printed = run_in_process("sandbox", "export", "-", "--db", sandbox_db)
+    assert printed.code == 0 and json.loads(printed.stdout)["format"] == "provena-ops sandbox export 1"
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (lambda d: d["items"].append(d["items"][0]), "appears twice"),
+        (lambda d: d.update(format="something else"), "format: 'something else' is not"),
+        (lambda d: d["graph"]["links"][0].update(source="nope-node"), "'nope-node'"),
+    ],
+    ids=["duplicate-id", "format", "link-to-no-node"],
+)
+def test_a_sandbox_export_that_is_not_whole_is_refused(
+    sandbox_db: Path, tmp_path: Path, in_process: None, change: Any, said: str
+) -> None:
+    run_in_process("sandbox", "export", "good.json", "--db", sandbox_db)
+    document = json.loads((tmp_path / "good.json").read_text())
+    change(document)
+    (tmp_path / "bad.json").write_text(json.dumps(document))
+    before = snapshot(sandbox_db)
+    run_in_process("sandbox", "load", "bad.json", "--db", sandbox_db).assert_clean_error(said)
+    assert snapshot(sandbox_db) == before
+
+
+def test_load_refuses_a_pipe_or_a_device_without_reading_it(
+    sandbox_db: Path, tmp_path: Path, in_process: None
+) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "pipe")
+    for source in (tmp_path / "pipe", Path("/dev/zero")):
+        outcome = run_in_process("sandbox", "load", source, "--db", sandbox_db)
+        outcome.assert_clean_error("not a regular file")

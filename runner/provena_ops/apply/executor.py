@@ -261,7 +261,8 @@ class Executor:
             outcome.result == "changed" and action.restoration is not None
         ):  # an undo: the fields the job reset
             after = await registry.fetch(self.http, "MODEL_RUN", run)
-            if after.item is not None and _fields_differ(after.item, action):
+            access = action.restoration.access
+            if after.item is not None and (_fields_differ(after.item, action) or access is not None):
                 await self._put_fields_back(action, after.item, after.locked)
                 return ActionOutcome(
                     "changed", f"{outcome.detail}; item fields put back (registry admin import)"
@@ -491,16 +492,18 @@ class Executor:
     async def _put_fields_back(self, action: Action, item: dict[str, Any], locked: bool) -> None:
         """What Provena's update job resets (user_metadata, record_status), put back on the item as it
         is now, its history kept, with the admin import (overwrite-only: the record must exist)."""
-        assert action.restoration is not None and action.restoration.fields is not None
-        access, lock = await asyncio.gather(
+        restoration = action.restoration
+        assert restoration is not None
+        current, lock = await asyncio.gather(
             writes.read_access(self.http, action.subtype, action.record_id),
             writes.read_lock(self.http, action.subtype, action.record_id, locked=locked),
         )
-        patched = {**item, **action.restoration.fields}
+        access = restoration.access or current  # a record forced over one that took its id: as it was
+        patched = {**item, **(restoration.fields or {})}
         said = await writes.import_items(
             self.http, [_bundle(patched, access, lock)], ImportMode.OVERWRITE_ONLY
         )
-        fields = ", ".join(sorted(action.restoration.fields))
+        fields = ", ".join([*sorted(restoration.fields or {}), *(["access"] if restoration.access else [])])
         self._sent(
             action, f"POST /admin/import OVERWRITE_ONLY {action.record_id}", detail=f"{fields}: {said}"
         )

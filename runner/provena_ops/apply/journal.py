@@ -292,12 +292,14 @@ def read_events(path: Path) -> list[Event]:
     an error naming the line."""
     events: list[Event] = []
     with open_journal(path) as file:
-        lines = file.read().decode("utf-8").splitlines()
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
+        lines = file.read().split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
             continue
         try:
-            events.append(parse_event(line))
+            events.append(parse_event(_text(raw)))
         except NotAnEvent as exc:
             if number == len(lines):
                 break  # torn write at the moment of a crash
@@ -306,6 +308,13 @@ def read_events(path: Path) -> list[Event]:
                 hint="journals are written by provena-ops only; restore the file from a backup",
             ) from exc
     return events
+
+
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotAnEvent(f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is not UTF-8") from None
 
 
 def last_event(path: Path) -> Event | None:

@@ -9,6 +9,7 @@ the same command after a crash finishes it, and undoing it redoes the original c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,11 +37,12 @@ from provena_ops.apply.journal import (
 from provena_ops.apply.review import NotApplied, read_saved_plan, refuse_problems
 from provena_ops.apply.run import ApplyOptions, ApplyResult, ApplyUI, Prepared, apply_prepared, confirm_target
 from provena_ops.environments.file import load_environments
-from provena_ops.environments.target import Target, TargetArgs, open_target
+from provena_ops.environments.target import Target, TargetArgs, open_target, target_identity
 from provena_ops.errors import ProvenaOpsError
+from provena_ops.plan.keys import key_record
 from provena_ops.plan.model import Action, Plan, PlaybookInfo
 from provena_ops.playbook.loader import LoadedPlaybook
-from provena_ops.playbook.model import Playbook, Restore, RestoreImage, restore_digest
+from provena_ops.playbook.model import RUN_ID_PATTERN, Playbook, Restore, RestoreImage, restore_digest
 from provena_ops.signals import run_async
 
 LAST = "last"
@@ -63,7 +65,9 @@ def resolve_run(runs: Path, run: str) -> tuple[Path, str | None]:
     same command, repeated after a crash, converges instead of flipping back."""
     if run != LAST:
         return find_run(runs, run), None
-    every = list(journals(runs))
+    if runs.exists() and not runs.is_dir():
+        raise ProvenaOpsError(f"the runs directory {runs} is not a directory", hint="give --runs-dir DIR")
+    every = [path for path in journals(runs) if re.fullmatch(RUN_ID_PATTERN, path.stem)]
     if not every:
         raise ProvenaOpsError(f"no runs in {runs} yet", hint="`provena-ops log list` shows the runs")
     writing = [path for path in every if _wrote(path)]
@@ -108,15 +112,30 @@ def read_run(path: Path) -> RunToUndo:
             hint="journals are written by provena-ops apply and undo",
         )
     head = events[0]
+    if head.run_id != path.stem or head.undoes == head.run_id:
+        why = "undoes itself" if head.undoes == head.run_id else f"is named {path.name}"
+        raise BadJournal(
+            f"{path}: the journal of run {head.run_id} {why}; it is not undone",
+            hint="journals are written by provena-ops only; restore the file from a backup",
+        )
     plans = [event.plan for event in events if isinstance(event, Planned)]
     actions: dict[str, Action] = {action.key: action for action in (plans[0].actions if plans else [])}
     started: dict[str, ActionStarted] = {}
     finished: dict[str, ActionFinished] = {}
     for event in events:
         if isinstance(event, ActionStarted):
+            _consistent(path, event, actions.get(event.key))
             started.setdefault(event.key, event)
         elif isinstance(event, ActionFinished):
             finished[event.key] = event
+    records: dict[str, str] = {}
+    for key, start in started.items():
+        other = records.setdefault(start.record_id, key)
+        if other != key:
+            raise BadJournal(
+                f"{path}: {start.record_id} is written by two actions ({other}, {key}); it is not undone",
+                hint="journals are written by provena-ops only; restore the file from a backup",
+            )
     images: list[RestoreImage] = []
     left_alone: list[str] = []
     for key, start in started.items():
@@ -165,6 +184,17 @@ def read_run(path: Path) -> RunToUndo:
             hint="journals are written by provena-ops only; restore the file from a backup",
         ) from None
     return RunToUndo(path, head, restore)
+
+
+def _consistent(path: Path, start: ActionStarted, action: Action | None) -> None:
+    """An action's key, record and kind agree with each other and with the plan the run carried out."""
+    planned = action is None or (action.record_id == start.record_id and action.kind == start.kind)
+    if " " not in start.key or key_record(start.key) != start.record_id or not planned:
+        raise BadJournal(
+            f"{path}: the action {start.key} names record {start.record_id} ({start.kind}), which its key "
+            "or the run's plan does not; it is not undone",
+            hint="journals are written by provena-ops only; restore the file from a backup",
+        )
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -219,7 +249,8 @@ def playbook_text(playbook: Playbook) -> str:
         "# changed. Review it like any playbook (provena-ops plan FILE); the images are the records as\n"
         "# the run's journal holds them, and `digest` makes any edit of them a validation error.\n"
     )
-    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+    # Escaped, not raw: a reviewer reading the pull request sees a zero-width or bidi character as \u200b.
+    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=False, width=100)
 
 
 @dataclass(frozen=True)
@@ -292,6 +323,14 @@ def _prepare(
     known = load_environments(where.environments_file)
     env = known.get(head.environment.name)
     confirm_target(env, options)
+    identity = target_identity(env, where.params, where.cwd)
+    if identity != head.environment.registry:  # before the target is opened (a sandbox is then created)
+        raise NotApplied(
+            f"run {head.run_id} was applied to {head.environment.registry}; '{env.name}' is now "
+            f"{identity}; nothing was read or written",
+            hint="undo it against the deployment it was applied to (check the environments file and "
+            "--param values)",
+        )
     playbook = undo_playbook(target_run)
     loaded = LoadedPlaybook(str(path), playbook, None, environment=env.name, params=dict(where.params))
     info = PlaybookInfo(file=str(path), name=playbook.name, sha256=target_run.restore.digest)

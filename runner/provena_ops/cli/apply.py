@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from provena_ops.apply.journal import DEFAULT_RUNS_DIR, Result
@@ -166,25 +167,28 @@ def apply_command(
         raise typer.Exit(1)
 
 
-def report(result: ApplyResult, runs_dir: Path) -> bool:
-    """What an apply did, for people; True when it all succeeded."""
+def report(result: ApplyResult, runs_dir: Path, console: Console = out) -> bool:
+    """What an apply did, for people (on `console`: stderr when stdout carries a JSON or Markdown
+    plan); True when it all succeeded."""
     if not result.plan.has_changes:
-        out.print("\n[green]No changes. Nothing to apply.[/]")
+        console.print("\n[green]No changes. Nothing to apply.[/]")
     for action in result.plan.actions:
         if action.outcome == "not_found":  # a typo is not a success: said again after the run
-            out.print(
+            console.print(
                 f"[magenta]not found[/] {shown(action.key)}: {shown(action.why or '')}", highlight=False
             )
     for key, outcome in result.outcomes.items():
         if outcome.result in ("failed", "skipped", "unknown"):
             colour = {"failed": "red", "skipped": "yellow", "unknown": "magenta"}[outcome.result]
-            out.print(f"[{colour}]{outcome.result}[/] {shown(key)}: {shown(outcome.detail)}", highlight=False)
+            console.print(
+                f"[{colour}]{outcome.result}[/] {shown(key)}: {shown(outcome.detail)}", highlight=False
+            )
     if result.stopped:
-        out.print(f"[yellow]stopped: {result.stopped}[/]")
+        console.print(f"[yellow]stopped: {result.stopped}[/]")
     style = "green" if result.recap.succeeded else "red"
-    out.print(f"\n[bold {style}]{result.recap.line()}[/]")
+    console.print(f"\n[bold {style}]{result.recap.line()}[/]")
     elsewhere = "" if runs_dir == DEFAULT_RUNS_DIR else f" --runs-dir {shlex.quote(str(runs_dir))}"
-    out.print(
+    console.print(
         f"[dim]journal: {shown(str(result.journal))} "
         f"(provena-ops log show {result.run_id}{shown(elsewhere)})[/]",
         highlight=False,

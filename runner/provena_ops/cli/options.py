@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from provena_ops.cli.outputs import PLAN, OutputKind
 from provena_ops.environments.target import TargetArgs
 from provena_ops.errors import ProvenaOpsError
 
@@ -69,7 +70,7 @@ def _umask() -> int:
     return mask
 
 
-def write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str, kind: OutputKind = PLAN) -> None:
     """Temp file + rename: a reader never sees half a plan, and a crash leaves the old file intact. A
     symbolic link is written through, not replaced."""
     partial: Path | None = None
@@ -86,6 +87,11 @@ def write_atomically(path: Path, text: str) -> None:
     except OSError as exc:
         if partial is not None:
             partial.unlink(missing_ok=True)
+        if kind is not PLAN:
+            raise ProvenaOpsError(
+                f"cannot save the {kind.what} to {path}: {exc.strerror or exc}",
+                hint=f"nothing was written; choose a writable {kind.option} path",
+            ) from exc
         raise ProvenaOpsError(
             f"cannot save the plan to {path}: {exc.strerror or exc}",
             hint="the plan is shown here but not saved; choose a writable --out path and plan again",

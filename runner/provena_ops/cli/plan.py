@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from enum import StrEnum
 from pathlib import Path
 
 import typer
 
+from provena_ops.apply.journal import DEFAULT_RUNS_DIR
 from provena_ops.cli.auth import AUTH_METHOD_OPTION, AuthMethod, interactive_choice
 from provena_ops.cli.options import (
     CONCURRENCY_OPTION,
@@ -22,6 +21,7 @@ from provena_ops.cli.options import (
     target_args,
     write_atomically,
 )
+from provena_ops.cli.outputs import PLAN, check_output
 from provena_ops.errors import Interrupted, ProvenaOpsError
 
 
@@ -125,35 +125,6 @@ def plan(
 
 def _check_writable(path: Path, playbook: Path) -> None:
     """Refuse an unusable --out before reading anything, rather than losing the plan after: the plan is
-    written beside the file and renamed over it, which would replace a device, a pipe or the playbook."""
-    try:
-        _refuse_unusable_out(path, playbook)
-        # A probe under a fresh exclusive name: nothing planted beside the target is written through.
-        descriptor, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
-        os.close(descriptor)
-        os.unlink(probe)
-    except OSError as exc:  # a name too long, a loop of links, a directory that cannot be written
-        raise ProvenaOpsError(
-            f"cannot write the plan to {path}: {exc.strerror or exc}",
-            hint="choose a shorter path in a writable directory",
-        ) from exc
-
-
-def _refuse_unusable_out(path: Path, playbook: Path) -> None:
-    if path.is_dir():
-        raise ProvenaOpsError(f"--out {path} is a directory", hint="give a file name, e.g. plan.json")
-    if path.exists() and not path.is_file():
-        raise ProvenaOpsError(
-            f"--out {path} is not a regular file (a device, pipe or socket)",
-            hint="give a file name, e.g. plan.json; to print the plan, use --format json",
-        )
-    if path.exists() and playbook.exists() and path.resolve() == playbook.resolve():
-        raise ProvenaOpsError(
-            f"--out {path} is the playbook itself; the plan would replace it",
-            hint="give another file name, e.g. plan.json",
-        )
-    if not path.parent.is_dir():
-        raise ProvenaOpsError(
-            f"cannot write the plan to {path}: the directory {path.parent} does not exist",
-            hint="create it first, or choose another --out path",
-        )
+    written beside the file and renamed over it, which would replace a device, a pipe, the playbook, a
+    journal, or any file that is not a plan."""
+    check_output(path, PLAN, runs_dir=DEFAULT_RUNS_DIR, protect={playbook: "the playbook itself"})

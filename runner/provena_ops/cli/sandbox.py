@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import signal
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -14,7 +15,9 @@ from rich.table import Table
 from provena_ops.cli.options import (
     err,
     out,
+    write_atomically,
 )
+from provena_ops.cli.outputs import SANDBOX_EXPORT, check_output
 from provena_ops.environments.file import DEFAULT_SANDBOX_DB
 from provena_ops.errors import ProvenaOpsError
 
@@ -151,9 +154,16 @@ def export(
     """Write the sandbox's registry in Provena's admin export form (item, access settings, lock state per
     record) plus its graph (nodes and links with their record ids), sorted, so that two exports (before and
     after a rehearsal) compare with diff. `sandbox load` reads it back."""
-    if not db.exists():
-        raise ProvenaOpsError(f"no sandbox database at {db}", hint="seed one: provena-ops sandbox seed")
-    counts = _sandbox_admin().export(db, out_file)
+    admin = _sandbox_admin()
+    admin.refuse_not_a_sandbox(db)
+    to_stdout = str(out_file) == "-"
+    if not to_stdout:
+        check_output(out_file, SANDBOX_EXPORT, protect={db: "the sandbox database itself"})
+    text, counts = admin.export(db)
+    if to_stdout:
+        sys.stdout.write(text)
+        return
+    write_atomically(out_file, text, SANDBOX_EXPORT)
     out.print(
         f"Exported {counts['items']} items and a graph of {counts['nodes']} nodes and {counts['links']} "
         f"links to {out_file}."

@@ -16,11 +16,13 @@ from provena_ops.cli.options import (
     ENVIRONMENT_OPTION,
     ENVIRONMENTS_FILE_OPTION,
     PARAM_OPTION,
+    err,
     out,
     target_args,
     write_atomically,
 )
-from provena_ops.cli.plan import PlanFormat, _check_writable
+from provena_ops.cli.outputs import PLAN, RESTORE_PLAYBOOK, check_output
+from provena_ops.cli.plan import PlanFormat
 from provena_ops.errors import ProvenaOpsError
 from provena_ops.plan.model import Plan
 from provena_ops.playbook.yaml_source import MAX_BYTES
@@ -93,6 +95,9 @@ def undo_command(
     from provena_ops.apply.run import ApplyOptions
     from provena_ops.apply.undo import NothingToUndo, UndoRequest, plan_undo, read_run, resolve_run, undo
 
+    to_stdout = write_playbook is not None and str(write_playbook) == "-"
+    if write_playbook is not None and not to_stdout:
+        check_output(write_playbook, RESTORE_PLAYBOOK, runs_dir=runs_dir)
     if write_playbook is not None:
         from provena_ops.apply.undo import playbook_text, undo_playbook
 
@@ -111,17 +116,17 @@ def undo_command(
                 hint=f"undo it directly (planned and approved the same way): provena-ops undo "
                 f"{undone.started.run_id}",
             )
-        if str(write_playbook) == "-":
+        if to_stdout:
             sys.stdout.write(text)
             return
-        write_atomically(write_playbook, text)
+        write_atomically(write_playbook, text, RESTORE_PLAYBOOK)
         out.print(
             f"Wrote {write_playbook}: the undo of run {undone.started.run_id} "
             f"({len(undone.restore.images)} records). Review it: provena-ops plan {write_playbook}"
         )
         return
     if save is not None:
-        _check_writable(save, playbook=Path(runs_dir))  # (an undo's playbook is no file to overwrite)
+        check_output(save, PLAN, runs_dir=runs_dir)
     if plan_only and plan_file is not None:
         raise ProvenaOpsError("--plan-only plans; --plan carries out a saved plan", hint="give one of them")
     ui = UndoUI(verbose, output, save)
@@ -148,11 +153,11 @@ def undo_command(
             return
         result = undo(request, ui, where=where, options=options)
     except NothingToUndo as exc:
-        out.print(exc.message)
+        (out if output is PlanFormat.text else err).print(exc.message)
         return
     finally:
         ui.stop()
     for done in (signal.SIGINT, signal.SIGTERM):
         signal.signal(done, signal.SIG_IGN)
-    if not report(result, runs_dir):
+    if not report(result, runs_dir, out if output is PlanFormat.text else err):
         raise typer.Exit(1)

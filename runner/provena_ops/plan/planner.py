@@ -58,11 +58,19 @@ def make_plan(
                 0,
             )
             return _plan(planning, [], playbook_info, environment, created_at)
+        if playbook.name != f"undo of run {first.run}":
+            planning.problem(
+                f"the playbook is named {playbook.name!r}, but its restore undoes run {first.run}; plans "
+                "and journals name an undo by its run",
+                f"write it again: provena-ops undo {first.run} --write-playbook FILE",
+                0,
+            )
+            return _plan(planning, [], playbook_info, environment, created_at)
         if state.journal_digest in ("", UNREADABLE):
             where = "cannot be read here" if state.journal_digest else "is not in this runs directory"
             planning.warnings.append(
-                f"run {first.run}'s journal {where}: the images are checked against their digest only "
-                "(review them as written)"
+                f"run {first.run}'s journal {where}: nothing vouches for the images but their review; "
+                f"compare them with the journal's (provena-ops undo {first.run} --write-playbook -)"
             )
         elif state.journal_digest is not None and state.journal_digest != first.digest:
             planning.problem(

@@ -49,7 +49,7 @@ def restore_actions(planning: Planning, index: int, restore: Restore, force: fro
     unknown_force = sorted(force - {image.id for image in restore.images})
     if unknown_force:
         planning.problem(
-            f"--force names {', '.join(unknown_force)}, which run {restore.run} did not change",
+            f"--force names {', '.join(map(repr, unknown_force))}, which run {restore.run} did not change",
             "name only records the undo lists",
             index,
         )
@@ -194,7 +194,10 @@ def _put_back(
         _drift_problem(planning, index, restore, image, fact)  # deleted after the run edited it
         return None
     if fact.exists and image.subtype == "MODEL_RUN":  # forced over a run that took the id: its update job
-        return _update_back(planning, index, restore, image, fact, [_forced(restore)])
+        said = [_forced(restore)]
+        if image.access is None:
+            said.append("its access settings were not journalled: they are left as they are now")
+        return _update_back(planning, index, restore, image, fact, said, access=image.access)
     needs_admin(planning, index, image.id, "restore")
     warnings: list[str] = [_forced(restore)] if (fact.exists or edited) else []
     access, lock = image.access, image.lock
@@ -254,8 +257,10 @@ def _update_back(
     image: RestoreImage,
     fact: RecordFact,
     warnings: list[str],
+    access: dict[str, Any] | None = None,
 ) -> Action:
-    """Provena's update job with the record as it was: the registry and the graph follow it."""
+    """Provena's update job with the record as it was: the registry and the graph follow it (then what
+    the job resets, and for a record that took a deleted one's id, who may see and change it)."""
     assert fact.item is not None and image.before is not None
     record = image.before.get("record") or {}
     write_access(planning, fact, index, "restore")
@@ -270,6 +275,8 @@ def _update_back(
         for key, value in reset.items()
         if normalised(fact.item.get(key)) != normalised(value)
     ]
+    if access is not None:
+        changes.append(FieldChange(field="access", before=None, after=_access_text(access)))
     return _action(
         "update",
         image,
@@ -279,7 +286,7 @@ def _update_back(
         reason=UNDO_REASON.format(run=restore.run, reason=image.reason or "no reason given"),
         changes=changes,
         record=record,
-        restoration=Restoration(fields=reset) if reset else None,
+        restoration=Restoration(fields=reset, access=access) if reset or access else None,
         warnings=warnings,
         side_effects=(
             [f"then {', '.join(reset)} put back as they were (the job resets them): admin import"]
@@ -333,14 +340,18 @@ def three_way(
 ) -> list[str]:
     """Fields that differ between before the run, after it and now: 'field: before X / after Y / now Z'."""
     flat = [_flatten(_content(item)) if item is not None else {} for item in (before, after, now)]
-    lines = []
+    drifted: list[str] = []
+    changed: list[str] = []
     for field in sorted(set().union(*flat)):
         values = [part.get(field) for part in flat]
         if len({repr(value) for value in values}) > 1:
-            lines.append(
+            line = (
                 f"{field}: before the run {_short(values[0])} / after it {_short(values[1])} / "
                 f"now {_short(values[2])}"
             )
+            # What changed since the run first; what the run itself changed after, as context.
+            (drifted if repr(values[1]) != repr(values[2]) else changed).append(line)
+    lines = drifted + changed
     if len(lines) > 8:
         lines = [*lines[:8], f"and {len(lines) - 8} more fields"]
     return lines

@@ -13,13 +13,14 @@ from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from ProvenaInterfaces.ProvenanceModels import ModelRunRecord, TemplatedDataset
-from ProvenaInterfaces.RegistryModels import ItemModelRun, ItemStudy
+from ProvenaInterfaces.RegistryModels import AccessSettings, ItemModelRun, ItemStudy, LockInformation
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -393,6 +394,19 @@ class RestoreImage(Strict):
     def _provena_items(self) -> Self:
         """Images are what Provena answered, so they parse as its models; anything else was made up,
         and would fail in the middle of the restore instead of here."""
+        if self.before is None and self.undoes != "restore":
+            raise ValueError(
+                f"a record the run's {self.undoes} changed existed before it: `before` is missing"
+            )
+        checked = (("access", self.access, AccessSettings), ("lock", self.lock, LockInformation))
+        for name, value, settings in checked:
+            try:
+                if value is not None:  # as JSON, strictly: roles and lock actions are their enums' text
+                    settings.model_validate_json(json.dumps(value), strict=True)
+            except ValidationError as exc:
+                first = exc.errors(include_url=False)[0]
+                where = ".".join(str(part) for part in first["loc"])
+                raise ValueError(f"{name}: {where + ': ' if where else ''}{first['msg']}") from None
         if self.before is not None:
             model = ItemModelRun if self.subtype == "MODEL_RUN" else ItemStudy
             model.model_validate(self.before)

@@ -53,6 +53,9 @@ def render_terminal(plan: Plan, console: Console, verbose: bool = False) -> None
     console.print(f"[bold {style}]{shown(plan.summary.line())}[/]")
 
 
+DIFF_LINES = 2_000  # of a structured value, before and after: more is summed up
+
+
 def _action(console: Console, action: Action) -> None:
     symbol = SYMBOLS[action.kind]
     console.print(f"  [{COLOURS[symbol]}]{symbol} {shown(title(action))}[/]")
@@ -61,6 +64,11 @@ def _action(console: Console, action: Action) -> None:
             console.print(f"      {shown(change.field)}:")
             before = pretty(change.before) if change.before is not None else []
             after = pretty(change.after) if change.after is not None else []
+            if len(before) + len(after) > DIFF_LINES:  # a value of 300,000 keys is summed up, not diffed
+                console.print(
+                    f"        [dim]{len(before):,} lines -> {len(after):,} lines (the JSON plan has them)[/]"
+                )
+                continue
             for line in difflib.unified_diff(before, after, lineterm="", n=2):
                 if line.startswith(("---", "+++", "@@")):
                     continue

@@ -5,8 +5,12 @@ These act on the SQLite file directly (the server need not run); they never reac
 
 from __future__ import annotations
 
+import json
+import os
+import sqlite3
+import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ProvenaInterfaces import RegistryAPI as api
 from ProvenaInterfaces import RegistryModels as models
@@ -99,7 +103,28 @@ class ExportedGraph(_Strict):
     links: list[ExportedLink]
 
 
-def export(db: Path, out: Path) -> dict[str, int]:
+def refuse_not_a_sandbox(db: Path) -> None:
+    """An export only reads: a missing file, or one that is not a sandbox database, is said, never
+    created or given the sandbox's tables."""
+    if not db.is_file():
+        raise ProvenaOpsError(f"no sandbox database at {db}", hint="seed one: provena-ops sandbox seed")
+    try:
+        connection = sqlite3.connect(f"file:{db.resolve()}?mode=ro", uri=True)
+        try:
+            listed = connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            tables = {row[0] for row in listed}
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        raise ProvenaOpsError(f"{db} is not a sandbox database ({exc})", hint=NOT_A_SANDBOX) from None
+    if not {"items", "auth", "locks", "nodes", "links"} <= tables:
+        raise ProvenaOpsError(f"{db} is not a sandbox database (no registry tables)", hint=NOT_A_SANDBOX)
+
+
+NOT_A_SANDBOX = "give the sandbox's --db (default .provena-ops/sandbox.db)"
+
+
+def export(db: Path) -> tuple[str, dict[str, int]]:
     """The registry in Provena's admin export form (BundledItem: item, access settings, lock state),
     sorted by id, and the graph's nodes and links with their record ids: two exports compare as text."""
     sandbox = open_sandbox(db)
@@ -118,16 +143,24 @@ def export(db: Path, out: Path) -> dict[str, int]:
     finally:
         sandbox.store.close()
     document = {"format": EXPORT_FORMAT, "items": bundles, "graph": {"nodes": nodes, "links": links}}
-    write_json(out, document)
-    return {"items": len(bundles), "nodes": len(nodes), "links": len(links)}
+    text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return text, {"items": len(bundles), "nodes": len(nodes), "links": len(links)}
 
 
-def write_json(out: Path, document: dict[str, Any]) -> None:
-    import json
+MAX_EXPORT_BYTES = 4 << 30  # a registry of 100,000 records exports to well under 2 GB
 
-    from provena_ops.cli.options import write_atomically
 
-    write_atomically(out, json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+def _read_regular(path: Path, budget: int) -> bytes:
+    """A regular file only (a pipe would hang the load, /dev/zero exhaust memory), within `budget`."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as file:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError("not a regular file (a device, pipe or directory)")
+        if status.st_size > budget:
+            raise OSError(f"larger than {budget >> 30} GB, more than any registry export")
+        os.set_blocking(descriptor, True)
+        return file.read(budget + 1)
 
 
 def read_export(path: Path) -> list[api.BundledItem]:
@@ -138,9 +171,9 @@ def read_export_with_graph(path: Path) -> tuple[list[api.BundledItem], ExportedG
     """An admin export: a JSON array of BundledItem (as Provena's tooling writes), an export response,
     or a sandbox export (which carries the graph too)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_regular(path, MAX_EXPORT_BYTES).decode("utf-8")
     except OSError as exc:
-        raise ProvenaOpsError(f"cannot read the export file: {exc.strerror}", where=str(path)) from exc
+        raise ProvenaOpsError(f"cannot read the export file: {exc.strerror or exc}", where=str(path)) from exc
     except UnicodeDecodeError as exc:
         raise ProvenaOpsError(
             f"not a JSON text file (byte 0x{exc.object[exc.start]:02x} at offset {exc.start} is not UTF-8)",
@@ -158,6 +191,7 @@ def read_export_with_graph(path: Path) -> tuple[list[api.BundledItem], ExportedG
             hint="pass the file written by Provena's registry export",
         ) from None
     graph: ExportedGraph | None = None
+    data_format = data.get("format") if isinstance(data, dict) else None
     if isinstance(data, dict) and "graph" in data:
         try:
             graph = ExportedGraph.model_validate(data["graph"])
@@ -188,7 +222,39 @@ def read_export_with_graph(path: Path) -> tuple[list[api.BundledItem], ExportedG
                 where=str(path),
                 hint="each entry needs id, item_payload, auth_payload and lock_payload",
             ) from exc
+    _consistent(path, data_format, bundles, graph)
     return bundles, graph
+
+
+EXPORT_HINT = "pass a file written by `provena-ops sandbox export`"
+
+
+def _consistent(
+    path: Path, data_format: Any, bundles: list[api.BundledItem], graph: ExportedGraph | None
+) -> None:
+    """A sandbox export is whole: its format is this one, each id once, and its links join its own
+    nodes (a graph may still tag records the registry lost: Provena's orphans)."""
+
+    def refuse(message: str) -> NoReturn:
+        raise ProvenaOpsError(
+            message, where=str(path), hint="pass a file written by `provena-ops sandbox export`"
+        )
+
+    if data_format is not None and data_format != EXPORT_FORMAT:
+        refuse(f"format: {str(data_format)[:80]!r} is not {EXPORT_FORMAT!r}")
+    seen: set[str] = set()
+    for index, bundle in enumerate(bundles):
+        if bundle.id in seen:
+            refuse(f"item {index}: id {bundle.id} appears twice")
+        seen.add(bundle.id)
+    if graph is None:
+        return
+    nodes = {(node.id, node.subtype, node.category) for node in graph.nodes}
+    for index, link in enumerate(graph.links):
+        ends = ((link.source, link.source_subtype, link.source_category),
+                (link.target, link.target_subtype, link.target_category))  # fmt: skip
+        if missing := [end for end in ends if end not in nodes]:
+            refuse(f"graph.links.{index}: {missing[0][0]!r} ({missing[0][1]}) is not a node of the export")
 
 
 def load(db: Path, export: Path, replace: bool, relodge: bool) -> dict[str, Any]:
