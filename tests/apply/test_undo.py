@@ -370,3 +370,33 @@ def test_a_journal_under_another_name_or_undoing_itself_is_refused(
     applied.journal.write_text("".join(json.dumps(event) + "\n" for event in events))
     with pytest.raises(ProvenaOpsError, match="undoes itself"):
         undo_on(applied.run_id)
+
+
+def test_an_undo_under_faults_converges_in_at_most_two_runs_and_writes_nothing_twice(
+    apply_on: ApplyOn, undo_on: UndoOn, server: RunningSandbox, api: Api, tmp_path: Path
+) -> None:
+    from tests.apply.test_fault_convergence import ALL_FAULTS
+    from tests.sandbox.seeded import set_faults
+
+    before = exported(server, tmp_path / "before.json")
+    edits = {run: history_length(api, RUN_ROUTE, run) for run in RUNS_OF_51}
+    applied = apply_on(
+        playbook(
+            f"op: delete_studies\nlinked_model_runs: replace\nreplace_with: {STUDY_48}\n"
+            f"studies: [{STUDY_51}]",
+            f"op: delete_model_runs\nmodel_runs: [{run_id(13)}, {run_id(14)}, {run_id(17)}]",
+            EDIT.format(run=run_id(20), reason="typo", text="fixed"),
+        )
+    )
+    assert applied.recap.succeeded and applied.recap.changed == 15
+    set_faults(api, fault_rate=0.2, fault_kinds=ALL_FAULTS, retry_after_s=0)
+    first = undo_on(applied.run_id, parallelism=4)
+    results = [first] if first.recap.succeeded else [first, undo_on(applied.run_id, parallelism=4)]
+    set_faults(api, fault_rate=0)
+    unsettled = [
+        (k, o.detail) for r in results for k, o in r.outcomes.items() if o.result in ("failed", "unknown")
+    ]
+    assert results[-1].recap.succeeded, unsettled
+    assert differences(before, exported(server, tmp_path / "after.json")) == []
+    for run in RUNS_OF_51:  # the apply's job and the undo's: one each, never a second
+        assert history_length(api, RUN_ROUTE, run) == edits[run] + 4, run

@@ -386,6 +386,10 @@ def journals(directory: Path) -> Iterator[Path]:
 
 def find_run(directory: Path, run: str) -> Path:
     """A journal by run id, or by a unique prefix of it."""
+    if directory.exists() and not directory.is_dir():
+        raise ProvenaOpsError(
+            f"the runs directory {directory} is not a directory", hint="give --runs-dir DIR"
+        )
     matches = [path for path in journals(directory) if path.stem.startswith(run)]
     if len(matches) == 1:
         return matches[0]

@@ -1,5 +1,5 @@
-"""The writes apply makes, each as Provena's own admin scripts make it (contract sections 4.5, 6.2, 6.3,
-6.6). Only the model-run update is not idempotent (a second submission is a second job, with two more
+"""The writes apply makes, each as Provena's own admin scripts make it (contract sections 4.5, 4.10, 6.2,
+6.3, 6.6). Only the model-run update is not idempotent (a second submission is a second job, with two more
 history entries), so it alone is never retried blindly: the executor finds out what became of it."""
 
 from __future__ import annotations
@@ -103,8 +103,8 @@ async def import_items(http: ProvenaHttp, bundles: list[dict[str, Any]], mode: I
     """Put items back with the registry admin import (contract 4.10): item, access settings and lock
     state exactly as given. Add-only for a deleted record (an id that exists makes the whole import
     fail, so a repeat after a lost answer writes nothing twice), overwrite-only to put fields back on
-    one that exists. Trial mode is Provena's default; it is turned off explicitly. Returns Provena's
-    words."""
+    one that exists (a repeat writes the same again): retried like a read. Trial mode is Provena's
+    default; it is turned off explicitly. Returns Provena's words."""
     body = RegistryImportRequest(
         import_mode=mode,
         parse_items=True,
@@ -118,7 +118,7 @@ async def import_items(http: ProvenaHttp, bundles: list[dict[str, Any]], mode: I
         "POST",
         "/admin/import",
         json=body.model_dump(mode="json"),
-        retry_safe=False,
+        retry_safe=True,  # the same bundle twice writes it once: add-only refuses the repeat
     )
     if not parsed.status.success:
         failures = "; ".join(str(failure[0]) for failure in (parsed.failure_list or [])[:3])
