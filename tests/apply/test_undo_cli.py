@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,24 @@ def applied_run(api: Api, environments: Path, tmp_path: Path) -> str:
     return journal.stem
 
 
+def killed(api: Api, tmp_path: Path, args: list[str], ready: Callable[[str], bool], skip: str = "") -> None:
+    """Run `args` and kill -9 it once its journal (the first not named `skip`) reads `ready`."""
+    process = subprocess.Popen(
+        args, cwd=tmp_path, env=environ(api, tmp_path / "locks"), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    runs = tmp_path / ".provena-ops" / "runs"
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        written = [path for path in journals(runs) if path.stem != skip]
+        if written and ready(written[0].read_text()):
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+
+
 @pytest.mark.parametrize("after_events", [1, 3, 6, 12, 24])
 def test_after_kill_9_during_an_undo_the_same_command_converges_and_writes_nothing_twice(
     api: Api, server: RunningSandbox, environments_file: Path, tmp_path: Path, after_events: int
@@ -51,20 +70,8 @@ def test_after_kill_9_during_an_undo_the_same_command_converges_and_writes_nothi
     run = applied_run(api, environments_file, tmp_path)
     set_faults(api, job_delay_ms=60)
     args = cli("undo", run, "--environments", str(environments_file), "--auto-approve", "--parallelism", "3")
-    process = subprocess.Popen(
-        args, cwd=tmp_path, env=environ(api, tmp_path / "locks"), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    killed(api, tmp_path, args, lambda text: text.count("\n") >= after_events, skip=run)
     runs = tmp_path / ".provena-ops" / "runs"
-    deadline = time.monotonic() + 60
-    while process.poll() is None and time.monotonic() < deadline:
-        undoing = [path for path in journals(runs) if path.stem != run]
-        if undoing and undoing[0].read_text().count("\n") >= after_events:
-            process.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.005)
-    process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL, "the undo ended before it could be killed"
     again = run_cli(api, tmp_path, args)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
     assert differences(before, exported(server, tmp_path / "after.json")) == []
@@ -90,19 +97,7 @@ def test_undo_last_after_a_killed_undo_finishes_it_rather_than_undoing_it(
     run = applied_run(api, environments_file, tmp_path)
     set_faults(api, job_delay_ms=60)
     args = cli("undo", "last", "--environments", str(environments_file), "--auto-approve")
-    process = subprocess.Popen(
-        args, cwd=tmp_path, env=environ(api, tmp_path / "locks"), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    runs = tmp_path / ".provena-ops" / "runs"
-    deadline = time.monotonic() + 60
-    while process.poll() is None and time.monotonic() < deadline:
-        undoing = [path for path in journals(runs) if path.stem != run]
-        if undoing and "request_sent" in undoing[0].read_text():
-            process.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.005)
-    process.wait(timeout=30)
+    killed(api, tmp_path, args, lambda text: "request_sent" in text, skip=run)
     again = run_cli(api, tmp_path, args)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
     assert f"an undo of {run}, did not finish: finishing it" in again.stderr
@@ -229,26 +224,16 @@ def test_an_apply_killed_midway_is_undone_for_what_it_did_and_the_rest_is_listed
     set_faults(api, job_delay_ms=100)
     args = cli("apply", "retire.yaml", "-e", "rehearsal", "--environments", str(environments_file),
                "--auto-approve", "--parallelism", "1")  # fmt: skip
-    process = subprocess.Popen(
-        args, cwd=tmp_path, env=environ(api, tmp_path / "locks"), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    killed(api, tmp_path, args, lambda text: text.count('"action_started"') >= 3)
     runs = tmp_path / ".provena-ops" / "runs"
-    deadline = time.monotonic() + 60
-    while process.poll() is None and time.monotonic() < deadline:
-        journal = next(iter(runs.glob("*.jsonl")), None) if runs.is_dir() else None
-        if journal is not None and journal.read_text().count('"action_started"') >= 3:
-            process.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.005)
-    process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL, "the apply ended before it could be killed"
     set_faults(api, job_delay_ms=0)
-    [killed] = journals(runs)
-    undone = run_cli(api, tmp_path, cli("undo", killed.stem, "--environments", str(environments_file),
+    [journal] = journals(runs)
+    undone = run_cli(api, tmp_path, cli("undo", journal.stem, "--environments", str(environments_file),
                                          "--auto-approve"))  # fmt: skip
     assert undone.returncode == 0, undone.stdout[-3000:] + undone.stderr[-2000:]
-    assert f"left alone: delete {STUDY_51}: not written by run {killed.stem} (never started)" in undone.stdout
+    assert (
+        f"left alone: delete {STUDY_51}: not written by run {journal.stem} (never started)" in undone.stdout
+    )
     assert differences(before, exported(server, tmp_path / "after.json")) == []
 
 

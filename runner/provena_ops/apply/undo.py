@@ -186,6 +186,16 @@ def read_run(path: Path) -> RunToUndo:
     return RunToUndo(path, head, restore)
 
 
+def _same_registry(head: RunStarted, name: str, identity: str) -> None:
+    if identity != head.environment.registry:
+        raise NotApplied(
+            f"run {head.run_id} was applied to {head.environment.registry}; '{name}' is now {identity}; "
+            "nothing was read or written",
+            hint="undo it against the deployment it was applied to (check the environments file and "
+            "--param values)",
+        )
+
+
 def _consistent(path: Path, start: ActionStarted, action: Action | None) -> None:
     """An action's key, record and kind agree with each other and with the plan the run carried out."""
     planned = action is None or (action.record_id == start.record_id and action.kind == start.kind)
@@ -323,14 +333,8 @@ def _prepare(
     known = load_environments(where.environments_file)
     env = known.get(head.environment.name)
     confirm_target(env, options)
-    identity = target_identity(env, where.params, where.cwd)
-    if identity != head.environment.registry:  # before the target is opened (a sandbox is then created)
-        raise NotApplied(
-            f"run {head.run_id} was applied to {head.environment.registry}; '{env.name}' is now "
-            f"{identity}; nothing was read or written",
-            hint="undo it against the deployment it was applied to (check the environments file and "
-            "--param values)",
-        )
+    # Before the target is opened (a sandbox is created then), and again once it is.
+    _same_registry(head, env.name, target_identity(env, where.params, where.cwd))
     playbook = undo_playbook(target_run)
     loaded = LoadedPlaybook(str(path), playbook, None, environment=env.name, params=dict(where.params))
     info = PlaybookInfo(file=str(path), name=playbook.name, sha256=target_run.restore.digest)
@@ -343,13 +347,7 @@ def _prepare(
                 "on); nothing was read or written",
                 hint="undo it again once it has finished",
             )
-        if target.identity != head.environment.registry:
-            raise NotApplied(
-                f"run {head.run_id} was applied to {head.environment.registry}; '{target.name}' is now "
-                f"{target.identity}; nothing was read or written",
-                hint="undo it against the deployment it was applied to (check the environments file and "
-                "--param values)",
-            )
+        _same_registry(head, target.name, target.identity)
 
     prepared = Prepared(env, loaded, playbook, saved, info=info, undoes=head.run_id, force=request.force)
     return prepared, same_registry

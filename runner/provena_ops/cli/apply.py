@@ -37,6 +37,14 @@ from provena_ops.signals import ask
 log_app = typer.Typer(
     rich_markup_mode="markdown", help="Show the journals of earlier applies.", no_args_is_help=True
 )
+# What apply and undo share: both carry a plan out.
+AUTO_APPROVE_OPTION = typer.Option(False, "--auto-approve", help="Apply without asking (for CI).")
+CONFIRM_ENVIRONMENT_OPTION = typer.Option(
+    None, "--confirm-environment", help="Required to apply to an environment whose stage is PROD."
+)
+PARALLELISM_OPTION = typer.Option(8, "--parallelism", min=1, max=64, help="Actions carried out at once.")
+FAIL_FAST_OPTION = typer.Option(False, "--fail-fast", help="Start no new action after one fails.")
+VERBOSE_OPTION = typer.Option(False, "--verbose", "-v", help="List unchanged records too.")
 RUNS_DIR_OPTION = typer.Option(
     DEFAULT_RUNS_DIR, "--runs-dir", help="Where run journals are kept (relative to the working directory)."
 )
@@ -118,13 +126,11 @@ def apply_command(
     plan_file: Path | None = typer.Option(
         None, "--plan", help="Apply this saved plan (from `plan --out`), refused if anything changed since."
     ),
-    auto_approve: bool = typer.Option(False, "--auto-approve", help="Apply without asking (for CI)."),
-    confirm_environment: str | None = typer.Option(
-        None, "--confirm-environment", help="Required to apply to an environment whose stage is PROD."
-    ),
-    parallelism: int = typer.Option(8, "--parallelism", min=1, max=64, help="Actions carried out at once."),
-    fail_fast: bool = typer.Option(False, "--fail-fast", help="Start no new action after one fails."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="List unchanged records too."),
+    auto_approve: bool = AUTO_APPROVE_OPTION,
+    confirm_environment: str | None = CONFIRM_ENVIRONMENT_OPTION,
+    parallelism: int = PARALLELISM_OPTION,
+    fail_fast: bool = FAIL_FAST_OPTION,
+    verbose: bool = VERBOSE_OPTION,
     environment: str | None = ENVIRONMENT_OPTION,
     environments_file: Path | None = ENVIRONMENTS_FILE_OPTION,
     param: list[str] | None = PARAM_OPTION,

@@ -9,7 +9,16 @@ from pathlib import Path
 
 import typer
 
-from provena_ops.cli.apply import RUNS_DIR_OPTION, TerminalUI, report
+from provena_ops.cli.apply import (
+    AUTO_APPROVE_OPTION,
+    CONFIRM_ENVIRONMENT_OPTION,
+    FAIL_FAST_OPTION,
+    PARALLELISM_OPTION,
+    RUNS_DIR_OPTION,
+    VERBOSE_OPTION,
+    TerminalUI,
+    report,
+)
 from provena_ops.cli.auth import AUTH_METHOD_OPTION, AuthMethod, interactive_choice
 from provena_ops.cli.options import (
     CONCURRENCY_OPTION,
@@ -70,13 +79,11 @@ def undo_command(
         help="Write the undo as a restore playbook (to review in a pull request) and stop; contacts nothing.",
     ),
     output: PlanFormat = typer.Option(PlanFormat.text, "--format", help="text, json, or markdown."),
-    auto_approve: bool = typer.Option(False, "--auto-approve", help="Undo without asking (for CI)."),
-    confirm_environment: str | None = typer.Option(
-        None, "--confirm-environment", help="Required to undo in an environment whose stage is PROD."
-    ),
-    parallelism: int = typer.Option(8, "--parallelism", min=1, max=64, help="Actions carried out at once."),
-    fail_fast: bool = typer.Option(False, "--fail-fast", help="Start no new action after one fails."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="List unchanged records too."),
+    auto_approve: bool = AUTO_APPROVE_OPTION,
+    confirm_environment: str | None = CONFIRM_ENVIRONMENT_OPTION,
+    parallelism: int = PARALLELISM_OPTION,
+    fail_fast: bool = FAIL_FAST_OPTION,
+    verbose: bool = VERBOSE_OPTION,
     environment: str | None = ENVIRONMENT_OPTION,
     environments_file: Path | None = ENVIRONMENTS_FILE_OPTION,
     param: list[str] | None = PARAM_OPTION,
