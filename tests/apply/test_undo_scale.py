@@ -7,6 +7,7 @@ Edits, relinks, model-run deletions, and study deletions with remove and with re
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -98,12 +99,14 @@ def test_a_mixed_run_of_over_a_thousand_actions_is_undone_to_the_registry_it_fou
         assert planned >= 1_000
         (tmp_path / "mixed.yaml").write_text(text)
         before = exported(big_server, tmp_path / "before.json")
+        started = time.perf_counter()
         options: dict[str, Any] = {"auto_approve": True, "job_wait": FAST, "parallelism": 16}
         applied = apply_with(
             tmp_path / "mixed.yaml", RecordingUI(), environment="rehearsal", environments_file=environments,
             cwd=tmp_path, **options,
         )  # fmt: skip
         assert applied.recap.succeeded and applied.recap.changed == planned, applied.outcomes
+        applying, started = time.perf_counter() - started, time.perf_counter()
         undone = undo(
             UndoRequest("last"),
             RecordingUI(),
@@ -111,6 +114,12 @@ def test_a_mixed_run_of_over_a_thousand_actions_is_undone_to_the_registry_it_fou
             options=ApplyOptions(**options),
         )
         assert undone.recap.succeeded and undone.recap.changed == planned, undone.outcomes
+        undoing = time.perf_counter() - started
         assert differences(before, exported(big_server, tmp_path / "after.json")) == []
+        graph = before["graph"]
+        print(
+            f"{planned:,} actions: apply {applying:.1f} s, undo {undoing:.1f} s; exports equal over "
+            f"{len(before['items']):,} items, {len(graph['nodes']):,} nodes, {len(graph['links']):,} links"
+        )
     finally:
         api.close()
