@@ -41,7 +41,7 @@ def test_the_walk_through_runs_from_an_empty_directory_to_an_applied_change(
     assert "<!-- provena-ops-plan -->" in output  # the comment's first lines
     assert "playbooks%2Fretire-duplicates.yaml.json" in output
     assert "Apply: 2 changed, 0 ok, 0 failed, 0 skipped." in output
-    assert output.count("Plan: 0 to update, 0 to delete") == 1  # planned again after the merge
+    assert output.count("Plan: 0 to update, 0 to delete") == 2  # planned again after the merge: said twice
     repo = tmp_path / "provena-records"
     log = subprocess.run(["git", "log", "--oneline"], cwd=repo, capture_output=True, text=True, check=True)
     assert "Retire the duplicated reef runs" in log.stdout  # committed through the pre-commit hook

@@ -20,7 +20,7 @@ from provena_ops.cli.info import environments, schema, version
 from provena_ops.cli.options import (
     err,
 )
-from provena_ops.cli.plan import plan
+from provena_ops.cli.plan import plan, show
 from provena_ops.cli.sandbox import sandbox_app
 from provena_ops.cli.undo import undo_command
 from provena_ops.cli.validate import validate
@@ -39,6 +39,7 @@ app = typer.Typer(
 # In the order of the pipeline, then the commands around it; groups are listed after commands.
 app.command()(validate)
 app.command()(plan)
+app.command()(show)
 app.command("apply")(apply_command)
 app.command("undo")(undo_command)
 app.command()(environments)

@@ -23,6 +23,7 @@ from provena_ops.cli.options import (
 )
 from provena_ops.cli.outputs import PLAN, check_output
 from provena_ops.errors import Interrupted, ProvenaOpsError
+from provena_ops.plan.model import Plan
 
 
 class PlanFormat(StrEnum):
@@ -59,8 +60,6 @@ def plan(
     """
     from provena_ops import api
     from provena_ops.render.json_format import render_json
-    from provena_ops.render.markdown import render_markdown
-    from provena_ops.render.terminal import render_terminal
 
     if changed_since is not None or out_dir is not None:
         from provena_ops.cli.gitops import plan_changed
@@ -109,18 +108,44 @@ def plan(
             write_atomically(save, render_json(made))
         except ProvenaOpsError as exc:
             unsaved, save = exc, None  # still show the plan, and claim no file
-    if output is PlanFormat.json:
-        sys.stdout.write(render_json(made))
-    elif output is PlanFormat.markdown:
-        sys.stdout.write(render_markdown(made, full_plan_at=str(save) if save else None))
-    else:
-        render_terminal(made, out, verbose=verbose)
+    render(made, output, verbose, saved_at=save)
     if unsaved is not None:
         raise unsaved
     if made.problems:
         raise typer.Exit(1)
     if made.has_changes:
         raise typer.Exit(2)
+
+
+def show(
+    plan_file: Path = typer.Argument(..., metavar="PLAN.json", help="A plan saved with `plan --out`."),
+    output: PlanFormat = typer.Option(
+        PlanFormat.text, "--format", help="text, json, or markdown (PR comments)."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="List unchanged records too."),
+) -> None:
+    """Show a saved plan again, as `plan` showed it, without contacting Provena.
+
+    The file is read as strictly as `apply --plan` reads it: anything but a plan `plan --out` wrote is
+    refused, with where and why.
+    """
+    from provena_ops.apply.review import read_saved_plan
+
+    render(read_saved_plan(plan_file), output, verbose, saved_at=plan_file)
+
+
+def render(made: Plan, output: PlanFormat, verbose: bool, saved_at: Path | None = None) -> None:
+    """A plan on stdout in the format asked for."""
+    from provena_ops.render.json_format import render_json
+    from provena_ops.render.markdown import render_markdown
+    from provena_ops.render.terminal import render_terminal
+
+    if output is PlanFormat.json:
+        sys.stdout.write(render_json(made))
+    elif output is PlanFormat.markdown:
+        sys.stdout.write(render_markdown(made, full_plan_at=str(saved_at) if saved_at else None))
+    else:
+        render_terminal(made, out, verbose=verbose)
 
 
 def _check_writable(path: Path, playbook: Path) -> None:

@@ -1,0 +1,119 @@
+"""A 500-run study deletion as a reviewer reads it: the text plan fits in a screen (alike relinks said
+once, members on --verbose), the summary first and last; golden text, verbose and Markdown renderings."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Iterator
+
+import pytest
+from rich.console import Console
+
+from provena_ops.environments.file import Endpoints
+from provena_ops.facts.reader import read_state
+from provena_ops.plan.model import EnvironmentInfo, Plan, PlaybookInfo
+from provena_ops.plan.planner import make_plan
+from provena_ops.playbook.model import Playbook
+from provena_ops.provena.auth import StaticToken
+from provena_ops.provena.http import ProvenaHttp
+from provena_ops.render.markdown import render_markdown
+from provena_ops.render.terminal import render_terminal
+from provena_ops.sandbox import RunningSandbox, SandboxSettings, running_sandbox
+from provena_ops.sandbox.context import Sandbox
+from provena_ops.sandbox.seed import seed_demo
+from tests.conftest import Api
+from tests.plan.test_renderings import compare
+
+RUNS = 2_000  # a quarter of them, 500, belong to the study deleted
+LINES = 60
+
+
+@pytest.fixture(scope="module")
+def study_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningSandbox, list[str]]]:
+    path = tmp_path_factory.mktemp("study500") / "sandbox.db"
+    sandbox = Sandbox(SandboxSettings(db_path=path))
+    summary = seed_demo(sandbox, runs=RUNS)
+    sandbox.store.close()
+    with running_sandbox(SandboxSettings(db_path=path, random_seed=7)) as running:
+        yield running, summary.notable["studies"].split(", ")
+
+
+@pytest.fixture(scope="module")
+def study_plan(study_server: tuple[RunningSandbox, list[str]]) -> Plan:
+    running, studies = study_server
+    api = Api(running)
+    store = Sandbox(running.settings).store
+    linked = sorted(
+        str(run["id"])
+        for run in store.items_of_subtype("MODEL_RUN")
+        if run["record"].get("study_id") == studies[1]
+    )
+    store.close()
+    assert len(linked) == 500
+    playbook = Playbook.model_validate(
+        {
+            "version": 1,
+            "name": "retire-study",
+            "environment": "rehearsal",
+            "operations": [
+                {
+                    "op": "delete_studies",
+                    "linked_model_runs": "replace",
+                    "replace_with": studies[2],
+                    "studies": [
+                        {"id": studies[1], "model_run_overrides": {run: "remove" for run in linked[:12]}}
+                    ],
+                }
+            ],
+        }
+    )
+
+    async def read() -> Plan:
+        endpoints = Endpoints(api.registry, api.prov, api.jobs, api.search, api.keycloak, {})
+        async with ProvenaHttp(endpoints, StaticToken(api.token()), environment="rehearsal") as http:
+            state = await read_state(http, playbook)
+        return make_plan(
+            playbook,
+            state,
+            playbook_info=PlaybookInfo(
+                file="playbooks/retire.yaml", name="retire", sha256="sha256:" + "0" * 64
+            ),
+            environment=EnvironmentInfo(
+                name="rehearsal", stage="DEV", registry="https://registry-api.example.org"
+            ),
+            created_at="2026-11-22T00:00:00+00:00",
+        )
+
+    try:
+        return asyncio.run(read())
+    finally:
+        api.close()
+
+
+def text_of(plan: Plan, verbose: bool = False) -> str:
+    buffer = io.StringIO()
+    render_terminal(plan, Console(file=buffer, width=100, color_system=None, soft_wrap=True), verbose=verbose)
+    return buffer.getvalue()
+
+
+def test_a_500_run_study_deletion_reads_in_a_screen(study_plan: Plan, update_golden: bool) -> None:
+    assert study_plan.summary.line() == "Plan: 500 to update, 1 to delete, 0 unchanged."
+    text = text_of(study_plan)
+    lines = text.splitlines()
+    assert len(lines) <= LINES, len(lines)
+    assert lines[1] == lines[-1] == study_plan.summary.line()  # the summary first and last
+    assert "~ relink 488 model runs" in text and "~ relink 12 model runs" in text
+    assert "after: 488 relinked to " in text and ", 12 unlinked" in text
+    compare("study-500.txt", text, update_golden)
+
+
+def test_verbose_lists_every_member_once(study_plan: Plan, update_golden: bool) -> None:
+    text = text_of(study_plan, verbose=True)
+    relinked = [a.record_id for a in study_plan.actions if a.kind == "relink"]
+    assert all(text.count(f"      {run}  ") == 1 for run in relinked)
+    compare("study-500-verbose.txt", text, update_golden)
+
+
+def test_the_markdown_of_a_500_run_study_deletion(study_plan: Plan, update_golden: bool) -> None:
+    compare("study-500.md", render_markdown(study_plan), update_golden)
