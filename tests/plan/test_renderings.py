@@ -17,7 +17,7 @@ from rich.console import Console
 
 from provena_ops.environments.file import Endpoints
 from provena_ops.facts.reader import read_state
-from provena_ops.plan.model import EnvironmentInfo, Plan, PlaybookInfo
+from provena_ops.plan.model import EnvironmentInfo, Plan, PlaybookInfo, Problem
 from provena_ops.plan.planner import make_plan
 from provena_ops.playbook.model import Playbook
 from provena_ops.provena.auth import StaticToken
@@ -193,3 +193,46 @@ def test_markdown_escapes_names_and_messages(golden_plan: Plan) -> None:
     assert "&lt;b&gt;x&lt;/b&gt; &amp; @\u200bteam" in text and "<b>x</b>" not in text
     assert "@team" not in text  # no one is mentioned by a record's name
     assert "<summary><code>~</code> update 10378.1/1690054  &lt;b&gt;x&lt;/b&gt;" in text
+
+
+def test_problems_of_one_cause_are_said_once_with_the_records(golden_plan: Plan) -> None:
+    locked = [f"10378.1/16900{n}" for n in range(70, 82)]
+    problems = [
+        Problem(
+            message=f"{run} is locked, so Provena refuses to edit it",
+            hint="ask an admin of the record to unlock it (registry locks/unlock), then plan again",
+            operation=0,
+            record_id=run,
+        )
+        for run in locked
+    ]
+    plan = golden_plan.model_copy(update={"problems": problems})
+    buffer = io.StringIO()
+    render_terminal(plan, Console(file=buffer, width=100, color_system=None, soft_wrap=True))
+    text = buffer.getvalue()
+    assert text.count("is locked, so Provena refuses to edit it") == 1
+    assert f"the same for 11 more: {', '.join(locked[1:6])}, ... and 6 more (--verbose lists them)" in text
+    assert text.count("hint: ask an admin of the record to unlock it") == 1
+    buffer = io.StringIO()
+    render_terminal(plan, Console(file=buffer, width=200, color_system=None, soft_wrap=True), verbose=True)
+    assert f"the same for 11 more: {', '.join(locked[1:])}" in buffer.getvalue()
+
+
+def test_show_renders_a_saved_plan_offline_in_each_format(golden_plan: Plan, tmp_path: Path) -> None:
+    from tests.sandbox.test_cli import run
+
+    saved = tmp_path / "plan.json"
+    saved.write_text(render_json(golden_plan))
+    buffer = io.StringIO()
+    render_terminal(golden_plan, Console(file=buffer, width=200, color_system=None, soft_wrap=True))
+    shown_text = run(tmp_path, "show", saved)
+    assert shown_text.code == 0 and shown_text.stdout.splitlines()[1] == golden_plan.summary.line()
+    assert run(tmp_path, "show", saved, "--format", "json").stdout == render_json(golden_plan)
+    markdown = run(tmp_path, "show", saved, "--format", "markdown").stdout
+    assert markdown == render_markdown(golden_plan, full_plan_at=str(saved))
+    (tmp_path / "retire.yaml").write_text("version: 1\n")
+    run(tmp_path, "show", "retire.yaml").assert_clean_error(
+        "retire.yaml is a playbook, not a saved plan", "provena-ops plan retire.yaml"
+    )
+    saved.write_text(render_json(golden_plan).replace('"plan_format": 1', '"plan_format": 2'))
+    run(tmp_path, "show", saved).assert_clean_error("is not a provena-ops plan: plan_format")

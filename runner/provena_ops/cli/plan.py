@@ -130,7 +130,14 @@ def show(
     refused, with where and why.
     """
     from provena_ops.apply.review import read_saved_plan
+    from provena_ops.playbook.loader import is_saved_plan
 
+    if plan_file.suffix in (".yaml", ".yml") and plan_file.is_file() and not is_saved_plan(plan_file):
+        raise ProvenaOpsError(
+            f"{plan_file} is a playbook, not a saved plan",
+            hint=f"plan it (provena-ops plan {plan_file}), or save a plan to show: "
+            f"provena-ops plan {plan_file} --out plan.json",
+        )
     render(read_saved_plan(plan_file), output, verbose, saved_at=plan_file)
 
 
