@@ -880,3 +880,15 @@ def test_serve_with_an_unusable_database_is_a_clear_error(tmp_path: Path, seed_d
     args = ["--port", "0", "--db", str(directory), *(["--seed-demo"] if seed_demo else [])]
     outcome = run(tmp_path, "sandbox", "serve", *args, timeout=20)
     outcome.assert_clean_error(f"error: {directory}: cannot open the sandbox database")
+
+
+@pytest.mark.parametrize("args", [("-h",), ("undo", "-h"), ("sandbox", "export", "-h"), ("show", "-h")])
+def test_h_is_help_everywhere(in_process: None, args: tuple[str, ...]) -> None:
+    outcome = run_in_process(*args)
+    assert outcome.code == 0, outcome.stderr
+    assert "Usage: provena-ops" in outcome.stdout and "--help" in outcome.stdout
+
+
+def test_version_option_prints_the_version_alone(in_process: None) -> None:
+    outcome = run_in_process("--version")
+    assert (outcome.code, outcome.stdout, outcome.stderr) == (0, f"{__version__}\n", "")

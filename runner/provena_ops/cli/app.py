@@ -35,7 +35,27 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # every command and group inherits it
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from provena_ops import __version__
+
+        print(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+    ),
+) -> None:
+    """Declarative playbooks for Provena administration, with an embedded Provena sandbox."""
+
+
 # In the order of the pipeline, then the commands around it; groups are listed after commands.
 app.command()(validate)
 app.command()(plan)
