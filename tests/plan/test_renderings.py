@@ -58,9 +58,8 @@ PLAYBOOK = {
 }
 
 
-@pytest.fixture
-def golden_plan(api: Api) -> Plan:
-    playbook = Playbook.model_validate(PLAYBOOK)
+def pinned_plan(api: Api, playbook: Playbook, file: str, name: str) -> Plan:
+    """The playbook planned over HTTP, with what varies between runs (file, URL, time) pinned."""
 
     async def read() -> Plan:
         endpoints = Endpoints(api.registry, api.prov, api.jobs, api.search, api.keycloak, {})
@@ -69,9 +68,7 @@ def golden_plan(api: Api) -> Plan:
         return make_plan(
             playbook,
             state,
-            playbook_info=PlaybookInfo(
-                file="playbooks/golden.yaml", name="golden", sha256="sha256:" + "0" * 64
-            ),
+            playbook_info=PlaybookInfo(file=file, name=name, sha256="sha256:" + "0" * 64),
             environment=EnvironmentInfo(
                 name="rehearsal", stage="DEV", registry="https://registry-api.example.org"
             ),
@@ -79,6 +76,11 @@ def golden_plan(api: Api) -> Plan:
         )
 
     return asyncio.run(read())
+
+
+@pytest.fixture
+def golden_plan(api: Api) -> Plan:
+    return pinned_plan(api, Playbook.model_validate(PLAYBOOK), "playbooks/golden.yaml", "golden")
 
 
 def compare(name: str, actual: str, update_golden: bool) -> None:

@@ -3,27 +3,21 @@ once, members on --verbose), the summary first and last; golden text, verbose an
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import Iterator
 
 import pytest
 from rich.console import Console
 
-from provena_ops.environments.file import Endpoints
-from provena_ops.facts.reader import read_state
-from provena_ops.plan.model import EnvironmentInfo, Plan, PlaybookInfo
-from provena_ops.plan.planner import make_plan
+from provena_ops.plan.model import Plan
 from provena_ops.playbook.model import Playbook
-from provena_ops.provena.auth import StaticToken
-from provena_ops.provena.http import ProvenaHttp
 from provena_ops.render.markdown import render_markdown
 from provena_ops.render.terminal import render_terminal
 from provena_ops.sandbox import RunningSandbox, SandboxSettings, running_sandbox
 from provena_ops.sandbox.context import Sandbox
 from provena_ops.sandbox.seed import seed_demo
 from tests.conftest import Api
-from tests.plan.test_renderings import compare
+from tests.plan.test_renderings import compare, pinned_plan
 
 RUNS = 2_000  # a quarter of them, 500, belong to the study deleted
 LINES = 60
@@ -69,24 +63,8 @@ def study_plan(study_server: tuple[RunningSandbox, list[str]]) -> Plan:
         }
     )
 
-    async def read() -> Plan:
-        endpoints = Endpoints(api.registry, api.prov, api.jobs, api.search, api.keycloak, {})
-        async with ProvenaHttp(endpoints, StaticToken(api.token()), environment="rehearsal") as http:
-            state = await read_state(http, playbook)
-        return make_plan(
-            playbook,
-            state,
-            playbook_info=PlaybookInfo(
-                file="playbooks/retire.yaml", name="retire", sha256="sha256:" + "0" * 64
-            ),
-            environment=EnvironmentInfo(
-                name="rehearsal", stage="DEV", registry="https://registry-api.example.org"
-            ),
-            created_at="2026-11-22T00:00:00+00:00",
-        )
-
     try:
-        return asyncio.run(read())
+        return pinned_plan(api, playbook, "playbooks/retire.yaml", "retire")
     finally:
         api.close()
 

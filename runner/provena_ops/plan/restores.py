@@ -163,12 +163,7 @@ def _created_by_run(
         return None
     needs_admin(planning, index, image.id, "delete")
     if fact.locked:
-        planning.problem(
-            f"{image.id} is locked, so Provena refuses to delete it",
-            "ask an admin of the record to unlock it, then plan the undo again",
-            index,
-            image.id,
-        )
+        _locked(planning, index, image.id, "delete")
     return _action(
         kind,
         image,
@@ -211,12 +206,7 @@ def _put_back(
         lock = {"locked": False, "history": []}
         warnings.append("its lock history was not journalled: restored unlocked, with no lock history")
     if fact.exists and fact.locked:
-        planning.problem(
-            f"{image.id} is locked, so Provena refuses to overwrite it",
-            "ask an admin of the record to unlock it, then plan the undo again",
-            index,
-            image.id,
-        )
+        _locked(planning, index, image.id, "overwrite")
     changes = [FieldChange(field="(record)", before=fact.display_name, after=before.get("display_name"))]
     if image.access is not None:
         changes.append(FieldChange(field="access", before=None, after=_access_text(access)))
@@ -384,6 +374,15 @@ def _access_text(access: dict[str, Any]) -> str:
 def _lock_text(lock: dict[str, Any]) -> str:
     history = lock.get("history") or []
     return f"{'locked' if lock.get('locked') else 'unlocked'}, {len(history)} lock event(s)"
+
+
+def _locked(planning: Planning, index: int, record: str, verb: str) -> None:
+    planning.problem(
+        f"{record} is locked, so Provena refuses to {verb} it",
+        "ask an admin of the record to unlock it, then plan the undo again",
+        index,
+        record,
+    )
 
 
 def _forced(restore: Restore) -> str:
