@@ -35,7 +35,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},  # every command and group inherits it
+    context_settings={"help_option_names": ["--help", "-h"]},  # inherited; "Try --help" says the long one
 )
 
 
