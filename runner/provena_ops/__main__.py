@@ -22,6 +22,18 @@ _signal.signal(_signal.SIGHUP, _early_interrupt)
 import sys  # noqa: E402  (after the handlers, on purpose)
 
 
+def _unraisable(report: object) -> None:
+    """An early interrupt raised inside a callback the interpreter runs (an import lock's weakref) is
+    printed as "Exception ignored" with a traceback: it is recorded in `_early`, so main stops with its
+    own words instead; anything else is reported as usual."""
+    if isinstance(getattr(report, "exc_value", None), KeyboardInterrupt) and _early:
+        return
+    sys.__unraisablehook__(report)  # type: ignore[arg-type]
+
+
+sys.unraisablehook = _unraisable
+
+
 def main() -> None:
     try:
         from provena_ops.signals import interrupted, terminate_like_interrupt
