@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class ProvenaOpsError(Exception):
     """A user-facing failure. The CLI prints it without a traceback and exits 1."""
@@ -25,3 +30,11 @@ class Interrupted(ProvenaOpsError):
 
 class PromptCancelled(KeyboardInterrupt):
     """Ctrl-C or SIGTERM while a question is on the screen: an answer, not an accident."""
+
+
+def first_problem(exc: ValidationError, within: str | None = None) -> str:
+    """The first of pydantic's errors as a located line, 'images.0.id: String should match pattern',
+    its path under `within` when given: inputs from outside are refused on their first problem."""
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in ([within] if within else []) + list(first["loc"]))
+    return f"{where + ': ' if where else ''}{first['msg']}"

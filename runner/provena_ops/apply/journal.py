@@ -19,7 +19,7 @@ from typing import Annotated, Any, BinaryIO, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 import provena_ops.safety.strict_json as strict_json
-from provena_ops.errors import ProvenaOpsError
+from provena_ops.errors import ProvenaOpsError, first_problem
 from provena_ops.plan.keys import key_record, key_verb
 from provena_ops.plan.model import EnvironmentInfo, Plan, PlaybookInfo
 
@@ -178,9 +178,7 @@ def parse_event(line: str) -> Event:
     except strict_json.JsonProblem as problem:
         raise NotAnEvent(f"{problem.path + ': ' if problem.path else ''}{problem.message}") from None
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise NotAnEvent(f"{where + ': ' if where else ''}{first['msg']}") from None
+        raise NotAnEvent(first_problem(exc)) from None
 
 
 def now() -> str:

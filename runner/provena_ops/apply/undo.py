@@ -38,7 +38,7 @@ from provena_ops.apply.review import NotApplied, read_saved_plan, refuse_problem
 from provena_ops.apply.run import ApplyOptions, ApplyResult, ApplyUI, Prepared, apply_prepared, confirm_target
 from provena_ops.environments.file import load_environments
 from provena_ops.environments.target import Target, TargetArgs, open_target, target_identity
-from provena_ops.errors import ProvenaOpsError
+from provena_ops.errors import ProvenaOpsError, first_problem
 from provena_ops.plan.keys import key_record
 from provena_ops.plan.model import Action, Plan, PlaybookInfo
 from provena_ops.playbook.loader import LoadedPlaybook
@@ -155,7 +155,7 @@ def read_run(path: Path) -> RunToUndo:
             images.append(_image(start, actions.get(key), finished.get(key)))
         except ValidationError as exc:  # a journal is trusted for nothing: what it holds is checked
             raise BadJournal(
-                f"{path}: {key}: {_first_error(exc)}; this run cannot be undone",
+                f"{path}: {key}: {first_problem(exc)}; this run cannot be undone",
                 hint="journals are written by provena-ops only; restore the file from a backup",
             ) from None
     for key, action in actions.items():
@@ -180,7 +180,7 @@ def read_run(path: Path) -> RunToUndo:
         )
     except ValidationError as exc:
         raise BadJournal(
-            f"{path}: {_first_error(exc)}; this run cannot be undone",
+            f"{path}: {first_problem(exc)}; this run cannot be undone",
             hint="journals are written by provena-ops only; restore the file from a backup",
         ) from None
     return RunToUndo(path, head, restore)
@@ -205,12 +205,6 @@ def _consistent(path: Path, start: ActionStarted, action: Action | None) -> None
             "or the run's plan does not; it is not undone",
             hint="journals are written by provena-ops only; restore the file from a backup",
         )
-
-
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"])
-    return f"{where + ': ' if where else ''}{first['msg']}"
 
 
 def _image(start: ActionStarted, action: Action | None, end: ActionFinished | None) -> RestoreImage:

@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from provena_ops.errors import first_problem
 from provena_ops.safety.scalars import BLANK, Flag, UnixSeconds, exactly
 
 HANDLE_PATTERN = r"^[0-9]+(\.[0-9]+)*/[0-9A-Za-z][0-9A-Za-z._-]*$"
@@ -404,9 +405,7 @@ class RestoreImage(Strict):
                 if value is not None:  # as JSON, strictly: roles and lock actions are their enums' text
                     settings.model_validate_json(json.dumps(value), strict=True)
             except ValidationError as exc:
-                first = exc.errors(include_url=False)[0]
-                where = ".".join(str(part) for part in first["loc"])
-                raise ValueError(f"{name}: {where + ': ' if where else ''}{first['msg']}") from None
+                raise ValueError(f"{name}: {first_problem(exc)}") from None
         if self.before is not None:
             model = ItemModelRun if self.subtype == "MODEL_RUN" else ItemStudy
             model.model_validate(self.before)

@@ -18,7 +18,7 @@ from ProvenaInterfaces.SharedTypes import ImportMode
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 import provena_ops.safety.strict_json as strict_json
-from provena_ops.errors import ProvenaOpsError
+from provena_ops.errors import ProvenaOpsError, first_problem
 from provena_ops.sandbox.context import Sandbox, SandboxSettings
 from provena_ops.sandbox.graph import Link, Node
 from provena_ops.sandbox.importer import import_bundle
@@ -196,10 +196,8 @@ def read_export_with_graph(path: Path) -> tuple[list[api.BundledItem], ExportedG
         try:
             graph = ExportedGraph.model_validate(data["graph"])
         except ValidationError as exc:
-            first = exc.errors()[0]
-            location = ".".join(str(part) for part in first["loc"])
             raise ProvenaOpsError(
-                f"graph{'.' + location if location else ''}: {first['msg']}",
+                first_problem(exc, within="graph"),
                 where=str(path),
                 hint="pass a file written by `provena-ops sandbox export`",
             ) from None
@@ -215,10 +213,8 @@ def read_export_with_graph(path: Path) -> tuple[list[api.BundledItem], ExportedG
         try:
             bundles.append(api.BundledItem.model_validate(entry))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            location = ".".join(str(part) for part in first["loc"])
             raise ProvenaOpsError(
-                f"item {index}: {location + ': ' if location else ''}{first['msg']}",
+                f"item {index}: {first_problem(exc)}",
                 where=str(path),
                 hint="each entry needs id, item_payload, auth_payload and lock_payload",
             ) from exc
