@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean mermaid-parser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ TEST_WORKERS ?= 4
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+
+# Optional (needs node and npm): Mermaid's own parser, which the tests then run on every plan picture.
+mermaid-parser: tests/mermaid/node_modules/.package-lock.json
+
+tests/mermaid/node_modules/.package-lock.json: tests/mermaid/package.json tests/mermaid/package-lock.json
+	cd tests/mermaid && npm ci --no-audit --no-fund --loglevel=error
 
 lint: $(STAMP)
 	$(BIN)/ruff check runner tests benchmarks

@@ -76,7 +76,7 @@ def test_apply_asks_for_approval_and_without_a_terminal_refuses(
     assert result.returncode == 1
     assert "apply needs approval, and there is no terminal to ask on; nothing was changed" in result.stderr
     assert "--auto-approve" in result.stderr and "Traceback" not in result.stderr
-    assert "Plan: 10 to update, 4 to delete" in result.stdout  # the plan was shown first
+    assert "Plan: 0 to update, 10 to relink, 4 to delete" in result.stdout  # the plan was shown first
 
 
 def test_apply_auto_approved_then_again_with_nothing_to_do(

@@ -122,7 +122,8 @@ def test_the_restore_playbook_is_reviewed_and_applied_like_any_playbook(
     planned = run_cli(api, tmp_path, cli("plan", "undo.yaml", *env, "--format", "markdown"))
     assert planned.returncode == 2, planned.stderr
     assert (
-        "| to restore | 4 |" in planned.stdout
+        "| to restore |" in planned.stdout
+        and "| `operations[0]` restore | 10 | 0 | 4 | 0 |" in planned.stdout
         and "**Plan: 10 to update, 0 to delete, 4 to restore" in planned.stdout
     )
     applied = run_cli(api, tmp_path, cli("apply", "undo.yaml", *env, "--auto-approve"))

@@ -205,7 +205,7 @@ def test_remove_clears_every_link_and_the_study_is_deleted_after_the_relinks(pla
     study = action(made, f"delete {STUDY_51}")
     assert study.outcome == "change"
     assert sorted(study.depends_on) == [f"update {run}" for run in RUNS_OF_51]
-    assert made.summary.line() == "Plan: 10 to update, 1 to delete, 0 unchanged."
+    assert made.summary.line() == "Plan: 0 to update, 10 to relink, 1 to delete, 0 unchanged."
 
 
 def test_strategies_per_operation_per_study_and_per_model_run(plan_on: PlanOn) -> None:

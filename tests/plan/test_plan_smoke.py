@@ -31,7 +31,7 @@ studies:
     assert len(relinks) == 10
     removed = next(a for a in relinks if a.record_id == "10378.1/1690060")
     assert [(c.field, c.before, c.after) for c in removed.changes] == [("study_id", "10378.1/1690051", None)]
-    assert made.summary.line() == "Plan: 10 to update, 1 to delete, 0 unchanged."
+    assert made.summary.line() == "Plan: 0 to update, 10 to relink, 1 to delete, 0 unchanged."
 
 
 def test_a_study_linked_to_something_else_fails_the_plan(plan_on: PlanOn, demo: SeedSummary) -> None:
@@ -50,8 +50,8 @@ EXPECTED = {
             "(average 1.0 nodes, 7.0 links per run)"
         ],
     ),
-    "delete-studies": ("Plan: 10 to update, 1 to delete, 0 unchanged.", []),
-    "link-studies": ("Plan: 2 to update, 0 to delete, 1 unchanged.", []),
+    "delete-studies": ("Plan: 0 to update, 10 to relink, 1 to delete, 0 unchanged.", []),
+    "link-studies": ("Plan: 0 to update, 2 to relink, 0 to delete, 1 unchanged.", []),
     "relodge-model-runs": ("Plan: 0 to update, 0 to delete, 1 to relodge, 0 unchanged.", []),
     "update-model-runs": ("Plan: 1 to update, 0 to delete, 0 unchanged.", []),
 }

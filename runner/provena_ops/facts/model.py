@@ -108,6 +108,8 @@ class State(Fact):
     delete_impact: dict[str, GraphImpact] = Field(default_factory=dict)
     delete_errors: dict[str, str] = Field(default_factory=dict)
     downstream: dict[str, list[Linked]] = Field(default_factory=dict)
+    # display names of records downstream of deleted model runs (as many as a budget allows)
+    downstream_names: dict[str, str] = Field(default_factory=dict)
     # model run -> why its neighbourhood in the graph could not be read (downstream or lineage)
     graph_read_errors: dict[str, str] = Field(default_factory=dict)
     # Depth-1 neighbours of model runs to relodge: upstream and downstream ids, to tell if it is needed.

@@ -42,6 +42,7 @@ from provena_ops.provena.errors import NotAuthorised, ProvenaError, Unreachable
 from provena_ops.provena.http import ProvenaHttp
 
 T = TypeVar("T")
+NAMED_DOWNSTREAM = 500  # downstream records of deleted runs whose names are read, in all
 ReadingProgress = Callable[[str, int, int], None]
 Work = Callable[[], Awaitable[None]]
 
@@ -90,6 +91,7 @@ class _Reader:
         self.edited: set[str] = set()  # edited or linked to a study being deleted
         self.relodges: set[str] = set()
         self.deleting_studies: set[str] = set()
+        self.named: set[str] = set()  # downstream records of deleted runs whose names are being read
 
     # -- scheduling ---------------------------------------------------------------------------------
 
@@ -179,6 +181,8 @@ class _Reader:
             return  # the planner reports the missing run or the wrong subtype
         if run in self.deletes and self.may_trial_delete:
             self._start(("trial delete", run), self._trial_delete, run)
+        if run in self.deletes:  # what loses its provenance with the run
+            self._start(("downstream", run), self._downstream, run, run in self.deletes)
         if not self.deletes_final or run in self.deletes:
             return
         if run in self.edited:
@@ -299,7 +303,7 @@ class _Reader:
             for used in sorted(template_references(fact.item or {})):
                 self._start(("entity", used), self._entity, used)
 
-    async def _downstream(self, run: str) -> None:
+    async def _downstream(self, run: str, deleted: bool = False) -> None:
         try:
             nodes = await prov.explore(self.http, "downstream", run, depth=2)
         except ProvenaError as exc:
@@ -310,6 +314,16 @@ class _Reader:
         self.state.downstream[run] = sorted(
             (Linked(id=n.id, subtype=n.subtype) for n in nodes), key=lambda n: n.id
         )
+        if deleted:  # named in the plan, within a budget (a run feeding thousands is counted, not named)
+            for node in self.state.downstream[run]:
+                if len(self.named) < NAMED_DOWNSTREAM and node.id not in self.named:
+                    self.named.add(node.id)
+                    self._start(("name of", node.id), self._name_of, node.id)
+
+    async def _name_of(self, record: str) -> None:
+        result = await registry.general_fetch(self.http, record)
+        if result.item is not None and isinstance(result.item.get("display_name"), str):
+            self.state.downstream_names[record] = result.item["display_name"]
 
     async def _lineage(self, run: str) -> None:
         try:

@@ -7,6 +7,7 @@ from provena_ops.plan.keys import action_key
 from provena_ops.plan.model import (
     Action,
     FieldChange,
+    Neighbour,
 )
 from provena_ops.plan.planning import UNREADABLE_HINT, Planning, absence, new_action
 from provena_ops.plan.record_checks import missing_from_graph
@@ -125,6 +126,9 @@ def delete_actions(planning: Planning) -> list[Action]:
                 "the graph holds nothing of this run (never lodged, or a previous delete removed it): "
                 "only the registry record is deleted"
             )
+        unread = planning.state.graph_read_errors.get(run)
+        if unread:
+            warnings.append(f"the records downstream of this run could not be read ({unread})")
         actions.append(
             new_action(
                 "delete_model_run",
@@ -133,9 +137,20 @@ def delete_actions(planning: Planning) -> list[Action]:
                 outcome="change",
                 graph=impact,
                 warnings=warnings,
+                downstream=_downstream(planning, run),
             )
         )
     return actions
+
+
+def _downstream(planning: Planning, run: str) -> list[Neighbour]:
+    """What used the run's outputs and stays: it keeps its registry record but loses that provenance."""
+    names = planning.state.downstream_names
+    return [
+        Neighbour(id=node.id, subtype=node.subtype, name=names.get(node.id))
+        for node in planning.state.downstream.get(run, [])
+        if node.id not in planning.deletes
+    ]
 
 
 def _not_found(planning: Planning, record: str, what: str) -> str:

@@ -59,6 +59,14 @@ class Restoration(Frozen):
     )
 
 
+class Neighbour(Frozen):
+    """A record next to another in the provenance graph."""
+
+    id: str
+    subtype: str
+    name: str | None = None
+
+
 class Action(Frozen):
     key: str = Field(description="Unique within the plan, e.g. 'update 10378.1/1690054'.")
     kind: ActionKind
@@ -83,6 +91,15 @@ class Action(Frozen):
     )
     warnings: list[str] = Field(default_factory=list)
     side_effects: list[str] = Field(default_factory=list)
+    overridden: list[str] = Field(
+        default_factory=list,
+        description="For a study deletion: the linked model runs whose fate model_run_overrides decided.",
+    )
+    downstream: list[Neighbour] = Field(
+        default_factory=list,
+        description="For a model-run deletion: the records downstream of the run in the graph (what it "
+        "generated, and what used that) that the plan does not delete; they lose that provenance.",
+    )
 
 
 class Problem(Frozen):
@@ -94,6 +111,41 @@ class Problem(Frozen):
     record_id: str | None = None
 
 
+class Summary(Frozen):
+    update: int = 0
+    relink: int = 0
+    delete: int = 0
+    relodge: int = 0
+    restore: int = 0
+    unchanged: int = 0
+    not_found: int = Field(0, description="Deletion targets that are not in the registry (typos, or gone).")
+    problems: int = 0
+
+    @property
+    def changes(self) -> int:
+        return self.update + self.relink + self.delete + self.relodge + self.restore
+
+    def line(self) -> str:
+        """The same categories as the JSON counts; those that are rare are said only when present."""
+        parts = [f"{self.update} to update"]
+        if self.relink:
+            parts.append(f"{self.relink} to relink")
+        parts.append(f"{self.delete} to delete")
+        if self.relodge:
+            parts.append(f"{self.relodge} to relodge")
+        if self.restore:
+            parts.append(f"{self.restore} to restore")
+        parts.append(f"{self.unchanged} unchanged")
+        if self.not_found:
+            parts.append(f"{self.not_found} not found")
+        text = "Plan: " + ", ".join(parts) + "."
+        if self.problems:
+            text += (
+                f" {self.problems} problem{'s' if self.problems != 1 else ''}: this plan cannot be applied."
+            )
+        return text
+
+
 class OperationTargets(Frozen):
     """The records an operation resolved to (selectors and names expanded and pinned)."""
 
@@ -101,6 +153,9 @@ class OperationTargets(Frozen):
     op: str
     model_runs: list[str] = Field(default_factory=list)
     studies: list[str] = Field(default_factory=list)
+    summary: Summary | None = Field(
+        None, description="The counts of this operation's actions (those it was the first to ask for)."
+    )
 
 
 class PlaybookInfo(Frozen):
@@ -135,38 +190,6 @@ class DeletionImpact(Frozen):
     outliers: list[Outlier] = Field(
         default_factory=list, description="Runs removing more than two standard deviations above average."
     )
-
-
-class Summary(Frozen):
-    update: int = 0
-    relink: int = 0
-    delete: int = 0
-    relodge: int = 0
-    restore: int = 0
-    unchanged: int = 0
-    not_found: int = Field(0, description="Deletion targets that are not in the registry (typos, or gone).")
-    problems: int = 0
-
-    @property
-    def changes(self) -> int:
-        return self.update + self.relink + self.delete + self.relodge + self.restore
-
-    def line(self) -> str:
-        to_update = self.update + self.relink
-        parts = [f"{to_update} to update", f"{self.delete} to delete"]
-        if self.restore:
-            parts.append(f"{self.restore} to restore")
-        if self.relodge:
-            parts.append(f"{self.relodge} to relodge")
-        parts.append(f"{self.unchanged} unchanged")
-        if self.not_found:
-            parts.append(f"{self.not_found} not found")
-        text = "Plan: " + ", ".join(parts) + "."
-        if self.problems:
-            text += (
-                f" {self.problems} problem{'s' if self.problems != 1 else ''}: this plan cannot be applied."
-            )
-        return text
 
 
 class Plan(BaseModel):

@@ -15,8 +15,10 @@ from provena_ops.plan.keys import links_key
 from provena_ops.plan.model import (
     Action,
     EnvironmentInfo,
+    OperationTargets,
     Plan,
     PlaybookInfo,
+    Problem,
     links_fingerprint,
     summarise,
 )
@@ -125,7 +127,7 @@ def _plan(
         environment=environment,
         planned_by=state.username,
         created_at=created_at,
-        targets=planning.targets,
+        targets=_with_counts(planning.targets, actions, planning.problems),
         fingerprints=dict(sorted(fingerprints.items())),
         actions=actions,
         problems=planning.problems,
@@ -134,6 +136,24 @@ def _plan(
         deletion_impact=impact,
         summary=summarise(actions, planning.problems),
     )
+
+
+def _with_counts(
+    targets: list[OperationTargets], actions: list[Action], problems: list[Problem]
+) -> list[OperationTargets]:
+    """Each operation's counts, as every rendering gives them: an action counts for the first operation
+    that asked for it."""
+    return [
+        target.model_copy(
+            update={
+                "summary": summarise(
+                    [a for a in actions if a.operations[0] == target.operation],
+                    [p for p in problems if p.operation == target.operation],
+                )
+            }
+        )
+        for target in targets
+    ]
 
 
 def _only_real_dependencies(actions: list[Action]) -> list[Action]:

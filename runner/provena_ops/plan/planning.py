@@ -47,6 +47,7 @@ class Planning:
     relodges: dict[str, list[int]] = field(default_factory=dict)
     study_deletes: dict[str, tuple[int, StudyDeletion, DeleteStudies]] = field(default_factory=dict)
     study_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    study_overrides: dict[str, list[str]] = field(default_factory=dict)  # runs model_run_overrides decided
     checked_replacements: set[tuple[str, str]] = field(default_factory=set)
     bad_studies: set[str] = field(default_factory=set)  # already reported; runs pointing at them stay quiet
     reported: set[tuple[str, int | None, str | None]] = field(default_factory=set)

@@ -98,6 +98,7 @@ def study_connections(
         if target is not None:
             _check_replacement(planning, index, study_id, target)
     dependencies: list[str] = []
+    overridden: list[str] = []
     for run in sorted(graph_runs | registry_runs):
         if run in planning.deletes:
             dependencies.append(action_key("delete_model_run", run))
@@ -129,7 +130,10 @@ def study_connections(
         if run in registry_runs:
             set_field(planning, run, edit, "study_id", target, index)
         dependencies.append(action_key("update", run))
+        if run in study.model_run_overrides:
+            overridden.append(run)
     planning.study_dependencies[study_id] = dependencies
+    planning.study_overrides[study_id] = overridden
 
 
 def _strategy(study: StudyDeletion, operation: DeleteStudies, run: str) -> tuple[ConnectionStrategy, Any]:
@@ -218,6 +222,7 @@ def study_actions(planning: Planning) -> list[Action]:
                 [index],
                 outcome="change",
                 depends_on=dependencies,
+                overridden=planning.study_overrides.get(study_id, []),
             )
         )
     return actions

@@ -8,7 +8,7 @@ from typing import Any
 from rich.markup import escape
 
 from provena_ops.plan.keys import key_verb
-from provena_ops.plan.model import Action, Plan
+from provena_ops.plan.model import Action, Plan, Summary, summarise
 from provena_ops.text import visible
 
 SYMBOLS = {
@@ -82,3 +82,52 @@ def shown(text: str) -> str:
         more = len(text) - SHOWN_AT_MOST
         text = f"{text[:SHOWN_AT_MOST]}... ({more:,} more characters: --format json shows them)"
     return escape(visible(text))
+
+
+def study_deletion(action: Action, by_key: dict[str, Action]) -> str:
+    """'488 relinked to 10378.1/1690048, 12 unlinked, 12 by override': what the deletion waits for."""
+    fates: dict[str, int] = {}
+    for key in action.depends_on:
+        step = by_key.get(key)
+        change = next((c for c in step.changes if c.field == "study_id"), None) if step else None
+        if step is not None and step.kind == "delete_model_run":
+            fate = "deleted"
+        elif change is None:
+            fate = "stale graph link removed" if step and step.stale_link_to else "other"
+        else:
+            fate = f"relinked to {change.after}" if change.after else "unlinked"
+        fates[fate] = fates.get(fate, 0) + 1
+    parts = [f"{count:,} {fate}" for fate, count in sorted(fates.items(), key=lambda item: -item[1])]
+    if action.overridden:
+        parts.append(f"{len(action.overridden):,} by override")
+    return ", ".join(parts)
+
+
+def gist(text: str) -> str:
+    """What a member's note or warning says, less what is particular to it: 'changes study_id' of
+    'changes study_id; records downstream of this run: ...', 'user_metadata is cleared' of '... (now {})'."""
+    return text.split(";", 1)[0].split(" (", 1)[0]
+
+
+# The plan's categories, named alike in every format: the JSON summary's keys, in its order.
+CATEGORIES = (
+    ("update", "to update"),
+    ("relink", "to relink"),
+    ("delete", "to delete"),
+    ("relodge", "to relodge"),
+    ("restore", "to restore"),
+    ("unchanged", "unchanged"),
+    ("not_found", "not found"),
+    ("problems", "problems"),
+)
+
+
+def category_counts(summary: Summary) -> list[tuple[str, int]]:
+    """The categories with something in them, as '(label, count)'."""
+    return [(label, getattr(summary, key)) for key, label in CATEGORIES if getattr(summary, key)]
+
+
+def counts(actions: list[Action]) -> str:
+    """'10 to update, 1 to delete, 2 unchanged' for one operation's actions."""
+    tally = category_counts(summarise(actions, []))
+    return ", ".join(f"{count:,} {label}" for label, count in tally) or "nothing"

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from provena_ops.plan.model import Action, Problem
+from provena_ops.plan.model import Action, Neighbour, Problem
+from provena_ops.render.common import gist, short
 
 GROUP_AT_LEAST = 3  # fewer alike actions are shown one by one
 
@@ -25,11 +26,55 @@ class ActionGroup:
     def grouped(self) -> bool:
         return len(self.members) >= GROUP_AT_LEAST
 
+    def gists(self, of: str) -> list[tuple[str, int]]:
+        """What the members' notes (`side_effects`) or `warnings` say, less what is particular to each
+        member, with how many members say it."""
+        having: dict[str, int] = {}
+        for member in self.members:
+            for said in dict.fromkeys(gist(text) for text in getattr(member, of)):
+                having[said] = having.get(said, 0) + 1
+        return list(having.items())
+
+    def graph_totals(self) -> tuple[int, int, int] | None:
+        """Nodes removed, links removed and shared elements detached by the members, in all."""
+        impacts = [member.graph for member in self.members if member.graph is not None]
+        if not impacts:
+            return None
+        return (
+            sum(i.nodes_removed for i in impacts),
+            sum(i.links_removed for i in impacts),
+            sum(i.node_references_removed + i.link_references_removed for i in impacts),
+        )
+
+    def varying(self) -> set[str]:
+        """The fields whose values before differ between members (each member then says its own)."""
+        values: dict[str, set[str]] = {}
+        for member in self.members:
+            for change in member.changes:
+                values.setdefault(change.field, set()).add(
+                    json.dumps(change.before, sort_keys=True, default=str)
+                )
+        return {name for name, seen in values.items() if len(seen) > 1}
+
+    def before_text(self, field: str, varying: set[str]) -> str:
+        if field not in varying:
+            return short(next(c.before for c in self.first.changes if c.field == field))
+        return "(values vary: each record's is listed)"
+
+    def particular(self, member: Action, varying: set[str]) -> str:
+        """What a member had before, where members differ: 'description was 'Demo model run 7''."""
+        return "; ".join(f"{c.field} was {short(c.before, 60)}" for c in member.changes if c.field in varying)
+
+    def downstream(self) -> list[Neighbour]:
+        """The records downstream of the members, each once."""
+        return list({node.id: node for member in self.members for node in member.downstream}.values())
+
 
 def _signature(action: Action) -> str:
-    """What makes two actions the same change to a reviewer: kind, fields before and after, reason,
-    and what else they do (not which record, its name, or the records around it)."""
-    changes = [(c.field, c.before, c.after) for c in action.changes]
+    """What makes two actions the same change to a reviewer: kind, the fields and the values they get,
+    reason, and what else they do (not which record, its name, the values it had, or the records around
+    it: 368 descriptions set to one text are one change, whatever each said before)."""
+    changes = [(c.field, c.after) for c in action.changes]
     return json.dumps(
         [
             action.kind,

@@ -7,16 +7,18 @@ import difflib
 
 from rich.console import Console
 
-from provena_ops.plan.model import Action, Plan
+from provena_ops.plan.model import Action, Neighbour, Plan
 from provena_ops.render.common import (
     SYMBOLS,
     VERBS,
     after_text,
+    counts,
     groups,
     is_structured,
     pretty,
     short,
     shown,
+    study_deletion,
     title,
 )
 from provena_ops.render.grouping import ActionGroup, ProblemGroup, group_actions, group_problems
@@ -43,7 +45,7 @@ def render_terminal(plan: Plan, console: Console, verbose: bool = False) -> None
             if group.grouped:
                 _group(console, group, verbose)
             else:
-                _action(console, group.first, by_key)
+                _action(console, group.first, by_key, verbose)
         for action in actions:
             if action.outcome == "not_found":  # a typo is not a success: never folded away
                 console.print(f"  [magenta]? {shown(title(action))}: {shown(action.why or 'not found')}[/]")
@@ -77,36 +79,33 @@ def _group(console: Console, group: ActionGroup, verbose: bool) -> None:
     symbol = SYMBOLS[first.kind]
     noun = "model runs" if first.subtype == "MODEL_RUN" else "studies"
     console.print(f"  [{COLOURS[symbol]}]{symbol} {VERBS[first.kind]} {len(members):,} {noun}[/]")
+    varying = group.varying()
     for change in first.changes:
         console.print(
-            f"      {shown(change.field)}: [red]{shown(short(change.before))}[/] -> "
+            f"      {shown(change.field)}: [red]{shown(group.before_text(change.field, varying))}[/] -> "
             f"[green]{shown(short(change.after))}[/]"
         )
-    impacts = [member.graph for member in members if member.graph is not None]
-    if impacts:
-        nodes, links = sum(i.nodes_removed for i in impacts), sum(i.links_removed for i in impacts)
-        shared = sum(i.node_references_removed + i.link_references_removed for i in impacts)
+    totals = group.graph_totals()
+    if totals is not None:
+        nodes, links, shared = totals
         console.print(
             f"      graph: {plural(nodes, 'node')} and {plural(links, 'link')} removed, "
             f"{plural(shared, 'shared element')} detached, in all"
         )
     if first.reason:
         console.print(f"      [dim]reason: {shown(first.reason)}[/]")
-    for prefix, colour, texts in (
-        ("note:", "dim", [m.side_effects for m in members]),
-        ("!", "yellow", [m.warnings for m in members]),
-    ):
-        gists: dict[str, int] = {}
-        for texts_of in texts:
-            for gist in dict.fromkeys(_gist(text) for text in texts_of):
-                gists[gist] = gists.get(gist, 0) + 1
-        for gist, having in gists.items():
+    for prefix, colour, of in (("note:", "dim", "side_effects"), ("!", "yellow", "warnings")):
+        for said, having in group.gists(of):
             alike = "" if having == len(members) else f"{having:,} of them: "
-            console.print(f"      [{colour}]{prefix} {alike}{shown(gist)} (--verbose says each)[/]")
+            console.print(f"      [{colour}]{prefix} {alike}{shown(said)} (--verbose says each)[/]")
+    _downstream(console, group.downstream(), verbose, "      ")
     shown_members = members if verbose else members[:LISTED]
     for member in shown_members:
         name = f"  {member.display_name}" if member.display_name else ""
-        console.print(f"      {shown(member.record_id)}{shown(name)}")
+        was = group.particular(member, varying) if verbose else ""
+        console.print(
+            f"      {shown(member.record_id)}{shown(name)}" + (f"  [dim]({shown(was)})[/]" if was else "")
+        )
         if verbose:
             for text in (*member.side_effects, *member.warnings):
                 console.print(f"          [dim]{shown(text)}[/]")
@@ -114,12 +113,6 @@ def _group(console: Console, group: ActionGroup, verbose: bool) -> None:
         console.print(
             f"      [dim]... and {len(members) - len(shown_members):,} more (--verbose lists them)[/]"
         )
-
-
-def _gist(text: str) -> str:
-    """What a member's note or warning says, less what is particular to it: 'changes study_id' of
-    'changes study_id; records downstream of this run: ...', 'user_metadata is cleared' of '... (now {})'."""
-    return text.split(";", 1)[0].split(" (", 1)[0]
 
 
 def _problems(console: Console, group: ProblemGroup, verbose: bool) -> None:
@@ -138,43 +131,10 @@ def _problems(console: Console, group: ProblemGroup, verbose: bool) -> None:
     console.print(f"    [dim]hint: {shown(first.hint)}[/]")
 
 
-def counts(actions: list[Action]) -> str:
-    """'10 to update, 1 to delete, 2 unchanged' for one operation's actions."""
-    tally = dict.fromkeys(COUNTED, 0)
-    for action in actions:
-        label = {"unchanged": "unchanged", "not_found": "not found"}.get(action.outcome) or (
-            "to update" if action.kind == "relink" else f"to {VERBS[action.kind]}"
-        )
-        tally[label] += 1
-    return ", ".join(f"{count:,} {label}" for label, count in tally.items() if count)
-
-
-COUNTED = ("to update", "to delete", "to relodge", "to restore", "unchanged", "not found")
-
-
-def _study_deletion(action: Action, by_key: dict[str, Action]) -> str:
-    """'9 relinked to 10378.1/1690048, 1 unlinked': what the deletion waits for."""
-    relinked: dict[str, int] = {}
-    others = 0
-    for key in action.depends_on:
-        change = (
-            next((c for c in by_key[key].changes if c.field == "study_id"), None) if key in by_key else None
-        )
-        if change is None:
-            others += 1
-        else:
-            target = f"relinked to {change.after}" if change.after else "unlinked"
-            relinked[target] = relinked.get(target, 0) + 1
-    parts = [f"{count:,} {what}" for what, count in sorted(relinked.items(), key=lambda item: -item[1])]
-    if others:
-        parts.append(f"{others:,} other action{'s' if others != 1 else ''}")
-    return ", ".join(parts)
-
-
 DIFF_LINES = 2_000  # of a structured value, before and after: more is summed up
 
 
-def _action(console: Console, action: Action, by_key: dict[str, Action]) -> None:
+def _action(console: Console, action: Action, by_key: dict[str, Action], verbose: bool) -> None:
     symbol = SYMBOLS[action.kind]
     console.print(f"  [{COLOURS[symbol]}]{symbol} {shown(title(action))}[/]")
     for change in action.changes:
@@ -205,10 +165,30 @@ def _action(console: Console, action: Action, by_key: dict[str, Action]) -> None
     if action.reason:
         console.print(f"      [dim]reason: {shown(action.reason)}[/]")
     if action.depends_on and action.kind == "delete_study":
-        console.print(f"      [dim]after: {shown(_study_deletion(action, by_key))}[/]")
+        console.print(f"      [dim]after: {shown(study_deletion(action, by_key))}[/]")
     elif action.depends_on:
         console.print(f"      [dim]after: {shown(after_text(action.depends_on))}[/]")
     for effect in action.side_effects:
         console.print(f"      [dim]note: {shown(effect)}[/]")
     for warning in action.warnings:
         console.print(f"      [yellow]! {shown(warning)}[/]")
+    _downstream(console, action.downstream, verbose, "      ")
+
+
+DOWNSTREAM_LISTED = 5  # downstream records named when not --verbose
+
+
+def _downstream(console: Console, nodes: list[Neighbour], verbose: bool, indent: str) -> None:
+    """The records that used what is deleted, one per line: they stay, and lose that provenance."""
+    if not nodes:
+        return
+    console.print(
+        f"{indent}[yellow]! {plural(len(nodes), 'record')} downstream keep their registry records and "
+        "lose this provenance:[/]"
+    )
+    listed = nodes if verbose else nodes[:DOWNSTREAM_LISTED]
+    for node in listed:
+        name = f"  {node.name}" if node.name else ""
+        console.print(f"{indent}    {shown(node.id)}  {shown(node.subtype)}{shown(name)}")
+    if len(nodes) > len(listed):
+        console.print(f"{indent}    [dim]... and {len(nodes) - len(listed):,} more (--verbose lists them)[/]")
