@@ -97,8 +97,12 @@ def test_apply_auto_approved_then_again_with_nothing_to_do(
     shown = log(tmp_path, "show", run[:18])
     assert shown.returncode == 0, shown.stderr
     assert f"run {run} by admin on rehearsal (DEV)" in shown.stdout
-    assert f"delete {STUDY_51}: changed deleted" in shown.stdout
-    assert "job SUCCEEDED" in shown.stdout and "Apply: 14 changed" in shown.stdout
+    assert re.search(rf"changed +delete {STUDY_51}  Coastal inundation baseline\n", shown.stdout)
+    assert "(the record as it was is kept in the journal)" in shown.stdout
+    assert (
+        re.search(r"\n    job [0-9a-f-]{36} SUCCEEDED\n", shown.stdout)
+        and "Apply: 14 changed" in shown.stdout
+    )
 
 
 def test_a_failed_action_makes_apply_exit_1_and_says_what_failed(

@@ -39,7 +39,7 @@ def test_the_walk_through_runs_from_an_empty_directory_to_an_applied_change(
     assert "playbooks/retire-duplicates.yaml: valid" in output
     assert "plan exit status 2 (2: there are changes)" in output
     assert "<!-- provena-ops-plan -->" in output  # the comment's first lines
-    assert "playbooks%2Fretire-duplicates.yaml.json" in output
+    assert "playbooks-retire-duplicates.json" in output
     assert "Apply: 2 changed, 0 ok, 0 failed, 0 skipped." in output
     assert output.count("Plan: 0 to update, 0 to delete") == 2  # planned again after the merge: said twice
     repo = tmp_path / "provena-records"

@@ -82,9 +82,15 @@ def test_an_unknown_ref_or_no_repository_is_a_clear_error(
 
 
 def test_plan_files_are_named_after_their_playbook_path() -> None:
-    assert plan_file_name("playbooks/team/fix.yaml") == "playbooks%2Fteam%2Ffix.yaml.json"
-    assert plan_file_name("playbooks/a/b.yaml") != plan_file_name("playbooks/a__b.yaml")
-    assert plan_file_name("playbooks/a/b.yaml") != plan_file_name("playbooks/a%2Fb.yaml")
+    assert plan_file_name("playbooks/retire-study.yaml") == "playbooks-retire-study.json"
+    nested = plan_file_name("playbooks/team/fix.yaml")
+    assert nested.startswith("playbooks-team-fix.") and nested.endswith(".json") and nested.count(".") == 2
+    names = [
+        "playbooks/a/b.yaml", "playbooks/a-b.yaml", "playbooks/a__b.yaml", "playbooks/a%2Fb.yaml",
+        "playbooks-a/b.yaml", "playbooks/a b.yaml", "playbooks/a.b.yaml", "playbooks/a-b.yml",
+    ]  # fmt: skip
+    assert len({plan_file_name(name) for name in names}) == len(names)
+    assert all("/" not in plan_file_name(name) for name in names)
 
 
 def test_one_comment_for_many_large_plans_stays_within_githubs_limit() -> None:

@@ -9,9 +9,11 @@ one. It never holds credentials.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import stat
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, Literal
@@ -400,3 +402,46 @@ def find_run(directory: Path, run: str) -> Path:
         f"{len(matches)} runs start with {run!r}",
         hint="give more of the run id: " + ", ".join(p.stem for p in matches),
     )
+
+
+# -- Read-only: what `provena-ops log list` needs of a run, without reading its plan or records ---------
+
+# How an event line starts as Journal.write writes it (`at` first): only these lines are parsed.
+_OUTLINED = re.compile(rb'\{"at":"[^"\\]{0,64}","event":"(action_started|run_finished|run_resumed)"')
+
+
+@dataclass(frozen=True)
+class Outline:
+    """A run at a glance: who started it where, how many actions began writing, how it ended (the last
+    run_finished; None when it never ended), and the run that later followed its unfinished jobs."""
+
+    head: RunStarted
+    actions_started: int
+    finished: RunFinished | None
+    resumed_by: str | None
+
+
+def outline(path: Path) -> Outline | None:
+    """The run's outline; None when the journal does not start with a readable run_started. A line that
+    is not a valid event is passed over here (`log show` names it): a listing reads only what it needs."""
+    head = first_event(path)
+    if not isinstance(head, RunStarted):
+        return None
+    started: set[str] = set()
+    finished: RunFinished | None = None
+    resumed_by: str | None = None
+    with open_journal(path) as file:
+        for raw in file:
+            if _OUTLINED.match(raw) is None:
+                continue
+            try:
+                event = parse_event(raw.decode("utf-8"))
+            except (NotAnEvent, UnicodeDecodeError):
+                continue
+            if isinstance(event, ActionStarted):
+                started.add(event.key)
+            elif isinstance(event, RunFinished):
+                finished = event
+            elif isinstance(event, RunResumed):
+                resumed_by = event.by_run
+    return Outline(head, len(started), finished, resumed_by)

@@ -13,10 +13,11 @@ from typing import Any, cast
 
 import typer
 
-from provena_ops.cli.apply import apply_command, log_app
+from provena_ops.cli.apply import apply_command
 from provena_ops.cli.auth import auth_app
 from provena_ops.cli.gitops import gitops_app, init_command
 from provena_ops.cli.info import environments, schema, version
+from provena_ops.cli.log import log_app
 from provena_ops.cli.options import (
     err,
 )

@@ -1,7 +1,8 @@
-"""`provena-ops apply` and `provena-ops log`: the command-line face of apply and its journals."""
+"""`provena-ops apply`: the command-line face of apply (its journals are read by `provena-ops log`)."""
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import signal
 import sys
@@ -27,6 +28,7 @@ from provena_ops.cli.options import (
 )
 from provena_ops.errors import ProvenaOpsError
 from provena_ops.render.common import shown
+from provena_ops.render.outputs import OutputFormat
 
 if TYPE_CHECKING:
     from provena_ops.apply.run import ApplyResult
@@ -34,9 +36,6 @@ from provena_ops.environments.target import Target
 from provena_ops.plan.model import Action, Plan
 from provena_ops.signals import ask
 
-log_app = typer.Typer(
-    rich_markup_mode="markdown", help="Show the journals of earlier applies.", no_args_is_help=True
-)
 # What apply and undo share: both carry a plan out.
 AUTO_APPROVE_OPTION = typer.Option(False, "--auto-approve", help="Apply without asking (for CI).")
 CONFIRM_ENVIRONMENT_OPTION = typer.Option(
@@ -48,13 +47,20 @@ VERBOSE_OPTION = typer.Option(False, "--verbose", "-v", help="List unchanged rec
 RUNS_DIR_OPTION = typer.Option(
     DEFAULT_RUNS_DIR, "--runs-dir", help="Where run journals are kept (relative to the working directory)."
 )
+RESULT_FORMAT_OPTION = typer.Option(
+    OutputFormat.text,
+    "--format",
+    help="text, or json: the result as one document on stdout; the plan and report then go to stderr.",
+)
 
 
 class TerminalUI:
-    """Shows the plan, asks for approval, and draws progress on stderr when it is a terminal."""
+    """Shows the plan, asks for approval, and draws progress on stderr when it is a terminal. The plan
+    and the question go to `console`: stderr when stdout carries a document for a script."""
 
-    def __init__(self, verbose: bool) -> None:
+    def __init__(self, verbose: bool, console: Console = out) -> None:
         self.verbose = verbose
+        self.console = console
         self._reading = ReadProgress() if err.is_terminal else None
         self._bar: Progress | None = None
 
@@ -70,7 +76,7 @@ class TerminalUI:
 
         if self._reading is not None:
             self._reading.clear()
-        render_terminal(plan, out, verbose=self.verbose)
+        render_terminal(plan, self.console, verbose=self.verbose)
 
     def confirm(self, plan: Plan, target: Target) -> bool:
         if not sys.stdin.isatty():
@@ -78,12 +84,14 @@ class TerminalUI:
                 "apply needs approval, and there is no terminal to ask on; nothing was changed",
                 hint="review the plan, then pass --auto-approve (CI) to apply without asking",
             )
-        out.print()
-        out.print(
+        self.console.print()
+        self.console.print(
             f"Apply this plan to [bold]{target.name}[/] ({target.stage})? "
             "Only 'yes' will be accepted to approve."
         )
-        answer = ask("  Enter a value: ")
+        beside = contextlib.redirect_stdout(sys.stderr) if self.console is err else contextlib.nullcontext()
+        with beside:  # `ask` writes its prompt on stdout
+            answer = ask("  Enter a value: ")
         return answer is not None and answer.strip() == "yes"
 
     def executing(self, plan: Plan) -> Callable[[Action, Result], None] | None:
@@ -137,17 +145,19 @@ def apply_command(
     concurrency: int = CONCURRENCY_OPTION,
     runs_dir: Path = RUNS_DIR_OPTION,
     auth_method: AuthMethod | None = AUTH_METHOD_OPTION,
+    output: OutputFormat = RESULT_FORMAT_OPTION,
 ) -> None:
     """Plan, show the plan, ask for approval, then carry it out, journalling every step.
 
     Safe to run again at any time: what is already done is skipped, and a run interrupted at any point
     (even by kill -9) is finished by running the same command again. Exit status: 0 every action
     succeeded (or nothing to do), 1 anything failed or was not applied (or a usage error), 130
-    interrupted.
+    interrupted. With --format json, stdout holds only the result (schemas/apply-result.schema.json),
+    written once the run has ended; the plan, the question and the report go to stderr.
     """
     from provena_ops.apply.run import ApplyOptions, apply
 
-    ui = TerminalUI(verbose)
+    ui = TerminalUI(verbose, err if output is OutputFormat.json else out)
     try:
         result = apply(
             playbook,
@@ -169,8 +179,20 @@ def apply_command(
         ui.stop()
     for done in (signal.SIGINT, signal.SIGTERM):  # the run has ended and is journalled: say how, whole
         signal.signal(done, signal.SIG_IGN)
-    if not report(result, runs_dir):
+    if not finish(result, runs_dir, output is OutputFormat.json):
         raise typer.Exit(1)
+
+
+def finish(result: ApplyResult, runs_dir: Path, as_json: bool, console: Console = out) -> bool:
+    """The report for people, and with `as_json` the result document on stdout (the report then on
+    stderr); True when it all succeeded."""
+    if not as_json:
+        return report(result, runs_dir, console)
+    from provena_ops.render.outputs import apply_document, dump
+
+    succeeded = report(result, runs_dir, err)
+    sys.stdout.write(dump(apply_document(result)))
+    return succeeded
 
 
 def report(result: ApplyResult, runs_dir: Path, console: Console = out) -> bool:
@@ -200,23 +222,3 @@ def report(result: ApplyResult, runs_dir: Path, console: Console = out) -> bool:
         highlight=False,
     )
     return result.recap.succeeded
-
-
-@log_app.command("list")
-def log_list(runs_dir: Path = RUNS_DIR_OPTION) -> None:
-    """List earlier applies, newest last: when, where, what, and how it ended."""
-    from provena_ops.render.log import render_runs
-
-    render_runs(runs_dir, out)
-
-
-@log_app.command("show")
-def log_show(
-    run: str = typer.Argument(..., help="Run id (or its unique start), from `log list`."),
-    runs_dir: Path = RUNS_DIR_OPTION,
-) -> None:
-    """Show one apply step by step: the plan it carried out, every request, job and outcome."""
-    from provena_ops.apply.journal import find_run
-    from provena_ops.render.log import render_run
-
-    render_run(find_run(runs_dir, run), out)

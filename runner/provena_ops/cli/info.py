@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -15,6 +17,11 @@ from provena_ops.cli.options import (
     out,
 )
 from provena_ops.errors import ProvenaOpsError
+from provena_ops.render.outputs import OutputFormat
+
+if TYPE_CHECKING:
+    from provena_ops.environments.file import Environments, ToolingEnvironment
+    from provena_ops.render.outputs import EnvironmentEntry
 
 
 def version() -> None:
@@ -23,7 +30,10 @@ def version() -> None:
 
 
 def schema(
-    name: str = typer.Argument("playbook", help="Which schema: playbook, plan or journal-event."),
+    name: str = typer.Argument(
+        "playbook",
+        help="Which schema, e.g. playbook, plan, journal-event, apply-result (an unknown name lists them).",
+    ),
 ) -> None:
     """Print a JSON Schema generated from provena-ops' models (for editors and CI tooling)."""
     from provena_ops.playbook.schema import SCHEMAS, render_schema
@@ -39,6 +49,9 @@ def environments(
     name: str | None = typer.Argument(None, help="Show one environment's endpoints."),
     environments_file: Path | None = ENVIRONMENTS_FILE_OPTION,
     param: list[str] | None = PARAM_OPTION,
+    output: OutputFormat = typer.Option(
+        OutputFormat.text, "--format", help="text, or json (one document, schemas/environments.schema.json)."
+    ),
 ) -> None:
     """List the environments a playbook can target, or show where one environment's APIs are."""
     from provena_ops.environments.file import (
@@ -50,6 +63,10 @@ def environments(
 
     known = load_environments(environments_file)
     params = parse_params(param or [])
+    if output is OutputFormat.json:
+        chosen = [known.get(name)] if name is not None else list(known.envs.values())
+        sys.stdout.write(_document(known, chosen, params))
+        return
     if name is None:
         table = Table(title=f"Environments ({known.source})")
         for column in ("name", "stage", "domain", "target"):
@@ -82,3 +99,42 @@ def environments(
     for service, url in endpoints.others.items():
         table.add_row(service, url)
     out.print(table)
+
+
+def _document(known: Environments, chosen: list[ToolingEnvironment], params: Mapping[str, str]) -> str:
+    from provena_ops.render.outputs import EnvironmentsDocument, dump
+
+    return dump(
+        EnvironmentsDocument(source=known.source, environments=[_entry(env, params) for env in chosen])
+    )
+
+
+def _entry(env: ToolingEnvironment, params: Mapping[str, str]) -> EnvironmentEntry:
+    """One environment as a script needs it: endpoints derived as Provena derives them, when they can be."""
+    from provena_ops.environments.file import derive_endpoints, missing_params
+    from provena_ops.render.outputs import Endpoints, EnvironmentEntry, SandboxInfo
+
+    options = env.provena_ops
+    sandbox = options.sandbox if options is not None else None
+    needs = missing_params(env, params)
+    endpoints = None
+    if sandbox is None and not needs:
+        derived = derive_endpoints(env, params)
+        endpoints = Endpoints(
+            registry=derived.registry,
+            prov=derived.prov,
+            jobs=derived.jobs,
+            search=derived.search,
+            keycloak=derived.keycloak,
+            others=dict(derived.others),
+        )
+    return EnvironmentEntry(
+        name=env.name,
+        stage=env.stage,
+        domain=env.domain,
+        production=env.is_production,
+        auth_method=options.auth.method if options is not None and options.auth is not None else None,
+        sandbox=SandboxInfo(db=sandbox.db, seed=sandbox.seed) if sandbox is not None else None,
+        needs_params=needs,
+        endpoints=endpoints,
+    )

@@ -17,7 +17,7 @@ from provena_ops.cli.apply import (
     RUNS_DIR_OPTION,
     VERBOSE_OPTION,
     TerminalUI,
-    report,
+    finish,
 )
 from provena_ops.cli.auth import AUTH_METHOD_OPTION, AuthMethod, interactive_choice
 from provena_ops.cli.options import (
@@ -38,12 +38,14 @@ from provena_ops.playbook.yaml_source import MAX_BYTES
 
 
 class UndoUI(TerminalUI):
-    """Shows the plan in the chosen format, and saves it first when --out asks."""
+    """Shows the plan in the chosen format, and saves it first when --out asks. When the undo is carried
+    out with --format json, stdout is for its result: the plan is shown on stderr, as apply shows it."""
 
-    def __init__(self, verbose: bool, output: PlanFormat, save: Path | None) -> None:
-        super().__init__(verbose)
+    def __init__(self, verbose: bool, output: PlanFormat, save: Path | None, plan_only: bool) -> None:
+        super().__init__(verbose, out if output is PlanFormat.text else err)
         self.output = output
         self.save = save
+        self.plan_only = plan_only
 
     def show(self, plan: Plan) -> None:
         from provena_ops.render.json_format import render_json
@@ -51,7 +53,7 @@ class UndoUI(TerminalUI):
 
         if self.save is not None:
             write_atomically(self.save, render_json(plan))
-        if self.output is PlanFormat.json:
+        if self.output is PlanFormat.json and self.plan_only:
             sys.stdout.write(render_json(plan))
         elif self.output is PlanFormat.markdown:
             sys.stdout.write(render_markdown(plan, full_plan_at=str(self.save) if self.save else None))
@@ -97,7 +99,8 @@ def undo_command(
     import (item, access settings, lock state and history) and a relodge of the graph. A record changed
     since the run is refused unless --force names it. The undo is a journalled run: repeat the command
     to finish it after a crash; undo it to redo the original change. Exit status as apply (with
-    --plan-only, as plan: 0 nothing to undo, 2 changes, 1 problems).
+    --plan-only, as plan: 0 nothing to undo, 2 changes, 1 problems). --format json writes the plan
+    with --plan-only, else the result as apply does (schemas/apply-result.schema.json).
     """
     from provena_ops.apply.run import ApplyOptions
     from provena_ops.apply.undo import NothingToUndo, UndoRequest, plan_undo, read_run, resolve_run, undo
@@ -136,7 +139,7 @@ def undo_command(
         check_output(save, PLAN, runs_dir=runs_dir)
     if plan_only and plan_file is not None:
         raise ProvenaOpsError("--plan-only plans; --plan carries out a saved plan", hint="give one of them")
-    ui = UndoUI(verbose, output, save)
+    ui = UndoUI(verbose, output, save, plan_only)
     request = UndoRequest(run, frozenset(force or []), plan_file)
     where = target_args(environment, environments_file, param)
     options = ApplyOptions(
@@ -166,5 +169,6 @@ def undo_command(
         ui.stop()
     for done in (signal.SIGINT, signal.SIGTERM):
         signal.signal(done, signal.SIG_IGN)
-    if not report(result, runs_dir, out if output is PlanFormat.text else err):
+    as_json = output is PlanFormat.json
+    if not finish(result, runs_dir, as_json, out if output is PlanFormat.text else err):
         raise typer.Exit(1)

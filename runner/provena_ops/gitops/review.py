@@ -7,12 +7,13 @@ so the merge job applies exactly the plans that were reviewed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 from provena_ops.errors import ProvenaOpsError
 from provena_ops.plan.model import Plan
@@ -52,10 +53,25 @@ def changed_playbooks(ref: str, cwd: Path, under: str = PLAYBOOKS_DIR) -> list[P
     return sorted(Path(os.path.relpath(path, cwd)) for path in found)  # as the merge job will name them
 
 
+_PLAIN = re.compile(r"([A-Za-z0-9_]+)/([A-Za-z0-9_][A-Za-z0-9_-]*)\.yaml")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+NAME_BYTES = 120  # well within any file system's 255
+
+
 def plan_file_name(playbook: str) -> str:
-    """`playbooks/team/fix.yaml` -> `playbooks%2Fteam%2Ffix.yaml.json`: flat, readable, and one file per
-    path (percent-encoding cannot make two paths collide)."""
-    return quote(playbook.replace("\\", "/"), safe="") + ".json"
+    """The saved plan's file name, flat and readable: `playbooks/retire-study.yaml` ->
+    `playbooks-retire-study.json`. Only a playbook `DIR/NAME.yaml` (letters, digits, `_`, and `-` in
+    NAME) is named so, which can be read back, so no two paths share a name; any other path is named by
+    its readable part and a digest of the whole path, `playbooks-team-fix.3f9a1c2b7d0e.json` (with a
+    second dot, which no plain name has)."""
+    path = playbook.replace("\\", "/")
+    plain = _PLAIN.fullmatch(path)
+    if plain is not None and len(path) <= NAME_BYTES:
+        return f"{plain[1]}-{plain[2]}.json"
+    stem = path.removesuffix(".yaml").removesuffix(".yml")
+    readable = _UNSAFE.sub("-", stem).strip("-")[:NAME_BYTES] or "playbook"
+    digest = hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return f"{readable}.{digest}.json"
 
 
 def render_comment(outcomes: list[PlaybookOutcome], ref: str, limit: int = GITHUB_COMMENT_LIMIT) -> str:

@@ -7,6 +7,7 @@ The checked-in copies under schemas/ are kept identical to these by a test; rege
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -70,7 +71,23 @@ def journal_schema() -> dict[str, Any]:
     }
 
 
+def _output(model_name: str, schema_name: str) -> Callable[[], dict[str, Any]]:
+    """The schema of a command's --format json document (render/outputs.py), imported when asked for."""
+
+    def generate() -> dict[str, Any]:
+        from provena_ops.render import outputs
+
+        model = getattr(outputs, model_name)
+        return model_schema(model, f"https://provena-ops.local/schemas/{schema_name}.schema.json")
+
+    return generate
+
+
 SCHEMAS = {"playbook": playbook_schema, "plan": plan_schema, "journal-event": journal_schema}
+SCHEMAS["apply-result"] = _output("ApplyResultDocument", "apply-result")
+SCHEMAS["log-list"] = _output("LogListDocument", "log-list")
+SCHEMAS["log-run"] = _output("LogRunDocument", "log-run")
+SCHEMAS["environments"] = _output("EnvironmentsDocument", "environments")
 
 
 def render_schema(name: str) -> str:
