@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from provena_ops.apply.journal import DEFAULT_RUNS_DIR, deleted_by
 from provena_ops.environments.file import Environments, load_environments
@@ -22,6 +23,8 @@ from provena_ops.playbook.loader import LoadedPlaybook, is_saved_plan, load_play
 from provena_ops.playbook.model import Playbook, Restore
 from provena_ops.provena.http import ProvenaHttp
 from provena_ops.signals import run_async
+
+T = TypeVar("T")
 
 
 def validate(
@@ -159,3 +162,23 @@ def environment_info(target: Target) -> EnvironmentInfo:
 
 def file_digest(path: Path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def look_up(
+    where: TargetArgs,
+    read: Callable[[ProvenaHttp], Coroutine[Any, Any, T]],
+    *,
+    concurrency: int = 16,
+    sign_in: SignInChoice | None = None,
+) -> tuple[T, EnvironmentInfo]:
+    """A read-only look-up on an environment (-e, or the embedded sandbox), with what it was read on."""
+    from provena_ops.environments.file import SANDBOX
+
+    env = load_environments(where.environments_file).get(where.environment or SANDBOX)
+    with open_target(env, where.params, cwd=where.cwd) as target:
+
+        async def reading() -> T:
+            async with client_for(target, concurrency, sign_in) as http:
+                return await read(http)
+
+        return run_async(reading()), environment_info(target)

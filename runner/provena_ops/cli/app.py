@@ -15,6 +15,7 @@ import typer
 
 from provena_ops.cli.apply import apply_command
 from provena_ops.cli.auth import auth_app
+from provena_ops.cli.find import find, record
 from provena_ops.cli.gitops import gitops_app, init_command
 from provena_ops.cli.info import environments, schema, version
 from provena_ops.cli.log import log_app
@@ -63,6 +64,8 @@ app.command()(plan)
 app.command()(show)
 app.command("apply")(apply_command)
 app.command("undo")(undo_command)
+app.command()(find)
+app.command()(record)
 app.command()(environments)
 app.command()(schema)
 app.command("init")(init_command)

@@ -88,6 +88,8 @@ SCHEMAS["apply-result"] = _output("ApplyResultDocument", "apply-result")
 SCHEMAS["log-list"] = _output("LogListDocument", "log-list")
 SCHEMAS["log-run"] = _output("LogRunDocument", "log-run")
 SCHEMAS["environments"] = _output("EnvironmentsDocument", "environments")
+SCHEMAS["find"] = _output("FindDocument", "find")
+SCHEMAS["record"] = _output("RecordDocument", "record")
 
 
 def render_schema(name: str) -> str:

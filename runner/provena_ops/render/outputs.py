@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from provena_ops.apply.journal import Event, Recap
+from provena_ops.facts.lookup import FindResult, RecordView
 from provena_ops.plan.model import ActionKind, EnvironmentInfo, FieldChange, Outcome, PlaybookInfo, Summary
 
 if TYPE_CHECKING:
@@ -268,3 +269,22 @@ class EnvironmentsDocument(_Document):
 
     source: str = Field(description="The environments file read, or 'built-in'.")
     environments: list[EnvironmentEntry]
+
+
+# -- find and record -------------------------------------------------------------------------------
+
+
+class FindDocument(FindResult, _Document):
+    """`find --format json`: records matching an id or words, each confirmed by a fetch."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="provena-ops find")
+
+    environment: EnvironmentInfo
+
+
+class RecordDocument(RecordView, _Document):
+    """`record ID --format json`: one record, what it names, its graph neighbours, a study's runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="provena-ops record")
+
+    environment: EnvironmentInfo
