@@ -82,6 +82,7 @@ class PlanOptions:
     concurrency: int = 16  # reads in flight
     progress: ReadingProgress | None = None  # told of each read, for a progress bar
     sign_in: SignInChoice | None = None  # None: as the environment's auth settings say
+    only: frozenset[str] = frozenset()  # --target ids: the plan narrowed to them
 
 
 def plan(file: Path, where: TargetArgs = TargetArgs(), options: PlanOptions = PlanOptions()) -> Plan:
@@ -95,7 +96,7 @@ def plan(file: Path, where: TargetArgs = TargetArgs(), options: PlanOptions = Pl
 
 async def _plan(target: Target, loaded: LoadedPlaybook, playbook: Playbook, options: PlanOptions) -> Plan:
     async with client_for(target, options.concurrency, options.sign_in) as http:
-        return await plan_with(http, target, loaded, playbook, options.progress)
+        return await plan_with(http, target, loaded, playbook, options.progress, only=options.only)
 
 
 def client_for(target: Target, concurrency: int, sign_in: SignInChoice | None = None) -> ProvenaHttp:
@@ -118,8 +119,10 @@ async def plan_with(
     *,
     info: PlaybookInfo | None = None,
     force: frozenset[str] = frozenset(),
+    only: frozenset[str] = frozenset(),
 ) -> Plan:
-    """`info` names a playbook that is not a file (an undo's, made from a journal)."""
+    """`info` names a playbook that is not a file (an undo's, made from a journal); `only`, the
+    --target ids."""
     first = playbook.operations[0]
     runs = runs_dir or Path.cwd() / DEFAULT_RUNS_DIR
     if isinstance(first, Restore):
@@ -135,6 +138,7 @@ async def plan_with(
         environment=environment_info(target),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         force=force,
+        only=only,
     )
 
 

@@ -88,7 +88,7 @@ def test_a_signal_at_the_approval_prompt_cancels_at_once_and_changes_nothing(
     listed = subprocess.run(
         [sys.executable, "-m", "provena_ops", "log", "list"], cwd=tmp_path, capture_output=True, text=True
     )
-    assert "cancelled: cancelled at the approval prompt" in listed.stdout
+    assert "cancelled, no action started: cancelled at the approval prompt" in listed.stdout
 
 
 def test_ctrl_c_while_applying_on_a_terminal_stops_the_bar_and_says_how_to_resume(

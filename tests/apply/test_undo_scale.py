@@ -82,6 +82,7 @@ operations:
     return text, actions
 
 
+@pytest.mark.timeout(360)  # about 100 s alone; a loaded machine with four workers doubles it
 def test_a_mixed_run_of_over_a_thousand_actions_is_undone_to_the_registry_it_found(
     big_server: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,7 +18,7 @@ ENTRY = "provena_ops.plan.planner"
 # What planning may use: data models, text helpers, and the stdlib's pure parts.
 ALLOWED_STDLIB = {
     "__future__", "collections", "collections.abc", "copy", "dataclasses", "enum", "fnmatch", "functools",
-    "hashlib", "itertools", "json", "math", "re", "statistics", "typing", "unicodedata",
+    "difflib", "hashlib", "itertools", "json", "math", "re", "statistics", "typing", "unicodedata",
 }  # fmt: skip
 ALLOWED_THIRD_PARTY = {
     "pydantic", "pydantic.json_schema", "pydantic_core", "ProvenaInterfaces.ProvenanceModels",

@@ -103,6 +103,7 @@ class ApplyOptions:
     runs_dir: Path | None = None  # journals; default .provena-ops/runs under the working directory
     job_wait: JobWait = field(default_factory=JobWait)
     sign_in: SignInChoice | None = None
+    only: frozenset[str] = frozenset()  # --target ids: apply only their actions and what they depend on
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,12 @@ def apply(
     saved = read_saved_plan(plan_file) if plan_file is not None else None
     if saved is not None:
         refuse_problems(saved)
+        if options.only:
+            raise ProvenaOpsError(
+                "--target narrows a plan as it is made; a saved plan already holds what it applies",
+                hint="apply the saved plan as it is, or plan again: provena-ops plan PLAYBOOK --target ID "
+                "--out plan.json",
+            )
         if environment is not None:
             refuse_other_target(saved, environment, None, None, True)
     if file is None:
@@ -157,7 +164,9 @@ def apply(
     confirm_target(env, options)
     first = playbook.operations[0]
     undoes = first.run if isinstance(first, Restore) else None  # a restore playbook's run is an undo
-    return apply_prepared(Prepared(env, loaded, playbook, saved, undoes=undoes), ui, where, options)
+    only = frozenset(saved.targeted) if saved is not None else options.only
+    prepared = Prepared(env, loaded, playbook, saved, undoes=undoes, only=only)
+    return apply_prepared(prepared, ui, where, options)
 
 
 @dataclass(frozen=True)
@@ -171,6 +180,7 @@ class Prepared:
     info: PlaybookInfo | None = None  # for a playbook that is not a file
     undoes: str | None = None
     force: frozenset[str] = frozenset()
+    only: frozenset[str] = frozenset()  # --target ids (a saved plan's own, when it was narrowed)
 
 
 def confirm_target(env: ToolingEnvironment, options: ApplyOptions) -> None:
@@ -313,6 +323,7 @@ async def _plan_for_apply(run: ApplyRun) -> tuple[Plan, list[JobRecovered]]:
         run.runs,
         info=prepared.info,
         force=prepared.force,
+        only=prepared.only,
     )
     if saved is not None:
         await _matches_saved(http, saved, plan, ui)

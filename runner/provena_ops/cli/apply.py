@@ -21,10 +21,12 @@ from provena_ops.cli.options import (
     ENVIRONMENT_OPTION,
     ENVIRONMENTS_FILE_OPTION,
     PARAM_OPTION,
+    TARGET_OPTION,
     ReadProgress,
     err,
     out,
     target_args,
+    target_ids,
 )
 from provena_ops.errors import ProvenaOpsError
 from provena_ops.render.common import shown
@@ -142,6 +144,7 @@ def apply_command(
     environment: str | None = ENVIRONMENT_OPTION,
     environments_file: Path | None = ENVIRONMENTS_FILE_OPTION,
     param: list[str] | None = PARAM_OPTION,
+    target: list[str] | None = TARGET_OPTION,
     concurrency: int = CONCURRENCY_OPTION,
     runs_dir: Path = RUNS_DIR_OPTION,
     auth_method: AuthMethod | None = AUTH_METHOD_OPTION,
@@ -173,6 +176,7 @@ def apply_command(
                 command=shlex.join(["provena-ops", *sys.argv[1:]]),
                 runs_dir=runs_dir,
                 sign_in=interactive_choice(auth_method),
+                only=target_ids(target),
             ),
         )
     finally:

@@ -29,6 +29,13 @@ ENVIRONMENTS_FILE_OPTION = typer.Option(
 PARAM_OPTION = typer.Option(
     None, "--param", help="Environment replacement as id:value (repeatable; the value may contain ':')."
 )
+TARGET_OPTION = typer.Option(
+    None,
+    "--target",
+    metavar="ID",
+    help="Only the actions on this record and what they depend on (repeatable), as Terraform's -target: "
+    "for exceptional cases, not routinely.",
+)
 CONCURRENCY_OPTION = typer.Option(16, "--concurrency", min=1, max=64, help="Reads in flight at once.")
 
 
@@ -96,3 +103,18 @@ def write_atomically(path: Path, text: str, kind: OutputKind = PLAN) -> None:
             f"cannot save the plan to {path}: {exc.strerror or exc}",
             hint="the plan is shown here but not saved; choose a writable --out path and plan again",
         ) from exc
+
+
+def target_ids(given: list[str] | None) -> frozenset[str]:
+    """--target values as record ids, refused when they could not be one."""
+    ids = set()
+    for value in given or []:
+        record = value.strip()
+        if not record or len(record) > 200 or any(ord(char) < 32 or ord(char) == 127 for char in record):
+            raise ProvenaOpsError(
+                f"{value!r} is not a record id",
+                where="--target",
+                hint="give the handle id of a record in the plan, e.g. --target 10378.1/1690051",
+            )
+        ids.add(record)
+    return frozenset(ids)

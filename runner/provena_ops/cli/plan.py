@@ -15,10 +15,12 @@ from provena_ops.cli.options import (
     ENVIRONMENT_OPTION,
     ENVIRONMENTS_FILE_OPTION,
     PARAM_OPTION,
+    TARGET_OPTION,
     ReadProgress,
     err,
     out,
     target_args,
+    target_ids,
     write_atomically,
 )
 from provena_ops.cli.outputs import PLAN, check_output
@@ -50,6 +52,7 @@ def plan(
     environment: str | None = ENVIRONMENT_OPTION,
     environments_file: Path | None = ENVIRONMENTS_FILE_OPTION,
     param: list[str] | None = PARAM_OPTION,
+    target: list[str] | None = TARGET_OPTION,
     concurrency: int = CONCURRENCY_OPTION,
     auth_method: AuthMethod | None = AUTH_METHOD_OPTION,
 ) -> None:
@@ -61,9 +64,15 @@ def plan(
     from provena_ops import api
     from provena_ops.render.json_format import render_json
 
+    only = target_ids(target)
     if changed_since is not None or out_dir is not None:
         from provena_ops.cli.gitops import plan_changed
 
+        if only:
+            raise ProvenaOpsError(
+                "--target narrows one playbook's plan, not the plans of every changed playbook",
+                hint="plan the playbook itself: provena-ops plan PLAYBOOK --target ID",
+            )
         if playbook is not None or save is not None or changed_since is None:
             wrong = (
                 "--out-dir goes with --changed-since"
@@ -91,7 +100,7 @@ def plan(
         made = api.plan(
             playbook,
             target_args(environment, environments_file, param),
-            api.PlanOptions(concurrency, progress, interactive_choice(auth_method)),
+            api.PlanOptions(concurrency, progress, interactive_choice(auth_method), only),
         )
     except KeyboardInterrupt:
         raise Interrupted(

@@ -32,6 +32,8 @@ class Resolution:
     problem: str | None = None
     hint: str | None = None
     nameless: bool = False  # no record has the name: for a deletion, already done (or a typo)
+    excluded: list[str] = field(default_factory=list)  # chosen by the selector, left out by its exclude
+    unused_exclusions: list[str] = field(default_factory=list)  # exclude entries that left nothing out
 
 
 def needs(playbook: Playbook) -> Needs:
@@ -57,10 +59,28 @@ def resolve_run(ref: ModelRunRef, state: State) -> Resolution:
         return _by_name("MODEL_RUN", "model run", ref.display_name, state)
     index = state.run_index or []
     if ref.linked_to_study is not None:
-        return Resolution(sorted(run.id for run in index if run.study_id == ref.linked_to_study))
-    assert ref.display_name_matches is not None
-    pattern = ref.display_name_matches
-    return Resolution(sorted(run.id for run in index if fnmatchcase(run.display_name, pattern)))
+        chosen = [run for run in index if run.study_id == ref.linked_to_study]
+    else:
+        assert ref.display_name_matches is not None
+        pattern = ref.display_name_matches
+        chosen = [run for run in index if fnmatchcase(run.display_name, pattern)]
+    if not ref.exclude:
+        return Resolution(sorted(run.id for run in chosen))
+    kept: list[str] = []
+    excluded: list[str] = []
+    used: set[int] = set()
+    for run in chosen:
+        leaving = [
+            n for n, exclusion in enumerate(ref.exclude) if exclusion.leaves_out(run.id, run.display_name)
+        ]
+        used.update(leaving)
+        (excluded if leaving else kept).append(run.id)
+    unused = [
+        exclusion.model_dump(exclude_none=True, exclude_defaults=True)
+        for n, exclusion in enumerate(ref.exclude)
+        if n not in used
+    ]
+    return Resolution(sorted(kept), excluded=sorted(excluded), unused_exclusions=[str(u) for u in unused])
 
 
 def resolve_study(ref: StudyRef | StudyDeletion, state: State) -> Resolution:

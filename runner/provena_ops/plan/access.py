@@ -21,9 +21,10 @@ def write_access(planning: Planning, fact: RecordFact, operation: int, verb: str
     if fact.locked:
         planning.problem(
             f"{fact.id} is locked, so Provena refuses to {verb} it",
-            "ask an admin of the record to unlock it (registry locks/unlock), then plan again",
+            "have it unlocked (registry locks/unlock) and plan again, or set skip_locked: true",
             operation,
             fact.id,
+            locked=True,
         )
     elif not set(ITEM_WRITE_ROLES) & set(fact.roles) and ADMIN_ROLE not in planning.state.realm_roles:
         planning.problem(

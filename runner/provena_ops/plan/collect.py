@@ -29,10 +29,17 @@ Collector = Callable[[Planning, int, Any, list[str]], list[str]]  # -> the studi
 
 def collect(planning: Planning, index: int, operation: Operation) -> None:
     """The operation's intents, added to the shared planning by its type's collector."""
-    runs = _expand_runs(planning, index, operation)
+    excluded: list[str] = []
+    runs = _expand_runs(planning, index, operation, excluded)
     studies = COLLECTORS[type(operation)](planning, index, operation, runs)
     planning.targets.append(
-        OperationTargets(operation=index, op=operation.op, model_runs=runs, studies=studies)
+        OperationTargets(
+            operation=index,
+            op=operation.op,
+            model_runs=runs,
+            studies=studies,
+            excluded=[run for run in excluded if run not in runs],
+        )
     )
 
 
@@ -112,13 +119,19 @@ def links_to_deleted_studies(planning: Planning) -> None:
             )
 
 
-def _expand_runs(planning: Planning, index: int, operation: OperationModel) -> list[str]:
+def _expand_runs(planning: Planning, index: int, operation: OperationModel, excluded: list[str]) -> list[str]:
+    """The runs it names, in order; `excluded` gets those its selectors' exclude left out."""
     runs: list[str] = []
     for ref in operation.run_refs():
         resolved = resolve_run(ref, planning.state)
         if not resolved.ids and not resolved.problem:
             selector = ref.model_dump(exclude_none=True)
             planning.warnings.append(f"operations[{index}]: the selector {selector} matches no model run")
+        for unused in resolved.unused_exclusions:
+            planning.warnings.append(
+                f"operations[{index}]: exclude {unused} leaves out none of the runs its selector chose"
+            )
+        excluded.extend(run for run in resolved.excluded if run not in excluded)
         if resolved.problem and resolved.nameless and operation.runs_are == "deleted":
             planning.warnings.append(f"operations[{index}]: {resolved.problem}: {NAMELESS_DELETE}")
         elif resolved.problem:

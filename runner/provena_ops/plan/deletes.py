@@ -104,9 +104,10 @@ def delete_actions(planning: Planning) -> list[Action]:
         if fact.locked:
             planning.problem(
                 f"model run {run} is locked, so Provena refuses to delete its registry record",
-                "unlock it first, then plan again",
+                "unlock it first and plan again, or set skip_locked: true",
                 operations[0],
                 run,
+                locked=True,
             )
         impact = planning.state.delete_impact.get(run)
         error = planning.state.delete_errors.get(run)

@@ -111,6 +111,17 @@ class Problem(Frozen):
     record_id: str | None = None
 
 
+class Skipped(Frozen):
+    """A record the plan leaves alone although the playbook names it: locked, in an operation with
+    `skip_locked: true`, or an action that depends on one that is."""
+
+    record_id: str
+    subtype: Literal["MODEL_RUN", "STUDY"]
+    display_name: str | None = None
+    operation: int
+    reason: str
+
+
 class Summary(Frozen):
     update: int = 0
     relink: int = 0
@@ -119,6 +130,7 @@ class Summary(Frozen):
     restore: int = 0
     unchanged: int = 0
     not_found: int = Field(0, description="Deletion targets that are not in the registry (typos, or gone).")
+    skipped: int = Field(0, description="Records left alone by skip_locked (see the plan's `skipped`).")
     problems: int = 0
 
     @property
@@ -138,6 +150,8 @@ class Summary(Frozen):
         parts.append(f"{self.unchanged} unchanged")
         if self.not_found:
             parts.append(f"{self.not_found} not found")
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped")
         text = "Plan: " + ", ".join(parts) + "."
         if self.problems:
             text += (
@@ -153,6 +167,9 @@ class OperationTargets(Frozen):
     op: str
     model_runs: list[str] = Field(default_factory=list)
     studies: list[str] = Field(default_factory=list)
+    excluded: list[str] = Field(
+        default_factory=list, description="Model runs its selectors chose and their exclude left out."
+    )
     summary: Summary | None = Field(
         None, description="The counts of this operation's actions (those it was the first to ask for)."
     )
@@ -209,6 +226,13 @@ class Plan(BaseModel):
     )
     actions: list[Action]
     problems: list[Problem] = Field(default_factory=list)
+    skipped: list[Skipped] = Field(
+        default_factory=list, description="Records named but left alone (skip_locked), with the reason."
+    )
+    targeted: list[str] = Field(
+        default_factory=list,
+        description="The --target record ids the plan was narrowed to (empty: the whole playbook).",
+    )
     warnings: list[str] = Field(default_factory=list)
     notes: list[str] = Field(
         default_factory=list, description="What Provena does besides the listed changes."
@@ -235,7 +259,7 @@ def links_fingerprint(graph: list[str], registry: list[str]) -> str:
     return fingerprint({"graph": sorted(graph), "registry": sorted(registry)})
 
 
-def summarise(actions: list[Action], problems: list[Problem]) -> Summary:
+def summarise(actions: list[Action], problems: list[Problem], skipped: int = 0) -> Summary:
     counts = {
         "update": 0,
         "relink": 0,
@@ -254,4 +278,4 @@ def summarise(actions: list[Action], problems: list[Problem]) -> Summary:
             counts["delete"] += 1
         else:
             counts[action.kind] += 1
-    return Summary(**counts, problems=len(problems))
+    return Summary(**counts, skipped=skipped, problems=len(problems))

@@ -6,6 +6,8 @@ of it (and failing when they disagree); study deletions come after the relinks t
 
 from __future__ import annotations
 
+import difflib
+
 from provena_ops.facts.model import State
 from provena_ops.plan.collect import collect, links_to_deleted_studies
 from provena_ops.plan.deletes import delete_actions, relodge_actions
@@ -19,6 +21,7 @@ from provena_ops.plan.model import (
     Plan,
     PlaybookInfo,
     Problem,
+    Skipped,
     links_fingerprint,
     summarise,
 )
@@ -42,9 +45,11 @@ def make_plan(
     environment: EnvironmentInfo,
     created_at: str,
     force: frozenset[str] = frozenset(),
+    only: frozenset[str] = frozenset(),
 ) -> Plan:
-    """`force`: records an undo may overwrite although they changed since the run it undoes."""
-    planning = Planning(playbook, state)
+    """`force`: records an undo may overwrite although they changed since the run it undoes. `only`:
+    the --target record ids the plan is narrowed to (with what they depend on); empty: everything."""
+    planning = Planning(playbook, state, only=only)
     first = playbook.operations[0]
     if isinstance(first, Restore):  # alone in its playbook (validate checks)
         rehearsal = first.registry.startswith(SANDBOX) and environment.registry.startswith(SANDBOX)
@@ -109,6 +114,71 @@ def make_plan(
     return _plan(planning, actions, playbook_info, environment, created_at)
 
 
+def _without_skipped(planning: Planning, actions: list[Action]) -> tuple[list[Action], list[Skipped]]:
+    """Locked records that skip_locked leaves alone, and every action that depends on one of them (a
+    study deletion waits for its runs' relinks: with one of them skipped, the study stays)."""
+    skipped: list[Skipped] = []
+    dropped: dict[str, str] = {}  # action key -> why
+    for action in actions:
+        why = planning.skipped.get(action.record_id)
+        if why is not None:
+            dropped[action.key] = why[1]
+        else:
+            blocked = [key for key in action.depends_on if key in dropped]
+            if not blocked:
+                continue
+            dropped[action.key] = f"{blocked[0]} is skipped ({dropped[blocked[0]]})"
+        skipped.append(
+            Skipped(
+                record_id=action.record_id,
+                subtype=action.subtype,
+                display_name=action.display_name,
+                operation=action.operations[0],
+                reason=dropped[action.key],
+            )
+        )
+    return [action for action in actions if action.key not in dropped], skipped
+
+
+def _narrowed(planning: Planning, actions: list[Action]) -> list[Action]:
+    """Only the actions on --target records and those they depend on, as Terraform's -target keeps a
+    resource's dependencies; a target that names no record of the plan is a problem (a typo, most
+    likely, and a plan that does nothing would say nothing)."""
+    if not planning.only:
+        return actions
+    records = {action.record_id for action in actions} | {skip.record_id for skip in planning.skips}
+    for target in sorted(planning.only - records):
+        close = next(iter(difflib.get_close_matches(target, sorted(records), n=1)), None)
+        planning.problem(
+            f"--target {target} names no record this playbook acts on"
+            + (f" (did you mean {close}?)" if close else ""),
+            "give the id of a record in the plan (plan without --target lists them)",
+        )
+    by_key = {action.key: action for action in actions}
+    wanted: set[str] = set()
+    pending = [action.key for action in actions if action.record_id in planning.only]
+    while pending:
+        key = pending.pop()
+        if key not in wanted:
+            wanted.add(key)
+            pending.extend(k for k in by_key[key].depends_on if k in by_key)
+    kept = [action for action in actions if action.key in wanted]
+    records = {action.record_id for action in kept}
+    planning.problems[:] = [  # a problem of a record left out does not stop what is targeted
+        problem for problem in planning.problems if problem.record_id is None or problem.record_id in records
+    ]
+    left = len(actions) - len(kept)
+    planning.warnings.insert(
+        0,
+        f"resource targeting is in effect: the plan holds only the actions on --target "
+        f"{', '.join(sorted(planning.only))} and what they depend on ({len(kept)} of {len(actions)} "
+        f"actions; {left} left out). It may not be everything the playbook asks for: plan without "
+        "--target to see the rest. Use --target for exceptional cases (fixing one record first, stepping "
+        "around a broken part), not routinely.",
+    )
+    return kept
+
+
 def _plan(
     planning: Planning,
     actions: list[Action],
@@ -117,29 +187,39 @@ def _plan(
     created_at: str,
 ) -> Plan:
     state = planning.state
+    planned = {action.record_id for action in actions}
+    actions, planning.skips = _without_skipped(planning, actions)
+    actions = _narrowed(planning, actions)
     impact = deletion_impact(planning, actions)
     edits = any(a.kind in ("update", "relink") and a.outcome == "change" for a in actions)
     fingerprints = {record_id: fact.fingerprint for record_id, fact in state.records.items()}
     for study_id, links in state.connections.items():
         fingerprints[links_key(study_id)] = links_fingerprint(links.graph_ids, links.registry)
+    if planning.only or planning.skips:  # what is left out cannot make the plan stale
+        kept = {action.record_id for action in actions}
+        for record in planned - kept:
+            fingerprints.pop(record, None)
+            fingerprints.pop(links_key(record), None)
     return Plan(
         playbook=playbook_info,
         environment=environment,
         planned_by=state.username,
         created_at=created_at,
-        targets=_with_counts(planning.targets, actions, planning.problems),
+        targets=_with_counts(planning.targets, actions, planning.problems, planning.skips),
         fingerprints=dict(sorted(fingerprints.items())),
         actions=actions,
         problems=planning.problems,
+        skipped=planning.skips,
+        targeted=sorted(planning.only),
         warnings=planning.warnings,
         notes=[EDIT_SIDE_EFFECTS] if edits else [],
         deletion_impact=impact,
-        summary=summarise(actions, planning.problems),
+        summary=summarise(actions, planning.problems, len(planning.skips)),
     )
 
 
 def _with_counts(
-    targets: list[OperationTargets], actions: list[Action], problems: list[Problem]
+    targets: list[OperationTargets], actions: list[Action], problems: list[Problem], skips: list[Skipped]
 ) -> list[OperationTargets]:
     """Each operation's counts, as every rendering gives them: an action counts for the first operation
     that asked for it."""
@@ -149,6 +229,7 @@ def _with_counts(
                 "summary": summarise(
                     [a for a in actions if a.operations[0] == target.operation],
                     [p for p in problems if p.operation == target.operation],
+                    sum(1 for skip in skips if skip.operation == target.operation),
                 )
             }
         )

@@ -14,6 +14,7 @@ from provena_ops.plan.model import (
     ActionKind,
     OperationTargets,
     Problem,
+    Skipped,
 )
 from provena_ops.playbook.model import (
     DeleteStudies,
@@ -51,11 +52,25 @@ class Planning:
     checked_replacements: set[tuple[str, str]] = field(default_factory=set)
     bad_studies: set[str] = field(default_factory=set)  # already reported; runs pointing at them stay quiet
     reported: set[tuple[str, int | None, str | None]] = field(default_factory=set)
+    skipped: dict[str, tuple[int, str]] = field(default_factory=dict)  # record -> (operation, why)
+    skips: list[Skipped] = field(default_factory=list)  # the plan's `skipped`, once actions are made
+    only: frozenset[str] = frozenset()  # --target ids
 
     def problem(
-        self, message: str, hint: str, operation: int | None = None, record: str | None = None
+        self,
+        message: str,
+        hint: str,
+        operation: int | None = None,
+        record: str | None = None,
+        *,
+        locked: bool = False,
     ) -> None:
-        """Each problem once, however many runs or references run into it."""
+        """Each problem once, however many runs or references run into it. A locked record in an
+        operation with `skip_locked: true` is a skip, not a problem."""
+        skips = operation is not None and self.playbook.operations[operation].skips_locked()
+        if locked and record is not None and operation is not None and skips:
+            self.skipped.setdefault(record, (operation, message))
+            return
         if (message, operation, record) not in self.reported:
             self.reported.add((message, operation, record))
             self.problems.append(Problem(message=message, hint=hint, operation=operation, record_id=record))

@@ -210,9 +210,10 @@ def study_actions(planning: Planning) -> list[Action]:
         if fact.locked:
             planning.problem(
                 f"study {study_id} is locked, so Provena refuses to delete it",
-                "unlock it first, then plan again",
+                "unlock it first and plan again, or set skip_locked: true",
                 index,
                 study_id,
+                locked=True,
             )
         dependencies = planning.study_dependencies.get(study_id, [])
         actions.append(

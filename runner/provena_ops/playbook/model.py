@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from enum import StrEnum
+from fnmatch import fnmatchcase
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from ProvenaInterfaces.ProvenanceModels import ModelRunRecord, TemplatedDataset
@@ -86,6 +87,25 @@ class Named(Strict):
         }
 
 
+class RunExclusion(Named):
+    """A model run a selector leaves out: a handle id, an exact display name, or a glob of names (matched
+    against the runs the selector chose)."""
+
+    naming_keys = ("id", "display_name", "display_name_matches")
+
+    id: HandleId | None = None
+    display_name: Text | None = None
+    display_name_matches: Text | None = None
+
+    def leaves_out(self, run: str, display_name: str) -> bool:
+        if self.id is not None:
+            return run == self.id
+        if self.display_name is not None:
+            return display_name == self.display_name
+        assert self.display_name_matches is not None
+        return fnmatchcase(display_name, self.display_name_matches)
+
+
 class ModelRunRef(Named):
     """Model runs to act on: a handle id, an exact display name, or a selector the planner expands."""
 
@@ -99,6 +119,21 @@ class ModelRunRef(Named):
     display_name_matches: Text | None = Field(
         None, description="Every model run whose display name matches this glob (* ? [abc]), case-sensitive."
     )
+    exclude: list[RunExclusion] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="With a selector (linked_to_study, display_name_matches): runs it leaves out, each a "
+        "handle id, {display_name: ...} or {display_name_matches: ...}.",
+    )
+
+    @model_validator(mode="after")
+    def _exclude_narrows_a_selector(self) -> Self:
+        if self.exclude and (self.id is not None or self.display_name is not None):
+            raise ValueError(
+                "exclude narrows a selector (linked_to_study or display_name_matches); a run named by id "
+                "or display_name is left out by removing it from the list"
+            )
+        return self
 
 
 class StudyRef(Named):
@@ -163,6 +198,10 @@ RunsAre = Literal["deleted", "edited", "relodged"]
 class OperationModel(Strict):
     """What every operation says about itself, so that no stage has to ask which type it is."""
 
+    def skips_locked(self) -> bool:
+        """Its `skip_locked:` (restore operations have no such key)."""
+        return bool(getattr(self, "skip_locked", False))
+
     runs_are: ClassVar[RunsAre | None] = None
     plans: ClassVar[tuple[str, ...]] = ()  # the action kinds (plan.model.ActionKind) it can plan
 
@@ -192,6 +231,11 @@ class DeleteModelRuns(OperationModel):
     model_runs: list[ModelRunRef] = Field(min_length=1)
     reason: Reason | None = Field(None, description="Why; recorded in the journal.")
     description: StepDescription = _step_description()
+    skip_locked: Flag = Field(
+        False,
+        description="Report locked records as skipped, with the reason, instead of as problems that stop "
+        "the plan (and skip what depends on them: a study whose linked run is locked stays).",
+    )
 
 
 class DeleteStudies(OperationModel):
@@ -211,6 +255,11 @@ class DeleteStudies(OperationModel):
         description="Reason recorded on each model run edit (default: Provena's admin-script wording).",
     )
     description: StepDescription = _step_description()
+    skip_locked: Flag = Field(
+        False,
+        description="Report locked records as skipped, with the reason, instead of as problems that stop "
+        "the plan (and skip what depends on them: a study whose linked run is locked stays).",
+    )
 
     def study_refs(self) -> list[StudyRef | StudyDeletion]:
         refs: list[StudyRef | StudyDeletion] = [*self.studies]
@@ -324,6 +373,11 @@ class UpdateModelRuns(OperationModel):
     set: ModelRunChanges = Field(default_factory=ModelRunChanges)
     annotations: AnnotationChanges = Field(default_factory=AnnotationChanges)
     description: StepDescription = _step_description()
+    skip_locked: Flag = Field(
+        False,
+        description="Report locked records as skipped, with the reason, instead of as problems that stop "
+        "the plan (and skip what depends on them: a study whose linked run is locked stays).",
+    )
 
     def patch(self) -> dict[str, Any]:
         return self.set.patch()
@@ -345,6 +399,11 @@ class LinkStudies(OperationModel):
         None, description="Reason recorded on each edit (default: Provena's wording)."
     )
     description: StepDescription = _step_description()
+    skip_locked: Flag = Field(
+        False,
+        description="Report locked records as skipped, with the reason, instead of as problems that stop "
+        "the plan (and skip what depends on them: a study whose linked run is locked stays).",
+    )
 
     def study_refs(self) -> list[StudyRef | StudyDeletion]:
         return [self.study]
@@ -359,6 +418,11 @@ class RelodgeModelRuns(OperationModel):
     op: Literal["relodge_model_runs"]
     model_runs: list[ModelRunRef] = Field(min_length=1)
     description: StepDescription = _step_description()
+    skip_locked: Flag = Field(
+        False,
+        description="Report locked records as skipped, with the reason, instead of as problems that stop "
+        "the plan (and skip what depends on them: a study whose linked run is locked stays).",
+    )
 
 
 RUN_ID_PATTERN = r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$"

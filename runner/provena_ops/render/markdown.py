@@ -168,6 +168,18 @@ def _sections(plan: Plan) -> list[_Section]:
                 more="more warnings",
             )
         )
+    if plan.skipped:
+        sections.append(
+            _Section(
+                [f"<details><summary>Skipped ({len(plan.skipped):,}: left alone)</summary>", ""],
+                [
+                    _Item(f"- {_code(skip.record_id)} {_text(skip.display_name or '')}: {_text(skip.reason)}")
+                    for skip in plan.skipped
+                ],
+                ["", "</details>", ""],
+                more="more skipped records",
+            )
+        )
     by_key = {action.key: action for action in plan.actions}
     for heading, actions in groups(plan):
         quiet = [a for a in actions if a.outcome == "unchanged"]

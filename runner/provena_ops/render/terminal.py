@@ -62,6 +62,14 @@ def render_terminal(plan: Plan, console: Console, verbose: bool = False) -> None
         console.print("[bold yellow]Warnings[/]")
         for warning in plan.warnings:
             console.print(f"  [yellow]![/] {shown(warning)}")
+    if plan.skipped:
+        console.print()
+        console.print(f"[bold]Skipped[/] ({len(plan.skipped):,}: left alone, not changed)")
+        for skip in plan.skipped if verbose else plan.skipped[:SKIPS_LISTED]:
+            name = f"  {skip.display_name}" if skip.display_name else ""
+            console.print(f"  [cyan]-[/] {shown(skip.record_id)}{shown(name)}: {shown(skip.reason)}")
+        if not verbose and len(plan.skipped) > SKIPS_LISTED:
+            console.print(f"  [dim]and {len(plan.skipped) - SKIPS_LISTED:,} more (--verbose lists them)[/]")
     if plan.problems:
         console.print()
         console.print("[bold red]Problems (the plan cannot be applied)[/]")
@@ -72,6 +80,7 @@ def render_terminal(plan: Plan, console: Console, verbose: bool = False) -> None
 
 
 LISTED = 3  # members of a group named when not --verbose
+SKIPS_LISTED = 10
 
 
 def _group(console: Console, group: ActionGroup, verbose: bool) -> None:
