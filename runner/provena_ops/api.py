@@ -34,7 +34,13 @@ def validate(
     refuse_empty_environment(where.environment)
     known = environments or load_environments(where.environments_file)
     return [
-        load_playbook(file, environments=known, environment=where.environment, params=where.params)
+        load_playbook(
+            file,
+            environments=known,
+            environment=where.environment,
+            params=where.params,
+            variables=where.variables,
+        )
         for file in files
     ]
 
@@ -131,7 +137,7 @@ async def plan_with(
     else:
         state = await read_state(http, playbook, progress)
         state.deleted_by = deleted_by(runs, target.identity)
-    return make_plan(
+    made = make_plan(
         playbook,
         state,
         playbook_info=info or playbook_info(loaded, playbook),
@@ -140,6 +146,7 @@ async def plan_with(
         force=force,
         only=only,
     )
+    return made.model_copy(update={"variables": loaded.variables}) if loaded.variables else made
 
 
 def journal_digest(runs: Path, run: str) -> str:

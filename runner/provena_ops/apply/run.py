@@ -9,6 +9,7 @@ written ahead of every write.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +151,14 @@ def apply(
         file = Path(saved.playbook.file)
     if saved is not None:
         _same_playbook(file, saved)
+        if where.variables:
+            raise ProvenaOpsError(
+                "--var and --var-file set a playbook's vars as a plan is made; a saved plan keeps the "
+                "values it was made with",
+                hint="apply the saved plan as it is, or plan again with the new values: provena-ops plan "
+                "PLAYBOOK --var NAME=VALUE --out plan.json",
+            )
+        where = dataclasses.replace(where, variables=saved.variables)
     loaded, playbook, known = load_valid(file, where)
     assert loaded.environment is not None
     env = known.get(loaded.environment)

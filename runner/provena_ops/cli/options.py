@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -40,12 +42,105 @@ CONCURRENCY_OPTION = typer.Option(16, "--concurrency", min=1, max=64, help="Read
 
 
 def target_args(
-    environment: str | None, environments_file: Path | None, param: list[str] | None
+    environment: str | None,
+    environments_file: Path | None,
+    param: list[str] | None,
+    var: list[str] | None = None,
+    var_file: list[Path] | None = None,
 ) -> TargetArgs:
-    """The three options every targeting command takes, checked once, as one value."""
+    """The options every targeting command takes, checked once, as one value."""
     from provena_ops.environments.file import parse_params
 
-    return TargetArgs(environment, parse_params(param or []), environments_file)
+    variables = parse_variables(var or [], var_file or [])
+    return TargetArgs(environment, parse_params(param or []), environments_file, variables=variables)
+
+
+VAR_OPTION = typer.Option(
+    None,
+    "--var",
+    metavar="NAME=VALUE",
+    help="Set the playbook variable NAME (declared under vars:) to the text VALUE (repeatable).",
+)
+VAR_FILE_OPTION = typer.Option(
+    None,
+    "--var-file",
+    metavar="FILE",
+    help="Set playbook variables from a YAML mapping of names to values (repeatable; --var wins).",
+)
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+VAR_FILE_BYTES = 1_048_576
+
+
+def parse_variables(given: list[str], files: list[Path]) -> dict[str, Any]:
+    """--var-file mappings in order, then --var texts: a later value for a name replaces an earlier one,
+    as in Terraform. Names are checked here; values as the playbook's own, once templating uses them."""
+    from provena_ops.playbook.templating import RESERVED_NAMES
+
+    variables: dict[str, Any] = {}
+    for file in files:
+        variables.update(_var_file(file))
+    for text in given:
+        name, equals, value = text.partition("=")
+        name = name.strip()
+        if not equals or not VARIABLE_NAME.fullmatch(name):
+            raise ProvenaOpsError(
+                f"{text!r} is not NAME=VALUE",
+                where="--var",
+                hint="write --var NAME=VALUE, e.g. --var retired=10378.1/1690051 (quote it for the shell)",
+            )
+        variables[name] = value
+    for name in variables:
+        if name in RESERVED_NAMES:
+            raise ProvenaOpsError(
+                f"'{name}' is a reserved name in templates, not a variable",
+                where="--var",
+                hint=f"{{{{ {name} }}}} always means the built-in {name}; use another name",
+            )
+    return variables
+
+
+def _var_file(file: Path) -> dict[str, Any]:
+    from provena_ops.playbook.yaml_source import YamlLoadError, load_yaml, read_text
+
+    try:
+        if not file.is_file():
+            raise ProvenaOpsError(f"{file} is not a file", where="--var-file", hint="give a YAML file")
+        with file.open("rb") as opened:
+            raw = opened.read(VAR_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ProvenaOpsError(f"cannot read {file}: {exc.strerror}", where="--var-file") from None
+    if len(raw) > VAR_FILE_BYTES:
+        raise ProvenaOpsError(
+            f"{file} is larger than {VAR_FILE_BYTES:,} bytes", where="--var-file", hint="a vars file is small"
+        )
+    try:
+        loaded = load_yaml(str(file), read_text(str(file), raw))
+    except YamlLoadError as exc:
+        raise ProvenaOpsError(
+            "\n".join(d.render() for d in exc.diagnostics) or f"{file} is not YAML",
+            where="--var-file",
+            hint="a YAML mapping of variable names to values",
+        ) from None
+    errors = [d for d in loaded.diagnostics if d.severity == "error"]
+    if errors:
+        raise ProvenaOpsError(
+            "\n".join(d.render() for d in errors), where="--var-file", hint="fix the file, then run again"
+        )
+    data = loaded.data
+    if not isinstance(data, dict):
+        raise ProvenaOpsError(
+            f"{file} holds {type(data).__name__ if data is not None else 'nothing'}, not a mapping",
+            where="--var-file",
+            hint="write one `name: value` line per variable",
+        )
+    for name in data:
+        if not isinstance(name, str) or not VARIABLE_NAME.fullmatch(name):
+            raise ProvenaOpsError(
+                f"{file}: {name!r} is not a variable name",
+                where="--var-file",
+                hint="names are letters, digits and _ (not first: a digit), at most 64",
+            )
+    return dict(data)
 
 
 class ReadProgress:

@@ -16,6 +16,8 @@ from provena_ops.cli.options import (
     ENVIRONMENTS_FILE_OPTION,
     PARAM_OPTION,
     TARGET_OPTION,
+    VAR_FILE_OPTION,
+    VAR_OPTION,
     ReadProgress,
     err,
     out,
@@ -52,6 +54,8 @@ def plan(
     environment: str | None = ENVIRONMENT_OPTION,
     environments_file: Path | None = ENVIRONMENTS_FILE_OPTION,
     param: list[str] | None = PARAM_OPTION,
+    var: list[str] | None = VAR_OPTION,
+    var_file: list[Path] | None = VAR_FILE_OPTION,
     target: list[str] | None = TARGET_OPTION,
     concurrency: int = CONCURRENCY_OPTION,
     auth_method: AuthMethod | None = AUTH_METHOD_OPTION,
@@ -84,7 +88,7 @@ def plan(
             raise ProvenaOpsError(
                 wrong, hint="give either a PLAYBOOK (with --out), or --changed-since REF (with --out-dir)"
             )
-        where = target_args(environment, environments_file, param)
+        where = target_args(environment, environments_file, param, var, var_file)
         plan_changed(
             changed_since, out_dir, output.value, verbose, where, concurrency, interactive_choice(auth_method)
         )
@@ -99,7 +103,7 @@ def plan(
     try:
         made = api.plan(
             playbook,
-            target_args(environment, environments_file, param),
+            target_args(environment, environments_file, param, var, var_file),
             api.PlanOptions(concurrency, progress, interactive_choice(auth_method), only),
         )
     except KeyboardInterrupt:

@@ -12,6 +12,8 @@ from provena_ops.cli.options import (
     ENVIRONMENT_OPTION,
     ENVIRONMENTS_FILE_OPTION,
     PARAM_OPTION,
+    VAR_FILE_OPTION,
+    VAR_OPTION,
     err,
     target_args,
 )
@@ -33,6 +35,8 @@ def validate(
     environment: str | None = ENVIRONMENT_OPTION,
     environments_file: Path | None = ENVIRONMENTS_FILE_OPTION,
     param: list[str] | None = PARAM_OPTION,
+    var: list[str] | None = VAR_OPTION,
+    var_file: list[Path] | None = VAR_FILE_OPTION,
     output: OutputFormat = typer.Option(
         OutputFormat.text, "--format", help="text for people, json for tools."
     ),
@@ -61,7 +65,7 @@ def validate(
             "validate needs playbook files",
             hint="provena-ops validate FILE..., --changed-since REF, or --environments FILE alone",
         )
-    loaded = api.validate(playbooks, target_args(environment, environments_file, param))
+    loaded = api.validate(playbooks, target_args(environment, environments_file, param, var, var_file))
     if output is OutputFormat.json:
         print(json.dumps([api.report(item).model_dump(mode="json") for item in loaded], indent=2))
     else:

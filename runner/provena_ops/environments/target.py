@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from provena_ops.environments.checks import is_production_stage
 from provena_ops.environments.file import AuthOptions, Endpoints, ToolingEnvironment, derive_endpoints
@@ -26,6 +27,7 @@ class TargetArgs:
     params: Mapping[str, str] = field(default_factory=dict)
     environments_file: Path | None = None  # None: Provena's search order
     cwd: Path | None = None  # where relative paths (a sandbox database) are resolved
+    variables: Mapping[str, Any] = field(default_factory=dict)  # --var and --var-file: playbook vars
 
 
 @dataclass(frozen=True)

@@ -229,6 +229,10 @@ class Plan(BaseModel):
     skipped: list[Skipped] = Field(
         default_factory=list, description="Records named but left alone (skip_locked), with the reason."
     )
+    variables: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The --var and --var-file values the plan was made with (`apply --plan` uses them).",
+    )
     targeted: list[str] = Field(
         default_factory=list,
         description="The --target record ids the plan was narrowed to (empty: the whole playbook).",

@@ -43,6 +43,7 @@ class LoadedPlaybook:
     # The environment the playbook targets after `--environment`, and the replacement values in force.
     environment: str | None = None
     params: dict[str, str] = field(default_factory=dict)
+    variables: dict[str, Any] = field(default_factory=dict)  # --var and --var-file values in force
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -59,10 +60,12 @@ def load_playbook(
     environments: Environments | None = None,
     environment: str | None = None,
     params: Mapping[str, str] | None = None,
+    variables: Mapping[str, Any] | None = None,
 ) -> LoadedPlaybook:
-    """Load and validate offline. `environment` and `params` are the command line's overrides."""
+    """Load and validate offline. `environment`, `params` and `variables` (--var) are the command
+    line's overrides."""
     with _collector_paused():
-        return _load(path, environments, environment, params)
+        return _load(path, environments, environment, params, variables or {})
 
 
 @contextlib.contextmanager
@@ -82,6 +85,7 @@ def _load(
     environments: Environments | None,
     environment: str | None,
     params: Mapping[str, str] | None,
+    variables: Mapping[str, Any],
 ) -> LoadedPlaybook:
     file = str(path)
     try:
@@ -115,7 +119,7 @@ def _load(
         loaded = load_yaml(file, read_text(file, raw))
     except YamlLoadError as exc:
         return LoadedPlaybook(file, None, None, sorted(exc.diagnostics, key=sort_key))
-    result = validate_data(loaded.data, loaded.source, environments, environment, params or {})
+    result = validate_data(loaded.data, loaded.source, environments, environment, params or {}, variables)
     result.diagnostics = sorted([*loaded.diagnostics, *result.diagnostics], key=sort_key)
     if any(d.severity == "error" for d in loaded.diagnostics):
         result.playbook = None
@@ -144,10 +148,11 @@ def validate_data(
     environments: Environments | None,
     environment: str | None,
     cli_params: Mapping[str, str],
+    cli_vars: Mapping[str, Any] | None = None,
 ) -> LoadedPlaybook:
     found: list[Diagnostic] = []
     credentials = environments.credential_variables if environments is not None else frozenset()
-    rendered, broken, native = _render(data, source, cli_params, found, credentials)
+    rendered, broken, native = _render(data, source, cli_params, found, credentials, cli_vars or {})
     playbook: Playbook | None = None
     try:
         playbook = Playbook.model_validate(rendered)
@@ -183,7 +188,7 @@ def validate_data(
                 source, environments, target, environment is not None, params, declared_params
             )
         )
-    result = LoadedPlaybook(source.file, playbook, source, found, target, params)
+    result = LoadedPlaybook(source.file, playbook, source, found, target, params, dict(cli_vars or {}))
     if result.errors:
         result.playbook = None
     return result
@@ -195,6 +200,7 @@ def _render(
     cli_params: Mapping[str, str],
     found: list[Diagnostic],
     credentials: frozenset[str] = frozenset(),
+    cli_vars: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], set[KeyPath], dict[KeyPath, str]]:
     """Render templates: params first (env only), then vars in order, then the rest of the document.
 
@@ -225,8 +231,26 @@ def _render(
     raw_vars = data.get("vars")
     variables: dict[str, Any] = {}
     reserved: set[KeyPath] = set()
+    given = dict(cli_vars or {})
+    declared = [str(name) for name in raw_vars] if isinstance(raw_vars, dict) else []
+    for name in given:
+        if name not in declared:
+            close = did_you_mean(name, declared)
+            found.append(
+                Diagnostic(
+                    file=source.file, line=None, column=None, path="vars",
+                    message=f"--var {name}: the playbook declares no variable {name!r} under vars: "
+                    f"(declared: {', '.join(declared) or 'none'})",
+                    expected="the name of a variable under vars:",
+                    hint=f"did you mean {close!r}?" if close else f"declare it (vars: {{{name}: default}}) "
+                    "or leave the --var out",
+                )
+            )  # fmt: skip
     if isinstance(raw_vars, dict):
         for name, value in raw_vars.items():
+            if name in given:  # the command line's value, as given: not templated, like a value in a file
+                variables[name] = given[name]
+                continue
             if name in RESERVED_NAMES:
                 found.append(
                     _at(
