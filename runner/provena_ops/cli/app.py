@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import typer
 
@@ -31,11 +31,32 @@ from provena_ops.safety.redaction import scrub
 from provena_ops.signals import interrupted, terminate_like_interrupt
 from provena_ops.text import visible
 
+
+def _conventional_type(self: Any, ctx: Any) -> str | None:
+    """Help's type column as click and most CLIs write it (PATH, TEXT, INTEGER RANGE, [text|json]; nothing
+    for a flag) instead of typer's Python-ish `<bool>`, `<list[str]>`."""
+    if self.metavar is not None:
+        return str(self.metavar)
+    if getattr(self, "is_flag", False) or getattr(self, "count", False):
+        return None
+    described = self.type_descriptor
+    if described.is_choice and described.choices:
+        return "[" + "|".join(str(getattr(c, "value", c)) for c in described.choices) + "]"
+    if described.is_path:
+        return "PATH"
+    annotation = described.annotation
+    inner = (get_args(annotation) or (annotation,))[0] if described.is_list else annotation
+    return {int: "INTEGER", float: "NUMBER"}.get(inner, "TEXT")
+
+
+typer.core.TyperOption.display_type_rich = _conventional_type  # type: ignore[method-assign]
+typer.core.TyperArgument.display_type_rich = _conventional_type  # type: ignore[method-assign]
+
 app = typer.Typer(
     rich_markup_mode="markdown",  # (every group) reflows the docstrings' wrapped lines in --help
     help="Declarative playbooks for Provena administration, with an embedded Provena sandbox.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # typer's --install-completion and --show-completion (bash, zsh, fish, ...)
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["--help", "-h"]},  # inherited; "Try --help" says the long one
 )

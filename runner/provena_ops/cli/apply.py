@@ -134,7 +134,9 @@ class TerminalUI:
 
 
 def apply_command(
-    playbook: Path | None = typer.Argument(None, help="The playbook to apply (or give --plan)."),
+    playbook: Path | None = typer.Argument(
+        None, metavar="PLAYBOOK", help="The playbook to apply (or give --plan)."
+    ),
     plan_file: Path | None = typer.Option(
         None, "--plan", help="Apply this saved plan (from `plan --out`), refused if anything changed since."
     ),

@@ -54,9 +54,12 @@ class AuthMethod(StrEnum):
 AUTH_METHOD_OPTION = typer.Option(
     None,
     "--auth-method",
+    metavar="METHOD",
     help="Sign in this way instead of the environment's own (device, offline_token, client_credentials).",
 )
-ENVIRONMENT_ARGUMENT = typer.Argument(..., help="The environment (as named in environments.json).")
+ENVIRONMENT_ARGUMENT = typer.Argument(
+    ..., metavar="ENVIRONMENT", help="The environment (as named in environments.json)."
+)
 
 
 def show_device_prompt(environment: str, prompt: DevicePrompt) -> None:

@@ -156,7 +156,9 @@ def fetch_plans(
 
 @gitops_app.command("apply-reviewed")
 def apply_reviewed(
-    directory: Path = typer.Argument(..., help="The reviewed plans (from `gitops fetch-plans`)."),
+    directory: Path = typer.Argument(
+        ..., metavar="DIR", help="The reviewed plans (from `gitops fetch-plans`)."
+    ),
     confirm_environment: list[str] | None = typer.Option(
         None,
         "--confirm-environment",
@@ -228,7 +230,9 @@ def _refuse_production_outside(environment: str, why: str) -> None:
 
 
 def init_command(
-    directory: Path = typer.Argument(Path("."), help="Where to create the playbook repository."),
+    directory: Path = typer.Argument(
+        Path("."), metavar="DIR", help="Where to create the playbook repository."
+    ),
     install: str | None = typer.Option(
         None, "--install", help="How the CI workflow installs provena-ops (pip requirement or git URL)."
     ),

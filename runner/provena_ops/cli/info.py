@@ -32,6 +32,7 @@ def version() -> None:
 def schema(
     name: str = typer.Argument(
         "playbook",
+        metavar="NAME",
         help="Which schema, e.g. playbook, plan, journal-event, apply-result (an unknown name lists them).",
     ),
 ) -> None:
@@ -46,7 +47,7 @@ def schema(
 
 
 def environments(
-    name: str | None = typer.Argument(None, help="Show one environment's endpoints."),
+    name: str | None = typer.Argument(None, metavar="NAME", help="Show one environment's endpoints."),
     environments_file: Path | None = ENVIRONMENTS_FILE_OPTION,
     param: list[str] | None = PARAM_OPTION,
     output: OutputFormat = typer.Option(

@@ -25,8 +25,9 @@ ENVIRONMENT_OPTION = typer.Option(
 ENVIRONMENTS_FILE_OPTION = typer.Option(
     None,
     "--environments",
-    help="Provena environments file (default: $PROVENA_OPS_ENVIRONMENTS, ./environments/environments.json, "
-    "./environments.json; the sandbox environment is always available).",
+    metavar="FILE",
+    help="Provena's environments file (by default as Provena looks for it: docs/playbooks.md, "
+    "Environments). The sandbox environment is always there.",
 )
 PARAM_OPTION = typer.Option(
     None, "--param", help="Environment replacement as id:value (repeatable; the value may contain ':')."

@@ -37,7 +37,9 @@ class PlanFormat(StrEnum):
 
 
 def plan(
-    playbook: Path | None = typer.Argument(None, help="The playbook to plan (or give --changed-since)."),
+    playbook: Path | None = typer.Argument(
+        None, metavar="PLAYBOOK", help="The playbook to plan (or give --changed-since)."
+    ),
     save: Path | None = typer.Option(
         None, "--out", help="Save the plan as JSON (for review and `apply --plan`)."
     ),

@@ -173,7 +173,9 @@ def export(
 @sandbox_app.command()
 def load(
     export: Path = typer.Argument(
-        ..., help="A registry export (JSON array of BundledItem), or a `sandbox export` file."
+        ...,
+        metavar="EXPORT",
+        help="A registry export (JSON array of BundledItem), or a `sandbox export` file.",
     ),
     db: Path = DB_OPTION,
     replace: bool = typer.Option(

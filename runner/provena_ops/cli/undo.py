@@ -63,7 +63,7 @@ class UndoUI(TerminalUI):
 
 def undo_command(
     run: str = typer.Argument(
-        ..., help="The run to undo: its id (or unique start) from `log list`, or last."
+        ..., metavar="RUN", help="The run to undo: its id (or unique start) from `log list`, or last."
     ),
     force: list[str] | None = typer.Option(
         None, "--force", help="Restore this record although it changed after the run (repeatable)."

@@ -28,7 +28,9 @@ class OutputFormat(StrEnum):
 
 
 def validate(
-    playbooks: list[Path] | None = typer.Argument(None, help="Playbook files to check."),
+    playbooks: list[Path] | None = typer.Argument(
+        None, metavar="PLAYBOOK...", help="Playbook files to check."
+    ),
     changed_since: str | None = typer.Option(
         None, "--changed-since", help="Check every playbook under playbooks/ changed since this git ref."
     ),
