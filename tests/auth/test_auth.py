@@ -548,3 +548,15 @@ def test_a_realm_that_stays_down_is_reported_after_the_retry_budget(
     assert time.monotonic() - started < 10
     assert "failed" in str(failure.value) and "(HTTP 503)" in str(failure.value)
     assert "PROVENA_OPS_RETRY_BUDGET" in (failure.value.hint or "")
+
+
+def test_a_device_sign_in_never_uses_the_environments_confidential_ci_client() -> None:
+    from provena_ops.environments.file import AuthOptions
+    from provena_ops.environments.signin import client_id_of
+
+    ci = AuthOptions(method="client_credentials", client_id="provena-ci-bot")
+    assert client_id_of(ci, "client_credentials", "example-prod") == "provena-ci-bot"
+    assert client_id_of(ci, "device", "example-prod") == "client-tools"  # --auth-method device
+    assert client_id_of(AuthOptions(method="device", client_id="my-tools"), "device", "x") == "my-tools"
+    with pytest.raises(ProvenaOpsError, match="signs in with client credentials but names no client"):
+        client_id_of(AuthOptions(method="device"), "client_credentials", "x")

@@ -97,7 +97,10 @@ def sign_in_for(target: Target, choice: SignInChoice) -> SignIn:
 
 
 def client_id_of(auth: AuthOptions, method: str, environment: str) -> str:
-    if auth.client_id:
+    """The environment's client_id is its own sign-in method's client: a device sign-in asked for with
+    --auth-method on an environment that CI signs in to with client credentials uses Provena's public
+    client-tools, never CI's confidential client."""
+    if auth.client_id and method == auth.method:
         return auth.client_id
     if method in DEFAULT_CLIENTS:
         return DEFAULT_CLIENTS[method]
