@@ -3,13 +3,12 @@ playbook (ids, subtypes, names) and what a script reads (--format json, checked 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 
+from tests.apply.test_log_cli import valid
 from tests.conftest import Api
 from tests.plan.test_plan_rules import RUNS_OF_51, STUDY_48, STUDY_51, run_id
 from tests.sandbox.seeded import set_faults
@@ -27,14 +26,6 @@ def cli(api: Api, environments_file: Path, tmp_path: Path, monkeypatch: pytest.M
         return run_in_process(*args, "-e", "rehearsal", "--environments", str(environments_file))
 
     return run
-
-
-def valid(text: str, schema: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(text)
-    checker = jsonschema.Draft202012Validator(json.loads((SCHEMAS / f"{schema}.schema.json").read_text()))
-    errors = [f"{list(error.absolute_path)}: {error.message}" for error in checker.iter_errors(document)]
-    assert not errors, errors
-    return document
 
 
 def test_find_by_words_lists_confirmed_hits_with_subtype_and_name(cli: Any) -> None:

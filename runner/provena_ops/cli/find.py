@@ -4,7 +4,9 @@ playbook without calling Provena's APIs by hand."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -19,6 +21,11 @@ from provena_ops.cli.options import (
 )
 from provena_ops.provena.search import MAX_RESULTS
 from provena_ops.render.outputs import OutputFormat
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from provena_ops.plan.model import EnvironmentInfo
 
 READ_ENVIRONMENT_OPTION = typer.Option(
     None, "--environment", "-e", metavar="NAME", help="The environment to read (default: sandbox)."
@@ -60,7 +67,7 @@ def find(
     """
     from provena_ops import api
     from provena_ops.facts import lookup
-    from provena_ops.render.outputs import FindDocument, dump
+    from provena_ops.render.outputs import FindDocument
     from provena_ops.render.records import find_lines
 
     query = lookup.checked_text(text, "TEXT")
@@ -77,11 +84,7 @@ def find(
         concurrency=concurrency,
         sign_in=interactive_choice(auth_method),
     )
-    if output is OutputFormat.json:
-        sys.stdout.write(dump(FindDocument(**result.model_dump(), environment=where)))
-        return
-    for line in find_lines(result, where):
-        out.print(line, markup=False, highlight=False, soft_wrap=True)
+    _show(output, FindDocument, result, where, find_lines)
 
 
 def record(
@@ -101,7 +104,7 @@ def record(
     """
     from provena_ops import api
     from provena_ops.facts import lookup
-    from provena_ops.render.outputs import RecordDocument, dump
+    from provena_ops.render.outputs import RecordDocument
     from provena_ops.render.records import record_lines
 
     wanted = lookup.checked_text(record_id, "ID")
@@ -111,8 +114,21 @@ def record(
         concurrency=concurrency,
         sign_in=interactive_choice(auth_method),
     )
+    _show(output, RecordDocument, view, where, record_lines)
+
+
+def _show(
+    output: OutputFormat,
+    document: Callable[..., Any],
+    found: BaseModel,
+    where: EnvironmentInfo,
+    lines: Callable[[Any, EnvironmentInfo], list[str]],
+) -> None:
+    """A look-up on stdout: its JSON document (what was found, and where), or its lines for people."""
+    from provena_ops.render.outputs import dump
+
     if output is OutputFormat.json:
-        sys.stdout.write(dump(RecordDocument(**view.model_dump(), environment=where)))
+        sys.stdout.write(dump(document(**found.model_dump(), environment=where)))
         return
-    for line in record_lines(view, where):
+    for line in lines(found, where):
         out.print(line, markup=False, highlight=False, soft_wrap=True)
