@@ -3,6 +3,7 @@ once, members on --verbose), the summary first and last; golden text, verbose an
 
 from __future__ import annotations
 
+import json
 import io
 from collections.abc import Iterator
 
@@ -168,3 +169,11 @@ def test_a_mixed_playbook_at_scale_in_every_format(mixed_plan: Plan, update_gold
     }
     for label, count in (("to update", mixed_plan.summary.update), ("to relink", mixed_plan.summary.relink)):
         assert f"{count} {label}" in mixed_plan.summary.line()  # the categories JSON has, named alike
+
+
+def test_the_json_of_a_500_run_study_deletion(study_plan: Plan, update_golden: bool) -> None:
+    """The same counts as text and Markdown say, for scripts: the categories are one set in every format."""
+    text = render_json(study_plan)
+    summary = json.loads(text)["summary"]
+    assert (summary["relink"], summary["delete"], summary["update"], summary["problems"]) == (500, 1, 0, 0)
+    compare("study-500.json", text, update_golden)
