@@ -3,8 +3,8 @@ once, members on --verbose), the summary first and last; golden text, verbose an
 
 from __future__ import annotations
 
-import json
 import io
+import json
 from collections.abc import Iterator
 
 import pytest
