@@ -241,6 +241,7 @@ JOB_TIERS: list[tuple[str, list[str], bool]] = [
     ("admin", [J_WRITE, J_ADMIN], False),
     ("admin", [J_READ, J_WRITE], False),
 ]
+DEFAULT_ROLES = ["offline_access", "default-roles-provena", "uma_authorization"]
 TIER_CASES = [
     pytest.param(service, level, roles, ok, id=f"{service}-{level}-{'+'.join(roles) or 'none'}")
     for service in ("registry", "prov")
@@ -263,13 +264,23 @@ def test_check_access_tiers(api: Api, service: str, level: str, roles: list[str]
     assert response.json() == {
         "username": "bob",
         "email": "bob@sandbox.provena.test",
-        "roles": roles,
+        "roles": [*DEFAULT_ROLES, *roles],  # Keycloak's default realm roles ride in every token
         "access_token": token,
     }
 
 
 USER_ROLES = {
-    "admin": [R_READ, R_WRITE, R_ADMIN, J_READ, J_WRITE, J_ADMIN],
+    "admin": [
+        R_READ,
+        R_WRITE,
+        R_ADMIN,
+        J_READ,
+        J_WRITE,
+        J_ADMIN,
+        "sys-admin-read",
+        "sys-admin-write",
+        "sys-admin-admin",
+    ],
     "alice": [R_READ, R_WRITE],
     "reader": [R_READ],
 }
@@ -289,7 +300,7 @@ def test_default_users_on_check_access(api: Api, service: str) -> None:
         if ok:
             assert response.status_code == 200, (user, level, response.text)
             assert response.json()["username"] == user
-            assert response.json()["roles"] == USER_ROLES[user]
+            assert response.json()["roles"] == [*DEFAULT_ROLES, *USER_ROLES[user]]
         else:
             assert_401(response, MISSING_ROLE)
 

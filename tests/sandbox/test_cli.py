@@ -43,8 +43,11 @@ from tests.conftest import Api, SeededTemplate
 
 DEMO_ITEMS = 113  # the default demo registry: 6 people, 3 organisations, ..., 60 model runs
 DEMO_RUNS = 60
-READ = ["entity-registry-read"]
-WRITE = ["entity-registry-read", "entity-registry-write"]
+# Keycloak's default realm roles lead every token's roles (realm "provena").
+DEFAULTS = ["offline_access", "default-roles-provena", "uma_authorization"]
+READ = [*DEFAULTS, "entity-registry-read"]
+WRITE = [*DEFAULTS, "entity-registry-read", "entity-registry-write"]
+ADMIN = [*DEFAULTS, *ALL_REALM_ROLES]
 SUBCOMMANDS = ("serve", "seed", "reset", "load", "token")
 TOP_LEVEL = ("version", "validate", "plan", "schema", "environments", "sandbox")
 
@@ -471,6 +474,12 @@ def test_token_prints_exactly_one_jwt_signed_by_the_realm(tmp_path: Path, sandbo
     assert claims["preferred_username"] == "alice"
     assert claims["realm_access"]["roles"] == WRITE
     assert claims["email"] == "alice@sandbox.provena.test"
+    # The claims a Keycloak access token carries besides, as a real realm issues them.
+    assert claims["aud"] == "account" and claims["typ"] == "Bearer" and claims["acr"] == "1"
+    assert claims["resource_access"] == {
+        "account": {"roles": ["manage-account", "manage-account-links", "view-profile", "delete-account"]}
+    }
+    assert claims["session_state"] == claims["sid"] and claims["auth_time"] == claims["iat"]
     assert before + 300 <= claims["exp"] <= int(time.time()) + 300
     assert verified_claims(token, realm_public_key(api.keycloak)) == claims
 
@@ -486,21 +495,27 @@ def test_token_prints_exactly_one_jwt_signed_by_the_realm(tmp_path: Path, sandbo
 @pytest.mark.parametrize(
     ("user", "roles", "expected"),
     [
-        ("admin", (), ALL_REALM_ROLES),  # a known user's own roles by default
+        ("admin", (), ADMIN),  # a known user's own roles by default
         ("reader", (), READ),
-        ("alice", ("admin",), ALL_REALM_ROLES),
+        ("alice", ("admin",), ADMIN),
         ("alice", ("write",), WRITE),
         ("alice", ("read",), READ),
-        ("alice", ("none",), []),
-        ("alice", ("entity-registry-read,job-service-read",), ["entity-registry-read", "job-service-read"]),
+        ("alice", ("none",), DEFAULTS),
+        ("alice", ("offline_access,read",), READ),  # default roles are accepted, and listed once
+        (
+            "alice",
+            ("entity-registry-read,job-service-read",),
+            [*DEFAULTS, "entity-registry-read", "job-service-read"],
+        ),
         (
             "alice",
             (" job-service-read , entity-registry-read ",),
-            ["job-service-read", "entity-registry-read"],
+            [*DEFAULTS, "job-service-read", "entity-registry-read"],
         ),
-        ("alice", ("read", "job-service-admin"), ["entity-registry-read", "job-service-admin"]),
-        ("alice", ("read,write,admin",), ALL_REALM_ROLES),  # presets merge without duplicates
+        ("alice", ("read", "job-service-admin"), [*DEFAULTS, "entity-registry-read", "job-service-admin"]),
+        ("alice", ("read,write,admin",), ADMIN),  # presets merge without duplicates
         ("carol", ("read",), READ),  # not a realm user: fine with explicit roles
+        ("alice", ("prov-api",), [*DEFAULTS, "prov-api"]),  # a Provena service's role
     ],
 )
 def test_token_roles(
@@ -730,6 +745,7 @@ def test_serve_prints_the_overrides_serves_and_exits_130_on_sigint(
             "prov_api_endpoint_override",
             "jobs_service_api_endpoint_override",
             "search_api_endpoint_override",
+            "auth_api_endpoint_override",
             "keycloak_endpoint_override",
         }
         base = re.fullmatch(

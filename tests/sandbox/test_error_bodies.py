@@ -204,7 +204,7 @@ def test_empty_id_is_soft_failure(api: Api) -> None:
 def test_other_subtype_through_model_run_route_is_validation_dump(api: Api, demo: SeedSummary) -> None:
     body = assert_soft_fetch_failure(typed_fetch(api, MODEL_RUN, first_study(demo)))
     details = body["status"]["details"]
-    assert re.match(r"\d+ validation errors? for ItemModelRun\n", details), details
+    assert re.search(r"Error: \d+ validation errors? for ItemModelRun\n", details), details
     assert "(type=" in details
 
 
@@ -214,7 +214,7 @@ def test_model_run_through_study_route_is_validation_dump(api: Api, demo: SeedSu
     body = response.json()
     assert set(body) == FETCH_KEYS and body["item"] is None
     assert body["status"]["success"] is False
-    assert re.match(r"\d+ validation errors? for ItemStudy\n", body["status"]["details"])
+    assert re.search(r"Error: \d+ validation errors? for ItemStudy\n", body["status"]["details"])
     RegistryAPI.StudyFetchResponse.model_validate(body)
 
 

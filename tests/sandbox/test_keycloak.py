@@ -118,7 +118,13 @@ def test_public_key_verifies_tokens_as_provenaclient_does(api: Api) -> None:
     claims = verify(api, token)
     assert claims["preferred_username"] == "alice"
     assert claims["email"] == "alice@sandbox.provena.test"
-    assert claims["realm_access"]["roles"] == ["entity-registry-read", "entity-registry-write"]
+    assert claims["realm_access"]["roles"] == [
+        "offline_access",  # Keycloak's default realm roles come first, in every token
+        "default-roles-provena",
+        "uma_authorization",
+        "entity-registry-read",
+        "entity-registry-write",
+    ]
     assert isinstance(claims["exp"], int) and claims["exp"] > time.time()
     assert jwt.get_unverified_header(token)["alg"] == "RS256"
 

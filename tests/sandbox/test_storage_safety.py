@@ -149,10 +149,14 @@ def mint(db: Path, user: str = "admin", lifetime: int = 900) -> dict[str, str]:
 def fetch(
     client: httpx.Client, base: str, prefix: str, item_id: str, headers: dict[str, str]
 ) -> dict[str, Any]:
-    response = client.get(f"{base}{prefix}/fetch", params={"id": item_id}, headers=headers)
+    """The item as stored (general fetch, without DynamoDB's partition key), to compare with the file;
+    typed fetches add the null fields that storage leaves out. `prefix` checks the subtype."""
+    response = client.get(f"{base}/registry/general/fetch", params={"id": item_id}, headers=headers)
     assert response.status_code == 200, response.text
     assert response.json()["status"]["success"] is True, response.text
     item: dict[str, Any] = response.json()["item"]
+    assert prefix.endswith(item["item_subtype"].lower()), (prefix, item["item_subtype"])
+    del item["universal_partition_key"]
     return item
 
 

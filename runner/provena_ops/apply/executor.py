@@ -510,10 +510,12 @@ class Executor:
 
 
 def _bundle(item: dict[str, Any], access: dict[str, Any], lock: dict[str, Any]) -> dict[str, Any]:
+    """An import bundle with the item as Provena writes items (py_to_dict: no null fields), since
+    import stores its payload as given and a typed fetch adds the nulls storage leaves out."""
     item_id = str(item["id"])
     return {
         "id": item_id,
-        "item_payload": item,
+        "item_payload": normalised(item),
         "auth_payload": {"id": item_id, "access_settings": access},
         "lock_payload": {"id": item_id, "lock_information": lock},
     }

@@ -30,6 +30,7 @@ from provena_ops.environments.signin import (
 from provena_ops.environments.target import Target, open_target
 from provena_ops.errors import ProvenaOpsError
 from provena_ops.provena.auth import DeviceSignIn, KeycloakSession, access_expiry_text, claims_of, duration
+from provena_ops.provena.errors import own_roles
 from provena_ops.provena.keycloak import DevicePrompt, Keycloak, format_utc
 from provena_ops.provena.token_cache import inspect as inspect_cached
 from provena_ops.provena.token_cache import load as load_cached
@@ -149,7 +150,7 @@ def _iso(timestamp: object) -> str | None:
 
 
 def _print_identity(session: KeycloakSession, target: Target, method: str) -> None:
-    roles = ", ".join(sorted(session.roles)) or "none"
+    roles = ", ".join(own_roles(session.roles)) or "none"
     email = session.claims.get("email")
     lines = [
         f"{target.name}: signed in as {session.username}" + (f" ({email})" if email else ""),
@@ -369,7 +370,7 @@ def offline_token(
         token, claims = run_async(run())
         _write_secret(save, token)
     roles = claims.get("realm_access")
-    held = ", ".join(sorted(roles.get("roles", []))) if isinstance(roles, dict) else "none"
+    held = ", ".join(own_roles(map(str, roles.get("roles", [])))) if isinstance(roles, dict) else "none"
     out.print(
         f"Wrote an offline token for '{target.name}' to {save} (readable only by you).\n"
         f"It signs in as {claims.get('preferred_username')} with realm roles: {held or 'none'}.\n"

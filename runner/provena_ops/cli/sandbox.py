@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import errno
 import json
 import signal
@@ -52,6 +53,22 @@ def serve(
         0.0, "--job-row-delay-ms", help="How long a new job's row stays invisible (400 on fetch)."
     ),
     job_fail_rate: float = typer.Option(0.0, "--job-fail-rate", help="Share of jobs that end FAILED."),
+    fault_kinds: list[str] | None = typer.Option(
+        None,
+        "--fault-kinds",
+        metavar="KINDS",
+        help="Faults to inject, comma-separated or repeated: 500, 502, 503, 504, 429, drop, lost, "
+        "or a mix: transient (default), throttle, all. See docs/sandbox.md.",
+    ),
+    fault_seed: int | None = typer.Option(
+        None,
+        "--fault-seed",
+        metavar="N",
+        help="Seed of the fault fates: the same seed faults the same requests again (printed if unset).",
+    ),
+    request_log: Path | None = typer.Option(
+        None, "--request-log", metavar="FILE", help="Append one JSON line per request to FILE (no tokens)."
+    ),
     seed_demo: bool = typer.Option(
         False, "--seed-demo", help="Seed the demo registry when the sandbox is empty."
     ),
@@ -75,6 +92,11 @@ def serve(
             raise ProvenaOpsError(f"{name} must not be negative, got {value}")
         if not value <= MAX_DELAY_MS:  # also refuses nan and inf, which would hang every request
             raise ProvenaOpsError(f"{name} must be at most {MAX_DELAY_MS:.0f}, got {value}")
+    kinds = fault_kinds_of(fault_kinds)
+    if fault_seed is not None and not 0 <= fault_seed < 2**63:
+        raise ProvenaOpsError(f"--fault-seed must be between 0 and {2**63 - 1}, got {fault_seed}")
+    if request_log is not None:
+        check_request_log(request_log)
     if not 0 <= port <= 65535:
         raise ProvenaOpsError(f"--port must be between 0 and 65535, got {port}", hint="0 picks a free port")
     try:
@@ -103,15 +125,63 @@ def serve(
         job_delay_ms=job_delay_ms,
         job_row_delay_ms=job_row_delay_ms,
         job_fail_rate=job_fail_rate,
+        fault_kinds=kinds,
+        random_seed=fault_seed,
+        request_log=request_log,
     )
     from provena_ops.sandbox.app import service_urls
 
-    server, _ = make_server(settings)
+    try:
+        server, running = make_server(settings)
+    except OSError as exc:
+        sock.close()
+        raise ProvenaOpsError(f"cannot write the request log {request_log}: {exc.strerror}") from exc
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # uvicorn shuts down, then ends by SIGTERM (status 143)
     base_url = base_url_of(sock)
     err.print(f"Provena sandbox on {base_url} (database {db})")
+    if fault_rate > 0 or job_fail_rate > 0:
+        err.print(
+            f"Faults: {', '.join(kinds)} on {fault_rate:.0%} of requests, {job_fail_rate:.0%} of jobs; "
+            f"seed {running.fault_seed} (replay with --fault-seed {running.fault_seed})"
+        )
+    if request_log is not None:
+        err.print(f"Request log: {request_log}")
     print(json.dumps(service_urls(base_url, settings.realm_name), indent=2), flush=True)
     server.run(sockets=[sock])
+
+
+def fault_kinds_of(given: list[str] | None) -> tuple[str, ...]:
+    """--fault-kinds as a tuple of kinds, mixes expanded, in the order given, each once."""
+    from provena_ops.sandbox.context import FAULT_KINDS, FAULT_MIXES
+
+    if not given:
+        return FAULT_MIXES["transient"]
+    kinds: list[str] = []
+    for part in (word.strip() for value in given for word in value.split(",")):
+        if not part:
+            continue
+        expanded = FAULT_MIXES.get(part) or ((part,) if part in FAULT_KINDS else None)
+        if expanded is None:
+            close = difflib.get_close_matches(part, [*FAULT_KINDS, *FAULT_MIXES], n=1)
+            raise ProvenaOpsError(
+                f"--fault-kinds: unknown fault kind {part!r}"
+                + (f"; did you mean {close[0]!r}?" if close else ""),
+                hint=f"kinds: {', '.join(FAULT_KINDS)}; mixes: {', '.join(FAULT_MIXES)}",
+            )
+        kinds.extend(kind for kind in expanded if kind not in kinds)
+    if not kinds:
+        raise ProvenaOpsError("--fault-kinds names no fault kind", hint="e.g. --fault-kinds 503,429")
+    return tuple(kinds)
+
+
+def check_request_log(path: Path) -> None:
+    """Refuse a log path that cannot be appended to, before the server starts."""
+    if path.is_dir():
+        raise ProvenaOpsError(f"--request-log {path} is a directory", hint="name a file in it")
+    if path.exists() and not path.is_file():
+        raise ProvenaOpsError(f"--request-log {path} is not a regular file")
+    if not path.parent.is_dir():
+        raise ProvenaOpsError(f"--request-log {path}: directory {path.parent} does not exist")
 
 
 @sandbox_app.command()

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import jwt
 
 from provena_ops.errors import ProvenaOpsError
+
+KEYCLOAK_DEFAULT_ROLES = frozenset({"offline_access", "uma_authorization"})
+
+
+def own_roles(roles: Iterable[str]) -> list[str]:
+    """The realm roles worth showing, sorted: every Keycloak token also carries the realm's default
+    roles (offline_access, uma_authorization, default-roles-<realm>), which say nothing of Provena."""
+    return sorted(
+        {r for r in roles if r not in KEYCLOAK_DEFAULT_ROLES and not r.startswith("default-roles-")}
+    )
+
 
 # Provena's 401 details (contract 2.2, 4.3, 4.8), which say what kind of refusal a 401 is.
 TOKEN_DETAILS = ("Not authenticated", "Could not validate credentials", "Token had incorrect structure.")
@@ -98,7 +110,7 @@ def refusal_hint(detail: str, token: str, environment: str) -> str:
             if isinstance(claims.get("realm_access"), dict)
             else []
         )
-        held = ", ".join(sorted(str(r) for r in roles or [])) or "none"
+        held = ", ".join(own_roles(str(r) for r in roles or [])) or "none"
         return (
             f"{who} lacks a realm role this call needs (their realm roles: {held}); a Keycloak admin of "
             "the realm can grant it"
@@ -111,6 +123,22 @@ def refusal_hint(detail: str, token: str, environment: str) -> str:
         "Provena answers 401 for a missing role, a missing item permission or a locked record; "
         f"signed in as {who}"
     )
+
+
+NOT_LINKED_DETAIL = (
+    "In order to perform this operation you must link your User account to a Person in the registry."
+)
+
+
+def answer_hint(detail: str, environment: str) -> str | None:
+    """What to do about one of Provena's non-401 refusals that names no way out itself."""
+    if detail == NOT_LINKED_DETAIL:
+        return (
+            f"editing studies, models and templates on {environment} needs your user linked to a Person: "
+            "link it once in Provena's web UI (your profile, 'link to a Person'), or a registry admin "
+            "links it with the auth API's /link/admin/assign"
+        )
+    return None
 
 
 def _claims(token: str) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from provena_ops.provena.errors import (
     ProvenaError,
     Unexpected,
     Unreachable,
+    answer_hint,
     refusal_hint,
 )
 from provena_ops.provena.retry import TRANSIENT_STATUS, RetryPolicy, retry_after
@@ -267,6 +268,7 @@ class ProvenaHttp:
                 f"{self.where(service, method, path, params)} answered {response.status_code}: {detail}",
                 status=response.status_code,
                 detail=detail,
+                hint=answer_hint(detail, self.environment),
             )
         return response
 

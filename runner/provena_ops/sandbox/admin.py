@@ -23,7 +23,7 @@ from provena_ops.sandbox.context import Sandbox, SandboxSettings
 from provena_ops.sandbox.graph import Link, Node
 from provena_ops.sandbox.importer import import_bundle
 from provena_ops.sandbox.provenance import RecordInvalid, merge_additively
-from provena_ops.sandbox.realm import ALL_REALM_ROLES, ROLE_PRESETS
+from provena_ops.sandbox.realm import ROLE_PRESETS, known_realm_roles
 from provena_ops.sandbox.seed import SandboxNotEmpty, SeedSummary, seed_demo
 
 DEFAULT_DB = Path(".provena-ops/sandbox.db")
@@ -267,7 +267,7 @@ def load(db: Path, export: Path, replace: bool, relodge: bool) -> dict[str, Any]
         result = import_bundle(sandbox, request)
         if not result["status"]["success"]:
             failures = result.get("failure_list") or []
-            shown = "; ".join(str(message) for message, _ in failures[:5])
+            shown = "; ".join(f"{bundle.get('id')}: {message}" for message, bundle in failures[:5])
             raise ProvenaOpsError(
                 f"import refused: {result['status']['details']} {shown}".strip(), where=str(export)
             )
@@ -309,8 +309,11 @@ def _load_graph(sandbox: Sandbox, graph: ExportedGraph) -> None:
                 store.tag_link(Link(source, target, link.relation), record_id)
 
 
-def resolve_roles(values: list[str]) -> list[str]:
-    """Role presets (admin, write, read, none) or explicit realm role names, comma-separated or repeated."""
+def resolve_roles(values: list[str], realm_name: str = "provena") -> list[str]:
+    """Role presets (admin, write, read, none) or explicit realm role names, comma-separated or repeated.
+
+    The default realm roles (offline_access, ...) are accepted, though every token carries them anyway.
+    """
     roles: list[str] = []
     for value in values:
         for part in (p.strip() for p in value.split(",")):
@@ -318,11 +321,12 @@ def resolve_roles(values: list[str]) -> list[str]:
                 continue
             expanded = ROLE_PRESETS.get(part, [part])
             roles.extend(role for role in expanded if role not in roles)
-    unknown = [role for role in roles if role not in ALL_REALM_ROLES]
+    known = known_realm_roles(realm_name)
+    unknown = [role for role in roles if role not in known]
     if unknown:
         raise ProvenaOpsError(
             f"unknown role(s): {', '.join(unknown)}",
-            hint=f"use a preset ({', '.join(ROLE_PRESETS)}) or one of {', '.join(ALL_REALM_ROLES)}",
+            hint=f"use a preset ({', '.join(ROLE_PRESETS)}) or one of {', '.join(known)}",
         )
     return roles
 
@@ -341,7 +345,7 @@ def token(db: Path, user: str, roles: list[str] | None, lifetime: int, email: st
                 )
             role_list = list(known["roles"])
         else:
-            role_list = resolve_roles(roles)
+            role_list = resolve_roles(roles, sandbox.realm.name)
         mail = email or (known or {}).get("email")
         return sandbox.realm.mint_access_token(user, role_list, mail, lifetime=lifetime)
     finally:

@@ -12,15 +12,17 @@ from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.types import ASGIApp, Receive, Scope, Send
 
+from provena_ops.sandbox.auth_api import build_auth_app
 from provena_ops.sandbox.context import Sandbox, SandboxSettings
+from provena_ops.sandbox.faults import FaultInjector
 from provena_ops.sandbox.http import require_roles
 from provena_ops.sandbox.jobs import build_jobs_app, job_worker
 from provena_ops.sandbox.keycloak_api import build_keycloak_app, realm_json
 from provena_ops.sandbox.prov_api import build_prov_app
 from provena_ops.sandbox.realm import REGISTRY_ADMIN, REGISTRY_READ, REGISTRY_WRITE, Identity
 from provena_ops.sandbox.registry_api import build_registry_app
+from provena_ops.sandbox.request_log import RequestLog, RequestLogFile
 from provena_ops.sandbox.search_api import build_search_app
 
 SERVICE_PREFIXES = {
@@ -28,6 +30,7 @@ SERVICE_PREFIXES = {
     "prov": "/prov-api",
     "jobs": "/job-api",
     "search": "/search-api",
+    "auth": "/auth-api",
 }
 
 
@@ -39,64 +42,9 @@ def service_urls(base_url: str, realm_name: str = "provena") -> dict[str, str]:
         "prov_api_endpoint_override": base + SERVICE_PREFIXES["prov"],
         "jobs_service_api_endpoint_override": base + SERVICE_PREFIXES["jobs"],
         "search_api_endpoint_override": base + SERVICE_PREFIXES["search"],
+        "auth_api_endpoint_override": base + SERVICE_PREFIXES["auth"],
         "keycloak_endpoint_override": f"{base}/auth/realms/{realm_name}",
     }
-
-
-class FaultInjector:
-    """Latency and transient failures on service routes: 5xx, 429 with Retry-After, dropped connections."""
-
-    def __init__(self, app: ASGIApp, sandbox: Sandbox) -> None:
-        self.app = app
-        self.sandbox = sandbox
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or str(scope.get("path", "")).startswith("/sandbox"):
-            await self.app(scope, receive, send)
-            return
-        settings = self.sandbox.settings
-        if settings.latency_ms > 0:
-            await asyncio.sleep(settings.latency_ms / 1000)
-        aimed = not settings.fault_paths or str(scope.get("path", "")).endswith(settings.fault_paths)
-        if aimed and settings.fault_rate > 0 and self.sandbox.rng.random() < settings.fault_rate:
-            kind = self.sandbox.rng.choice(settings.fault_kinds)
-            if kind == "lost":
-                await self._lose_answer(scope, receive, send)
-            else:
-                await self._fail(kind, send)
-            return
-        await self.app(scope, receive, send)
-
-    async def _lose_answer(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The request is carried out, then the connection drops before the answer: what a gateway
-        timeout or a network cut looks like to a client that wrote something."""
-
-        async def swallow(message: Any) -> None:
-            return None
-
-        await self.app(scope, receive, swallow)
-        await self._fail("drop", send)
-
-    async def _fail(self, kind: str, send: Send) -> None:
-        if kind == "drop":
-            # Start a response and abandon it: the client sees the connection close mid-message.
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")],
-                }
-            )
-            await send({"type": "http.response.body", "body": b'{"status":', "more_body": True})
-            raise ConnectionAbortedError("sandbox fault injection: dropped connection")
-        status_code = int(kind)
-        headers = [(b"content-type", b"application/json")]
-        if status_code == 429:
-            headers.append((b"retry-after", str(self.sandbox.settings.retry_after_s).encode()))
-        body = b'{"detail":"Sandbox fault injection: transient failure."}'
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": status_code, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
 
 
 class FaultSettings(BaseModel):
@@ -169,6 +117,7 @@ def build_control_app(sandbox: Sandbox) -> FastAPI:
 
 def build_app(settings: SandboxSettings) -> FastAPI:
     sandbox = Sandbox(settings)
+    request_log = None if settings.request_log is None else RequestLogFile(settings.request_log)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -180,6 +129,8 @@ def build_app(settings: SandboxSettings) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
             sandbox.store.close()
+            if request_log is not None:
+                request_log.close()
 
     app = FastAPI(title="provena-ops sandbox", lifespan=lifespan)
     app.state.sandbox = sandbox
@@ -188,6 +139,7 @@ def build_app(settings: SandboxSettings) -> FastAPI:
         SERVICE_PREFIXES["prov"]: build_prov_app(),
         SERVICE_PREFIXES["jobs"]: build_jobs_app(),
         SERVICE_PREFIXES["search"]: build_search_app(),
+        SERVICE_PREFIXES["auth"]: build_auth_app(),
         f"/auth/realms/{settings.realm_name}": build_keycloak_app(settings.realm_name),
         "/sandbox": build_control_app(sandbox),
     }
@@ -210,4 +162,6 @@ def build_app(settings: SandboxSettings) -> FastAPI:
         }
 
     app.add_middleware(FaultInjector, sandbox=sandbox)
+    if request_log is not None:
+        app.add_middleware(RequestLog, log=request_log)  # added last: runs outermost
     return app

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import random
+import secrets
 import sqlite3
 import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from provena_ops.sandbox.fates import Fates
 from provena_ops.sandbox.realm import Realm
 from provena_ops.sandbox.search_index import SearchIndex
 from provena_ops.sandbox.store import Store
 
-TRANSIENT_FAULTS = ("500", "502", "503", "504", "429", "drop")
+FAULT_KINDS = ("500", "502", "503", "504", "429", "drop", "lost")
+# What the client retries: `transient` for reads (a write is retried only when throttled or never
+# sent); `throttle` for every request; `lost` (carried out, answer dropped) tests write recovery.
+FAULT_MIXES: dict[str, tuple[str, ...]] = {
+    "transient": ("500", "502", "503", "504", "429", "drop"),
+    "throttle": ("429",),
+    "all": FAULT_KINDS,
+}
+TRANSIENT_FAULTS = FAULT_MIXES["transient"]
 
 
 @dataclass
@@ -33,7 +42,13 @@ class SandboxSettings:
     job_row_delay_ms: float = 0.0
     job_fail_rate: float = 0.0
     search_staleness_s: float = 0.0
+    # Seed of the fault fates (request faults, job failures); a fresh one per server when None.
     random_seed: int | None = None
+    # Edits of linked types (study, model, templates, dataset) need the caller's Person link, as in
+    # production (registry-api `enforce_user_links`).
+    enforce_user_links: bool = True
+    # Where one JSON line per service request is appended (None: no log).
+    request_log: Path | None = None
 
 
 @dataclass
@@ -53,7 +68,8 @@ class Sandbox:
         self.realm = Realm(self.store, settings.realm_name)
         self.faults = FaultSwitches()
         self.search_index = SearchIndex()
-        self.rng = random.Random(settings.random_seed)
+        self.fault_seed = settings.random_seed if settings.random_seed is not None else secrets.randbits(31)
+        self.fates = Fates(self.fault_seed)
         self.job_wakeup: asyncio.Event | None = None
 
     def restore(self, snapshot: Path) -> None:
@@ -70,7 +86,7 @@ class Sandbox:
             setattr(self.settings, setting.name, getattr(self.initial_settings, setting.name))
         self.faults = FaultSwitches()
         self.search_index = SearchIndex()
-        self.rng = random.Random(self.settings.random_seed)
+        self.fates = Fates(self.fault_seed)
         self.wake_jobs()
 
     def now(self) -> int:

@@ -6,14 +6,22 @@ they answer every authentication or authorisation failure with 401, never 403.
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
 
 from provena_ops.sandbox.realm import MISSING_ROLE, NOT_AUTHENTICATED, Identity, Realm, TokenError
+
+
+class InternalError(Exception):
+    """A failure Provena's code leaves uncaught (e.g. a KeyError): FastAPI answers it with a bare
+    500 `Internal Server Error` in plain text, not a JSON detail."""
 
 
 def provena_error(status_code: int, detail: Any) -> HTTPException:
@@ -89,12 +97,57 @@ def v1_dump(model_name: str, errors: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _unwrapped(annotation: Any, step: str | int | None = None) -> Any:
+    """The type a location step leads into: Optional/Union to its model member, list items, dict values."""
+    origin, arguments = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in arguments if a is not type(None)]
+        models = [a for a in members if isinstance(a, type) and issubclass(a, BaseModel)]
+        return _unwrapped((models or members or [annotation])[0], step)
+    if step is not None and origin in (list, tuple, set, frozenset) and arguments:
+        return arguments[0]
+    if step is not None and origin is dict and len(arguments) == 2:
+        return arguments[1]
+    return annotation
+
+
+def _names_a_model(request: Request, loc: tuple[Any, ...]) -> bool:
+    """Whether a body error's location is a model itself, not one of its fields: pydantic 1 reports a
+    model validator's failure at `<model> -> __root__`, pydantic 2 at the model."""
+    field = getattr(request.scope.get("route"), "body_field", None)
+    if field is None or not loc or loc[0] != "body":
+        return False
+    annotation = field.field_info.annotation
+    for step in loc[1:]:
+        current = _unwrapped(annotation)
+        if isinstance(step, str) and isinstance(current, type) and issubclass(current, BaseModel):
+            if step not in current.model_fields:
+                return False
+            annotation = current.model_fields[step].annotation
+        else:
+            annotation = _unwrapped(current, step)
+    final = _unwrapped(annotation)
+    return isinstance(final, type) and issubclass(final, BaseModel)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return JSONResponse(status_code=422, content={"detail": [v1_error(dict(e)) for e in exc.errors()]})
+        details = []
+        for error in exc.errors():
+            converted = v1_error(dict(error))
+            if converted["type"] in ("value_error", "assertion_error") and _names_a_model(
+                request, tuple(error.get("loc", ()))
+            ):
+                converted["loc"] = [*converted["loc"], "__root__"]
+            details.append(converted)
+        return JSONResponse(status_code=422, content={"detail": details})
+
+    async def on_internal_error(_: Request, exc: Exception) -> PlainTextResponse:
+        return PlainTextResponse("Internal Server Error", status_code=500)
 
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(InternalError, on_internal_error)
 
 
 def realm_of(request: Request) -> Realm:

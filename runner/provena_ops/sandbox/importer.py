@@ -1,4 +1,6 @@
-"""Registry admin import (contract 4.10): five modes, trial mode by default, parse checks, statistics.
+"""Registry admin import (contract 4.10), as registry-api routes/admin/import_export_restore.py and
+helpers/admin_helpers.py answer it: parse checks, then the mode's validation, then statistics; each
+failure is listed as `[reason, bundle]`, and nothing is written in trial mode (the default).
 
 Import writes the registry, auth and lock tables only; like Provena it never rebuilds the graph
 (`sandbox load` relodges model runs afterwards when asked to).
@@ -14,95 +16,147 @@ from ProvenaInterfaces.SharedTypes import ImportMode
 from pydantic import ValidationError
 
 from provena_ops.sandbox.context import Sandbox
-from provena_ops.sandbox.http import status
-from provena_ops.sandbox.items import SUBTYPES
+from provena_ops.sandbox.http import status, v1_dump
+from provena_ops.sandbox.items import SUBTYPES, v1_item_dump
+
+Failure = tuple[str, dict[str, Any]]
 
 
 def _parse_failure(bundle: api.BundledItem) -> str | None:
+    """import_parsed's checks, the first failure winning: the item, then its lock, then its auth."""
     payload = bundle.item_payload
     try:
-        if payload.get("record_type") == "SEED_ITEM":
-            models.SeededItem.model_validate(payload)
-        else:
-            info = SUBTYPES.get(str(payload.get("item_subtype")))
-            if info is None:
-                return f"Item {bundle.id} has unsupported subtype {payload.get('item_subtype')!r}."
-            info.item_model.model_validate(payload)
-        models.AuthTableEntry.model_validate(bundle.auth_payload)
-        models.LockTableEntry.model_validate(bundle.lock_payload)
+        models.RecordInfo.model_validate(payload)
     except ValidationError as exc:
-        return (
-            f"Failed to parse item {bundle.id}: {exc.errors()[0].get('msg')} at {exc.errors()[0].get('loc')}"
-        )
-    if payload.get("id") != bundle.id:
-        return f"Bundle id {bundle.id} does not match item payload id {payload.get('id')}."
+        dump = v1_dump("RecordInfo", [dict(e) for e in exc.errors()])
+        return f"Could not parse registry item as Record Info: {dump}"
+    if payload.get("record_type") != "SEED_ITEM":
+        info = SUBTYPES.get(str(payload.get("item_subtype")))
+        if info is None or info.category != payload.get("item_category"):
+            return (
+                "The item could be parsed as a record but had a category/subtype combination that was "
+                "not known."
+            )
+        mismatch = v1_item_dump(info, payload)
+        if mismatch is not None:
+            return f"Could not parse registry item as it's matched type: {mismatch}"
+    try:
+        models.LockTableEntry.model_validate(bundle.lock_payload)
+    except ValidationError:
+        return "Failed to parse the lock payload of item as a LockTableEntry."
+    try:
+        models.AuthTableEntry.model_validate(bundle.auth_payload)
+    except ValidationError:
+        return "Failed to parse the auth payload of item as a AuthTableEntry."
     return None
+
+
+def _bundle_of(sandbox: Sandbox, item_id: str) -> dict[str, Any]:
+    """An existing entry as export bundles it."""
+    return {
+        "id": item_id,
+        "item_payload": sandbox.store.get_item(item_id) or {},
+        "auth_payload": sandbox.store.get_auth(item_id) or {},
+        "lock_payload": sandbox.store.get_lock(item_id) or {},
+    }
+
+
+def _mode_failures(
+    sandbox: Sandbox,
+    request: api.RegistryImportRequest,
+    incoming: dict[str, dict[str, Any]],
+    existing: list[str],
+) -> list[Failure]:
+    """The import mode's validator: which entries it refuses, with the bundle each is about."""
+    mode, old = request.import_mode, set(existing)
+    if mode is ImportMode.ADD_ONLY:
+        return [
+            (f"Overlapping item on add only mode {key}", item) for key, item in incoming.items() if key in old
+        ]
+    if mode is ImportMode.OVERWRITE_ONLY:
+        return [
+            (f"Item {key} does not already exist", item) for key, item in incoming.items() if key not in old
+        ]
+    missing = [key for key in existing if key not in incoming]
+    if mode is ImportMode.SYNC_ADD_OR_OVERWRITE:
+        return [
+            (f"Item {key} currently exists but not provided in update", _bundle_of(sandbox, key))
+            for key in missing
+        ]
+    if mode is ImportMode.SYNC_DELETION_ALLOWED and not request.allow_entry_deletion:
+        return [
+            (f"Item {key} will be deleted but deletion not explicitly enabled", _bundle_of(sandbox, key))
+            for key in missing
+        ]
+    return []
+
+
+def _statistics(mode: ImportMode, old: set[str], new: set[str]) -> dict[str, int]:
+    """Provena's figures per mode (admin_helpers.py), the same in trial and real mode."""
+    both, added = old & new, new - old
+    if mode is ImportMode.ADD_ONLY:
+        return _figures(len(old), len(old) + len(new), 0, 0, len(new))
+    if mode is ImportMode.OVERWRITE_ONLY:
+        return _figures(len(old), len(old), 0, len(new), 0)
+    if mode is ImportMode.SYNC_DELETION_ALLOWED:
+        return _figures(len(old), len(new), len(old - new), len(both), len(added))
+    return _figures(len(old), len(old | new), 0, len(both), len(added))
+
+
+def _figures(old_size: int, new_size: int, deleted: int, overwritten: int, new: int) -> dict[str, int]:
+    return {
+        "old_registry_size": old_size,
+        "new_registry_size": new_size,
+        "deleted_entries": deleted,
+        "overwritten_entries": overwritten,
+        "new_entries": new,
+    }
 
 
 def import_bundle(sandbox: Sandbox, request: api.RegistryImportRequest) -> dict[str, Any]:
     mode = request.import_mode
-    prefix = "TRIAL: " if request.trial_mode else ""
 
-    def failed(details: str, failures: list[tuple[str, dict[str, Any]]] | None = None) -> dict[str, Any]:
+    def failed(details: str, failures: list[Failure]) -> dict[str, Any]:
         return {
-            "status": status(False, prefix + details),
+            "status": status(False, details),
             "trial_mode": request.trial_mode,
             "statistics": None,
-            "failure_list": [[message, item] for message, item in failures] if failures else None,
+            "failure_list": [[reason, bundle] for reason, bundle in failures],
         }
 
     if request.parse_items:
-        failures = [
-            (message, bundle.model_dump())
+        parse_failures = [
+            (reason, bundle.model_dump(mode="json"))
             for bundle in request.items
-            if (message := _parse_failure(bundle)) is not None
+            if (reason := _parse_failure(bundle)) is not None
         ]
-        if failures:
-            return failed(f"{len(failures)} item(s) failed to parse; nothing was imported.", failures)
+        if parse_failures:
+            return failed(
+                f"There were {len(parse_failures)} items with parsing issues! See failure list.",
+                parse_failures,
+            )
 
     with sandbox.store.transaction():
-        existing = set(sandbox.store.item_ids())
-        incoming = {bundle.id for bundle in request.items}
-        new_ids = incoming - existing
-        overwritten = incoming & existing
-        leftover = existing - incoming
-        if mode is ImportMode.ADD_ONLY and overwritten:
+        incoming = {bundle.id: bundle.model_dump(mode="json") for bundle in request.items}  # later ones win
+        existing = sandbox.store.item_ids()
+        mode_failures = _mode_failures(sandbox, request, incoming, existing)
+        if mode_failures:
             return failed(
-                f"Mode {mode} forbids overwriting, but {len(overwritten)} id(s) already exist: "
-                f"{', '.join(sorted(overwritten)[:10])}."
+                "There were errors during validation of the import mode, see the failure list.", mode_failures
             )
-        if mode is ImportMode.OVERWRITE_ONLY and new_ids:
-            return failed(
-                f"Mode {mode} only overwrites, but {len(new_ids)} id(s) do not exist: "
-                f"{', '.join(sorted(new_ids)[:10])}."
-            )
-        if mode is ImportMode.SYNC_ADD_OR_OVERWRITE and leftover:
-            return failed(
-                f"Mode {mode} requires every registry id in the payload, but {len(leftover)} are "
-                f"missing: {', '.join(sorted(leftover)[:10])}."
-            )
-        deleting = mode is ImportMode.SYNC_DELETION_ALLOWED and bool(leftover)
-        if deleting and not request.allow_entry_deletion:
-            return failed(
-                f"Mode {mode} would delete {len(leftover)} entries, but allow_entry_deletion is false."
-            )
-        deleted = leftover if deleting else set()
-        statistics = {
-            "old_registry_size": len(existing),
-            "new_registry_size": len(existing) + len(new_ids) - len(deleted),
-            "deleted_entries": len(deleted),
-            "overwritten_entries": len(overwritten),
-            "new_entries": len(new_ids),
-        }
+        old = set(existing)
+        statistics = _statistics(mode, old, set(incoming))
         if not request.trial_mode:
-            for bundle in request.items:
-                sandbox.store.put_item(bundle.item_payload)
-                sandbox.store.put_auth(bundle.auth_payload)
-                sandbox.store.put_lock(bundle.lock_payload)
-            for item_id in deleted:
-                sandbox.store.delete_item(item_id)
+            for bundle in incoming.values():
+                sandbox.store.put_item(bundle["item_payload"])
+                sandbox.store.put_lock(bundle["lock_payload"])
+                sandbox.store.put_auth(bundle["auth_payload"])
+            if mode is ImportMode.SYNC_DELETION_ALLOWED:
+                for item_id in old - set(incoming):
+                    sandbox.store.delete_item(item_id)
+    prefix = "TRIAL: " if request.trial_mode else ""
     return {
-        "status": status(True, f"{prefix}Successfully imported with mode: {mode}."),
+        "status": status(True, f"{prefix}Successfully imported with mode: ImportMode.{mode.name}."),
         "trial_mode": request.trial_mode,
         "statistics": statistics,
         "failure_list": None,

@@ -16,7 +16,7 @@ from ProvenaInterfaces import RegistryModels as models
 from pydantic import BaseModel, ValidationError
 
 from provena_ops.sandbox.context import Sandbox
-from provena_ops.sandbox.http import provena_error, unauthorised, v1_dump
+from provena_ops.sandbox.http import InternalError, provena_error, unauthorised, v1_dump
 from provena_ops.sandbox.realm import REGISTRY_ADMIN, Identity
 
 
@@ -198,14 +198,29 @@ def is_locked(sandbox: Sandbox, item_id: str) -> bool:
     return bool(entry and entry["lock_information"]["locked"])
 
 
+def key_error(item_id: str) -> str:
+    """How Provena's f-strings render the KeyError its registry read raises for a missing id: the
+    repr of the message (registry-api helpers/dynamo_helpers.py, get_entry_raw)."""
+    return repr(f"Failed to find item. Is the ID ('{item_id}') correct and in the database?")
+
+
+def enum_text(kind: str, value: str) -> str:
+    """A str-Enum member inside an f-string on Python 3.11, where Provena's services run."""
+    return f"{kind}.{value}"
+
+
+def no_lock_row(item_id: str) -> str:
+    """registry-api helpers/lock_helpers.py, get_item_from_lock_table."""
+    return f"Failed to retrieve ID {item_id} from the lock table, are you sure it exists?"
+
+
 def check_lock(sandbox: Sandbox, item_id: str) -> None:
-    """Provena's lock gate before writes: unknown ids fail the lock-table lookup (400)."""
+    """`locked_check` (registry-api helpers/item_type_route_generator.py), the gate before every
+    write: an unknown id has no lock row, so it fails here with a 400 before any existence check."""
     entry = sandbox.store.get_lock(item_id)
     if entry is None:
         raise provena_error(
-            400,
-            f"Failed to check if locked. No access provided. Error: Could not find the given key ({item_id}) "
-            "in the lock table.",
+            400, f"Failed to check if locked. No access provided. Error: {no_lock_row(item_id)}."
         )
     if entry["lock_information"]["locked"]:
         raise unauthorised(LOCKED)
@@ -220,22 +235,87 @@ def parse_dump(model: type[BaseModel], data: dict[str, Any]) -> str | None:
     return None
 
 
-def wrong_subtype_dump(info: SubtypeInfo, item: dict[str, Any]) -> str:
-    """What Provena says when a complete item of another subtype is read through this route."""
-    dump = parse_dump(info.item_model, item)
-    if dump is None or item.get("item_subtype") != info.subtype:
-        dump = v1_dump(
-            info.item_model.__name__,
-            [
-                {
-                    "type": "enum",
-                    "loc": ("item_subtype",),
-                    "msg": "",
-                    "ctx": {"expected": f"'{info.subtype}'"},
-                },
-            ],
+def v1_item_errors(info: SubtypeInfo, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The errors pydantic 1 reports parsing `data` as the route's item model, in its order: the
+    item's own fields, then its history entries, then the category and subtype validators (which
+    the pydantic-2 port of the models leaves out). Checked against provena-interfaces 2.10.3 on
+    pydantic 1.10.17 (tests/sandbox/data/v1_cross_parse.json)."""
+    errors: list[dict[str, Any]] = []
+    try:
+        info.item_model.model_validate(data)
+    except ValidationError as exc:
+        errors = [dict(e) for e in exc.errors()]
+    own = [e for e in errors if tuple(e.get("loc", ()))[:1] != ("history",)]
+    history = [e for e in errors if tuple(e.get("loc", ()))[:1] == ("history",)]
+    checks: list[dict[str, Any]] = []
+    if data.get("item_category") != info.category:
+        checks.append(
+            {
+                "type": "assertion_error",
+                "loc": ("item_category",),
+                "msg": "Incorrect item_category provided. The required category is "
+                f"{enum_text('ItemCategory', info.category)}.",
+            }
         )
-    return dump
+    if data.get("item_subtype") != info.subtype:
+        checks.append(
+            {
+                "type": "assertion_error",
+                "loc": ("item_subtype",),
+                "msg": "Incorrect item_subtype provided. The required type is "
+                f"{enum_text('ItemSubType', info.subtype)}.",
+            }
+        )
+    return [*own, *history, *checks]
+
+
+def v1_item_dump(info: SubtypeInfo, data: dict[str, Any]) -> str | None:
+    """str(ValidationError) of pydantic 1 for `data` as the route's item model; None if it parses."""
+    errors = v1_item_errors(info, data)
+    return v1_dump(info.item_model.__name__, errors) if errors else None
+
+
+def typed_view(info: SubtypeInfo, stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored item as typed routes answer it: parsed into the model, so every optional field is
+    there (null when unset), where the stored form leaves them out."""
+    if stored.get("record_type") == "SEED_ITEM":
+        return models.SeededItem.model_validate(stored).model_dump(mode="json")
+    return info.item_model.model_validate(stored).model_dump(mode="json")
+
+
+def stored_form(info: SubtypeInfo, item: dict[str, Any]) -> dict[str, Any]:
+    """What Provena writes: `py_to_dict`, i.e. the model's JSON with every None left out."""
+    return info.item_model.model_validate(item).model_dump(mode="json", exclude_none=True)
+
+
+def check_raw_item_subtype(info: SubtypeInfo, item_id: str, item: dict[str, Any]) -> None:
+    """registry-api helpers/action_helpers.py `check_raw_item_subtype`: lock, unlock and the access
+    settings routes parse the stored item with the route's model before acting."""
+    expected = enum_text("ItemSubType", info.subtype)
+    stored = str(item.get("item_subtype"))
+    if item.get("record_type") == "SEED_ITEM":
+        if stored != info.subtype:
+            raise provena_error(
+                400,
+                f"Fetched item with handle {item_id} has item subtype of {enum_text('ItemSubType', stored)} "
+                f"but expected {expected}. Are you using the correct endpoint route for "
+                f"{enum_text('ItemSubType', stored)}'s?.",
+            )
+        return
+    dump = v1_item_dump(info, item)
+    if dump is None:
+        return
+    if stored == info.subtype:
+        raise provena_error(
+            500,
+            f"Failed to parse item of subtype {stored} with the associated route's subtype pydanctic "
+            f"model of {expected}. Does the stored item have an old format? Error: {dump}.",
+        )
+    raise provena_error(
+        400,
+        f"Failed to parse item with the associated route's subtype model of {expected}. Are you using the "
+        f"correct endpoint route for id {item_id} pointing to an item subtype of {stored}? Error: {dump}.",
+    )
 
 
 def new_item(
@@ -271,7 +351,7 @@ def new_item(
             }
         ],
     }
-    item = info.item_model.model_validate(item).model_dump(mode="json")
+    item = stored_form(info, item)
     with sandbox.store.transaction():
         sandbox.store.put_item(item)
         sandbox.store.put_auth(
@@ -322,7 +402,7 @@ def write_update(
             *history,
         ],
     }
-    item = info.item_model.model_validate(item).model_dump(mode="json")
+    item = stored_form(info, item)
     sandbox.store.put_item(item)
     return item
 
@@ -330,27 +410,31 @@ def write_update(
 def lock_change(
     sandbox: Sandbox, identity: Identity, info: SubtypeInfo, item_id: str, reason: str, lock: bool
 ) -> str:
+    """registry-api helpers/action_helpers.py lock_resource_route_helper / unlock_resource_route_helper
+    and helpers/lock_helpers.py apply_lock / apply_unlock, in their order of checks."""
     entry = sandbox.store.get_lock(item_id)
+    if entry is None:
+        raise provena_error(400, no_lock_row(item_id))
+    # Provena's unlock reuses the lock text.
+    if not can(item_roles(sandbox, identity, item_id, info.subtype), ADMIN_ITEM_ROLES):
+        raise unauthorised("You are not authorised to lock this item.")
     item = sandbox.store.get_item(item_id)
-    if entry is None or item is None:
-        raise provena_error(400, f"Could not find the given key ({item_id}) in the lock table.")
-    if item["item_subtype"] != info.subtype:
-        raise provena_error(400, wrong_subtype_dump(info, item))
-    if not can(item_roles(sandbox, identity, item_id, item["item_subtype"]), ADMIN_ITEM_ROLES):
-        raise unauthorised("You do not have sufficient permissions to change the lock status of this item.")
+    if item is None:
+        raise InternalError(f"lock row without a registry item: {item_id}")  # an uncaught KeyError
+    check_raw_item_subtype(info, item_id, item)
     information = entry["lock_information"]
     if information["locked"] == lock:
-        state = "locked" if lock else "unlocked"
-        raise provena_error(400, f"Cannot {'lock' if lock else 'unlock'} an item which is already {state}.")
+        raise provena_error(
+            400, "Resource is already locked." if lock else "Cannot unlock already unlocked resource."
+        )
     information["locked"] = lock
-    information["history"].append(
-        {
-            "action_type": "LOCK" if lock else "UNLOCK",
-            "username": identity.username,
-            "email": identity.email,
-            "reason": reason,
-            "timestamp": sandbox.now(),
-        }
-    )
+    event = {
+        "action_type": "LOCK" if lock else "UNLOCK",
+        "username": identity.username,
+        "email": identity.email,
+        "reason": reason,
+        "timestamp": sandbox.now(),
+    }
+    information["history"].append({key: value for key, value in event.items() if value is not None})
     sandbox.store.put_lock(entry)
-    return f"Successfully {'locked' if lock else 'unlocked'} item with id {item_id}."
+    return "Resource locked successfully." if lock else "Resource unlocked successfully."

@@ -27,7 +27,7 @@ from provena_ops.sandbox.http import (
     provena_error,
     require_roles,
 )
-from provena_ops.sandbox.items import LOCKED, SUBTYPES, WRITE_ROLES, can, item_roles, write_update
+from provena_ops.sandbox.items import SUBTYPES, WRITE_ROLES, can, is_locked, item_roles, write_update
 from provena_ops.sandbox.provenance import (
     VALIDATION_PREFIX,
     RecordInvalid,
@@ -45,8 +45,15 @@ IN_PROGRESS_INFO = "Job has been dispatched to worker callback and is in progres
 COMPLETION_REASON = "Updating item to mark completion of provenance lodge."
 
 
+# prov-api jobs/prov_jobs.py: a handler's failure is `f"Job failed, err: {error}."`, and the errors
+# wrap an HTTPException, whose str() is empty on Starlette 0.22 (raised with keyword arguments): so a
+# refused registry update (unknown id, other subtype, locked, no write) reads the same in every case.
+LODGE_FAILED = "Job failed, err: An error occurred while lodging the provenance record. Error: .."
+VALIDATION_RAISED = "Job failed, err: Unhandled exception during model run lodging. Error: .."
+
+
 class JobFailed(Exception):
-    pass
+    """A handler's failure; the message is the job's whole `info`."""
 
 
 def encode_user(identity: Identity) -> str:
@@ -72,7 +79,7 @@ def launch_job(
     now = time.time()
     visible_at = now + settings.job_row_delay_ms / 1000
     job = {
-        "session_id": str(uuid.uuid4()),
+        "session_id": _new_session_id(sandbox, username, job_type, sub_type, payload),
         "created_timestamp": int(now),
         "username": username,
         "batch_id": batch_id,
@@ -90,6 +97,18 @@ def launch_job(
     return str(job["session_id"])
 
 
+def _new_session_id(
+    sandbox: Sandbox, username: str, job_type: str, sub_type: str, payload: dict[str, Any]
+) -> str:
+    """Drawn from the fault seed, so a replayed rehearsal polls the same session ids (and meets the
+    same faults on them); an id already in the table is drawn again."""
+    key = json.dumps([username, job_type, sub_type, payload], sort_keys=True, default=str)
+    while True:
+        session_id = str(sandbox.fates.uuid("session", key))
+        if sandbox.store.get_job(session_id, float("inf")) is None:
+            return session_id
+
+
 def _injected_failure(sandbox: Sandbox, job: dict[str, Any]) -> bool:
     target = str(job["payload"].get("model_run_record_id") or "")
     if target and target in sandbox.faults.fail_jobs_for:
@@ -98,7 +117,7 @@ def _injected_failure(sandbox: Sandbox, job: dict[str, Any]) -> bool:
         sandbox.faults.fail_next_jobs -= 1
         return True
     rate = sandbox.settings.job_fail_rate
-    return rate > 0 and sandbox.rng.random() < rate
+    return rate > 0 and sandbox.fates.draw("job", target or str(job["session_id"])) < rate
 
 
 def _run_update(sandbox: Sandbox, payload: dict[str, Any]) -> dict[str, Any]:
@@ -110,26 +129,21 @@ def _run_update(sandbox: Sandbox, payload: dict[str, Any]) -> dict[str, Any]:
         if payload.get("revalidate", True):
             validate_record(sandbox, record, caller)
     except RecordInvalid as exc:
-        raise JobFailed(VALIDATION_PREFIX + exc.message) from exc
+        if exc.direct:  # raised as an HTTPException by Provena's validator
+            raise JobFailed(VALIDATION_RAISED) from exc
+        raise JobFailed(f"{VALIDATION_PREFIX}{exc.message}.") from exc
+    except HTTPException as exc:
+        raise JobFailed(VALIDATION_RAISED) from exc
     info = SUBTYPES["MODEL_RUN"]
     existing = sandbox.store.get_item(run_id)
     if (
         existing is None
         or existing["item_subtype"] != "MODEL_RUN"
         or existing["record_type"] != "COMPLETE_ITEM"
+        or is_locked(sandbox, run_id)
+        or not can(item_roles(sandbox, caller, run_id, "MODEL_RUN"), WRITE_ROLES)
     ):
-        raise JobFailed(
-            f"Failed to update the registry item. Status code: 400. Details: Could not find a complete "
-            f"model run with id {run_id} in the registry."
-        )
-    lock = sandbox.store.get_lock(run_id)
-    if lock and lock["lock_information"]["locked"]:
-        raise JobFailed(f"Failed to update the registry item. Status code: 401. Details: {LOCKED}")
-    if not can(item_roles(sandbox, caller, run_id, "MODEL_RUN"), WRITE_ROLES):
-        raise JobFailed(
-            "Failed to update the registry item. Status code: 401. Details: You are not authorised "
-            "to update this item."
-        )
+        raise JobFailed(LODGE_FAILED)  # the registry's refusal, as prov-api's job reports it
     graph = graph_for(sandbox, run_id, record)
     domain = {
         "display_name": record.display_name,
@@ -141,7 +155,9 @@ def _run_update(sandbox: Sandbox, payload: dict[str, Any]) -> dict[str, Any]:
     updated = write_update(sandbox, info, existing, domain, str(payload["reason"]), caller.username)
     sandbox.store.apply_diff(relodge_diff(sandbox, run_id, record))
     write_update(sandbox, info, updated, domain, COMPLETION_REASON, caller.username)
-    return {"record": {"id": run_id, "prov_json": domain["prov_serialisation"], "record": domain["record"]}}
+    # Written with py_to_dict (no nulls), as the job table stores it.
+    stored_record = record.model_dump(mode="json", exclude_none=True)
+    return {"record": {"id": run_id, "prov_json": domain["prov_serialisation"], "record": stored_record}}
 
 
 def _run_lodge_only(sandbox: Sandbox, payload: dict[str, Any]) -> dict[str, Any]:
@@ -152,7 +168,7 @@ def _run_lodge_only(sandbox: Sandbox, payload: dict[str, Any]) -> dict[str, Any]
         "record": {
             "id": run_id,
             "prov_json": prov_serialisation(run_id, graph_for(sandbox, run_id, record)),
-            "record": record.model_dump(mode="json"),
+            "record": record.model_dump(mode="json", exclude_none=True),
         }
     }
 
@@ -188,17 +204,18 @@ def _finish(sandbox: Sandbox, job: dict[str, Any]) -> None:
         if _injected_failure(sandbox, job):
             raise RuntimeError("injected job failure (sandbox fault injection)")
         if handler is None:
-            raise JobFailed(f"The sandbox has no worker for job sub type {job['job_sub_type']}.")
+            raise KeyError(str(job["job_sub_type"]))  # the handler map's lookup
         with sandbox.store.savepoint():  # a failing job leaves no half-written registry or graph
             result = handler(sandbox, job["payload"])
     except JobFailed as exc:
-        job.update(status="FAILED", info=f"Job failed, err: {exc}", result=None)
-    except HTTPException as exc:
-        # A registry refusal met while the job runs (e.g. the caller can no longer read an entity).
-        job.update(status="FAILED", info=f"Job failed, err: {exc.status_code}: {exc.detail}", result=None)
+        job.update(status="FAILED", info=str(exc), result=None)
+    except (HTTPException, RecordInvalid):
+        # A registry refusal met while lodging (e.g. the caller can no longer read an entity).
+        job.update(status="FAILED", info=LODGE_FAILED, result=None)
     except Exception as exc:
+        # EcsSqsPythonTools JobRunner.run_job_loop; a KeyError renders with its quotes.
         job.update(
-            status="FAILED", info=f"Callback function raised unhandled exception. Error: {exc}", result=None
+            status="FAILED", info=f"Callback function raised unhandled exception. Error: {exc}.", result=None
         )
     else:
         job.update(status="SUCCEEDED", info=None, result=result)

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from provena_ops.sandbox.context import Sandbox
 from provena_ops.sandbox.http import provena_error, status
-from provena_ops.sandbox.items import READ_ROLES, SubtypeInfo, can, item_roles
+from provena_ops.sandbox.items import READ_ROLES, SubtypeInfo, can, item_roles, typed_view
 from provena_ops.sandbox.realm import Identity
 
 SORT_COLUMNS = {
@@ -27,19 +27,24 @@ SORT_COLUMNS = {
 
 
 def _sort(
-    request: api.SubtypeListRequest | api.GeneralListRequest, info: SubtypeInfo | None
+    request: api.SubtypeListRequest | api.GeneralListRequest, subtype: str | None
 ) -> tuple[str, str, bool]:
-    sort = request.sort_by or api.SortOptions()
-    if sort.sort_type not in SORT_COLUMNS:
-        filter_type = api.FilterType.ITEM_SUBTYPE
+    """The index Provena would query (registry-api helpers/dynamo_helpers.py); a filter and sort pair
+    with no index is its 400, naming both as Python 3.11 renders the enums."""
+    sort = request.sort_by
+    sort_type = sort.sort_type if sort is not None else None
+    if sort_type not in SORT_COLUMNS:
+        filter_type = "FilterType.ITEM_SUBTYPE" if subtype else "None"
+        sort_text = f"SortType.{api.SortType(sort_type).name}" if sort_type is not None else "None"
         raise provena_error(
             400,
-            "Failed to generate query parameters for the given filter and sort options. Filter type: "
-            f"{filter_type}, sort type: {sort.sort_type}. Error: this combination is not supported for "
-            f"{info.subtype if info else 'the general list'}.",
+            "Failed to generate query parameters. Error: Could not derive an index name for filter type "
+            f"{filter_type} and sort type {sort_text}. If attempting to sort items by some field belonging "
+            "to only particular item subtypes, ensure to provide the item subtype filter to access its "
+            "index, or utilise the specific list routes for the item subtype.",
         )
-    column, key_field = SORT_COLUMNS[sort.sort_type]
-    return column, key_field, sort.ascending
+    column, key_field = SORT_COLUMNS[sort_type]
+    return column, key_field, bool(sort.ascending) if sort is not None else False
 
 
 def _cursor(key: dict[str, Any] | None, key_field: str) -> tuple[Any, str] | None:
@@ -64,7 +69,6 @@ def list_page(
             "Failed to query the database. Error: Parameter validation failed:\nInvalid value for parameter "
             f"Limit, value: {request.page_size}, valid min value: 1",
         )
-    column, key_field, ascending = _sort(request, info)
     subtype = info.subtype if info else None
     record_type = "COMPLETE_ONLY"
     if isinstance(request, api.GeneralListRequest) and request.filter_by is not None:
@@ -73,6 +77,7 @@ def list_page(
         record_type = api.QueryRecordTypes(request.filter_by.record_type).value
     elif isinstance(request, api.SubtypeListRequest) and request.filter_by is not None:
         record_type = api.QueryRecordTypes(request.filter_by.record_type).value
+    column, key_field, ascending = _sort(request, subtype)
     raw = sandbox.store.page_items(
         subtype, column, ascending, _cursor(request.pagination_key, key_field), request.page_size
     )
@@ -93,7 +98,7 @@ def list_page(
     if info is None:
         return JSONResponse(
             {
-                "status": status(True, "Successfully listed items."),
+                "status": status(True, "Searched database and returned items matching query."),
                 "items": readable,
                 "total_item_count": len(readable),
                 "pagination_key": next_key,
@@ -105,16 +110,16 @@ def list_page(
     unparsable: list[dict[str, Any]] = []
     for item in readable:
         if item["record_type"] == "SEED_ITEM":
-            seeds.append(item)
+            seeds.append(typed_view(info, item))
             continue
         try:
-            info.item_model.model_validate(item)
+            complete.append(typed_view(info, item))
         except ValidationError:
             unparsable.append(item)
-        else:
-            complete.append(item)
+    # Provena's precedence slip: `"Successfully listed items." + "" if not warning else " WARNING..."`.
     ok = not unparsable
-    details = "Successfully listed items." if ok else f"{len(unparsable)} item(s) could not be parsed."
+    warning = " WARNING at least one unparsable entity exists in the registry."
+    details = "Successfully listed items." if ok else warning
     return JSONResponse(
         {
             "status": status(ok, details),

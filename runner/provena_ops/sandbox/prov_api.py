@@ -46,7 +46,8 @@ def _validate_or_400(sandbox: Sandbox, record: ModelRunRecord, identity: Identit
     try:
         validate_record(sandbox, record, identity)
     except RecordInvalid as exc:
-        raise provena_error(400, exc.message if exc.direct else VALIDATION_PREFIX + exc.message) from exc
+        message = exc.message if exc.direct else f"{VALIDATION_PREFIX}{exc.message}."
+        raise provena_error(400, message) from exc
 
 
 def _model_run_or_none(sandbox: Sandbox, run_id: str) -> tuple[dict[str, Any] | None, str]:
@@ -86,7 +87,7 @@ def build_prov_app() -> FastAPI:
         _validate_or_400(sandbox, body.record, identity)
         payload = {
             "model_run_record_id": body.model_run_id,
-            "updated_record": body.record.model_dump(mode="json"),
+            "updated_record": body.record.model_dump(mode="json", exclude_none=True),
             "reason": body.reason,
             "revalidate": True,
             "user_info": encode_user(identity),
@@ -164,7 +165,12 @@ def build_prov_app() -> FastAPI:
         )
         return JSONResponse(
             {
-                "status": status(True, "Successfully linked model run to study."),
+                "status": status(
+                    True,
+                    # (sic) prov-api routes/model_run/model_run.py
+                    "Succesfully linked model run and study together in the registry and lodged a job for "
+                    "the provenance graph update with given session ID.",
+                ),
                 "model_run_id": model_run_id,
                 "study_id": study_id,
                 "session_id": session_id,
@@ -185,10 +191,12 @@ def build_prov_app() -> FastAPI:
                 if depth > MAX_DEPTH:
                     raise provena_error(400, f"Depth provided is in excess of depth maximum: {MAX_DEPTH}.")
                 if sandbox.store.get_item(starting_id) is None:
+                    # prov-api helpers/entity_validators.py unknown_validator: a backslash line
+                    # continuation keeps the next line's 16 spaces, and the error is never filled in.
                     raise provena_error(
                         500,
-                        f"The provided id {starting_id} was not a valid registry item. "
-                        f"Could not find the given key ({starting_id}) in the registry.",
+                        f"The provided id {starting_id} was not a valid registry{' ' * 16}item. Error from "
+                        "registry lookup: .",
                     )
                 graph = explore(sandbox, starting_id, depth, upstream)
                 kind = "lineage" if upstream else "downstream"

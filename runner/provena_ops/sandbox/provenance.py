@@ -7,13 +7,15 @@ import json
 from collections import deque
 from typing import Any
 
-from ProvenaInterfaces.ProvenanceModels import ModelRunRecord
+from fastapi import HTTPException
+from ProvenaInterfaces.ProvenanceModels import ModelRunRecord, TemplatedDataset
 
 from provena_ops.sandbox.context import Sandbox
+from provena_ops.sandbox.fetching import fetch_outcome
 from provena_ops.sandbox.graph import DiffAction, RecordGraph, diff_graphs, model_run_graph
-from provena_ops.sandbox.http import unauthorised
-from provena_ops.sandbox.items import READ_ROLES, can, item_roles
-from provena_ops.sandbox.realm import Identity
+from provena_ops.sandbox.http import provena_error
+from provena_ops.sandbox.items import SUBTYPES
+from provena_ops.sandbox.realm import REGISTRY_ADMIN, REGISTRY_READ, REGISTRY_WRITE, Identity
 
 VALIDATION_PREFIX = "Failed to validate an entity's ID in the record, error: "
 
@@ -28,102 +30,149 @@ class RecordInvalid(Exception):
         self.direct = direct
 
 
-def _complete(
-    sandbox: Sandbox, identity: Identity | None, item_id: str, subtype: str, what: str
-) -> dict[str, Any]:
-    item = sandbox.store.get_item(item_id)
-    if item is None:
-        raise RecordInvalid(f"The {what} with id {item_id} could not be found in the registry.")
-    if identity is not None and not can(
-        item_roles(sandbox, identity, item_id, item["item_subtype"]), READ_ROLES
-    ):
-        raise unauthorised("You are not authorised to fetch this item.")
-    if item["record_type"] != "COMPLETE_ITEM":
-        raise RecordInvalid(f"The {what} with id {item_id} is a seed item, not a complete item.")
-    if item["item_subtype"] != subtype:
-        raise RecordInvalid(f"The {what} with id {item_id} is a {item['item_subtype']}, expected {subtype}.")
-    return item
+SERVICE_ACCOUNT = Identity(
+    username="service-account-prov-api",
+    email="",
+    roles=[REGISTRY_READ, REGISTRY_WRITE, REGISTRY_ADMIN],
+    token="",
+)
+
+
+def _entity_problem(sandbox: Sandbox, identity: Identity, item_id: str, subtype: str) -> str | None:
+    """prov-api helpers/entity_validators.py `validate_by_id`: the registry's typed fetch of the id;
+    its soft failure becomes the error text, and a 401 is raised as prov-api raises it."""
+    try:
+        outcome = fetch_outcome(sandbox, identity, SUBTYPES[subtype], item_id)
+    except HTTPException as exc:
+        if exc.status_code == 401:
+            raise provena_error(
+                401, f"Registry API denied access to resource: 401. Error: {exc.detail}"
+            ) from exc
+        raise provena_error(
+            500, f"Registry API responded with non 200 code: {exc.status_code}. Error: {exc.detail}"
+        ) from exc
+    if isinstance(outcome, str):
+        return f"Failed to retrieve item with details: {outcome}."
+    return None
 
 
 def validate_record(sandbox: Sandbox, record: ModelRunRecord, identity: Identity | None) -> dict[str, Any]:
-    """Provena's validate_model_run_record (contract 5.2); returns the workflow template item.
-
-    `identity` is the caller (their read permissions apply); None means the prov service account.
-    """
-    if record.study_id:
-        # Provena's message for a bad study wrongly names the workflow definition; kept for fidelity.
-        try:
-            _complete(sandbox, identity, record.study_id, "STUDY", "study")
-        except RecordInvalid as exc:
-            raise RecordInvalid(
-                f"Invalid model run workflow definition (study {record.study_id}): {exc.message}"
-            ) from exc
-    template = _complete(
-        sandbox,
-        identity,
-        record.workflow_template_id,
-        "MODEL_RUN_WORKFLOW_TEMPLATE",
-        "model run workflow template",
-    )
-    inputs_allowed = {t["template_id"]: t for t in template.get("input_templates") or []}
-    outputs_allowed = {t["template_id"]: t for t in template.get("output_templates") or []}
-    dataset_templates: dict[str, dict[str, Any]] = {}
-    for template_id in [*inputs_allowed, *outputs_allowed]:
-        dataset_templates[template_id] = _complete(
-            sandbox, identity, template_id, "DATASET_TEMPLATE", "dataset template"
-        )
-    for side, supplied, allowed in (
-        ("input", record.inputs, inputs_allowed),
-        ("output", record.outputs, outputs_allowed),
+    """prov-api helpers/validate_model_run_record.py `validate_model_run_record`, in its order and
+    words; returns the workflow template item. `identity` is the caller (their read permissions
+    apply); None means the prov service account."""
+    caller = identity or SERVICE_ACCOUNT
+    if record.end_time < record.start_time:
+        raise RecordInvalid("The end time cannot be before the start time of a model run")
+    if record.display_name == "":
+        raise RecordInvalid("Display name cannot be empty string")
+    if record.description == "":
+        raise RecordInvalid("Description cannot be empty string")
+    # Provena's message for a bad study names the workflow definition; kept for fidelity.
+    if record.study_id is not None and (
+        problem := _entity_problem(sandbox, caller, record.study_id, "STUDY")
     ):
-        supplied_templates = {d.dataset_template_id for d in supplied}
-        for template_id, resource in allowed.items():
-            if not resource.get("optional") and template_id not in supplied_templates:
+        raise RecordInvalid(
+            f"Provided model run workflow definition with id {record.study_id} was not a valid "
+            "id, error: "
+            f"{problem}"
+        )
+    template_id = record.workflow_template_id
+    if problem := _entity_problem(sandbox, caller, template_id, "MODEL_RUN_WORKFLOW_TEMPLATE"):
+        raise RecordInvalid(
+            f"Provided model run workflow definition with id {template_id} was not a valid id, "
+            f"error: {problem}"
+        )
+    template = sandbox.store.get_item(template_id) or {}
+    resources = [*(template.get("input_templates") or []), *(template.get("output_templates") or [])]
+    dataset_templates: dict[str, dict[str, Any]] = {}
+    for resource in resources:
+        dataset_template_id = str(resource["template_id"])
+        if problem := _entity_problem(sandbox, caller, dataset_template_id, "DATASET_TEMPLATE"):
+            raise RecordInvalid(
+                f"Provided dataset template with id {dataset_template_id} (associated with the "
+                "workflow def.) "
+                f"was not a valid id, error: {problem}"
+            )
+        dataset_templates[dataset_template_id] = sandbox.store.get_item(dataset_template_id) or {}
+    for side, supplied, expected in (
+        ("inputs", record.inputs, template.get("input_templates") or []),
+        ("outputs", record.outputs, template.get("output_templates") or []),
+    ):
+        present = {dataset.dataset_template_id for dataset in supplied}
+        for resource in expected:
+            if not resource.get("optional") and resource["template_id"] not in present:
                 raise RecordInvalid(
-                    f"The workflow template requires an {side} dataset for template "
-                    f"{template_id}, but none was supplied."
+                    "The workflow definition expects dataset with template ID "
+                    f"{resource['template_id']} but it "
+                    f"was not present in the {side}."
                 )
+    for side, supplied in (("input", record.inputs), ("output", record.outputs)):
         for dataset in supplied:
-            if dataset.dataset_template_id not in allowed:
+            dataset_template = dataset_templates.get(dataset.dataset_template_id)
+            if dataset_template is None:
                 raise RecordInvalid(
-                    f"The {side} dataset {dataset.dataset_id} uses template {dataset.dataset_template_id}, "
-                    f"which is not one of the workflow template's {side} templates.",
+                    f"An {side} template in the payload (id: {dataset.dataset_template_id}) does "
+                    "not exist in "
+                    f"the workflow definition's list of expected/required {side} dataset templates. "
+                    "Check your "
+                    f"workflow definition and provided {side} dataset templates are correct.",
                     direct=True,
                 )
-            _complete(sandbox, identity, dataset.dataset_id, "DATASET", f"{side} dataset")
-            _check_resources(
-                dataset_templates[dataset.dataset_template_id], dataset.resources or {}, dataset.dataset_id
-            )
-    _complete(sandbox, identity, str(template["software_id"]), "MODEL", "model")
-    _complete(sandbox, identity, record.associations.modeller_id, "PERSON", "modeller")
-    if record.associations.requesting_organisation_id:
-        _complete(
-            sandbox,
-            identity,
-            record.associations.requesting_organisation_id,
-            "ORGANISATION",
-            "requesting organisation",
+            if reason := _dataset_problem(sandbox, caller, dataset, dataset_template):
+                raise RecordInvalid(
+                    f"An {side} dataset validation process failed, type "
+                    f"DatasetType.{dataset.dataset_type.name}, "
+                    f"template id {dataset.dataset_template_id}, reason {reason}."
+                )
+    software_id = str(template.get("software_id"))
+    if problem := _entity_problem(sandbox, caller, software_id, "MODEL"):
+        raise RecordInvalid(
+            f"Model with id {software_id} (associated with workflow definition) was not a valid "
+            "model, error: "
+            f"{problem}."
+        )
+    modeller = record.associations.modeller_id
+    if problem := _entity_problem(sandbox, caller, modeller, "PERSON"):
+        raise RecordInvalid(f"Modeller with id {modeller} was not a valid person, error: {problem}.")
+    organisation = record.associations.requesting_organisation_id
+    if organisation and (problem := _entity_problem(sandbox, caller, organisation, "ORGANISATION")):
+        raise RecordInvalid(
+            f"Organisation with id {organisation} was not a valid organisation, error: {problem}."
         )
     required = list((template.get("annotations") or {}).get("required") or [])
-    missing = [key for key in required if key not in (record.annotations or {})]
+    missing = [key for key in dict.fromkeys(required) if key not in (record.annotations or {})]
     if missing:
-        raise RecordInvalid(f"The workflow template requires annotations {missing} which were not provided.")
+        raise RecordInvalid(f"Missing required annotations with keys: ({','.join(missing)}).")
     return template
 
 
-def _check_resources(template: dict[str, Any], resources: dict[str, str], dataset_id: str) -> None:
-    deferred = {r["key"]: r for r in template.get("deferred_resources") or []}
-    unknown = sorted(set(resources) - set(deferred))
-    if unknown:
-        raise RecordInvalid(
-            f"Dataset {dataset_id} supplies resources {unknown} not defined by template {template['id']}."
-        )
-    missing = sorted(key for key, r in deferred.items() if not r.get("optional") and key not in resources)
+def _dataset_problem(
+    sandbox: Sandbox, caller: Identity, dataset: TemplatedDataset, template: dict[str, Any]
+) -> str | None:
+    """validate_datastore_resource: the dataset exists, and its deferred resources match the template."""
+    if problem := _entity_problem(sandbox, caller, dataset.dataset_id, "DATASET"):
+        # Provena says "Input" for outputs too.
+        return f"Input dataset with id {dataset.dataset_id} was not a valid id, error: {problem}"
+    deferred = list(template.get("deferred_resources") or [])
+    mandatory = [r["key"] for r in deferred if not r.get("optional")]
+    provided = set(dataset.resources or {})
+    missing = [key for key in mandatory if key not in provided]
+    what = (
+        f"The provided templated dataset with id {dataset.dataset_template_id} and dataset id "
+        f"{dataset.dataset_id}"
+    )
     if missing:
-        raise RecordInvalid(
-            f"Dataset {dataset_id} is missing required deferred resources {missing} of template "
-            f"{template['id']}."
+        return (
+            f"{what} was missing deferred resource paths for the following required resource keys "
+            f"({','.join(missing)})."
         )
+    extra = [key for key in (dataset.resources or {}) if key not in {r["key"] for r in deferred}]
+    if extra:
+        return (
+            f"{what} provided unexpected deferred resource paths for the following unexpected resource keys "
+            f"({','.join(extra)})."
+        )
+    return None
 
 
 def graph_for(sandbox: Sandbox, run_id: str, record: ModelRunRecord) -> RecordGraph:

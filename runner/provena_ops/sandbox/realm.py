@@ -29,7 +29,42 @@ REGISTRY_ADMIN = "entity-registry-admin"
 JOB_READ = "job-service-read"
 JOB_WRITE = "job-service-write"
 JOB_ADMIN = "job-service-admin"
-ALL_REALM_ROLES = [REGISTRY_READ, REGISTRY_WRITE, REGISTRY_ADMIN, JOB_READ, JOB_WRITE, JOB_ADMIN]
+SYS_ADMIN_READ = "sys-admin-read"
+SYS_ADMIN_WRITE = "sys-admin-write"
+SYS_ADMIN_ADMIN = "sys-admin-admin"
+ALL_REALM_ROLES = [
+    REGISTRY_READ,
+    REGISTRY_WRITE,
+    REGISTRY_ADMIN,
+    JOB_READ,
+    JOB_WRITE,
+    JOB_ADMIN,
+    SYS_ADMIN_READ,
+    SYS_ADMIN_WRITE,
+    SYS_ADMIN_ADMIN,
+]
+# Roles of Provena's own services (registry /proxy routes), never of a person.
+SERVICE_ROLES = ["prov-api", "data-store-api"]
+# The account client's roles Keycloak grants every user through the realm's default roles.
+ACCOUNT_ROLES = ["manage-account", "manage-account-links", "view-profile", "delete-account"]
+
+
+def default_realm_roles(realm_name: str) -> list[str]:
+    """What Keycloak (12+) puts in every user's token: the realm's default-roles composite and the
+    two roles it holds."""
+    return ["offline_access", f"default-roles-{realm_name.lower()}", "uma_authorization"]
+
+
+def token_roles(realm_name: str, roles: list[str]) -> list[str]:
+    """`realm_access.roles` of a token: the default realm roles, then the user's own."""
+    defaults = default_realm_roles(realm_name)
+    return [*defaults, *(role for role in dict.fromkeys(roles) if role not in defaults)]
+
+
+def known_realm_roles(realm_name: str) -> list[str]:
+    return [*ALL_REALM_ROLES, *SERVICE_ROLES, *default_realm_roles(realm_name)]
+
+
 ROLE_PRESETS: dict[str, list[str]] = {
     "admin": ALL_REALM_ROLES,
     "write": [REGISTRY_READ, REGISTRY_WRITE],
@@ -138,17 +173,23 @@ class Realm:
         session_id: str | None = None,
     ) -> str:
         now = int(time.time())
+        session = session_id or str(uuid.uuid4())
         claims = {
             "exp": now + lifetime,
             "iat": now,
+            "auth_time": now,
             "jti": str(uuid.uuid4()),
             "iss": issuer,
+            "aud": "account",
             "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, f"provena-sandbox/{username}")),
             "typ": "Bearer",
             "azp": client_id,
-            "sid": session_id or str(uuid.uuid4()),
-            "realm_access": {"roles": list(roles)},
+            "session_state": session,
+            "acr": "1",
+            "realm_access": {"roles": token_roles(self.name, list(roles))},
+            "resource_access": {"account": {"roles": list(ACCOUNT_ROLES)}},
             "scope": "openid profile email",
+            "sid": session,
             "email_verified": True,
             "preferred_username": username,
             "email": email or f"{username}@sandbox.provena.test",

@@ -9,8 +9,11 @@ from fastapi.responses import JSONResponse, Response
 from ProvenaInterfaces import RegistryAPI as api
 from ProvenaInterfaces.SharedTypes import StatusResponse
 
+from provena_ops.sandbox.auth_api import require_link
 from provena_ops.sandbox.context import Sandbox
+from provena_ops.sandbox.fetching import fetch_outcome
 from provena_ops.sandbox.http import (
+    InternalError,
     add_check_access_routes,
     install_error_handlers,
     provena_error,
@@ -31,15 +34,20 @@ from provena_ops.sandbox.items import (
     available_roles,
     can,
     check_lock,
-    is_locked,
+    check_raw_item_subtype,
+    enum_text,
     item_roles,
+    key_error,
     lock_change,
-    parse_dump,
+    no_lock_row,
+    v1_item_dump,
     write_update,
 )
 from provena_ops.sandbox.listing import list_page
 from provena_ops.sandbox.realm import REGISTRY_ADMIN, REGISTRY_READ, REGISTRY_WRITE, Identity
 
+# registry-api main.py route configs: `enforce_username_person_link` (not person, organisation, model run).
+LINKED_SUBTYPES = frozenset({"STUDY", "MODEL", "MODEL_RUN_WORKFLOW_TEMPLATE", "DATASET_TEMPLATE", "DATASET"})
 READ = require_roles(REGISTRY_READ)
 WRITE = require_roles(REGISTRY_READ, REGISTRY_WRITE)
 ADMIN = require_roles(REGISTRY_READ, REGISTRY_WRITE, REGISTRY_ADMIN)
@@ -51,45 +59,26 @@ def sandbox_of(request: Request) -> Sandbox:
 
 
 def not_found(item_id: str) -> str:
+    """The soft failure of update and revert for an id with a lock row but no item."""
     return f"Could not find the given key ({item_id}) in the registry."
+
+
+def not_present(item_id: str) -> str:
+    """describe_access_helper's 400 (registry-api helpers/action_helpers.py)."""
+    return f"Item (id={item_id!r}) was not present in the registry. Are you sure the id is correct?"
 
 
 def typed_fetch(
     sandbox: Sandbox, identity: Identity, info: SubtypeInfo, item_id: str, seed_allowed: bool
 ) -> Response:
     empty: dict[str, Any] = {"item": None, "roles": None, "locked": None, "item_is_seed": None}
-    if not item_id:
-        return soft_failure("Value error. Details ID cannot be empty.", **empty)
-    stored = sandbox.store.get_item_text(item_id)
-    if stored is None:
-        return soft_failure(not_found(item_id), **empty)
-    subtype, record_type, text = stored
-    is_seed = record_type == "SEED_ITEM"
-    if is_seed and subtype != info.subtype:
-        if seed_allowed:
-            raise provena_error(
-                400,
-                f"Item with id {item_id} did not have the correct category or subtype. "
-                f"Expected {info.category}/{info.subtype}.",
-            )
-        return soft_failure(f"Item with id {item_id} is a seed item and seed_allowed is false.", **empty)
-    if is_seed and not seed_allowed:
-        return soft_failure(f"Item with id {item_id} is a seed item and seed_allowed is false.", **empty)
-    if not is_seed and subtype != info.subtype:
-        dump = parse_dump(info.item_model, json.loads(text)) or (
-            f"1 validation error for {info.item_model.__name__}\nitem_subtype\n  unexpected value; "
-            f"permitted: <ItemSubType.{info.subtype}: '{info.subtype}'> (type=value_error.const; given="
-            f"{subtype}; permitted=(<ItemSubType.{info.subtype}: '{info.subtype}'>,))"
-        )
-        return soft_failure(dump, **empty)
-    roles = item_roles(sandbox, identity, item_id, subtype)
-    if not can(roles, READ_ROLES):
-        raise unauthorised("You are not authorised to fetch this item.")
-    rest = json.dumps({"roles": roles, "locked": is_locked(sandbox, item_id), "item_is_seed": is_seed})
-    return raw_json(f'{{"status":{FETCHED},"item":{text},{rest[1:]}')
+    outcome = fetch_outcome(sandbox, identity, info, item_id, seed_allowed)
+    if isinstance(outcome, str):
+        return soft_failure(outcome, **empty)
+    return JSONResponse(outcome)
 
 
-FETCHED = json.dumps(status(True, "Successfully fetched item."))
+GENERAL_FETCHED = json.dumps(status(True, "Successfully retrieved item from the registry."))
 
 
 def raw_json(text: str) -> Response:
@@ -108,9 +97,9 @@ def add_typed_routes(router: APIRouter, info: SubtypeInfo) -> None:
 
     @router.post(f"{prefix}/list", response_model=info.list_response, name=f"{info.subtype}.list")
     async def list_items(
-        request: Request, body: api.SubtypeListRequest | None = None, identity: Identity = Depends(READ)
+        request: Request, body: api.SubtypeListRequest, identity: Identity = Depends(READ)
     ) -> JSONResponse:
-        return list_page(sandbox_of(request), identity, body or api.SubtypeListRequest(), info)
+        return list_page(sandbox_of(request), identity, body, info)
 
     @router.delete(f"{prefix}/delete", response_model=StatusResponse, name=f"{info.subtype}.delete")
     async def delete(
@@ -122,32 +111,19 @@ def add_typed_routes(router: APIRouter, info: SubtypeInfo) -> None:
     async def lock_history(
         request: Request, id: str = Query(...), identity: Identity = Depends(READ)
     ) -> JSONResponse:
-        sandbox = sandbox_of(request)
-        item, entry = sandbox.store.get_item(id), sandbox.store.get_lock(id)
-        if item is None or entry is None:
-            raise provena_error(400, f"Could not find the given key ({id}) in the lock table.")
-        if not can(item_roles(sandbox, identity, id, item["item_subtype"]), READ_ROLES):
-            raise unauthorised("You are not authorised to view the lock history of this item.")
-        # `locked` rides along because provenaclient's get_lock_status reads this route (a client bug).
+        """lock_history_route_helper: no existence or subtype check; history oldest first."""
+        entry = readable_lock_entry(sandbox_of(request), identity, info, id)
+        history = [api.LockEvent.model_validate(event).model_dump(mode="json") for event in entry["history"]]
         return JSONResponse(
-            {
-                "status": status(True, "Successfully retrieved lock history."),
-                "history": entry["lock_information"]["history"],
-                "locked": bool(entry["lock_information"]["locked"]),
-            }
+            {"status": status(True, "Successfully fetched the lock history"), "history": history}
         )
 
     @router.get(f"{prefix}/locks/locked", response_model=api.LockStatusResponse)
     async def lock_status(
         request: Request, id: str = Query(...), identity: Identity = Depends(READ)
     ) -> JSONResponse:
-        sandbox = sandbox_of(request)
-        item = sandbox.store.get_item(id)
-        if item is None or sandbox.store.get_lock(id) is None:
-            raise provena_error(400, f"Could not find the given key ({id}) in the lock table.")
-        if not can(item_roles(sandbox, identity, id, item["item_subtype"]), READ_ROLES):
-            raise unauthorised("You are not authorised to view the lock status of this item.")
-        return JSONResponse({"locked": is_locked(sandbox, id)})
+        entry = readable_lock_entry(sandbox_of(request), identity, info, id)
+        return JSONResponse({"locked": bool(entry["locked"])})
 
     for action, lock in (("lock", True), ("unlock", False)):
 
@@ -171,22 +147,19 @@ def add_typed_routes(router: APIRouter, info: SubtypeInfo) -> None:
         request: Request, id: str = Query(...), identity: Identity = Depends(READ)
     ) -> JSONResponse:
         sandbox = sandbox_of(request)
-        item = sandbox.store.get_item(id)
-        if item is None:
-            raise provena_error(400, not_found(id))
-        return JSONResponse({"roles": item_roles(sandbox, identity, id, item["item_subtype"])})
+        if not id:
+            raise provena_error(500, "Unexpected error occurred while trying to fetch item.")
+        if sandbox.store.get_item(id) is None:
+            raise provena_error(400, not_present(id))
+        return JSONResponse({"roles": item_roles(sandbox, identity, id, info.subtype)})
 
     @router.get(f"{prefix}/auth/configuration", response_model=api.AccessSettings)
     async def auth_configuration(
         request: Request, id: str = Query(...), identity: Identity = Depends(READ)
     ) -> JSONResponse:
         sandbox = sandbox_of(request)
-        item, auth = sandbox.store.get_item(id), sandbox.store.get_auth(id)
-        if item is None or auth is None:
-            raise provena_error(400, not_found(id))
-        if not can(item_roles(sandbox, identity, id, item["item_subtype"]), ADMIN_ITEM_ROLES):
-            raise unauthorised("You are not authorised to view the access settings of this item.")
-        return JSONResponse(auth["access_settings"])
+        settings = access_settings_for(sandbox, identity, info, id, "view")
+        return JSONResponse(api.AccessSettings.model_validate(settings).model_dump(mode="json"))
 
     @router.put(f"{prefix}/auth/configuration", response_model=StatusResponse)
     async def set_auth_configuration(
@@ -194,13 +167,31 @@ def add_typed_routes(router: APIRouter, info: SubtypeInfo) -> None:
     ) -> JSONResponse:
         sandbox = sandbox_of(request)
         with sandbox.store.transaction():
-            item = sandbox.store.get_item(id)
-            if item is None:
-                raise provena_error(400, not_found(id))
-            if not can(item_roles(sandbox, identity, id, item["item_subtype"]), ADMIN_ITEM_ROLES):
-                raise unauthorised("You are not authorised to change the access settings of this item.")
-            sandbox.store.put_auth({"id": id, "access_settings": body.model_dump(mode="json")})
-        return JSONResponse({"status": status(True, "Successfully updated access settings.")})
+            old = access_settings_for(sandbox, identity, info, id, "edit")
+            if body.owner != old.get("owner"):
+                raise provena_error(
+                    400,
+                    f"The owner of a resource cannot be changed. Old: {old.get('owner')}, New: {body.owner}.",
+                )
+            offered = set(body.general).union(*body.groups.values())
+            invalid = offered - set(available_roles(info.subtype))
+            if invalid:
+                raise provena_error(
+                    400,
+                    "Inappropriate roles are being added to the role configuration - ensure these roles are "
+                    f"available for the resource type. Invalid roles: {invalid}. Available roles: "
+                    f"{set(available_roles(info.subtype))}.",
+                )
+            sandbox.store.put_auth(
+                {"id": id, "access_settings": body.model_dump(mode="json", exclude_none=True)}
+            )
+        return JSONResponse(
+            {
+                "status": status(
+                    True, f"Successfully updated the authorisation configuration for item id={id!r}."
+                )
+            }
+        )
 
     @router.get(f"{prefix}/auth/roles", response_model=api.AuthRolesResponse)
     async def roles(identity: Identity = Depends(READ)) -> JSONResponse:
@@ -221,49 +212,121 @@ def add_typed_routes(router: APIRouter, info: SubtypeInfo) -> None:
         identity: Identity = Depends(WRITE),
     ) -> JSONResponse:
         sandbox = sandbox_of(request)
+        if info.subtype in LINKED_SUBTYPES:
+            require_link(sandbox, identity)
         try:
             with sandbox.store.transaction():
-                update_standard(sandbox, identity, info, id, body.model_dump(mode="json"), reason)  # type: ignore[attr-defined]
+                domain = body.model_dump(mode="json")  # type: ignore[attr-defined]
+                details = update_standard(sandbox, identity, info, id, domain, reason)
         except SoftFailure as failure:
             return soft_failure(failure.details, register_create_activity_session_id=None)
-        return JSONResponse(
-            {
-                "status": status(True, "Successfully updated item."),
-                "register_create_activity_session_id": None,
-            }
-        )
+        return JSONResponse({"status": status(True, details), "register_create_activity_session_id": None})
 
     @router.put(f"{prefix}/revert", response_model=api.ItemRevertResponse, name=f"{info.subtype}.revert")
     async def revert(
         request: Request, body: api.ItemRevertRequest, identity: Identity = Depends(WRITE)
     ) -> JSONResponse:
         sandbox = sandbox_of(request)
-        with sandbox.store.transaction():
-            revert_item(sandbox, identity, info, body)
-        return JSONResponse({"status": status(True, "Successfully reverted item.")})
+        if info.subtype in LINKED_SUBTYPES:
+            require_link(sandbox, identity)
+        try:
+            with sandbox.store.transaction():
+                revert_item(sandbox, identity, info, body)
+        except SoftFailure as failure:
+            return soft_failure(failure.details)
+        return JSONResponse(
+            {"status": status(True, f"Successfully reverted item {body.id} to v{body.history_id}.")}
+        )
+
+
+def readable_lock_entry(
+    sandbox: Sandbox, identity: Identity, info: SubtypeInfo, item_id: str
+) -> dict[str, Any]:
+    """The lock information behind lock history and lock status, for a caller who may read the item."""
+    entry = sandbox.store.get_lock(item_id)
+    if entry is None:
+        raise provena_error(400, no_lock_row(item_id))
+    if not can(item_roles(sandbox, identity, item_id, info.subtype), READ_ROLES):
+        # Provena's lock status route reuses the lock history text.
+        raise unauthorised("You are not authorised to view the lock history of this item.")
+    information: dict[str, Any] = entry["lock_information"]
+    return information
+
+
+def access_settings_for(
+    sandbox: Sandbox, identity: Identity, info: SubtypeInfo, item_id: str, verb: str
+) -> dict[str, Any]:
+    """get_and_check_access_settings_helper / check_and_update_access_settings_helper: the item,
+    its auth row, the caller's item admin role, then the route's subtype."""
+    item = sandbox.store.get_item(item_id)
+    if item is None:
+        raise provena_error(400, not_present(item_id))
+    auth = sandbox.store.get_auth(item_id)
+    if auth is None:
+        raise provena_error(
+            500,
+            f"The specified item (id={item_id!r}) is missing an authorisation configuration. No access "
+            "granted.",
+        )
+    if not can(item_roles(sandbox, identity, item_id, info.subtype), ADMIN_ITEM_ROLES):
+        raise unauthorised(
+            f"You are not authorised to {verb} the access configuration for item id={item_id!r}."
+        )
+    check_raw_item_subtype(info, item_id, item)
+    settings: dict[str, Any] = auth["access_settings"]
+    return settings
 
 
 def validate_domain(info: SubtypeInfo, sandbox: Sandbox, domain: dict[str, Any]) -> None:
-    """The custom validators some subtypes have; failures are soft (HTTP 200, success=false)."""
+    """The custom validators (registry-api helpers/type_validators.py); failures are soft: HTTP 200,
+    success=false, `Validation Error: {e}`. STUDY has none: a bad study body is a 422."""
     if info.subtype == "PERSON" and not domain.get("ethics_approved"):
         raise SoftFailure(
-            "Validation failed: You cannot register a Person without ethics approval "
-            "(ethics_approved must be true)."
+            "Validation Error: Please ensure mandatory ethics consent is obtained before proceeding with "
+            "registration or updating of person."
         )
     if info.subtype == "MODEL_RUN_WORKFLOW_TEMPLATE":
-        model = sandbox.store.get_item(str(domain.get("software_id")))
-        if model is None or model["item_subtype"] != "MODEL" or model["record_type"] != "COMPLETE_ITEM":
-            raise SoftFailure(
-                f"Validation failed: software_id {domain.get('software_id')} is not a complete "
-                "MODEL in the registry."
-            )
-        for template in [*domain.get("input_templates", []), *domain.get("output_templates", [])]:
-            found = sandbox.store.get_item(template["template_id"])
-            if found is None or found["item_subtype"] != "DATASET_TEMPLATE":
-                raise SoftFailure(
-                    f"Validation failed: template {template['template_id']} is not a "
-                    "DATASET_TEMPLATE in the registry."
+        targets = [(str(domain.get("software_id")), "Software ID", "MODEL")]
+        targets += [
+            (str(template["template_id"]), "Dataset Template", "DATASET_TEMPLATE")
+            for template in [*domain.get("input_templates", []), *domain.get("output_templates", [])]
+        ]
+        for target_id, name, subtype in targets:
+            found = sandbox.store.get_item(target_id)
+            if found is None:
+                problem = f"Could not find {name} with ID {target_id} in registry. Please ensure it exists."
+            elif found.get("record_type") == "SEED_ITEM":
+                problem = (
+                    f"Seed items ({target_id}) are not allowed to be used in this type. Use complete "
+                    "items only"
                 )
+            elif found.get("item_subtype") != subtype:
+                problem = (
+                    f"Mismatch between expected item types. Please ensure {target_id} refers to a "
+                    f"{enum_text('ItemSubType', subtype)}."
+                )
+            else:
+                continue
+            raise SoftFailure(f"Validation Error: {problem}")
+
+
+def existing_of_type(sandbox: Sandbox, info: SubtypeInfo, item_id: str, mismatch: str) -> dict[str, Any]:
+    """`retrieve_and_type_item`: a complete item of another subtype does not parse (500); a seed of
+    another subtype parses but is the wrong type (soft failure with `mismatch`)."""
+    existing = sandbox.store.get_item(item_id)
+    if existing is None:
+        raise SoftFailure(not_found(item_id))
+    if existing.get("record_type") == "SEED_ITEM":
+        if existing.get("item_subtype") != info.subtype:
+            raise SoftFailure(mismatch)
+        return existing
+    if v1_item_dump(info, existing) is not None:
+        raise provena_error(
+            500,
+            f"Item with id {item_id} is neither a seed item nor a valid entry. Not sure how to handle this "
+            "item. Aborting.",
+        )
+    return existing
 
 
 def update_standard(
@@ -273,45 +336,55 @@ def update_standard(
     item_id: str,
     domain: dict[str, Any],
     reason: str | None,
-) -> None:
-    """Provena's check order for STANDARD updates (contract 4.4)."""
+) -> str:
+    """update_item (registry-api helpers/action_helpers.py), in its order of checks; returns the
+    success details."""
     validate_domain(info, sandbox, domain)
     check_lock(sandbox, item_id)
-    existing = sandbox.store.get_item(item_id)
-    if existing is None:
-        raise provena_error(400, not_found(item_id))
-    if existing["item_subtype"] != info.subtype:
-        if existing["record_type"] == "SEED_ITEM":
-            raise SoftFailure("The existing item is a valid item, but has a different subtype or category.")
-        raise provena_error(
-            500,
-            f"Item with id {item_id} is neither a seed item nor a valid entry. Not sure "
-            "how to handle this item. Aborting.",
-        )
+    existing = existing_of_type(
+        sandbox, info, item_id, "The existing item is a valid item, but has a different subtype or category."
+    )
     if not can(item_roles(sandbox, identity, item_id, info.subtype), WRITE_ROLES):
-        raise unauthorised("You are not authorised to update this item.")
-    if existing["record_type"] == "COMPLETE_ITEM" and not reason:
-        raise provena_error(400, "Cannot update a complete item without providing a reason for the update.")
+        raise unauthorised(f"You are not authorised to edit the item (id={item_id!r}).")
+    is_seed = existing["record_type"] == "SEED_ITEM"
+    if not is_seed and reason is None:
+        raise provena_error(
+            400,
+            f"Cannot update item {item_id} as no reason was provided and this item is not a seed item. "
+            "Please provide a reason for this update.",
+        )
     write_update(sandbox, info, existing, domain, reason or "Initial record creation", identity.username)
+    if is_seed:
+        return "Successfully applied update. Seeded item was updated to a complete item."
+    return "Successfully applied update. Complete item had it's contents updated."
 
 
 def revert_item(sandbox: Sandbox, identity: Identity, info: SubtypeInfo, body: api.ItemRevertRequest) -> None:
+    """revert_item_helper (registry-api helpers/action_helpers.py), in its order of checks."""
     check_lock(sandbox, body.id)
-    existing = sandbox.store.get_item(body.id)
-    if existing is None:
-        raise provena_error(400, not_found(body.id))
-    if existing["record_type"] == "SEED_ITEM":
-        raise provena_error(400, "Cannot revert a seed item.")
-    if existing["item_subtype"] != info.subtype:
-        raise provena_error(400, parse_dump(info.item_model, existing) or "Item has a different subtype.")
+    if sandbox.store.get_item(body.id) is None:
+        raise SoftFailure(not_found(body.id))
     if not can(item_roles(sandbox, identity, body.id, info.subtype), WRITE_ROLES):
-        raise unauthorised("You are not authorised to revert this item.")
-    entry = next((h for h in existing["history"] if int(h["id"]) == body.history_id), None)
+        raise unauthorised(f"You are not authorised to edit the item (id={body.id!r}).")
+    existing = existing_of_type(
+        sandbox,
+        info,
+        body.id,
+        "The existing item is a valid item, but has a different subtype or category than the specified "
+        "subroute. Ensure the item is the correct type.",
+    )
+    if existing["record_type"] == "SEED_ITEM":
+        raise provena_error(
+            400,
+            f"You cannot revert a seed item to a previous version. The item with id {body.id} is not a "
+            "complete item.",
+        )
+    entry = next((h for h in existing.get("history") or [] if int(h["id"]) == body.history_id), None)
     if entry is None:
         raise provena_error(
             400,
-            f"Cannot revert to history entry with id {body.history_id} as it does not "
-            "exist in the item's history.",
+            f"The item with id {body.id} does not have a history entry with id matching {body.history_id}. "
+            "No action taken.",
         )
     write_update(
         sandbox,
@@ -326,7 +399,9 @@ def revert_item(sandbox: Sandbox, identity: Identity, info: SubtypeInfo, body: a
 def admin_delete(sandbox: Sandbox, item_id: str) -> JSONResponse:
     """No subtype check, no cascade, never touches the graph (contract 4.5)."""
     if item_id in sandbox.faults.fail_registry_delete_for:
-        raise provena_error(500, f"Failed to delete item {item_id}: injected fault.")
+        raise provena_error(
+            500, f"Failed to delete from the resource table, exception: injected fault ({item_id})."
+        )
     with sandbox.store.transaction():
         check_lock(sandbox, item_id)
         sandbox.store.delete_item(item_id)
@@ -349,21 +424,26 @@ def build_registry_app() -> FastAPI:
     async def general_fetch(
         request: Request, id: str = Query(...), identity: Identity = Depends(READ)
     ) -> Response:
+        """registry-api routes/registry_general/registry_general.py: the raw stored dict, with
+        DynamoDB's partition key (general list and export strip it); an empty id is uncaught."""
         sandbox = sandbox_of(request)
+        if not id:
+            raise InternalError("ValueError: ID cannot be empty")
         stored = sandbox.store.get_item_text(id)
         if stored is None:
-            return soft_failure(not_found(id), item=None)
+            return soft_failure(
+                f"The id you specified was not available in the registry, error: {key_error(id)}.", item=None
+            )
         subtype, _, text = stored
         if not can(item_roles(sandbox, identity, id, subtype), READ_ROLES):
             raise unauthorised("You are not authorised to fetch this item.")
-        # The raw stored dict plus DynamoDB's partition key, which general list and export strip.
-        return raw_json(f'{{"status":{FETCHED},"item":{text[:-1]},"universal_partition_key":"OK"}}}}')
+        return raw_json(f'{{"status":{GENERAL_FETCHED},"item":{text[:-1]},"universal_partition_key":"OK"}}}}')
 
     @router.post("/registry/general/list", response_model=api.PaginatedListResponse)
     async def general_list(
-        request: Request, body: api.GeneralListRequest | None = None, identity: Identity = Depends(READ)
+        request: Request, body: api.GeneralListRequest, identity: Identity = Depends(READ)
     ) -> JSONResponse:
-        return list_page(sandbox_of(request), identity, body or api.GeneralListRequest(), None)
+        return list_page(sandbox_of(request), identity, body, None)
 
     @router.delete("/registry/general/delete", include_in_schema=False)
     async def general_delete(
@@ -393,7 +473,9 @@ def build_registry_app() -> FastAPI:
             }
             for item in sandbox.store.all_items()
         ]
-        return JSONResponse({"status": status(True, f"Exported {len(bundles)} items."), "items": bundles})
+        return JSONResponse(
+            {"status": status(True, f"Successfully exported {len(bundles)} items."), "items": bundles}
+        )
 
     @router.post("/admin/import", response_model=api.RegistryImportResponse)
     async def import_items(

@@ -17,6 +17,7 @@ from provena_ops.sandbox.context import Sandbox
 from provena_ops.sandbox.graph import Link, Node
 from provena_ops.sandbox.items import SUBTYPES, new_item
 from provena_ops.sandbox.provenance import graph_for, merge_additively, prov_serialisation
+from provena_ops.sandbox.realm import DEFAULT_CLIENTS, DEFAULT_USERS
 
 HANDLE_PREFIX = "10378.1/"
 FIRST_HANDLE = 1690001
@@ -151,9 +152,20 @@ def seed_demo(sandbox: Sandbox, runs: int = 60) -> SeedSummary:
     return seeder.summary
 
 
+SERVICE_ACCOUNTS = [
+    str(client["service_account"]["username"])
+    for client in DEFAULT_CLIENTS.values()
+    if "service_account" in client
+]
+
+
 def _seed(seeder: _Seeder, runs: int) -> None:
     sandbox = seeder.sandbox
     people = [seeder.add("PERSON", _person(first, last)) for first, last in PEOPLE]
+    # Each realm user (and the CI service account) is linked to a Person, as production requires of
+    # anyone who edits a study.
+    for username, linked_person in zip([*DEFAULT_USERS, *SERVICE_ACCOUNTS], people, strict=False):
+        sandbox.store.put_link(username, linked_person)
     organisations = [
         seeder.add("ORGANISATION", {"display_name": name, "user_metadata": None, "name": name, "ror": None})
         for name in ORGANISATIONS

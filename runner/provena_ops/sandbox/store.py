@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE INDEX IF NOT EXISTS items_by_updated ON items (updated_ts, id);
 CREATE TABLE IF NOT EXISTS auth (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS locks (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS user_links (username TEXT PRIMARY KEY, person_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS user_links_by_person ON user_links (person_id);
 CREATE TABLE IF NOT EXISTS user_groups (
     group_id TEXT NOT NULL, username TEXT NOT NULL, PRIMARY KEY (group_id, username)
 );
@@ -289,6 +291,27 @@ class Store:
         self._run(
             "INSERT OR IGNORE INTO user_groups (group_id, username) VALUES (?, ?)", (group_id, username)
         )
+
+    # ---- username -> Person links (the auth API's link service) --------------------------------
+    def get_link(self, username: str) -> str | None:
+        row = self._one("SELECT person_id FROM user_links WHERE username = ?", (username,))
+        return None if row is None else str(row["person_id"])
+
+    def put_link(self, username: str, person_id: str) -> None:
+        self._run(
+            "INSERT INTO user_links (username, person_id) VALUES (?, ?) "
+            "ON CONFLICT(username) DO UPDATE SET person_id = excluded.person_id",
+            (username, person_id),
+        )
+
+    def clear_link(self, username: str) -> None:
+        self._run("DELETE FROM user_links WHERE username = ?", (username,))
+
+    def usernames_linked_to(self, person_id: str) -> list[str]:
+        rows = self._all(
+            "SELECT username FROM user_links WHERE person_id = ? ORDER BY username", (person_id,)
+        )
+        return [str(row["username"]) for row in rows]
 
     # ---- provenance graph -----------------------------------------------------------------------
     def record_graph(self, record_id: str) -> TaggedGraph:
@@ -568,6 +591,7 @@ class Store:
                 "auth",
                 "locks",
                 "user_groups",
+                "user_links",
                 "nodes",
                 "node_tags",
                 "links",
