@@ -72,6 +72,11 @@ def serve(
     seed_demo: bool = typer.Option(
         False, "--seed-demo", help="Seed the demo registry when the sandbox is empty."
     ),
+    no_link_check: bool = typer.Option(
+        False,
+        "--no-link-check",
+        help="Let users with no Person link edit studies, models and templates (production refuses).",
+    ),
     allow_remote: bool = typer.Option(
         False, "--allow-remote", help="Allow listening on a non-loopback address."
     ),
@@ -128,6 +133,7 @@ def serve(
         fault_kinds=kinds,
         random_seed=fault_seed,
         request_log=request_log,
+        enforce_user_links=not no_link_check,
     )
     from provena_ops.sandbox.app import service_urls
 

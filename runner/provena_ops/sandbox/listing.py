@@ -84,9 +84,9 @@ def list_page(
     next_key: dict[str, Any] | None = None
     if len(raw) == request.page_size:
         last = raw[-1]
-        next_key = {"id": last["id"], key_field: last.get(key_field), "universal_partition_key": "OK"}
-        if subtype:
-            next_key["item_subtype"] = subtype
+        # DynamoDB's LastEvaluatedKey on a GSI: the table key and the index's partition and sort keys.
+        partition = {"item_subtype": subtype} if subtype else {"universal_partition_key": "OK"}
+        next_key = {"id": last["id"], **partition, key_field: last.get(key_field)}
 
     wanted = [item for item in raw if _record_type_matches(item, record_type)]
     readable = [
