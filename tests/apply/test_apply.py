@@ -158,6 +158,39 @@ def test_no_token_is_ever_written_to_the_journal(apply_on: ApplyOn, api: Api, tm
 # -- failures --------------------------------------------------------------------------------------------
 
 
+def test_a_job_failed_for_a_reason_provena_does_not_say_is_explained_from_the_record(
+    apply_on: ApplyOn, api: Api
+) -> None:
+    """prov-api's failed update job reads the same whatever the registry refused; a run locked after
+    it was checked and before its job ran is named as the likely cause."""
+    target = RUNS_OF_51[1]
+    set_faults(api, job_delay_ms=400)
+    stop = threading.Event()
+
+    def lock_when_submitted() -> None:
+        while not stop.is_set():
+            listed = api.http.post(f"{api.jobs}/jobs/admin/list", json={}, headers=api.auth()).json()
+            if any(job["payload"].get("model_run_record_id") == target for job in listed.get("jobs", [])):
+                api.http.put(
+                    f"{api.registry}{RUN_ROUTE}/locks/lock",
+                    json={"id": target, "reason": "frozen mid-apply"},
+                    headers=api.auth(),
+                )
+                return
+            stop.wait(0.02)
+
+    locker = threading.Thread(target=lock_when_submitted)
+    locker.start()
+    try:
+        result = apply_on(DELETE_51)
+    finally:
+        stop.set()
+        locker.join()
+    detail = result.outcomes[f"update {target}"].detail
+    assert "An error occurred while lodging the provenance record. Error: .." in detail
+    assert detail.endswith(f"(likely: {target} is locked; an admin of the record can unlock it)")
+
+
 def test_a_failed_job_fails_its_action_skips_what_depends_on_it_and_the_rest_goes_on(
     apply_on: ApplyOn, api: Api
 ) -> None:

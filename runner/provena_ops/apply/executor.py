@@ -250,7 +250,9 @@ class Executor:
         session_id, lost = submitted
         self._sent(action, f"POST /model_run/update {run}", session_id=session_id, detail=lost)
         try:
-            outcome = await follow_job(self.http, self.journal, action.key, session_id, self.wait)
+            outcome = await follow_job(
+                self.http, self.journal, action.key, session_id, self.wait, record_id=run
+            )
         except ProvenaError as exc:
             return ActionOutcome(
                 "unknown",
@@ -527,7 +529,12 @@ def _fields_differ(item: dict[str, Any], action: Action) -> bool:
 
 
 async def follow_job(
-    http: ProvenaHttp, journal: Journal, key: str, session_id: str, wait: JobWait
+    http: ProvenaHttp,
+    journal: Journal,
+    key: str,
+    session_id: str,
+    wait: JobWait,
+    record_id: str | None = None,
 ) -> ActionOutcome:
     """Poll with backoff through PENDING, DEQUEUED, IN_PROGRESS (the row may not exist at first).
     Running out of patience leaves the action unknown, never failed: the job may still succeed, and the
@@ -546,7 +553,12 @@ async def follow_job(
         if job is not None and status == "SUCCEEDED":
             return ActionOutcome("changed", f"job {session_id} SUCCEEDED")
         if job is not None and status == "FAILED":
-            return ActionOutcome("failed", f"Provena's update job {session_id} FAILED: {job.info}")
+            cause = await _likely_cause(http, record_id) if record_id and _says_no_cause(job.info) else None
+            return ActionOutcome(
+                "failed",
+                f"Provena's update job {session_id} FAILED: {job.info}"
+                + (f" (likely: {cause})" if cause else ""),
+            )
         if time.monotonic() >= deadline:
             return ActionOutcome(
                 "unknown",
@@ -555,6 +567,27 @@ async def follow_job(
             )
         await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # jitter: jobs submitted together drift apart
         delay = min(delay * 2, wait.max_poll_s)
+
+
+def _says_no_cause(info: str | None) -> bool:
+    """prov-api's job text for a refused registry update loses the registry's reason (it wraps an
+    exception whose text is empty): `... Error: ..`."""
+    return info is not None and info.rstrip().endswith("Error: ..")
+
+
+async def _likely_cause(http: ProvenaHttp, record_id: str) -> str | None:
+    """Why the registry refused the job's update, read from the record as it is now."""
+    try:
+        fetched = await registry.fetch(http, "MODEL_RUN", record_id)
+    except ProvenaError:
+        return None
+    if fetched.item is None:
+        return f"{record_id} is not a model run that can be read: {fetched.problem or 'not found'}"
+    if fetched.locked:
+        return f"{record_id} is locked; an admin of the record can unlock it"
+    if not {"metadata-write", "admin"} & set(fetched.roles):
+        return f"you may not edit {record_id} (your roles on it: {', '.join(fetched.roles) or 'none'})"
+    return None
 
 
 CLOCK_SKEW_S = 120.0  # Provena's clock and ours may disagree; the reason and record make the match

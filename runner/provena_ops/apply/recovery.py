@@ -118,7 +118,7 @@ async def finish_in_flight(
             )
             if session_id is None:
                 return None  # never reached Provena: planning sees the record unchanged and edits it
-        outcome = await follow_job(http, journal, item.key, session_id, wait)
+        outcome = await follow_job(http, journal, item.key, session_id, wait, record_id=item.record_id)
         if outcome.result == "unknown":
             raise ProvenaOpsError(
                 f"run {item.run_id} submitted the edit of {item.record_id} (job {session_id}) and the job "
