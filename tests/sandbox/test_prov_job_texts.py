@@ -174,3 +174,18 @@ def test_link_to_study_success_text(api: Api, demo: SeedSummary) -> None:
         "details": "Succesfully linked model run and study together in the registry and lodged a job for the "
         "provenance graph update with given session ID.",
     }
+
+
+def test_relodge_texts(api: Api, demo: SeedSummary) -> None:
+    """prov-api routes/admin/restore_from_registry.py and helpers/admin_helpers.py."""
+    run = run_id(demo, 8)
+    item = api.http.get(f"{api.registry}{MODEL_RUN}/fetch", params={"id": run}, headers=api.auth()).json()[
+        "item"
+    ]
+    one = api.http.post(f"{api.prov}/admin/store_record", json=item, headers=api.auth())
+    assert one.json() == {"status": {"success": True, "details": "Successfully re-lodged item."}}
+    many = api.http.post(f"{api.prov}/admin/store_records", json=[item], headers=api.auth())
+    assert many.json()["status"]["details"] == "Successfully re-lodged all of the provenance records."
+    everything = api.http.post(f"{api.prov}/admin/store_all_registry_records", headers=api.auth())
+    assert everything.json()["status"]["details"].startswith("Successfully re-lodged all ")
+    assert everything.json()["status"]["details"].endswith(" provenance records from the registry.")

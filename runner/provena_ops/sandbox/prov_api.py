@@ -231,7 +231,7 @@ def build_prov_app() -> FastAPI:
     ) -> JSONResponse:
         for item in body:
             _relodge(sandbox_of(request), item, validate_record, identity)
-        return JSONResponse({"status": status(True, f"Successfully re-lodged {len(body)} items.")})
+        return JSONResponse({"status": status(True, "Successfully re-lodged all of the provenance records.")})
 
     @router.post("/admin/store_all_registry_records", response_model=StatusResponse)
     async def store_all(
@@ -250,7 +250,8 @@ def build_prov_app() -> FastAPI:
                 ) from exc
             _relodge(sandbox, item, validate_record, identity)
             count += 1
-        return JSONResponse({"status": status(True, f"Successfully re-lodged {count} items.")})
+        details = f"Successfully re-lodged all {count} provenance records from the registry."
+        return JSONResponse({"status": status(True, details)})
 
     add_check_access_routes(router, READ, WRITE, ADMIN)
     app.include_router(router)
