@@ -424,3 +424,39 @@ def test_export_and_import_texts(api: Api, demo: SeedSummary) -> None:
         "statistics": None,
         "failure_list": [["Failed to parse the lock payload of item as a LockTableEntry.", broken]],
     }
+
+
+# ---- request validation: FastAPI 0.88 on pydantic 1 ---------------------------------------------------
+
+
+def test_malformed_json_is_pydantic_1s_decode_error_before_authentication(api: Api) -> None:
+    response = api.http.post(
+        f"{api.registry}/registry/general/list", content=b"{bad", headers={"content-type": "application/json"}
+    )
+    assert detail(response, 422) == [
+        {
+            "loc": ["body", 1],
+            "msg": "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+            "type": "value_error.jsondecode",
+            "ctx": {
+                "msg": "Expecting property name enclosed in double quotes",
+                "doc": "{bad",
+                "pos": 1,
+                "lineno": 1,
+                "colno": 2,
+            },
+        }
+    ]
+    no_token = api.http.post(f"{api.registry}/registry/general/list")
+    assert detail(no_token, 401) == "Not authenticated"  # a missing body waits for authentication
+
+
+def test_a_model_validator_fails_at_root_as_pydantic_1_reports_it(api: Api) -> None:
+    body = {"sort_by": {"begins_with": "x"}}
+    assert detail(send(api, "POST", "/registry/general/list", body), 422) == [
+        {
+            "loc": ["body", "sort_by", "__root__"],
+            "msg": "Cannot filter by begins_with without specifying sort_type",
+            "type": "value_error",
+        }
+    ]

@@ -6,6 +6,7 @@ they answer every authentication or authorisation failure with 401, never 403.
 
 from __future__ import annotations
 
+import json
 import types
 import typing
 from collections.abc import Awaitable, Callable
@@ -130,11 +131,30 @@ def _names_a_model(request: Request, loc: tuple[Any, ...]) -> bool:
     return isinstance(final, type) and issubclass(final, BaseModel)
 
 
+async def _json_error(request: Request) -> dict[str, Any]:
+    """pydantic 1's body for JSON that does not decode: the JSONDecodeError's words and position."""
+    try:
+        json.loads(await request.body())
+    except json.JSONDecodeError as exc:
+        return {
+            "loc": ["body", exc.pos],
+            "msg": f"{exc.msg}: line {exc.lineno} column {exc.colno} (char {exc.pos})",
+            "type": "value_error.jsondecode",
+            "ctx": {"msg": exc.msg, "doc": exc.doc, "pos": exc.pos, "lineno": exc.lineno, "colno": exc.colno},
+        }
+    except UnicodeDecodeError:
+        pass
+    return {"loc": ["body"], "msg": "Expecting value", "type": "value_error.jsondecode"}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         details = []
         for error in exc.errors():
+            if error.get("type") == "json_invalid":
+                details.append(await _json_error(request))
+                continue
             converted = v1_error(dict(error))
             if converted["type"] in ("value_error", "assertion_error") and _names_a_model(
                 request, tuple(error.get("loc", ()))
