@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+from provena_ops.sandbox import SandboxSettings, running_sandbox
 from provena_ops.sandbox.seed import SeedSummary
 from tests.conftest import Api
 
 COMPLETION = "Updating item to mark completion of provenance lodge."
 FINAL = ("SUCCEEDED", "FAILED")
+
+
+@contextmanager
+def served(db: Path, **settings: Any) -> Iterator[Api]:
+    """A private server on `db` with its own settings (ones the shared server must not keep)."""
+    with running_sandbox(SandboxSettings(db_path=db, **settings)) as running:
+        api = Api(running)
+        try:
+            yield api
+        finally:
+            api.close()
 
 
 def run_id(demo: SeedSummary, number: int) -> str:

@@ -20,7 +20,7 @@ import pytest
 from provena_ops.sandbox import RunningSandbox, SandboxSettings, running_sandbox
 from provena_ops.sandbox.seed import SeedSummary
 from tests.conftest import Api
-from tests.sandbox.seeded import COMPLETION, FINAL, run_id, studies
+from tests.sandbox.seeded import COMPLETION, FINAL, run_id, served, studies
 
 STUDY = "/registry/activity/study"
 MODEL_RUN = "/registry/activity/model_run"
@@ -95,12 +95,8 @@ def registry_fetch(api: Api, item_id: str) -> httpx.Response:
 @pytest.fixture
 def fresh(sandbox_db: Path) -> Iterator[Api]:
     """A private server on a copy of the demo registry, for settings the shared server must not keep."""
-    with running_sandbox(SandboxSettings(db_path=sandbox_db, random_seed=11)) as running:
-        client = Api(running)
-        try:
-            yield client
-        finally:
-            client.close()
+    with served(sandbox_db, random_seed=11) as client:
+        yield client
 
 
 def faulty_server(db: Path, kind: str) -> AbstractContextManager[RunningSandbox]:

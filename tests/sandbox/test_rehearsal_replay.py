@@ -10,34 +10,21 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from provena_ops.sandbox import SandboxSettings, running_sandbox
 from provena_ops.sandbox.seed import SeedSummary
 from tests.conftest import Api
-from tests.sandbox.seeded import run_id, studies
+from tests.sandbox.seeded import run_id, served, studies
 from tests.sandbox.test_cli import in_process, run_in_process
 
 __all__ = ["in_process"]  # a fixture used here
 
 STUDY = "/registry/activity/study"
-
-
-@contextmanager
-def server(db: Path, **settings: Any) -> Iterator[Api]:
-    with running_sandbox(SandboxSettings(db_path=db, **settings)) as running:
-        api = Api(running)
-        try:
-            yield api
-        finally:
-            api.close()
 
 
 def copy(db: Path, name: str) -> Path:
@@ -72,11 +59,11 @@ def test_one_seed_faults_the_same_requests_however_clients_interleave(
 ) -> None:
     requests = fetches(demo)
     faulty = {"fault_rate": 0.4, "retry_after_s": 0}
-    with server(copy(sandbox_db, "a.db"), random_seed=42, **faulty) as api:
+    with served(copy(sandbox_db, "a.db"), random_seed=42, **faulty) as api:
         first = fates(api, requests, workers=1)
-    with server(copy(sandbox_db, "b.db"), random_seed=42, **faulty) as api:
+    with served(copy(sandbox_db, "b.db"), random_seed=42, **faulty) as api:
         again = fates(api, list(reversed(requests)), workers=8)
-    with server(copy(sandbox_db, "c.db"), random_seed=43, **faulty) as api:
+    with served(copy(sandbox_db, "c.db"), random_seed=43, **faulty) as api:
         other = fates(api, requests, workers=1)
     assert first == again
     assert first != other
@@ -86,7 +73,7 @@ def test_one_seed_faults_the_same_requests_however_clients_interleave(
 
 def test_job_failures_and_session_ids_repeat_with_the_seed(sandbox_db: Path, demo: SeedSummary) -> None:
     def rehearse(db: Path, seed: int) -> list[tuple[str, str, str]]:
-        with server(db, random_seed=seed, job_fail_rate=0.5) as api:
+        with served(db, random_seed=seed, job_fail_rate=0.5) as api:
             outcomes = []
             for number in range(8):
                 run = run_id(demo, number)
@@ -130,7 +117,7 @@ def test_the_request_log_has_a_line_per_request_and_never_a_token(
     sandbox_db: Path, demo: SeedSummary, tmp_path: Path
 ) -> None:
     log = tmp_path / "requests.jsonl"
-    with server(sandbox_db, request_log=log, random_seed=1, fault_rate=0.5, fault_kinds=("503",)) as api:
+    with served(sandbox_db, request_log=log, random_seed=1, fault_rate=0.5, fault_kinds=("503",)) as api:
         token = api.token()
         headers = {"Authorization": f"Bearer {token}"}
         for study in studies(demo):

@@ -14,10 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from provena_ops.sandbox import SandboxSettings, running_sandbox
 from provena_ops.sandbox.seed import SeedSummary
 from tests.conftest import Api
-from tests.sandbox.seeded import studies
+from tests.sandbox.seeded import served, studies
 
 STUDY = "/registry/activity/study"
 WRITER = ["entity-registry-read", "entity-registry-write"]
@@ -145,12 +144,8 @@ def test_admin_routes_need_their_sys_admin_role(api: Api) -> None:
 
 @pytest.fixture
 def unenforced(sandbox_db: Path) -> Iterator[Api]:
-    with running_sandbox(SandboxSettings(db_path=sandbox_db, enforce_user_links=False)) as running:
-        api = Api(running)
-        try:
-            yield api
-        finally:
-            api.close()
+    with served(sandbox_db, enforce_user_links=False) as api:
+        yield api
 
 
 def test_enforcement_can_be_switched_off_for_a_rehearsal(unenforced: Api, demo: SeedSummary) -> None:

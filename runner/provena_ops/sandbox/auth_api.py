@@ -92,6 +92,17 @@ def ownership_problem(sandbox: Sandbox, identity: Identity, person_id: str) -> s
     return None
 
 
+def user_link_refusal(sandbox: Sandbox, identity: Identity, person_id: str) -> tuple[int, str] | None:
+    """Why the caller may not link themselves to `person_id` (status and text), checked in the user
+    assign route's order: an existing link, then ownership of the Person."""
+    existing = sandbox.store.get_link(identity.username)
+    if existing:
+        return 400, already_linked(identity.username, existing, admin=False)
+    if problem := ownership_problem(sandbox, identity, person_id):
+        return 401, problem
+    return None
+
+
 def build_auth_app() -> FastAPI:
     app = FastAPI(title="Provena Auth API (sandbox)")
     install_error_handlers(app)
@@ -122,11 +133,8 @@ def build_auth_app() -> FastAPI:
     ) -> JSONResponse:
         sandbox = sandbox_of(request)
         with sandbox.store.transaction():
-            existing = sandbox.store.get_link(identity.username)
-            if existing:
-                raise provena_error(400, already_linked(identity.username, existing, admin=False))
-            if problem := ownership_problem(sandbox, identity, body.person_id):
-                raise provena_error(401, problem)
+            if refusal := user_link_refusal(sandbox, identity, body.person_id):
+                raise provena_error(*refusal)
             sandbox.store.put_link(identity.username, body.person_id)
         return JSONResponse({})
 
@@ -134,21 +142,11 @@ def build_auth_app() -> FastAPI:
     async def user_validate(
         request: Request, body: PersonRequest, identity: Identity = Depends(any_user)
     ) -> JSONResponse:
-        sandbox = sandbox_of(request)
-        existing = sandbox.store.get_link(identity.username)
-        if existing:
-            return JSONResponse(
-                {"status": status(False, already_linked(identity.username, existing, admin=False))}
-            )
-        if problem := ownership_problem(sandbox, identity, body.person_id):
-            return JSONResponse({"status": status(False, problem)})
-        return JSONResponse(
-            {
-                "status": status(
-                    True, "This person ID could be linked to the specified username. Validation successful."
-                )
-            }
-        )
+        """The assign route's checks without the write; its refusals answered as soft failures."""
+        if refusal := user_link_refusal(sandbox_of(request), identity, body.person_id):
+            return JSONResponse({"status": status(False, refusal[1])})
+        fine = "This person ID could be linked to the specified username. Validation successful."
+        return JSONResponse({"status": status(True, fine)})
 
     @router.get("/link/admin/lookup", response_model=auth_models.AdminLinkUserLookupResponse)
     async def admin_lookup(

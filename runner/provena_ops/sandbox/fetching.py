@@ -14,8 +14,8 @@ from provena_ops.sandbox.items import (
     item_roles,
     key_error,
     no_lock_row,
+    parsed_item,
     typed_view,
-    v1_item_dump,
 )
 from provena_ops.sandbox.realm import Identity
 
@@ -34,8 +34,9 @@ def fetch_outcome(
     if not can(roles, READ_ROLES):
         raise unauthorised("You are not authorised to fetch this item.")
     is_seed = stored.get("record_type") == "SEED_ITEM"
+    view: dict[str, Any] | None = None
     if not is_seed:
-        dump = v1_item_dump(info, stored)
+        view, dump = parsed_item(info, stored)
         if dump is not None:
             return (
                 "The record was found but could not parsed as an appropriate type: Error The record was "
@@ -58,7 +59,7 @@ def fetch_outcome(
             f"Successfully retrieved {'seed' if is_seed else 'complete'} item and parsed into current "
             "data model.",
         ),
-        "item": typed_view(info, stored),
+        "item": view if view is not None else typed_view(info, stored),
         "roles": roles,
         "locked": bool(lock["lock_information"]["locked"]),
         "item_is_seed": is_seed,

@@ -13,7 +13,7 @@ from typing import Any
 
 from ProvenaInterfaces import RegistryAPI as api
 from ProvenaInterfaces import RegistryModels as models
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from provena_ops.sandbox.context import Sandbox
 from provena_ops.sandbox.http import InternalError, provena_error, unauthorised, v1_dump
@@ -226,25 +226,21 @@ def check_lock(sandbox: Sandbox, item_id: str) -> None:
         raise unauthorised(LOCKED)
 
 
-def parse_dump(model: type[BaseModel], data: dict[str, Any]) -> str | None:
-    """None when `data` parses as `model`, else pydantic-1 style text of what failed."""
-    try:
-        model.model_validate(data)
-    except ValidationError as exc:
-        return v1_dump(model.__name__, [dict(e) for e in exc.errors()])
-    return None
-
-
 def v1_item_errors(info: SubtypeInfo, data: dict[str, Any]) -> list[dict[str, Any]]:
     """The errors pydantic 1 reports parsing `data` as the route's item model, in its order: the
     item's own fields, then its history entries, then the category and subtype validators (which
     the pydantic-2 port of the models leaves out). Checked against provena-interfaces 2.10.3 on
     pydantic 1.10.17 (tests/sandbox/data/v1_cross_parse.json)."""
-    errors: list[dict[str, Any]] = []
     try:
         info.item_model.model_validate(data)
     except ValidationError as exc:
-        errors = [dict(e) for e in exc.errors()]
+        return _in_v1_order(info, data, [dict(e) for e in exc.errors()])
+    return _in_v1_order(info, data, [])
+
+
+def _in_v1_order(
+    info: SubtypeInfo, data: dict[str, Any], errors: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     own = [e for e in errors if tuple(e.get("loc", ()))[:1] != ("history",)]
     history = [e for e in errors if tuple(e.get("loc", ()))[:1] == ("history",)]
     checks: list[dict[str, Any]] = []
@@ -273,6 +269,20 @@ def v1_item_dump(info: SubtypeInfo, data: dict[str, Any]) -> str | None:
     """str(ValidationError) of pydantic 1 for `data` as the route's item model; None if it parses."""
     errors = v1_item_errors(info, data)
     return v1_dump(info.item_model.__name__, errors) if errors else None
+
+
+def parsed_item(info: SubtypeInfo, stored: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """A complete stored item parsed once for a typed answer: its typed view, or pydantic 1's dump
+    when it is not an item of the route's subtype."""
+    try:
+        model = info.item_model.model_validate(stored)
+    except ValidationError as exc:
+        errors = _in_v1_order(info, stored, [dict(e) for e in exc.errors()])
+    else:
+        errors = _in_v1_order(info, stored, [])
+        if not errors:
+            return model.model_dump(mode="json"), None
+    return None, v1_dump(info.item_model.__name__, errors)
 
 
 def typed_view(info: SubtypeInfo, stored: dict[str, Any]) -> dict[str, Any]:
