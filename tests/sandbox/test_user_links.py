@@ -152,3 +152,46 @@ def test_enforcement_can_be_switched_off_for_a_rehearsal(unenforced: Api, demo: 
     study = studies(demo)[0]
     answer = study_update(unenforced, study, "carol", WRITER)
     assert answer.json() == {"detail": f"You are not authorised to edit the item (id={study!r})."}
+
+
+# ---- the user-group service: auth-api routes/groups/user.py and admin.py ------------------------------
+
+
+def test_group_routes_answer_the_sandboxs_memberships(api: Api) -> None:
+    """The real registry asks /groups/user/list_user_membership on every list and group access check."""
+
+    def ask(path: str, user: str = "alice", **params: str) -> dict[str, Any]:
+        answer = api.http.get(f"{auth_url(api)}/groups/{path}", params=params, headers=api.auth(user))
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    modellers = {
+        "id": "modellers",
+        "display_name": "Modellers",
+        "description": "The sandbox's demo modelling team.",
+        "default_data_store_access": None,
+    }
+    assert ask("user/list_user_membership") == {
+        "status": {"success": True, "details": "Member is part of 1 groups as listed."},
+        "groups": [modellers],
+    }
+    assert ask("user/list_user_membership", "reader")["groups"] == []
+    assert ask("admin/list_user_membership", "admin", username="alice")["groups"] == [modellers]
+    assert ask("user/list_groups", "reader")["status"]["details"] == "Retrieved 1 groups successfully"
+    assert ask("user/describe_group", "reader", id="nope") == {
+        "status": {"success": False, "details": "No group with id nope was found."},
+        "group": None,
+    }
+    assert ask("user/check_membership", "reader", group_id="modellers")["is_member"] is False
+    assert ask("user/list_members", "reader", id="modellers")["status"] == {
+        "success": False,
+        "details": "You are not a member of group with id modellers.",
+    }
+    assert [u["username"] for u in ask("user/list_members", id="modellers")["group"]["users"]] == ["alice"]
+    refused = api.http.get(
+        f"{auth_url(api)}/groups/admin/list_user_membership",
+        params={"username": "alice"},
+        headers=api.auth("alice"),
+    )
+    assert refused.status_code == 401 and refused.json()["detail"] == MISSING_ROLE

@@ -5,9 +5,13 @@ model, templates, dataset) by a user with no link, as production does (`enforce_
 User routes take any valid token; admin routes need `sys-admin-read` or `sys-admin-write` (one role
 each, no tiers). An assignment checks the Person through the registry, as the caller: the user routes
 read its access settings and require the caller to own it, the admin route fetches it.
+
+The user-group routes (routes/groups) answer from the sandbox's group memberships.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
@@ -17,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from provena_ops.sandbox.context import Sandbox
 from provena_ops.sandbox.fetching import fetch_outcome
 from provena_ops.sandbox.http import (
+    Dependency,
+    Pydantic1BodyRoute,
     identify,
     install_error_handlers,
     provena_error,
@@ -106,7 +112,7 @@ def user_link_refusal(sandbox: Sandbox, identity: Identity, person_id: str) -> t
 def build_auth_app() -> FastAPI:
     app = FastAPI(title="Provena Auth API (sandbox)")
     install_error_handlers(app)
-    router = APIRouter()
+    router = APIRouter(route_class=Pydantic1BodyRoute)
     admin_read = require_roles(SYS_ADMIN_READ)
     admin_write = require_roles(SYS_ADMIN_WRITE)
 
@@ -189,8 +195,96 @@ def build_auth_app() -> FastAPI:
     ) -> JSONResponse:
         return JSONResponse({"usernames": sandbox_of(request).store.usernames_linked_to(person_id)})
 
+    add_group_routes(router, any_user, admin_read)
     app.include_router(router)
     return app
+
+
+GROUP_DESCRIPTIONS = {"modellers": ("Modellers", "The sandbox's demo modelling team.")}
+
+
+def group_metadata(group_id: str) -> dict[str, Any]:
+    display_name, description = GROUP_DESCRIPTIONS.get(group_id, (group_id, ""))
+    return {
+        "id": group_id,
+        "display_name": display_name,
+        "description": description,
+        "default_data_store_access": None,
+    }
+
+
+def known_groups(sandbox: Sandbox) -> list[str]:
+    return sorted({*GROUP_DESCRIPTIONS, *sandbox.store.group_ids()})
+
+
+def add_group_routes(router: APIRouter, any_user: Dependency, admin_read: Dependency) -> None:
+    """The user-group service (auth-api routes/groups/user.py and admin.py): the registry asks it for a
+    caller's groups on every list and on access checks that the caller's ownership does not settle."""
+
+    def membership(sandbox: Sandbox, username: str) -> JSONResponse:
+        groups = [group_metadata(g) for g in known_groups(sandbox) if username in sandbox.store.members_of(g)]
+        return JSONResponse(
+            {"status": status(True, f"Member is part of {len(groups)} groups as listed."), "groups": groups}
+        )
+
+    @router.get("/groups/user/list_user_membership", response_model=auth_models.ListUserMembershipResponse)
+    async def user_membership(request: Request, identity: Identity = Depends(any_user)) -> JSONResponse:
+        return membership(sandbox_of(request), identity.username)
+
+    @router.get("/groups/admin/list_user_membership", response_model=auth_models.ListUserMembershipResponse)
+    async def admin_membership(
+        request: Request, username: str = Query(...), identity: Identity = Depends(admin_read)
+    ) -> JSONResponse:
+        return membership(sandbox_of(request), username)
+
+    @router.get("/groups/user/list_groups", response_model=auth_models.ListGroupsResponse)
+    async def list_groups(request: Request, identity: Identity = Depends(any_user)) -> JSONResponse:
+        groups = [group_metadata(g) for g in known_groups(sandbox_of(request))]
+        return JSONResponse(
+            {"status": status(True, f"Retrieved {len(groups)} groups successfully"), "groups": groups}
+        )
+
+    @router.get("/groups/user/describe_group", response_model=auth_models.DescribeGroupResponse)
+    async def describe_group(
+        request: Request, id: str = Query(...), identity: Identity = Depends(any_user)
+    ) -> JSONResponse:
+        if id not in known_groups(sandbox_of(request)):
+            return JSONResponse({"status": status(False, f"No group with id {id} was found."), "group": None})
+        return JSONResponse(
+            {"status": status(True, "Group metadata retrieved."), "group": group_metadata(id)}
+        )
+
+    @router.get("/groups/user/check_membership", response_model=auth_models.CheckMembershipResponse)
+    async def check_membership(
+        request: Request, group_id: str = Query(...), identity: Identity = Depends(any_user)
+    ) -> JSONResponse:
+        sandbox = sandbox_of(request)
+        if group_id not in known_groups(sandbox):
+            found = status(False, f"No group with id {group_id} was found.")
+            return JSONResponse({"status": found, "is_member": None})
+        member = identity.username in sandbox.store.members_of(group_id)
+        found = status(True, "Group was found and membership determined.")
+        return JSONResponse({"status": found, "is_member": member})
+
+    @router.get("/groups/user/list_members", response_model=auth_models.ListMembersResponse)
+    async def list_members(
+        request: Request, id: str = Query(...), identity: Identity = Depends(any_user)
+    ) -> JSONResponse:
+        sandbox = sandbox_of(request)
+        if id not in known_groups(sandbox):
+            return JSONResponse({"status": status(False, f"No group with id {id} was found."), "group": None})
+        members = sandbox.store.members_of(id)
+        if identity.username not in members:
+            return JSONResponse(
+                {"status": status(False, f"You are not a member of group with id {id}."), "group": None}
+            )
+        users = [{"username": u, "email": None, "first_name": None, "last_name": None} for u in members]
+        return JSONResponse(
+            {
+                "status": status(True, f"Group with {len(users)} returned."),
+                "group": {**group_metadata(id), "users": users},
+            }
+        )
 
 
 def require_link(sandbox: Sandbox, identity: Identity) -> None:

@@ -6,15 +6,17 @@ they answer every authentication or authorisation failure with 401, never 403.
 
 from __future__ import annotations
 
+import enum
 import json
 import types
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from provena_ops.sandbox.realm import MISSING_ROLE, NOT_AUTHENTICATED, Identity, Realm, TokenError
@@ -62,6 +64,14 @@ _V1_ERRORS: dict[str, tuple[str, str]] = {
 }
 
 
+_V1_LIMITS: dict[str, tuple[str, str, str]] = {
+    "greater_than_equal": ("ge", "greater than or equal to", "value_error.number.not_ge"),
+    "greater_than": ("gt", "greater than", "value_error.number.not_gt"),
+    "less_than_equal": ("le", "less than or equal to", "value_error.number.not_le"),
+    "less_than": ("lt", "less than", "value_error.number.not_lt"),
+}
+
+
 def v1_error(error: dict[str, Any]) -> dict[str, Any]:
     """Translate one pydantic-2 error into the pydantic-1 shape Provena's services emit."""
     kind = str(error.get("type", ""))
@@ -71,12 +81,15 @@ def v1_error(error: dict[str, Any]) -> dict[str, Any]:
         "msg": message or str(error.get("msg", "")),
         "type": v1_type,
     }
+    context = error.get("ctx") or {}
     if kind in ("value_error", "assertion_error"):
         out["msg"] = (
             str(error.get("msg", "")).removeprefix("Value error, ").removeprefix("Assertion failed, ")
         )
+        if out["msg"].startswith("value is not a valid email address"):
+            out["msg"], out["type"] = "value is not a valid email address", "value_error.email"
     if kind == "enum":
-        expected = str((error.get("ctx") or {}).get("expected", ""))
+        expected = str(context.get("expected", ""))
         values = [
             part.strip().strip("'") for part in expected.replace(" or ", ", ").split(",") if part.strip()
         ]
@@ -85,16 +98,34 @@ def v1_error(error: dict[str, Any]) -> dict[str, Any]:
         )
         out["type"] = "type_error.enum"
         out["ctx"] = {"enum_values": values}
+    if kind in _V1_LIMITS:
+        key, words, out["type"] = _V1_LIMITS[kind]
+        out["msg"] = f"ensure this value is {words} {context.get(key)}"
+        out["ctx"] = {"limit_value": context.get(key)}
     return out
 
 
-def v1_dump(model_name: str, errors: list[dict[str, Any]]) -> str:
+def _context_text(context: dict[str, Any], enum: type[enum.Enum] | None) -> str:
+    """pydantic 1 appends `; key=value` for each context entry, the value as str() renders it:
+    enum values as the members' reprs, since pydantic 1 keeps the members there."""
+    parts = []
+    for key, value in context.items():
+        if key == "enum_values" and enum is not None:
+            value = list(enum)
+        parts.append(f"; {key}={value}")
+    return "".join(parts)
+
+
+def v1_dump(model: type[BaseModel], errors: list[dict[str, Any]]) -> str:
     """pydantic-1's str(ValidationError), which Provena puts into soft-failure details."""
-    lines = [f"{len(errors)} validation error{'s' if len(errors) != 1 else ''} for {model_name}"]
+    lines = [f"{len(errors)} validation error{'s' if len(errors) != 1 else ''} for {model.__name__}"]
     for error in errors:
         converted = v1_error(error)
         lines.append(" -> ".join(str(part) for part in converted["loc"]) or "__root__")
-        lines.append(f"  {converted['msg']} (type={converted['type']})")
+        found = _annotation_at(model, tuple(converted["loc"]))
+        enum_type = found if isinstance(found, type) and issubclass(found, enum.Enum) else None
+        context = _context_text(converted.get("ctx") or {}, enum_type)
+        lines.append(f"  {converted['msg']} (type={converted['type']}{context})")
     return "\n".join(lines)
 
 
@@ -112,22 +143,26 @@ def _unwrapped(annotation: Any, step: str | int | None = None) -> Any:
     return annotation
 
 
+def _annotation_at(annotation: Any, steps: tuple[Any, ...]) -> Any:
+    """The type an error location leads to inside `annotation`; None when a step names no field."""
+    for step in steps:
+        current = _unwrapped(annotation)
+        if isinstance(step, str) and isinstance(current, type) and issubclass(current, BaseModel):
+            if step not in current.model_fields:
+                return None
+            annotation = current.model_fields[step].annotation
+        else:
+            annotation = _unwrapped(current, step)
+    return _unwrapped(annotation)
+
+
 def _names_a_model(request: Request, loc: tuple[Any, ...]) -> bool:
     """Whether a body error's location is a model itself, not one of its fields: pydantic 1 reports a
     model validator's failure at `<model> -> __root__`, pydantic 2 at the model."""
     field = getattr(request.scope.get("route"), "body_field", None)
     if field is None or not loc or loc[0] != "body":
         return False
-    annotation = field.field_info.annotation
-    for step in loc[1:]:
-        current = _unwrapped(annotation)
-        if isinstance(step, str) and isinstance(current, type) and issubclass(current, BaseModel):
-            if step not in current.model_fields:
-                return False
-            annotation = current.model_fields[step].annotation
-        else:
-            annotation = _unwrapped(current, step)
-    final = _unwrapped(annotation)
+    final = _annotation_at(field.field_info.annotation, loc[1:])
     return isinstance(final, type) and issubclass(final, BaseModel)
 
 
@@ -145,6 +180,40 @@ async def _json_error(request: Request) -> dict[str, Any]:
     except UnicodeDecodeError:
         pass
     return {"loc": ["body"], "msg": "Expecting value", "type": "value_error.jsondecode"}
+
+
+def _as_pydantic1_model_input(raw: bytes) -> bytes | None:
+    """The body pydantic 1 would validate when a model is expected but JSON of another kind came:
+    it tries `dict(value)`, so `[]` and `""` are `{}` and a list of pairs is a mapping. None: leave it."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if value is None or isinstance(value, dict):
+        return None
+    try:
+        return json.dumps(dict(value)).encode()
+    except (TypeError, ValueError):
+        return None
+
+
+class Pydantic1BodyRoute(APIRoute):
+    """A route that reads a model body as FastAPI on pydantic 1 does (see _as_pydantic1_model_input)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        field = self.body_field
+        expected = _unwrapped(field.field_info.annotation) if field is not None else None
+        if not (isinstance(expected, type) and issubclass(expected, BaseModel)):
+            return handler
+
+        async def coerced(request: Request) -> Response:
+            replacement = _as_pydantic1_model_input(await request.body())
+            if replacement is not None:
+                request._body = replacement  # Starlette's cache, which FastAPI's body reading uses
+            return await handler(request)
+
+        return coerced
 
 
 def install_error_handlers(app: FastAPI) -> None:

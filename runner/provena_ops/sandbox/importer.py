@@ -28,7 +28,7 @@ def _parse_failure(bundle: api.BundledItem) -> str | None:
     try:
         models.RecordInfo.model_validate(payload)
     except ValidationError as exc:
-        dump = v1_dump("RecordInfo", [dict(e) for e in exc.errors()])
+        dump = v1_dump(models.RecordInfo, [dict(e) for e in exc.errors()])
         return f"Could not parse registry item as Record Info: {dump}"
     if payload.get("record_type") != "SEED_ITEM":
         info = SUBTYPES.get(str(payload.get("item_subtype")))

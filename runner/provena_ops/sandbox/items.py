@@ -268,7 +268,7 @@ def _in_v1_order(
 def v1_item_dump(info: SubtypeInfo, data: dict[str, Any]) -> str | None:
     """str(ValidationError) of pydantic 1 for `data` as the route's item model; None if it parses."""
     errors = v1_item_errors(info, data)
-    return v1_dump(info.item_model.__name__, errors) if errors else None
+    return v1_dump(info.item_model, errors) if errors else None
 
 
 def parsed_item(info: SubtypeInfo, stored: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
@@ -282,7 +282,7 @@ def parsed_item(info: SubtypeInfo, stored: dict[str, Any]) -> tuple[dict[str, An
         errors = _in_v1_order(info, stored, [])
         if not errors:
             return model.model_dump(mode="json"), None
-    return None, v1_dump(info.item_model.__name__, errors)
+    return None, v1_dump(info.item_model, errors)
 
 
 def typed_view(info: SubtypeInfo, stored: dict[str, Any]) -> dict[str, Any]:

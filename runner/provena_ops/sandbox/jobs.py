@@ -21,6 +21,7 @@ from ProvenaInterfaces.ProvenanceModels import ModelRunRecord
 
 from provena_ops.sandbox.context import Sandbox
 from provena_ops.sandbox.http import (
+    Pydantic1BodyRoute,
     add_check_access_routes,
     identify,
     install_error_handlers,
@@ -255,7 +256,7 @@ def _page(
 def build_jobs_app() -> FastAPI:
     app = FastAPI(title="Provena Job API (sandbox)")
     install_error_handlers(app)
-    router = APIRouter()
+    router = APIRouter(route_class=Pydantic1BodyRoute)
     admin_read = require_roles(JOB_READ)
     admin_write = require_roles(JOB_READ, JOB_WRITE)
     admin = require_roles(JOB_READ, JOB_WRITE, JOB_ADMIN)

@@ -48,11 +48,16 @@ def _sort(
 
 
 def _cursor(key: dict[str, Any] | None, key_field: str) -> tuple[Any, str] | None:
+    """Where the page starts. A key that is not one the index returned is DynamoDB's ValidationException,
+    which registry-api's query_dbb (helpers/dynamo_helpers.py) turns into a 500 quoting it."""
     if key is None:
         return None
     if not isinstance(key.get("id"), str) or key_field not in key:
         raise provena_error(
-            400, f"Invalid pagination key: expected the key returned by the previous page, got {key!r}."
+            500,
+            "Failed to query the database. Error: An error occurred (ValidationException) when calling "
+            "the Query operation: The provided starting key is invalid: The provided key element does not "
+            "match the schema",
         )
     return (key[key_field], key["id"])
 

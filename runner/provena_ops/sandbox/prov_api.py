@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from provena_ops.sandbox.context import Sandbox
 from provena_ops.sandbox.graph import diff_to_json
 from provena_ops.sandbox.http import (
+    Pydantic1BodyRoute,
     add_check_access_routes,
     install_error_handlers,
     provena_error,
@@ -73,7 +74,7 @@ def _relodge(sandbox: Sandbox, item: models.ItemModelRun, validate: bool, identi
 def build_prov_app() -> FastAPI:
     app = FastAPI(title="Provena Prov API (sandbox)")
     install_error_handlers(app)
-    router = APIRouter()
+    router = APIRouter(route_class=Pydantic1BodyRoute)
 
     @router.get("/")
     async def health() -> dict[str, str]:

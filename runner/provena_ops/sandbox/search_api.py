@@ -11,7 +11,7 @@ from ProvenaInterfaces.RegistryModels import ItemSubType
 from ProvenaInterfaces.SearchAPI import QueryResults
 
 from provena_ops.sandbox.context import Sandbox
-from provena_ops.sandbox.http import install_error_handlers, require_roles, status
+from provena_ops.sandbox.http import Pydantic1BodyRoute, install_error_handlers, require_roles, status
 from provena_ops.sandbox.realm import REGISTRY_READ, Identity
 
 DEFAULT_LIMIT = 10
@@ -21,7 +21,7 @@ MAX_LIMIT = 50
 def build_search_app() -> FastAPI:
     app = FastAPI(title="Provena Search API (sandbox)")
     install_error_handlers(app)
-    router = APIRouter()
+    router = APIRouter(route_class=Pydantic1BodyRoute)
 
     @router.get("/")
     async def health() -> dict[str, str]:

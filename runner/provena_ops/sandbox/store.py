@@ -287,6 +287,13 @@ class Store:
         rows = self._all("SELECT group_id FROM user_groups WHERE username = ?", (username,))
         return {str(row["group_id"]) for row in rows}
 
+    def members_of(self, group_id: str) -> list[str]:
+        rows = self._all("SELECT username FROM user_groups WHERE group_id = ? ORDER BY username", (group_id,))
+        return [str(row["username"]) for row in rows]
+
+    def group_ids(self) -> list[str]:
+        return [str(row["group_id"]) for row in self._all("SELECT DISTINCT group_id FROM user_groups")]
+
     def add_group_member(self, group_id: str, username: str) -> None:
         self._run(
             "INSERT OR IGNORE INTO user_groups (group_id, username) VALUES (?, ?)", (group_id, username)
