@@ -34,32 +34,40 @@ def searchable_text(item: dict[str, Any]) -> str:
 
 
 class SearchIndex:
+    """Built once and kept while the registry does not change (or, with a staleness, for that long):
+    reading 100,000 items for every search would make each one take seconds."""
+
     def __init__(self) -> None:
         self.built_at = 0.0
-        self.entries: list[tuple[str, str, str]] = []
+        self.built_from: tuple[int, int] | None = None
+        self.entries: list[tuple[str, str, frozenset[str]]] = []
 
     def refresh_if_stale(self, store: Store, staleness: float) -> None:
         if staleness > 0 and self.entries and time.time() - self.built_at < staleness:
             return
+        stamp = store.change_stamp()
+        if staleness <= 0 and stamp == self.built_from:
+            return
         self.entries = [
-            (item["id"], item["item_subtype"], searchable_text(item)) for item in store.all_items()
+            (item["id"], item["item_subtype"], frozenset(WORD.findall(searchable_text(item))))
+            for item in store.all_items()
         ]
-        self.built_at = time.time()
+        self.built_at, self.built_from = time.time(), stamp
 
     def query(self, text: str, subtype: str | None, limit: int) -> list[dict[str, Any]]:
         terms = [term for term in WORD.findall(text.lower()) if term]
+        whole = text.strip().lower()
         hits: list[tuple[float, str]] = []
-        for item_id, item_subtype, haystack in self.entries:
+        for item_id, item_subtype, words in self.entries:
             if subtype is not None and item_subtype != subtype:
                 continue
-            words = set(WORD.findall(haystack))
             score = 0.0
             for term in terms:
                 if term in words:
                     score += 2.0
-                elif any(word.startswith(term) or term in word for word in words):
+                elif any(term in word for word in words):  # a prefix is in the word too
                     score += 1.0
-            if text.strip().lower() == item_id.lower():
+            if whole == item_id.lower():
                 score += 10.0
             if score > 0:
                 hits.append((score, item_id))

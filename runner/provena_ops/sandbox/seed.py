@@ -16,8 +16,9 @@ from ProvenaInterfaces.ProvenanceModels import ModelRunRecord
 from provena_ops.sandbox.context import Sandbox
 from provena_ops.sandbox.graph import Link, Node
 from provena_ops.sandbox.items import SUBTYPES, new_item
-from provena_ops.sandbox.provenance import graph_for, merge_additively, prov_serialisation
+from provena_ops.sandbox.provenance import graph_for, prov_serialisation
 from provena_ops.sandbox.realm import DEFAULT_CLIENTS, DEFAULT_USERS
+from provena_ops.sandbox.store import BulkTagger
 
 HANDLE_PREFIX = "10378.1/"
 FIRST_HANDLE = 1690001
@@ -146,8 +147,8 @@ def seed_demo(sandbox: Sandbox, runs: int = 60) -> SeedSummary:
     if sandbox.store.count_items():
         raise SandboxNotEmpty(f"the sandbox already holds {sandbox.store.count_items()} items")
     seeder = _Seeder(sandbox)
-    with sandbox.store.transaction():
-        _seed(seeder, runs)
+    with sandbox.store.bulk_load() as tagger:
+        _seed(seeder, runs, tagger)
         sandbox.store.set_meta("handle.next", str(seeder.next_handle))
     return seeder.summary
 
@@ -159,7 +160,7 @@ SERVICE_ACCOUNTS = [
 ]
 
 
-def _seed(seeder: _Seeder, runs: int) -> None:
+def _seed(seeder: _Seeder, runs: int, tagger: BulkTagger) -> None:
     sandbox = seeder.sandbox
     people = [seeder.add("PERSON", _person(first, last)) for first, last in PEOPLE]
     # Each realm user (and the CI service account) is linked to a Person, as production requires of
@@ -319,7 +320,8 @@ def _seed(seeder: _Seeder, runs: int) -> None:
         never_lodged = number == runs - 1
         owner = OWNERS[number % 2]
         run_id = f"{HANDLE_PREFIX}{seeder.next_handle}"
-        serialisation = prov_serialisation(run_id, graph_for(sandbox, run_id, record))
+        graph = graph_for(sandbox, run_id, record)
+        serialisation = prov_serialisation(run_id, graph)
         seeder.add(
             "MODEL_RUN",
             {
@@ -334,9 +336,10 @@ def _seed(seeder: _Seeder, runs: int) -> None:
             owner=owner,
             groups={MODELLERS_GROUP: ["metadata-read", "metadata-write"]} if number % 2 else None,
         )
-        if not never_lodged:
-            merge_additively(sandbox, run_id, record)
+        if not never_lodged:  # lodged additively, as merge_additively does, in bulk
+            tagger.tag(run_id, graph.nodes, graph.links.values())
         run_ids.append(run_id)
+    tagger.flush()  # before tagging through the store, which numbers links itself
     sandbox.store.add_group_member(MODELLERS_GROUP, "alice")
 
     # A non-model-run connection: a CREATE activity that informed the legacy study.
