@@ -29,9 +29,10 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
+import httpcore
 import httpx
 from pydantic import BaseModel, ValidationError
-from pydantic_core import from_json
+from pydantic_core import from_json, to_json
 
 from provena_ops import __version__
 from provena_ops.environments.file import Endpoints
@@ -46,6 +47,7 @@ from provena_ops.provena.errors import (
     refusal_hint,
 )
 from provena_ops.provena.retry import TRANSIENT_STATUS, RetryPolicy, retry_after
+from provena_ops.provena.wire import Answer, Connection, DecodingError, Target, TooLarge
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -75,24 +77,22 @@ class ProvenaHttp:
         self.retry = retry or RetryPolicy()
         tls = httpx.create_ssl_context()  # loading the CA bundle costs ~35 ms: once, not once per lane
         self._timeout = httpx.Timeout(timeout_s).as_dict()
+        self._targets = {service: Target.of(url) for service, url in self.bases.items()}
         # A lane keeps one connection per service host (a deployment serves each API from its own host;
         # one shared connection would be closed and reopened, TLS and all, whenever the host changes).
         self._routes = {
             service: (_origin(url), proxy_for(url) if use_proxies else None)
             for service, url in self.bases.items()
         }
-        self._lanes: asyncio.Queue[dict[tuple[str, str | None], httpx.AsyncHTTPTransport]] = asyncio.Queue()
-        self._transports: list[httpx.AsyncHTTPTransport] = []
+        self._lanes: asyncio.Queue[dict[tuple[str, str | None], Connection]] = asyncio.Queue()
+        self._connections: list[Connection] = []
         for _ in range(concurrency):
             lane = {
-                route: httpx.AsyncHTTPTransport(
-                    verify=tls,
-                    proxy=route[1],
-                    limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-                )
-                for route in set(self._routes.values())
+                route: Connection(self._targets[service], tls, route[1])
+                for service, route in self._routes.items()
             }
-            self._transports.extend(lane.values())
+            lane = {route: lane[route] for route in set(self._routes.values())}
+            self._connections.extend(lane.values())
             self._lanes.put_nowait(lane)
         self._rng = random.Random()
         self.concurrency = concurrency
@@ -102,7 +102,7 @@ class ProvenaHttp:
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        await asyncio.gather(*(transport.aclose() for transport in self._transports), self.auth.aclose())
+        await asyncio.gather(*(connection.aclose() for connection in self._connections), self.auth.aclose())
 
     def where(self, service: str, method: str, path: str, params: Mapping[str, Any] | None = None) -> str:
         """The call in an admin's terms: which request, with which ids, on which service of which target."""
@@ -118,45 +118,58 @@ class ProvenaHttp:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         retry_safe: bool = True,
-    ) -> httpx.Response:
+    ) -> Answer:
         """Send one request; returns any response that is not a transient failure or an auth refusal."""
-        url = self.bases[service] + path
+        target = self._targets[service]
+        try:
+            url = target.url(path, dict(params) if params else None)
+        except (ValueError, httpcore.LocalProtocolError) as exc:
+            raise Unexpected(
+                f"{self.where(service, method, path, params)} could not be sent: {exc}",
+                hint="check the environment's endpoint URLs (scheme and host)",
+            ) from None
+        body = b"" if json is None else to_json(json)
+        fixed = [(b"Host", target.host_header), *BASE_HEADER_LIST]
+        if json is not None:
+            fixed += [(b"Content-Type", b"application/json"), (b"Content-Length", str(len(body)).encode())]
         where = self.where(service, method, path, params)
         refreshed = False
         attempt = 0
         started = time.monotonic()
         while True:
             token = await self.auth.token()
-            headers = {**BASE_HEADERS, "Authorization": f"Bearer {token}"}
+            headers = [*fixed, (b"Authorization", f"Bearer {token}".encode())]
             lane = await self._lanes.get()
             failure: Exception | None = None
             try:
                 self.requests += 1
-                request = httpx.Request(
-                    method,
-                    url,
-                    params=params,
-                    json=json,
-                    headers=headers,
-                    extensions={"timeout": self._timeout},
+                status, answered, content = await lane[self._routes[service]].send(
+                    method, url, headers, body, self._timeout, MAX_RESPONSE_BYTES
                 )
-                response = await lane[self._routes[service]].handle_async_request(request)
-                response.request = request
-                try:
-                    await _read_within(response, where)
-                finally:
-                    await response.aclose()
-            except (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.DecodingError) as exc:
+                response = Answer(status, answered, content, token)
+            except TooLarge as exc:
+                size = (
+                    f"{exc.declared // 1024 // 1024} MB"
+                    if exc.declared
+                    else f"more than {MAX_RESPONSE_BYTES // 1024 // 1024} MB"
+                )
+                raise Unexpected(
+                    f"{where} answered {size}, more than any Provena answer",
+                    hint="check that the environment's endpoint points at this Provena service",
+                ) from None
+            except (httpcore.UnsupportedProtocol, httpcore.LocalProtocolError, DecodingError) as exc:
                 raise Unexpected(  # not the network's fault: retrying cannot help
                     f"{where} could not be sent or read: {type(exc).__name__} {redact(str(exc), token)}",
                     hint="check the environment's endpoint URLs (scheme and host)",
                 ) from None
-            except (httpx.TransportError, httpx.TimeoutException) as exc:
+            except (httpcore.NetworkError, httpcore.TimeoutException, httpcore.RemoteProtocolError) as exc:
+                failure = exc
+            except httpcore.ProxyError as exc:
                 failure = exc
             finally:
                 self._lanes.put_nowait(lane)
             if failure is not None:
-                never_sent = isinstance(failure, httpx.ConnectError | httpx.ConnectTimeout)
+                never_sent = isinstance(failure, httpcore.ConnectError | httpcore.ConnectTimeout)
                 if (not retry_safe and not never_sent) or self.retry.exhausted(attempt, started):
                     raise Unreachable(
                         f"{where} failed {self.attempts_text(attempt, started)}: {type(failure).__name__} "
@@ -259,11 +272,11 @@ class ProvenaHttp:
         params: Mapping[str, Any] | None,
         json: Any,
         retry_safe: bool,
-    ) -> httpx.Response:
+    ) -> Answer:
         """The response when it is a 200; any other status is an error naming the call."""
         response = await self.call(service, method, path, params=params, json=json, retry_safe=retry_safe)
         if response.status_code != 200:
-            detail = redact(detail_of(response), _token_of(response))
+            detail = redact(detail_of(response), response.token)
             raise ProvenaError(
                 f"{self.where(service, method, path, params)} answered {response.status_code}: {detail}",
                 status=response.status_code,
@@ -276,56 +289,29 @@ class ProvenaHttp:
 MAX_RESPONSE_BYTES = 128 * 1024 * 1024  # decoded; Provena's largest answers (trial deletes) are ~1 MB
 
 
-async def _read_within(response: httpx.Response, where: str) -> None:
-    """The body, decoded, refused past MAX_RESPONSE_BYTES: a server's answer is input like any other (a
-    gzip bomb or an endless stream must not take the machine's memory)."""
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
-        raise Unexpected(
-            f"{where} answered {int(declared) // 1024 // 1024} MB, more than any Provena answer",
-            hint="check that the environment's endpoint points at this Provena service",
-        )
-    chunks, size = [], 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise Unexpected(
-                f"{where} answered more than {MAX_RESPONSE_BYTES // 1024 // 1024} MB, more than any Provena "
-                "answer",
-                hint="check that the environment's endpoint points at this Provena service",
-            )
-        chunks.append(chunk)
-    response._content = b"".join(chunks)  # what Response.aread() keeps, read here under a budget
-
-
 class NotJson(ValueError):
     pass
 
 
 def _unexpected(
-    where: str, response: httpx.Response, model: type[BaseModel], exc: ValidationError | ValueError
+    where: str, response: Answer, model: type[BaseModel], exc: ValidationError | ValueError
 ) -> Unexpected:
     not_json = isinstance(exc, NotJson) or (
         isinstance(exc, ValidationError) and any(e["type"] == "json_invalid" for e in exc.errors())
     )
     if not_json:
         return Unexpected(
-            f"{where} answered something that is not JSON: "
-            f"{redact(response.text[:200], _token_of(response))!r}",
+            f"{where} answered something that is not JSON: {redact(response.text[:200], response.token)!r}",
             status=200,
             hint="check that the environment's endpoint points at this Provena service",
         )
     return Unexpected(
         f"{where} answered a body that does not match Provena's {model.__name__}: "
-        f"{redact(_validation_summary(exc), _token_of(response))}",
+        f"{redact(_validation_summary(exc), response.token)}",
         status=200,
         hint="check that the endpoint is this Provena service and that its version is one "
         "provena-ops supports (provena-interfaces-v2 2.10)",
     )
-
-
-def _token_of(response: httpx.Response) -> str:
-    return str(response.request.headers.get("authorization", "")).removeprefix("Bearer ")
 
 
 def redact(text: str, token: str) -> str:
@@ -338,11 +324,11 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-BASE_HEADERS = {
-    "User-Agent": f"provena-ops/{__version__}",
-    "Accept": "application/json",
-    "Accept-Encoding": "gzip, deflate",  # a gateway may compress: trial deletes are ~500 KB of ids
-}
+BASE_HEADER_LIST = [
+    (b"User-Agent", f"provena-ops/{__version__}".encode()),
+    (b"Accept", b"application/json"),
+    (b"Accept-Encoding", b"gzip, deflate"),  # a gateway may compress: trial deletes are ~500 KB of ids
+]
 
 
 def proxy_for(url: str) -> str | None:
@@ -364,7 +350,7 @@ def _validation_summary(exc: ValidationError | ValueError) -> str:
     return shown + (f" (and {len(errors) - 3} more)" if len(errors) > 3 else "")
 
 
-def detail_of(response: httpx.Response) -> str:
+def detail_of(response: Answer) -> str:
     try:
         body = response.json()
     except ValueError:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-import httpx
+from typing import Protocol
 
 from provena_ops.errors import ProvenaOpsError
 
@@ -63,7 +63,12 @@ class RetryPolicy:
         return max(0.0, min(delay, self.budget_s - (time.monotonic() - started)))
 
 
-def retry_after(response: httpx.Response) -> float | None:
+class HasHeaders(Protocol):
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+def retry_after(response: HasHeaders) -> float | None:
     """Seconds the server asked us to wait (Retry-After in seconds), if it said."""
     value = response.headers.get("retry-after")
     try:
