@@ -12,7 +12,7 @@ from rich.console import Console
 
 from provena_ops.plan.model import Plan
 from provena_ops.playbook.model import Playbook
-from provena_ops.render.json_format import render_json
+from provena_ops.render.json_format import json_chunks, render_json
 from provena_ops.render.markdown import render_markdown
 from provena_ops.render.terminal import render_terminal
 from provena_ops.sandbox import RunningSandbox, SandboxSettings, running_sandbox
@@ -177,3 +177,11 @@ def test_the_json_of_a_500_run_study_deletion(study_plan: Plan, update_golden: b
     summary = json.loads(text)["summary"]
     assert (summary["relink"], summary["delete"], summary["update"], summary["problems"]) == (500, 1, 0, 0)
     compare("study-500.json", text, update_golden)
+
+
+def test_a_saved_plan_written_in_pieces_is_pydantics_json_of_it(mixed_plan: Plan, study_plan: Plan) -> None:
+    """--out writes a large plan an action at a time; the file is the same as the whole plan's JSON."""
+    for plan in (mixed_plan, study_plan, mixed_plan.model_copy(update={"actions": []})):
+        pieces = list(json_chunks(plan))
+        assert "".join(pieces) == plan.model_dump_json(indent=2) + "\n"
+        assert len(pieces) == (len(plan.actions) + 2 if plan.actions else 1)

@@ -6,6 +6,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -173,9 +174,9 @@ def _umask() -> int:
     return mask
 
 
-def write_atomically(path: Path, text: str, kind: OutputKind = PLAN) -> None:
+def write_atomically(path: Path, text: str | Iterable[str], kind: OutputKind = PLAN) -> None:
     """Temp file + rename: a reader never sees half a plan, and a crash leaves the old file intact. A
-    symbolic link is written through, not replaced."""
+    symbolic link is written through, not replaced. `text` may come in pieces (a large plan's actions)."""
     partial: Path | None = None
     try:
         path = path.resolve() if path.is_symlink() else path
@@ -185,7 +186,7 @@ def write_atomically(path: Path, text: str, kind: OutputKind = PLAN) -> None:
         partial = Path(name)
         os.fchmod(descriptor, 0o666 & ~_umask())  # as a plain write would make it (mkstemp makes 0600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(text)
+            file.writelines([text] if isinstance(text, str) else text)
         os.replace(partial, path)
     except OSError as exc:
         if partial is not None:

@@ -68,7 +68,7 @@ def plan(
     included), 130 interrupted.
     """
     from provena_ops import api
-    from provena_ops.render.json_format import render_json
+    from provena_ops.render.json_format import json_chunks
 
     only = target_ids(target)
     if changed_since is not None or out_dir is not None:
@@ -120,7 +120,7 @@ def plan(
     unsaved: ProvenaOpsError | None = None
     if save is not None:
         try:
-            write_atomically(save, render_json(made))
+            write_atomically(save, json_chunks(made))
         except ProvenaOpsError as exc:
             unsaved, save = exc, None  # still show the plan, and claim no file
     render(made, output, verbose, saved_at=save)
@@ -158,12 +158,12 @@ def show(
 
 def render(made: Plan, output: PlanFormat, verbose: bool, saved_at: Path | None = None) -> None:
     """A plan on stdout in the format asked for."""
-    from provena_ops.render.json_format import render_json
+    from provena_ops.render.json_format import json_chunks
     from provena_ops.render.markdown import render_markdown
     from provena_ops.render.terminal import render_terminal
 
     if output is PlanFormat.json:
-        sys.stdout.write(render_json(made))
+        sys.stdout.writelines(json_chunks(made))
     elif output is PlanFormat.markdown:
         sys.stdout.write(render_markdown(made, full_plan_at=str(saved_at) if saved_at else None))
     else:

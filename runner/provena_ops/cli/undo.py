@@ -48,13 +48,13 @@ class UndoUI(TerminalUI):
         self.plan_only = plan_only
 
     def show(self, plan: Plan) -> None:
-        from provena_ops.render.json_format import render_json
+        from provena_ops.render.json_format import json_chunks
         from provena_ops.render.markdown import render_markdown
 
         if self.save is not None:
-            write_atomically(self.save, render_json(plan))
+            write_atomically(self.save, json_chunks(plan))
         if self.output is PlanFormat.json and self.plan_only:
-            sys.stdout.write(render_json(plan))
+            sys.stdout.writelines(json_chunks(plan))
         elif self.output is PlanFormat.markdown:
             sys.stdout.write(render_markdown(plan, full_plan_at=str(self.save) if self.save else None))
         else:
