@@ -10,11 +10,14 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from provena_ops.facts.model import State, name_key
+from provena_ops.plan.record_checks import STRUCTURAL
 from provena_ops.playbook.model import (
     ModelRunRef,
+    Operation,
     Playbook,
     StudyDeletion,
     StudyRef,
+    UpdateModelRuns,
 )
 
 
@@ -24,6 +27,9 @@ class Needs:
 
     names: set[tuple[str, str]] = field(default_factory=set)  # (subtype, display name)
     scan: bool = False  # a full listing of model runs
+    # What an edited run feeds downstream: read only when an edit can change the run's place in the graph
+    # (its study, inputs, outputs, associations or template), where the plan names what follows from it.
+    edit_downstream: bool = False
 
 
 @dataclass
@@ -49,7 +55,16 @@ def needs(playbook: Playbook) -> Needs:
                 found.names.add(("STUDY", study.display_name))
         if operation.deleted_studies():
             found.scan = True  # the registry side of "what links to this study"
+        found.edit_downstream |= _moves_runs_in_the_graph(operation)
     return found
+
+
+def _moves_runs_in_the_graph(operation: Operation) -> bool:
+    """Whether the runs the operation edits may change a structural field (plan/edits.py STRUCTURAL).
+    Study deletions relink their runs; only an update that sets none of them leaves the graph alone."""
+    if isinstance(operation, UpdateModelRuns):
+        return any(path.split(".")[0] in STRUCTURAL for path in operation.patch())
+    return operation.runs_are == "edited" or bool(operation.deleted_studies())
 
 
 def resolve_run(ref: ModelRunRef, state: State) -> Resolution:

@@ -188,7 +188,8 @@ class _Reader:
         if run in self.edited:
             for entity in sorted(referenced_ids((fact.item or {}).get("record") or {})):
                 self._start(("entity", entity), self._entity, entity)
-            self._start(("downstream", run), self._downstream, run)
+            if self.wanted.edit_downstream:
+                self._start(("downstream", run), self._downstream, run)
         if run in self.relodges:
             self._start(("lineage", run), self._lineage, run)
 

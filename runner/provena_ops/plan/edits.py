@@ -13,10 +13,8 @@ from provena_ops.plan.model import (
     FieldChange,
 )
 from provena_ops.plan.planning import UNREADABLE_HINT, Edit, Planning, absence, new_action
-from provena_ops.plan.record_checks import normalised, record_problems
+from provena_ops.plan.record_checks import STRUCTURAL, normalised, record_problems
 from provena_ops.text import article
-
-STRUCTURAL = ("study_id", "inputs", "outputs", "associations", "workflow_template_id")
 
 
 def edit_actions(planning: Planning) -> list[Action]:

@@ -14,6 +14,9 @@ from pydantic import ValidationError
 from provena_ops.facts.model import State
 from provena_ops.text import article
 
+# Record fields whose change moves a model run in the provenance graph (its edges are built from them).
+STRUCTURAL = ("study_id", "inputs", "outputs", "associations", "workflow_template_id")
+
 
 def record_problems(record: dict[str, Any], state: State) -> list[str]:
     try:
