@@ -401,10 +401,10 @@ class Executor:
     async def _scan_registry(self) -> dict[str, list[str]]:
         links: dict[str, list[str]] = {}
 
-        def collect(page: list[Any]) -> None:
-            for item in page:
-                if item.record.study_id:
-                    links.setdefault(item.record.study_id, []).append(item.id)
+        def collect(page: list[registry.ListedRun]) -> None:
+            for run in page:
+                if run.study_id:
+                    links.setdefault(run.study_id, []).append(run.id)
 
         await registry.list_model_runs(self.http, collect)
         return links

@@ -195,10 +195,10 @@ async def study_runs(http: ProvenaHttp, study: str) -> tuple[list[LinkedRun], st
     why the graph could not be read (the registry's side is still complete)."""
     named: dict[str, str] = {}
 
-    def keep(page: list[Any]) -> None:
-        for item in page:
-            if item.record.study_id == study:
-                named[item.id] = item.display_name
+    def keep(page: list[registry.ListedRun]) -> None:
+        for run in page:
+            if run.study_id == study:
+                named[run.id] = run.display_name
 
     await registry.list_model_runs(http, keep)
     graph_error = None

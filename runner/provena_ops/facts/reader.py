@@ -18,8 +18,6 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from typing import Any, NoReturn, TypeVar
 
-from ProvenaInterfaces.RegistryModels import ItemModelRun
-
 from provena_ops.errors import ProvenaOpsError
 from provena_ops.facts.expand import needs, resolve_run, resolve_study
 from provena_ops.facts.model import (
@@ -198,15 +196,30 @@ class _Reader:
     async def _scan(self) -> None:
         index: list[RunSummary] = []
 
-        def summarise(page: list[ItemModelRun]) -> None:
-            index.extend(
-                RunSummary(id=item.id, display_name=item.display_name, study_id=item.record.study_id)
-                for item in page
-            )
+        def summarise(page: list[registry.ListedRun]) -> None:
+            summaries = [
+                RunSummary(id=run.id, display_name=run.display_name, study_id=run.study_id) for run in page
+            ]
+            index.extend(summaries)
+            self._prefetch(summaries)
 
         listing = await registry.list_model_runs(self.http, summarise)
         self.state.run_index = sorted(index, key=lambda run: run.id)
         self.state.unreadable_runs = listing.not_authorised + listing.unparsable
+
+    def _prefetch(self, page: list[RunSummary]) -> None:
+        """Fetch the runs a selector picks on this page while the scan goes on paging (paging is one
+        request at a time; at 100,000 runs it is a thousand round trips). A selector picks the same runs
+        from the whole index, so this starts reads early, never adds one: what each run then needs is
+        decided once the scan is complete."""
+        seen = self.state.model_copy(update={"run_index": page})
+        for operation in self.playbook.operations:
+            if operation.runs_are is None:
+                continue
+            for ref in operation.run_refs():
+                if ref.display_name_matches is not None or ref.linked_to_study is not None:
+                    for run in resolve_run(ref, seen).ids:
+                        self._start(("run", run), self._run, run)
 
     async def _name(self, subtype: str, display_name: str) -> None:
         candidates = await search.search_ids(self.http, display_name, subtype)

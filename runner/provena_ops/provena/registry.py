@@ -6,17 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ProvenaInterfaces.RegistryAPI import (
     GenericFetchResponse,
     ModelRunFetchResponse,
-    ModelRunListResponse,
     StudyFetchResponse,
     SubtypeListRequest,
     UntypedFetchResponse,
 )
-from ProvenaInterfaces.RegistryModels import ItemModelRun
+from ProvenaInterfaces.SharedTypes import Status
+from pydantic import BaseModel, ConfigDict
 
 from provena_ops.provena.errors import NotAuthorised, ProvenaError
 from provena_ops.provena.http import ProvenaHttp
@@ -106,7 +106,41 @@ def _unreadable(http: ProvenaHttp, item_id: str) -> Fetched:
     )
 
 
-async def list_model_runs(http: ProvenaHttp, on_page: Callable[[list[ItemModelRun]], None]) -> Listing:
+class ListedRun(NamedTuple):
+    """What a listing is read for: which run, its name (for selectors) and its study (for links)."""
+
+    id: str
+    display_name: str
+    study_id: str | None
+
+
+class _Slim(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class _ListedRecord(_Slim):
+    study_id: str | None = None
+
+
+class _ListedItem(_Slim):
+    id: str
+    display_name: str
+    record: _ListedRecord
+
+
+class _ListPage(_Slim):
+    """ModelRunListResponse, checked only as far as it is used: each page's items are summarised, and a
+    run that is a target is fetched (and checked against ItemModelRun) on its own. Checking every
+    listed item in full costs more CPU than the rest of reading the page."""
+
+    status: Status
+    items: list[_ListedItem] | None = None
+    not_authorised_count: int | None = None
+    unparsable_item_count: int | None = None
+    pagination_key: dict[str, Any] | None = None
+
+
+async def list_model_runs(http: ProvenaHttp, on_page: Callable[[list[ListedRun]], None]) -> Listing:
     """Every complete model run the caller can read, handed to `on_page` a page at a time (so 10,000
     full items are never held at once). Pages are followed until the key is null: a page can be short or
     empty while more remain."""
@@ -115,13 +149,13 @@ async def list_model_runs(http: ProvenaHttp, on_page: Callable[[list[ItemModelRu
     pages = 0
     while True:
         parsed = await http.parsed(
-            ModelRunListResponse,
+            _ListPage,
             "registry",
             "POST",
             f"{SUBTYPE_ROUTES['MODEL_RUN']}/list",
             json=SubtypeListRequest(pagination_key=key, page_size=LIST_PAGE_SIZE).model_dump(mode="json"),
         )
-        page = parsed.items or []
+        page = [ListedRun(item.id, item.display_name, item.record.study_id) for item in parsed.items or []]
         listing.items += len(page)
         on_page(page)
         listing.not_authorised += parsed.not_authorised_count or 0
