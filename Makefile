@@ -33,13 +33,17 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check runner tests benchmarks
 	$(BIN)/mypy
 
+# `make bench QUICK=1`: the sandbox's throughput and the growth table to 10,000 runs (a few minutes).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/fetch_throughput.py
+ifndef QUICK
 	$(BIN)/python benchmarks/validate_large.py
 	$(BIN)/python benchmarks/input_scale.py
 	$(BIN)/python benchmarks/plan_scale.py
 	$(BIN)/python benchmarks/apply_scale.py
 	$(BIN)/python benchmarks/undo_scale.py
+endif
+	$(BIN)/python benchmarks/scale_growth.py $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) .provena-ops .pytest_cache .mypy_cache .ruff_cache

@@ -372,3 +372,16 @@ def test_an_answer_larger_than_any_provena_answer_is_refused_not_read(
         run_on(on(url), lambda http: registry.fetch(http, "MODEL_RUN", "10378.1/1"))
     said = "answered more than 1 MB, more than any Provena answer" if bomb else "answered 4 MB, more than"
     assert said in refused.value.message, refused.value.message
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://registry.example.org", "registry.example.org/api", "https:///no-host"]
+)
+def test_an_endpoint_that_is_not_an_http_url_is_named_when_called(url: str) -> None:
+    """The other services stay usable; a call to this one says what is wrong, and retries nothing."""
+    with pytest.raises(Unexpected) as failure:
+        run_on(on(url), lambda http: registry.general_fetch(http, "10378.1/1"))
+    assert (
+        "general/fetch?id=10378.1/1 on the registry API of 'test' could not be sent" in failure.value.message
+    )
+    assert failure.value.hint == "check the environment's endpoint URLs (scheme and host)"

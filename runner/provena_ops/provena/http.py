@@ -12,11 +12,10 @@ finds out what became of it.
 
 The sandbox's fault injection (500, 502, 503, 504, 429, dropped and lost answers) is exactly this set.
 
-Concurrency is a pool of lanes, each an httpx transport holding one keep-alive connection: a request
-takes a free lane and gives it back. Planning thousands of records is bound by the client's CPU, and
-this halves it: httpcore's shared pool re-scans every connection and waiter on each request, and the
-client layer above the transport (auth flows, redirects, cookies) is unused here. Measured on 2,000
-fetches at 16 in flight: 2.9 ms of CPU per request through one shared AsyncClient, 1.3 ms through lanes.
+Concurrency is a pool of lanes, each holding one keep-alive connection per service host (wire.py): a
+request takes a free lane and gives it back. Planning thousands of records is bound by the client's CPU:
+through one shared httpx AsyncClient a request cost 2.9 ms of CPU, through lanes of httpx transports
+1.3 ms, through httpcore connections directly less again (benchmarks/scale_growth.py reports it).
 """
 
 from __future__ import annotations
@@ -77,7 +76,7 @@ class ProvenaHttp:
         self.retry = retry or RetryPolicy()
         tls = httpx.create_ssl_context()  # loading the CA bundle costs ~35 ms: once, not once per lane
         self._timeout = httpx.Timeout(timeout_s).as_dict()
-        self._targets = {service: Target.of(url) for service, url in self.bases.items()}
+        self._targets = {service: _target_or_none(url) for service, url in self.bases.items()}
         # A lane keeps one connection per service host (a deployment serves each API from its own host;
         # one shared connection would be closed and reopened, TLS and all, whenever the host changes).
         self._routes = {
@@ -87,11 +86,11 @@ class ProvenaHttp:
         self._lanes: asyncio.Queue[dict[tuple[str, str | None], Connection]] = asyncio.Queue()
         self._connections: list[Connection] = []
         for _ in range(concurrency):
-            lane = {
-                route: Connection(self._targets[service], tls, route[1])
+            lane = {  # services on one host share its connection (a Connection uses only the origin)
+                route: Connection(target, tls, route[1])
                 for service, route in self._routes.items()
+                if (target := self._targets[service]) is not None
             }
-            lane = {route: lane[route] for route in set(self._routes.values())}
             self._connections.extend(lane.values())
             self._lanes.put_nowait(lane)
         self._rng = random.Random()
@@ -122,8 +121,11 @@ class ProvenaHttp:
         """Send one request; returns any response that is not a transient failure or an auth refusal."""
         target = self._targets[service]
         try:
+            if target is None:
+                Target.of(self.bases[service])  # raises, saying what is wrong with it
+            assert target is not None
             url = target.url(path, dict(params) if params else None)
-        except (ValueError, httpcore.LocalProtocolError) as exc:
+        except (ValueError, httpcore.UnsupportedProtocol, httpcore.LocalProtocolError) as exc:
             raise Unexpected(
                 f"{self.where(service, method, path, params)} could not be sent: {exc}",
                 hint="check the environment's endpoint URLs (scheme and host)",
@@ -317,6 +319,14 @@ def _unexpected(
 def redact(text: str, token: str) -> str:
     """Provena's error bodies (or a gateway's) may quote the request's credentials back."""
     return text.replace(token, "<token>") if len(token) >= 8 else text
+
+
+def _target_or_none(url: str) -> Target | None:
+    """A service's URL split once; None when it cannot be one (each call then says why)."""
+    try:
+        return Target.of(url)
+    except (ValueError, httpcore.UnsupportedProtocol):
+        return None
 
 
 def _origin(url: str) -> str:
