@@ -121,7 +121,8 @@ def links_to_deleted_studies(planning: Planning) -> None:
 
 def _expand_runs(planning: Planning, index: int, operation: OperationModel, excluded: list[str]) -> list[str]:
     """The runs it names, in order; `excluded` gets those its selectors' exclude left out."""
-    runs: list[str] = []
+    runs: dict[str, None] = {}  # in order, each once (a list's `in` would make 100,000 runs quadratic)
+    left_out = set(excluded)
     for ref in operation.run_refs():
         resolved = resolve_run(ref, planning.state)
         if not resolved.ids and not resolved.problem:
@@ -131,15 +132,16 @@ def _expand_runs(planning: Planning, index: int, operation: OperationModel, excl
             planning.warnings.append(
                 f"operations[{index}]: exclude {unused} leaves out none of the runs its selector chose"
             )
-        excluded.extend(run for run in resolved.excluded if run not in excluded)
+        for run in resolved.excluded:
+            if run not in left_out:
+                left_out.add(run)
+                excluded.append(run)
         if resolved.problem and resolved.nameless and operation.runs_are == "deleted":
             planning.warnings.append(f"operations[{index}]: {resolved.problem}: {NAMELESS_DELETE}")
         elif resolved.problem:
             planning.problem(resolved.problem, resolved.hint or "", index)
-        for run in resolved.ids:
-            if run not in runs:
-                runs.append(run)
-    return runs
+        runs.update(dict.fromkeys(resolved.ids))
+    return list(runs)
 
 
 def _annotation_conflicts(planning: Planning, run: str, edit: Edit, index: int, new: Any) -> None:

@@ -8,7 +8,6 @@ from typing import Any
 
 from ProvenaInterfaces.ProvenanceAPI import (
     PostDeleteGraphRequest,
-    PostDeleteGraphResponse,
     PostUpdateModelRunInput,
     PostUpdateModelRunResponse,
 )
@@ -25,6 +24,7 @@ from ProvenaInterfaces.SharedTypes import ImportMode, StatusResponse
 
 from provena_ops.provena.errors import ProvenaError
 from provena_ops.provena.http import ProvenaHttp
+from provena_ops.provena.prov import GraphDiff
 from provena_ops.provena.registry import SUBTYPE_ROUTES
 
 
@@ -49,17 +49,13 @@ async def delete_graph(http: ProvenaHttp, model_run_id: str) -> dict[str, int]:
     """Remove a model run's provenance graph (the registry record stays). Repeating it changes nothing
     (a run without a graph gives an empty diff), so it is retried like a read."""
     parsed = await http.parsed(
-        PostDeleteGraphResponse,
+        GraphDiff,
         "prov",
         "POST",
         "/model_run/delete",
         json=PostDeleteGraphRequest(record_id=model_run_id, trial_mode=False).model_dump(mode="json"),
     )
-    counts: dict[str, int] = {}
-    for action in parsed.diff:
-        kind = str(action.get("action_type"))
-        counts[kind] = counts.get(kind, 0) + 1
-    return counts
+    return parsed.counts()
 
 
 async def delete_item(http: ProvenaHttp, subtype: str, item_id: str) -> None:
