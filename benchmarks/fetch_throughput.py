@@ -25,10 +25,12 @@ from provena_ops.sandbox.admin import seed, token
 CLI = [sys.executable, "-m", "provena_ops"]
 
 
-def start_server(db: Path, latency_ms: float = 0.0) -> tuple[subprocess.Popen[str], dict[str, str]]:
+def start_server(
+    db: Path, latency_ms: float = 0.0, *options: str
+) -> tuple[subprocess.Popen[str], dict[str, str]]:
     """`provena-ops sandbox serve` in its own process, as a client meets it; returns its endpoints."""
     process = subprocess.Popen(
-        [*CLI, "sandbox", "serve", "--db", str(db), "--port", "0", "--latency-ms", str(latency_ms)],
+        [*CLI, "sandbox", "serve", "--db", str(db), "--port", "0", "--latency-ms", str(latency_ms), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fetch_throughput import CLI
+from fetch_throughput import CLI, start_server
 from plan_scale import LATENCY_MS, server_cpu_s
 from provena_ops.sandbox.admin import token
 
@@ -52,36 +52,6 @@ class Planned:
             f"{self.client_cpu / max(self.records, 1) * 1000:.2f} ms/record, "
             f"{self.client_cpu / max(self.requests, 1) * 1000:.2f} ms/request ({self.requests:,} requests)"
         )
-
-
-def serve(db: Path, log: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    process = subprocess.Popen(
-        [
-            *CLI,
-            "sandbox",
-            "serve",
-            "--db",
-            str(db),
-            "--port",
-            "0",
-            "--latency-ms",
-            str(LATENCY_MS),
-            "--request-log",
-            str(log),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    lines = []
-    while True:
-        line = process.stdout.readline()
-        if not line:
-            raise RuntimeError("the sandbox server exited before printing its endpoints")
-        lines.append(line)
-        if line.startswith("}"):
-            return process, dict(json.loads("".join(lines)))
 
 
 def lines_in(path: Path) -> int:
@@ -153,7 +123,7 @@ def measure(size: int, tmp: Path) -> tuple[float, Planned, Planned]:
     runs, locked = model_runs(db)
     access = token(db, "admin", None, 3600, None)
     log = directory / "requests.jsonl"
-    server, endpoints = serve(db, log)
+    server, endpoints = start_server(db, LATENCY_MS, "--request-log", str(log))
     results = []
     try:
         edit_all = {

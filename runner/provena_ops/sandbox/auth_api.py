@@ -27,6 +27,7 @@ from provena_ops.sandbox.http import (
     install_error_handlers,
     provena_error,
     require_roles,
+    soft_failure,
     status,
 )
 from provena_ops.sandbox.items import ADMIN_ITEM_ROLES, SUBTYPES, can, item_roles
@@ -217,6 +218,10 @@ def known_groups(sandbox: Sandbox) -> list[str]:
     return sorted({*GROUP_DESCRIPTIONS, *sandbox.store.group_ids()})
 
 
+def no_group(group_id: str, answer_key: str) -> JSONResponse:
+    return soft_failure(f"No group with id {group_id} was found.", **{answer_key: None})
+
+
 def add_group_routes(router: APIRouter, any_user: Dependency, admin_read: Dependency) -> None:
     """The user-group service (auth-api routes/groups/user.py and admin.py): the registry asks it for a
     caller's groups on every list and on access checks that the caller's ownership does not settle."""
@@ -249,7 +254,7 @@ def add_group_routes(router: APIRouter, any_user: Dependency, admin_read: Depend
         request: Request, id: str = Query(...), identity: Identity = Depends(any_user)
     ) -> JSONResponse:
         if id not in known_groups(sandbox_of(request)):
-            return JSONResponse({"status": status(False, f"No group with id {id} was found."), "group": None})
+            return no_group(id, "group")
         return JSONResponse(
             {"status": status(True, "Group metadata retrieved."), "group": group_metadata(id)}
         )
@@ -260,8 +265,7 @@ def add_group_routes(router: APIRouter, any_user: Dependency, admin_read: Depend
     ) -> JSONResponse:
         sandbox = sandbox_of(request)
         if group_id not in known_groups(sandbox):
-            found = status(False, f"No group with id {group_id} was found.")
-            return JSONResponse({"status": found, "is_member": None})
+            return no_group(group_id, "is_member")
         member = identity.username in sandbox.store.members_of(group_id)
         found = status(True, "Group was found and membership determined.")
         return JSONResponse({"status": found, "is_member": member})
@@ -272,7 +276,7 @@ def add_group_routes(router: APIRouter, any_user: Dependency, admin_read: Depend
     ) -> JSONResponse:
         sandbox = sandbox_of(request)
         if id not in known_groups(sandbox):
-            return JSONResponse({"status": status(False, f"No group with id {id} was found."), "group": None})
+            return no_group(id, "group")
         members = sandbox.store.members_of(id)
         if identity.username not in members:
             return JSONResponse(
