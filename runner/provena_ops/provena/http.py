@@ -119,22 +119,19 @@ class ProvenaHttp:
         retry_safe: bool = True,
     ) -> Answer:
         """Send one request; returns any response that is not a transient failure or an auth refusal."""
-        target = self._targets[service]
-        try:
-            if target is None:
-                Target.of(self.bases[service])  # raises, saying what is wrong with it
-            assert target is not None
+        where = self.where(service, method, path, params)
+        try:  # an endpoint that could not be split at start-up is split again, to say what is wrong
+            target = self._targets[service] or Target.of(self.bases[service])
             url = target.url(path, dict(params) if params else None)
         except (ValueError, httpcore.UnsupportedProtocol, httpcore.LocalProtocolError) as exc:
             raise Unexpected(
-                f"{self.where(service, method, path, params)} could not be sent: {exc}",
+                f"{where} could not be sent: {exc}",
                 hint="check the environment's endpoint URLs (scheme and host)",
             ) from None
         body = b"" if json is None else to_json(json)
         fixed = [(b"Host", target.host_header), *BASE_HEADER_LIST]
         if json is not None:
             fixed += [(b"Content-Type", b"application/json"), (b"Content-Length", str(len(body)).encode())]
-        where = self.where(service, method, path, params)
         refreshed = False
         attempt = 0
         started = time.monotonic()
@@ -164,9 +161,12 @@ class ProvenaHttp:
                     f"{where} could not be sent or read: {type(exc).__name__} {redact(str(exc), token)}",
                     hint="check the environment's endpoint URLs (scheme and host)",
                 ) from None
-            except (httpcore.NetworkError, httpcore.TimeoutException, httpcore.RemoteProtocolError) as exc:
-                failure = exc
-            except httpcore.ProxyError as exc:
+            except (
+                httpcore.NetworkError,
+                httpcore.TimeoutException,
+                httpcore.RemoteProtocolError,
+                httpcore.ProxyError,
+            ) as exc:
                 failure = exc
             finally:
                 self._lanes.put_nowait(lane)

@@ -97,12 +97,13 @@ def compact_json(value: Any) -> str:
     return to_json(value).decode()
 
 
-TAG_INDEXES = (
-    "CREATE INDEX IF NOT EXISTS node_tags_by_record ON node_tags (record_id)",
-    "CREATE INDEX IF NOT EXISTS node_tags_in_order ON node_tags (nid, seq, record_id)",
-    "CREATE INDEX IF NOT EXISTS link_tags_by_record ON link_tags (record_id)",
-    "CREATE INDEX IF NOT EXISTS link_tags_in_order ON link_tags (lid, seq, record_id)",
-)
+TAG_INDEXES = {  # name -> what it indexes; dropped and rebuilt around a bulk load
+    "node_tags_by_record": "node_tags (record_id)",
+    "node_tags_in_order": "node_tags (nid, seq, record_id)",
+    "link_tags_by_record": "link_tags (record_id)",
+    "link_tags_in_order": "link_tags (lid, seq, record_id)",
+}
+TAG_INDEX_DDL = "".join(f"CREATE INDEX IF NOT EXISTS {name} ON {on};\n" for name, on in TAG_INDEXES.items())
 
 
 class Store:
@@ -126,7 +127,7 @@ class Store:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=30000")
-        self._conn.executescript(SCHEMA + "".join(f"{index};\n" for index in TAG_INDEXES))
+        self._conn.executescript(SCHEMA + TAG_INDEX_DDL)
 
     def close(self) -> None:
         self._conn.close()
@@ -440,13 +441,13 @@ class Store:
         with self.transaction():
             self._conn.execute("PRAGMA cache_size=-262144")  # KiB: 256 MB at most, for this connection
             try:
-                for index in TAG_INDEXES:
-                    self._conn.execute(f"DROP INDEX IF EXISTS {index.split()[5]}")
+                for name in TAG_INDEXES:
+                    self._conn.execute(f"DROP INDEX IF EXISTS {name}")
                 tagger = BulkTagger(self)
                 yield tagger
                 tagger.flush()
-                for index in TAG_INDEXES:
-                    self._conn.execute(index)
+                for name, on in TAG_INDEXES.items():
+                    self._conn.execute(f"CREATE INDEX {name} ON {on}")
             finally:
                 self._conn.execute("PRAGMA cache_size=-2000")
 
@@ -695,19 +696,22 @@ class BulkTagger:
             tagged[link.source] = tagged[link.target] = None
         self.node_tags.extend((self._nid(node), record_id) for node in tagged)
         for link in links:
-            own = record_id in (link.source.id, link.target.id)
-            lid = None if own else self.shared_lids.get(link)
-            if lid is None and not own:
-                lid = self.store._link_id(link, create=False)
-            if lid is None:
-                lid = self.next_lid
-                self.next_lid += 1
-                self.new_links.append((lid, *_link_key(link)))
-            if not own:
-                self.shared_lids[link] = lid
+            if record_id in (link.source.id, link.target.id):
+                lid = self._new_link(link)  # the record's own: new by construction
+            else:
+                lid = self.shared_lids.get(link) or 0
+                if not lid:  # link ids start at 1
+                    lid = self.store._link_id(link, create=False) or self._new_link(link)
+                    self.shared_lids[link] = lid
             self.link_tags.append((lid, record_id))
         if len(self.node_tags) >= self.BATCH:
             self.flush()
+
+    def _new_link(self, link: Link) -> int:
+        lid = self.next_lid
+        self.next_lid += 1
+        self.new_links.append((lid, *_link_key(link)))
+        return lid
 
     def _nid(self, node: Node) -> int:
         nid = self.nids.get(node)
