@@ -41,7 +41,7 @@ ifndef QUICK
 	$(BIN)/python benchmarks/input_scale.py
 	$(BIN)/python benchmarks/plan_scale.py
 	$(BIN)/python benchmarks/apply_scale.py
-	$(BIN)/python benchmarks/undo_scale.py
+	$(BIN)/python benchmarks/undo_scale.py --runs 10000
 endif
 	$(BIN)/python benchmarks/scale_growth.py $(if $(QUICK),--quick)
 

@@ -8,6 +8,7 @@ Import writes the registry, auth and lock tables only; like Provena it never reb
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ProvenaInterfaces import RegistryAPI as api
@@ -61,14 +62,33 @@ def _bundle_of(sandbox: Sandbox, item_id: str) -> dict[str, Any]:
     }
 
 
+SYNC_MODES = (ImportMode.SYNC_ADD_OR_OVERWRITE, ImportMode.SYNC_DELETION_ALLOWED)
+
+
+@dataclass(frozen=True)
+class _Held:
+    """What the registry holds, as far as an import's mode needs it. Provena scans the whole table; the
+    sandbox looks up the incoming ids by key unless a sync mode needs every id (an undo imports one run
+    at a time: a scan per import made undoing 10,000 deletions quadratic)."""
+
+    size: int  # entries now
+    present: set[str]  # the incoming ids it holds
+    missing: list[str]  # sync modes: the ids it holds that the import does not give, in id order
+
+
+def _held(sandbox: Sandbox, mode: ImportMode, incoming: dict[str, dict[str, Any]]) -> _Held:
+    if mode in SYNC_MODES:
+        existing = sandbox.store.item_ids()
+        present = set(incoming).intersection(existing)
+        return _Held(len(existing), present, [key for key in existing if key not in incoming])
+    return _Held(sandbox.store.count_items(), sandbox.store.present_ids(incoming), [])
+
+
 def _mode_failures(
-    sandbox: Sandbox,
-    request: api.RegistryImportRequest,
-    incoming: dict[str, dict[str, Any]],
-    existing: list[str],
+    sandbox: Sandbox, request: api.RegistryImportRequest, incoming: dict[str, dict[str, Any]], held: _Held
 ) -> list[Failure]:
     """The import mode's validator: which entries it refuses, with the bundle each is about."""
-    mode, old = request.import_mode, set(existing)
+    mode, old, missing = request.import_mode, held.present, held.missing
     if mode is ImportMode.ADD_ONLY:
         return [
             (f"Overlapping item on add only mode {key}", item) for key, item in incoming.items() if key in old
@@ -77,7 +97,6 @@ def _mode_failures(
         return [
             (f"Item {key} does not already exist", item) for key, item in incoming.items() if key not in old
         ]
-    missing = [key for key in existing if key not in incoming]
     if mode is ImportMode.SYNC_ADD_OR_OVERWRITE:
         return [
             (f"Item {key} currently exists but not provided in update", _bundle_of(sandbox, key))
@@ -91,16 +110,17 @@ def _mode_failures(
     return []
 
 
-def _statistics(mode: ImportMode, old: set[str], new: set[str]) -> dict[str, int]:
+def _statistics(mode: ImportMode, held: _Held, new: set[str]) -> dict[str, int]:
     """Provena's figures per mode (admin_helpers.py), the same in trial and real mode."""
-    both, added = old & new, new - old
+    size, both = held.size, held.present
+    added = len(new) - len(both)
     if mode is ImportMode.ADD_ONLY:
-        return _figures(len(old), len(old) + len(new), 0, 0, len(new))
+        return _figures(size, size + len(new), 0, 0, len(new))
     if mode is ImportMode.OVERWRITE_ONLY:
-        return _figures(len(old), len(old), 0, len(new), 0)
+        return _figures(size, size, 0, len(new), 0)
     if mode is ImportMode.SYNC_DELETION_ALLOWED:
-        return _figures(len(old), len(new), len(old - new), len(both), len(added))
-    return _figures(len(old), len(old | new), 0, len(both), len(added))
+        return _figures(size, len(new), len(held.missing), len(both), added)
+    return _figures(size, size + added, 0, len(both), added)
 
 
 def _figures(old_size: int, new_size: int, deleted: int, overwritten: int, new: int) -> dict[str, int]:
@@ -138,21 +158,20 @@ def import_bundle(sandbox: Sandbox, request: api.RegistryImportRequest) -> dict[
 
     with sandbox.store.transaction():
         incoming = {bundle.id: bundle.model_dump(mode="json") for bundle in request.items}  # later ones win
-        existing = sandbox.store.item_ids()
-        mode_failures = _mode_failures(sandbox, request, incoming, existing)
+        held = _held(sandbox, mode, incoming)
+        mode_failures = _mode_failures(sandbox, request, incoming, held)
         if mode_failures:
             return failed(
                 "There were errors during validation of the import mode, see the failure list.", mode_failures
             )
-        old = set(existing)
-        statistics = _statistics(mode, old, set(incoming))
+        statistics = _statistics(mode, held, set(incoming))
         if not request.trial_mode:
             for bundle in incoming.values():
                 sandbox.store.put_item(bundle["item_payload"])
                 sandbox.store.put_lock(bundle["lock_payload"])
                 sandbox.store.put_auth(bundle["auth_payload"])
             if mode is ImportMode.SYNC_DELETION_ALLOWED:
-                for item_id in old - set(incoming):
+                for item_id in held.missing:
                     sandbox.store.delete_item(item_id)
     prefix = "TRIAL: " if request.trial_mode else ""
     return {

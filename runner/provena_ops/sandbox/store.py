@@ -255,6 +255,18 @@ class Store:
     def item_ids(self) -> list[str]:
         return [str(row["id"]) for row in self._all("SELECT id FROM items ORDER BY id")]
 
+    def present_ids(self, ids: Iterable[str]) -> set[str]:
+        """Which of `ids` the registry holds, by primary key (not a scan of every item)."""
+        wanted, present = list(ids), set[str]()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            present |= {
+                str(row["id"])
+                for row in self._all(f"SELECT id FROM items WHERE id IN ({marks})", tuple(chunk))
+            }
+        return present
+
     def count_items(self) -> int:
         row = self._one("SELECT COUNT(*) AS n FROM items")
         return 0 if row is None else int(row["n"])
