@@ -75,6 +75,11 @@ def server_cpu_s(process: subprocess.Popen[str]) -> float:
     return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
 
 
+def latency_bound_s(requests: int, lanes: int) -> float:
+    """The least time `requests` take through `lanes` connections when each waits LATENCY_MS."""
+    return requests * LATENCY_MS / 1000 / lanes
+
+
 def report(
     label: str, wall: float, requests: int, concurrency: int, server_cpu: float, client_cpu: float
 ) -> None:

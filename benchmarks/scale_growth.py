@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fetch_throughput import CLI, start_server
-from plan_scale import LATENCY_MS, server_cpu_s
+from plan_scale import LATENCY_MS, latency_bound_s, server_cpu_s
 from provena_ops.sandbox.admin import token
 
 CONCURRENCY = 16
@@ -42,10 +42,10 @@ class Planned:
 
     @property
     def bound(self) -> float:
-        return max(self.requests * LATENCY_MS / 1000 / CONCURRENCY, self.sandbox_cpu)
+        return max(latency_bound_s(self.requests, CONCURRENCY), self.sandbox_cpu)
 
     def row(self) -> str:
-        latency_bound = self.requests * LATENCY_MS / 1000 / CONCURRENCY
+        latency_bound = latency_bound_s(self.requests, CONCURRENCY)
         return (
             f"{self.wall:8.1f} s {self.wall / self.bound:5.2f}x (latency bound {latency_bound:.1f} s, "
             f"sandbox CPU {self.sandbox_cpu:.1f} s) {self.peak_mb:6.0f} MB  client CPU "

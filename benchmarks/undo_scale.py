@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fetch_throughput import start_server
-from plan_scale import LATENCY_MS, deletion_playbook, endpoints_of, run_ids, server_cpu_s
+from plan_scale import (
+    LATENCY_MS,
+    deletion_playbook,
+    endpoints_of,
+    latency_bound_s,
+    run_ids,
+    server_cpu_s,
+)
 from provena_ops.apply.executor import Executor
 from provena_ops.apply.journal import Journal, Planned, RunStarted, now
 from provena_ops.apply.undo import read_run, undo_playbook
@@ -41,11 +48,14 @@ READS, ACTIONS = 16, 8
 
 
 class Fsyncs:
-    """Counts the journal's fsyncs (it calls os.fsync once per event) and the time they take."""
+    """Counts the journal's fsyncs (it calls os.fsync once per event) and the time they take, once
+    `install`ed (by main: importing this module changes nothing)."""
 
     def __init__(self) -> None:
         self.count, self.seconds = 0, 0.0
         self._fsync = os.fsync
+
+    def install(self) -> None:
         os.fsync = self._counted
 
     def _counted(self, fd: int | HasFileno) -> None:
@@ -66,7 +76,7 @@ class Phase:
         self, name: str, seconds: float, requests: int, lanes: int, sandbox_cpu: float, fsyncs: int = 0
     ) -> None:
         self.name, self.seconds, self.requests, self.fsyncs = name, seconds, requests, fsyncs
-        self.latency_bound = requests * LATENCY_MS / 1000 / lanes
+        self.latency_bound = latency_bound_s(requests, lanes)
         self.sandbox_cpu = sandbox_cpu
         self.bound = max(self.latency_bound, sandbox_cpu)
 
@@ -158,6 +168,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=1_000)
     args = parser.parse_args()
+    FSYNCS.install()
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "undo.db"
         locked = seed(db, args.runs + 20, reset=False).notable["locked record"]
