@@ -88,14 +88,18 @@ def _mode_failures(
     sandbox: Sandbox, request: api.RegistryImportRequest, incoming: dict[str, dict[str, Any]], held: _Held
 ) -> list[Failure]:
     """The import mode's validator: which entries it refuses, with the bundle each is about."""
-    mode, old, missing = request.import_mode, held.present, held.missing
+    mode, present, missing = request.import_mode, held.present, held.missing
     if mode is ImportMode.ADD_ONLY:
         return [
-            (f"Overlapping item on add only mode {key}", item) for key, item in incoming.items() if key in old
+            (f"Overlapping item on add only mode {key}", item)
+            for key, item in incoming.items()
+            if key in present
         ]
     if mode is ImportMode.OVERWRITE_ONLY:
         return [
-            (f"Item {key} does not already exist", item) for key, item in incoming.items() if key not in old
+            (f"Item {key} does not already exist", item)
+            for key, item in incoming.items()
+            if key not in present
         ]
     if mode is ImportMode.SYNC_ADD_OR_OVERWRITE:
         return [
