@@ -83,7 +83,9 @@ def capturing(into: Path, request: pytest.FixtureRequest, text: str) -> Callable
             case = into / f"{name}-{number}"
         case.mkdir(parents=True)
         (case / "playbook.yaml").write_text(text)
-        (case / "facts.json").write_text(state.model_dump_json(indent=1, exclude_defaults=True) + "\n")
+        (case / "facts.json").write_text(
+            state.with_records().model_dump_json(indent=1, exclude_defaults=True) + "\n"
+        )
         return make_plan(playbook, state, **info)
 
     return make

@@ -17,10 +17,10 @@ import pytest
 from ProvenaInterfaces.RegistryAPI import UntypedFetchResponse
 
 from provena_ops.environments.file import Endpoints
-from provena_ops.provena import jobs, registry, search
+from provena_ops.provena import jobs, prov, registry, search
 from provena_ops.provena.auth import StaticToken, TokenSource
 from provena_ops.provena.errors import ProvenaError, Unexpected, Unreachable
-from provena_ops.provena.http import ProvenaHttp
+from provena_ops.provena.http import BULKY_ANSWERS, ProvenaHttp
 from provena_ops.provena.retry import RetryPolicy
 from provena_ops.sandbox.seed import SeedSummary
 from tests.conftest import Api
@@ -127,6 +127,22 @@ def test_concurrency_is_bounded(api: Api, demo: SeedSummary) -> None:
     assert requests == 12
     assert elapsed >= 0.6  # 12 requests of 200 ms, 4 at a time: at least three waves
     assert elapsed < 2.4  # ... and not one at a time (wide: a loaded CI machine adds overhead)
+
+
+def test_answers_that_grow_with_the_registry_are_read_a_few_at_a_time(api: Api, demo: SeedSummary) -> None:
+    """A trial delete's answer lists every record on every shared graph element (~11 MB at 100,000
+    runs): 16 of them in flight held ~700 MB, so only BULKY_ANSWERS are, whatever the concurrency."""
+    set_faults(api, latency_ms=200)
+    ids = [run_id(demo, n) for n in range(2 * BULKY_ANSWERS)]
+
+    async def trial_delete_all(http: ProvenaHttp) -> float:
+        started = time.monotonic()
+        await asyncio.gather(*(prov.trial_delete(http, i) for i in ids))
+        return time.monotonic() - started
+
+    elapsed, requests = run(api, trial_delete_all, concurrency=16)
+    assert requests == len(ids)
+    assert elapsed >= 0.4  # 200 ms each, BULKY_ANSWERS at a time: two waves, though 16 lanes are free
 
 
 class ExpiringToken:

@@ -5,11 +5,13 @@ Kept as pydantic models so planner tests can build states by hand and golden fil
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from provena_ops.plan.model import GraphImpact, fingerprint
+from provena_ops.spill import Spill
 
 # Provena's realm roles (contract 2.1): each tier needs every role of the tiers below it.
 READ_ROLE = "entity-registry-read"
@@ -93,6 +95,46 @@ class StudyConnections(Fact):
         return set(self.registry) | {node.id for node in self.graph if node.subtype == "MODEL_RUN"}
 
 
+RECENT = 64  # facts kept decoded: a template or study that thousands of runs name is decoded once
+
+
+class KeptRecords:
+    """Records the reader kept, as JSON in a spill file: in memory, only where each is and its
+    fingerprint (which every plan carries). 100,000 model runs as objects were ~800 MB."""
+
+    def __init__(self) -> None:
+        self._spill = Spill()
+        self._index: dict[str, tuple[int, str]] = {}
+        self._recent: OrderedDict[str, RecordFact] = OrderedDict()
+
+    def put(self, fact: RecordFact) -> None:
+        self._index[fact.id] = (self._spill.put(fact.model_dump_json().encode()), fact.fingerprint)
+        self._recent.pop(fact.id, None)
+
+    def get(self, record_id: str) -> RecordFact | None:
+        fact = self._recent.get(record_id)
+        if fact is not None:
+            self._recent.move_to_end(record_id)
+            return fact
+        entry = self._index.get(record_id)
+        if entry is None:
+            return None
+        fact = RecordFact.model_validate_json(self._spill.get(entry[0]))
+        self._recent[record_id] = fact
+        if len(self._recent) > RECENT:
+            self._recent.popitem(last=False)
+        return fact
+
+    def __contains__(self, record_id: object) -> bool:
+        return record_id in self._index
+
+    def fingerprints(self) -> dict[str, str]:
+        return {record_id: entry[1] for record_id, entry in self._index.items()}
+
+    def ids(self) -> list[str]:
+        return list(self._index)
+
+
 class State(Fact):
     environment: str
     username: str
@@ -121,11 +163,37 @@ class State(Fact):
     # that journal is not here (the images are then checked against their own digest only).
     journal_digest: str | None = None
 
+    # What the reader read, out of memory (`records` holds hand-built and golden states' facts).
+    _kept: KeptRecords = PrivateAttr(default_factory=KeptRecords)
+
     def missing_roles(self, tier: tuple[str, ...]) -> list[str]:
         return [role for role in tier if role not in self.realm_roles]
 
+    def keep(self, fact: RecordFact) -> None:
+        """The fact for its record from now on (replacing any earlier one)."""
+        self.records.pop(fact.id, None)
+        self._kept.put(fact)
+
+    def has_record(self, record_id: str) -> bool:
+        return record_id in self.records or record_id in self._kept
+
     def record(self, record_id: str) -> RecordFact:
-        return self.records.get(record_id) or RecordFact(id=record_id, problem="not read")
+        return (
+            self.records.get(record_id)
+            or self._kept.get(record_id)
+            or RecordFact(id=record_id, problem="not read")
+        )
+
+    def fingerprints(self) -> dict[str, str]:
+        """Every record read: its fingerprint, or 'absent'."""
+        return self._kept.fingerprints() | {
+            record_id: fact.fingerprint for record_id, fact in self.records.items()
+        }
+
+    def with_records(self) -> State:
+        """This state with every fact in `records`, as a golden file holds it."""
+        kept = {record_id: self.record(record_id) for record_id in self._kept.ids()}
+        return self.model_copy(update={"records": kept | self.records})
 
 
 def name_key(subtype: str, display_name: str) -> str:

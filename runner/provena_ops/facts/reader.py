@@ -79,7 +79,9 @@ class _Reader:
         self.started: set[Hashable] = set()
         self.done = 0
         self.typed: set[str] = set()  # ids whose fact came from a typed fetch (with roles and lock state)
-        self.runs: dict[str, RecordFact] = {}  # model runs fetched as targets
+        # model runs fetched as targets: their subtype and the entities their record names (the facts
+        # themselves are in the state, out of memory)
+        self.runs: dict[str, tuple[str | None, tuple[str, ...]]] = {}
         self.studies: dict[str, RecordFact] = {}  # studies fetched as targets
         self.graph_links: dict[str, dict[str, Linked]] = {}
         self.graph_errors: dict[str, str] = {}
@@ -174,8 +176,8 @@ class _Reader:
 
     def _after_run(self, run: str) -> None:
         """Queue what a fetched model run's role calls for (each read at most once)."""
-        fact = self.runs[run]
-        if fact.subtype != "MODEL_RUN":
+        subtype, references = self.runs[run]
+        if subtype != "MODEL_RUN":
             return  # the planner reports the missing run or the wrong subtype
         if run in self.deletes and self.may_trial_delete:
             self._start(("trial delete", run), self._trial_delete, run)
@@ -184,7 +186,7 @@ class _Reader:
         if not self.deletes_final or run in self.deletes:
             return
         if run in self.edited:
-            for entity in sorted(referenced_ids((fact.item or {}).get("record") or {})):
+            for entity in references:
                 self._start(("entity", entity), self._entity, entity)
             if self.wanted.edit_downstream:
                 self._start(("downstream", run), self._downstream, run)
@@ -233,7 +235,7 @@ class _Reader:
                 exact.append(fact.id)
                 self._keep(fact, typed=True)
                 if subtype == "MODEL_RUN":
-                    self.runs[fact.id] = fact  # fetched: the target read needs no second request
+                    self.runs[fact.id] = _fetched(fact)  # the target read needs no second request
             elif len(near) < 5:
                 near.append(Linked(id=fact.id, subtype=str(fact.display_name)))
         self.state.names[name_key(subtype, display_name)] = sorted(exact)
@@ -260,14 +262,14 @@ class _Reader:
         """Typed facts (roles, lock state) win over general ones, whichever arrives first."""
         if typed:
             self.typed.add(fact.id)
-            self.state.records[fact.id] = fact
-        elif fact.id not in self.typed:
-            self.state.records.setdefault(fact.id, fact)
+            self.state.keep(fact)
+        elif fact.id not in self.typed and not self.state.has_record(fact.id):
+            self.state.keep(fact)
 
     async def _run(self, run: str) -> None:
         fact = await self._typed_or_general("MODEL_RUN", run)
         self._keep(fact, typed=True)
-        self.runs[run] = fact
+        self.runs[run] = _fetched(fact)
         self._after_run(run)
 
     async def _study(self, study: str) -> None:
@@ -375,6 +377,10 @@ async def together(*reads: Coroutine[Any, Any, T]) -> list[T]:
     except BaseExceptionGroup as failures:
         _raise_first(failures)
     return [task.result() for task in tasks]
+
+
+def _fetched(run: RecordFact) -> tuple[str | None, tuple[str, ...]]:
+    return run.subtype, tuple(sorted(referenced_ids((run.item or {}).get("record") or {})))
 
 
 def _is_run(node: Linked) -> bool:

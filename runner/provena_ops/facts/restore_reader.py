@@ -38,15 +38,17 @@ async def _read_one(http: ProvenaHttp, image: RestoreImage, state: State) -> Non
     except ProvenaError as exc:
         if fatal(exc):
             raise
-        state.records[image.id] = RecordFact(id=image.id, problem=exc.message, unreadable=True)
+        state.keep(RecordFact(id=image.id, problem=exc.message, unreadable=True))
         return
-    state.records[image.id] = RecordFact.read(
-        image.id,
-        fetched.item,
-        roles=list(fetched.roles),
-        locked=fetched.locked,
-        problem=fetched.problem,
-        unreadable=fetched.unreadable,
+    state.keep(
+        RecordFact.read(
+            image.id,
+            fetched.item,
+            roles=list(fetched.roles),
+            locked=fetched.locked,
+            problem=fetched.problem,
+            unreadable=fetched.unreadable,
+        )
     )
     if image.undoes == "delete_model_run" and fetched.item is not None:  # back: is its graph too?
         try:

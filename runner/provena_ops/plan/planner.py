@@ -192,7 +192,7 @@ def _plan(
     actions = _narrowed(planning, actions)
     impact = deletion_impact(planning, actions)
     edits = any(a.kind in ("update", "relink") and a.outcome == "change" for a in actions)
-    fingerprints = {record_id: fact.fingerprint for record_id, fact in state.records.items()}
+    fingerprints = state.fingerprints()
     for study_id, links in state.connections.items():
         fingerprints[links_key(study_id)] = links_fingerprint(links.graph_ids, links.registry)
     if planning.only or planning.skips:  # what is left out cannot make the plan stale

@@ -23,7 +23,7 @@ from provena_ops.playbook.model import (
 )
 
 
-@dataclass
+@dataclass(slots=True)  # one per model run edited: 100,000 of them in an edit of every run
 class Edit:
     """What the playbook asks of one model run, merged across operations."""
 

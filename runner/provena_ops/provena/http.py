@@ -51,6 +51,9 @@ from provena_ops.provena.wire import Answer, Connection, DecodingError, Target, 
 M = TypeVar("M", bound=BaseModel)
 
 
+BULKY_ANSWERS = 4  # bulky answers in flight at once; the sandbox builds one at a time anyway
+
+
 class ProvenaHttp:
     """HTTP to the four Provena services of one target. Use as an async context manager."""
 
@@ -95,6 +98,10 @@ class ProvenaHttp:
             self._lanes.put_nowait(lane)
         self._rng = random.Random()
         self.concurrency = concurrency
+        # Answers that grow with the registry (a trial delete lists every record id on every shared graph
+        # element: ~11 MB at 100,000 runs) are read a few at a time: memory then holds that many, not one
+        # per lane (16 of them, with their read buffers, were ~700 MB).
+        self.bulky = asyncio.Semaphore(min(concurrency, BULKY_ANSWERS))
         self.requests = 0  # sent, retries included: benchmarks read it
 
     async def __aenter__(self) -> ProvenaHttp:

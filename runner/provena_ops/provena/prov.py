@@ -57,11 +57,12 @@ class GraphDiff(BaseModel):
 
 async def trial_delete(http: ProvenaHttp, model_run_id: str) -> dict[str, int]:
     """How many graph actions of each type deleting the model run would take, without removing anything."""
-    parsed = await http.parsed(
-        GraphDiff,
-        "prov",
-        "POST",
-        "/model_run/delete",
-        json=PostDeleteGraphRequest(record_id=model_run_id, trial_mode=True).model_dump(mode="json"),
-    )
-    return parsed.counts()
+    async with http.bulky:
+        parsed = await http.parsed(
+            GraphDiff,
+            "prov",
+            "POST",
+            "/model_run/delete",
+            json=PostDeleteGraphRequest(record_id=model_run_id, trial_mode=True).model_dump(mode="json"),
+        )
+        return parsed.counts()

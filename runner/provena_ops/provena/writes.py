@@ -48,14 +48,15 @@ async def submit_update(http: ProvenaHttp, model_run_id: str, reason: str, recor
 async def delete_graph(http: ProvenaHttp, model_run_id: str) -> dict[str, int]:
     """Remove a model run's provenance graph (the registry record stays). Repeating it changes nothing
     (a run without a graph gives an empty diff), so it is retried like a read."""
-    parsed = await http.parsed(
-        GraphDiff,
-        "prov",
-        "POST",
-        "/model_run/delete",
-        json=PostDeleteGraphRequest(record_id=model_run_id, trial_mode=False).model_dump(mode="json"),
-    )
-    return parsed.counts()
+    async with http.bulky:  # the answer lists what was removed: as bulky as a trial delete's
+        parsed = await http.parsed(
+            GraphDiff,
+            "prov",
+            "POST",
+            "/model_run/delete",
+            json=PostDeleteGraphRequest(record_id=model_run_id, trial_mode=False).model_dump(mode="json"),
+        )
+        return parsed.counts()
 
 
 async def delete_item(http: ProvenaHttp, subtype: str, item_id: str) -> None:
