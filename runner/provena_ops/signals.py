@@ -55,8 +55,17 @@ def run_async(work: Coroutine[Any, Any, T]) -> T:
     previous = signal.getsignal(signal.SIGINT) if main_thread else None
     if main_thread:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    answer: list[T] = []
+
+    async def kept_aside() -> None:
+        answer.append(await work)
+
     try:
-        return asyncio.run(work)
+        # Python 3.11's asyncio.run formats its SIGINT handler once the work is done, and that handler
+        # names the task, whose repr holds its result: the repr of a plan of 100,000 actions took
+        # seconds and hundreds of MB. The result is handed over outside the task.
+        asyncio.run(kept_aside())
+        return answer[0]
     finally:
         if main_thread and previous is not None:
             signal.signal(signal.SIGINT, previous)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from provena_ops.plan.actions import Actions
 from provena_ops.plan.model import Action, FieldChange, Neighbour, Plan
 from provena_ops.render.markdown import render_markdown
 from provena_ops.render.mermaid import MOST_ENDPOINTS, MOST_GROUPS, label, render_mermaid
@@ -57,7 +58,7 @@ def relink(number: int, before: str, after: str | None, name: str = "") -> Actio
 
 
 def plan_of(golden: Plan, actions: list[Action]) -> Plan:
-    return golden.model_copy(update={"actions": actions, "problems": [], "warnings": []})
+    return golden.model_copy(update={"actions": Actions(actions), "problems": [], "warnings": []})
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from provena_ops.environments.file import Endpoints
 from provena_ops.facts.reader import read_state
+from provena_ops.plan.actions import Actions
 from provena_ops.plan.model import EnvironmentInfo, Plan, PlaybookInfo, Problem
 from provena_ops.plan.planner import make_plan
 from provena_ops.playbook.model import Playbook
@@ -196,7 +197,7 @@ def test_markdown_shows_side_effects_and_notes(golden_plan: Plan) -> None:
 
 def test_markdown_escapes_names_and_messages(golden_plan: Plan) -> None:
     action = golden_plan.actions[0].model_copy(update={"display_name": "<b>x</b> & @team ``x``"})
-    text = render_markdown(golden_plan.model_copy(update={"actions": [action]}))
+    text = render_markdown(golden_plan.model_copy(update={"actions": Actions([action])}))
     assert "&lt;b&gt;x&lt;/b&gt; &amp; @\u200bteam" in text and "<b>x</b>" not in text
     assert "@team" not in text  # no one is mentioned by a record's name
     assert "<summary><code>~</code> update 10378.1/1690054  &lt;b&gt;x&lt;/b&gt;" in text

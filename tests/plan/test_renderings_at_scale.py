@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from rich.console import Console
 
+from provena_ops.plan.actions import Actions
 from provena_ops.plan.model import Plan
 from provena_ops.playbook.model import Playbook
 from provena_ops.render.json_format import json_chunks, render_json
@@ -181,7 +182,7 @@ def test_the_json_of_a_500_run_study_deletion(study_plan: Plan, update_golden: b
 
 def test_a_saved_plan_written_in_pieces_is_pydantics_json_of_it(mixed_plan: Plan, study_plan: Plan) -> None:
     """--out writes a large plan an action at a time; the file is the same as the whole plan's JSON."""
-    for plan in (mixed_plan, study_plan, mixed_plan.model_copy(update={"actions": []})):
+    for plan in (mixed_plan, study_plan, mixed_plan.model_copy(update={"actions": Actions()})):
         pieces = list(json_chunks(plan))
         assert "".join(pieces) == plan.model_dump_json(indent=2) + "\n"
         assert len(pieces) == (len(plan.actions) + 2 if plan.actions else 1)

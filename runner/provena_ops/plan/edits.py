@@ -3,6 +3,7 @@ that Provena's update job would make."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from provena_ops.facts.model import RecordFact
@@ -17,8 +18,8 @@ from provena_ops.plan.record_checks import STRUCTURAL, normalised, record_proble
 from provena_ops.text import article
 
 
-def edit_actions(planning: Planning) -> list[Action]:
-    actions: list[Action] = []
+def edit_actions(planning: Planning) -> Iterator[Action]:
+    """One at a time: the planner keeps each out of memory before the next is made."""
     for run, edit in sorted(planning.edits.items(), key=lambda pair: (min(pair[1].operations), pair[0])):
         if run in planning.deletes:
             planning.problem(
@@ -31,8 +32,7 @@ def edit_actions(planning: Planning) -> list[Action]:
             continue
         action = _edit_action(planning, run, edit)
         if action is not None:
-            actions.append(action)
-    return actions
+            yield action
 
 
 def _edit_action(planning: Planning, run: str, edit: Edit) -> Action | None:

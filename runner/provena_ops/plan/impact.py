@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 
+from provena_ops.plan.actions import ActionLike
 from provena_ops.plan.model import (
-    Action,
     DeletionImpact,
     Outlier,
 )
@@ -13,7 +14,7 @@ from provena_ops.plan.planning import Planning
 from provena_ops.text import plural
 
 
-def deletion_impact(planning: Planning, actions: list[Action]) -> DeletionImpact | None:
+def deletion_impact(planning: Planning, actions: Sequence[ActionLike]) -> DeletionImpact | None:
     """Totals, averages and outliers (> 2 standard deviations) of the graph impact of the model-run
     deletions, as Provena's delete-model-runs script reports them before asking to confirm."""
     impacts = [

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from provena_ops.plan.actions import ActionLike, Actions
 from provena_ops.safety.scalars import exactly
 
 PLAN_FORMAT: Literal[1] = 1
@@ -224,7 +226,7 @@ class Plan(BaseModel):
         description="sha256 of every record read, or 'absent'; '<study id>#links' digests the model runs "
         "found linked to a study being deleted. Apply refuses the plan if any changed."
     )
-    actions: list[Action]
+    actions: Actions
     problems: list[Problem] = Field(default_factory=list)
     skipped: list[Skipped] = Field(
         default_factory=list, description="Records named but left alone (skip_locked), with the reason."
@@ -263,7 +265,7 @@ def links_fingerprint(graph: list[str], registry: list[str]) -> str:
     return fingerprint({"graph": sorted(graph), "registry": sorted(registry)})
 
 
-def summarise(actions: list[Action], problems: list[Problem], skipped: int = 0) -> Summary:
+def summarise(actions: Iterable[ActionLike], problems: list[Problem], skipped: int = 0) -> Summary:
     counts = {
         "update": 0,
         "relink": 0,

@@ -7,15 +7,16 @@ of it (and failing when they disagree); study deletions come after the relinks t
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 
 from provena_ops.facts.model import State
+from provena_ops.plan.actions import ActionLike, Actions
 from provena_ops.plan.collect import collect, links_to_deleted_studies
 from provena_ops.plan.deletes import delete_actions, relodge_actions
 from provena_ops.plan.edits import EDIT_SIDE_EFFECTS, edit_actions
 from provena_ops.plan.impact import deletion_impact
 from provena_ops.plan.keys import links_key
 from provena_ops.plan.model import (
-    Action,
     EnvironmentInfo,
     OperationTargets,
     Plan,
@@ -64,7 +65,7 @@ def make_plan(
                 "undo a run against the environment it was applied to",
                 0,
             )
-            return _plan(planning, [], playbook_info, environment, created_at)
+            return _plan(planning, Actions(), playbook_info, environment, created_at)
         if playbook.name != f"undo of run {first.run}":
             planning.problem(
                 f"the playbook is named {playbook.name!r}, but its restore undoes run {first.run}; plans "
@@ -72,7 +73,7 @@ def make_plan(
                 f"write it again: provena-ops undo {first.run} --write-playbook FILE",
                 0,
             )
-            return _plan(planning, [], playbook_info, environment, created_at)
+            return _plan(planning, Actions(), playbook_info, environment, created_at)
         if state.journal_digest in ("", UNREADABLE):
             where = "cannot be read here" if state.journal_digest else "is not in this runs directory"
             planning.warnings.append(
@@ -86,9 +87,9 @@ def make_plan(
                 f"write it again from the journal: provena-ops undo {first.run} --write-playbook FILE",
                 0,
             )
-            return _plan(planning, [], playbook_info, environment, created_at)
-        actions = restore_actions(planning, 0, first, force)
-        return _plan(planning, actions, playbook_info, environment, created_at)
+            return _plan(planning, Actions(), playbook_info, environment, created_at)
+        restores = Actions(restore_actions(planning, 0, first, force))
+        return _plan(planning, restores, playbook_info, environment, created_at)
     if state.unreadable_runs:
         planning.warnings.append(
             f"the registry scan could not read {state.unreadable_runs} model run(s); selectors and study "
@@ -99,33 +100,32 @@ def make_plan(
     for study_id, (index, study, operation) in planning.study_deletes.items():
         study_connections(planning, index, study_id, study, operation)
     links_to_deleted_studies(planning)
-    edit_steps = edit_actions(planning)
-    updated = {action.record_id for action in edit_steps if action.outcome == "change"}
     # Dependencies point backwards: edits, then relodges (after their run's edit), then model-run
     # deletions, then study deletions (after the relinks and run deletions that unlink them).
-    actions = _only_real_dependencies(
-        [
-            *edit_steps,
-            *relodge_actions(planning, updated),
-            *delete_actions(planning),
-            *study_actions(planning),
-        ]
-    )
+    actions = Actions.spilled()
+    for edit in edit_actions(planning):
+        actions.append(edit)
+    updated = {edit.record_id for edit in actions.heads() if edit.outcome == "change"}
+    for action in (*relodge_actions(planning, updated), *delete_actions(planning), *study_actions(planning)):
+        actions.append(action)
+    _only_real_dependencies(actions)
     return _plan(planning, actions, playbook_info, environment, created_at)
 
 
-def _without_skipped(planning: Planning, actions: list[Action]) -> tuple[list[Action], list[Skipped]]:
+def _without_skipped(planning: Planning, actions: Actions) -> tuple[Actions, list[Skipped]]:
     """Locked records that skip_locked leaves alone, and every action that depends on one of them (a
     study deletion waits for its runs' relinks: with one of them skipped, the study stays)."""
     skipped: list[Skipped] = []
     dropped: dict[str, str] = {}  # action key -> why
-    for action in actions:
+    kept: list[int] = []
+    for position, action in enumerate(actions.heads()):
         why = planning.skipped.get(action.record_id)
         if why is not None:
             dropped[action.key] = why[1]
         else:
             blocked = [key for key in action.depends_on if key in dropped]
             if not blocked:
+                kept.append(position)
                 continue
             dropped[action.key] = f"{blocked[0]} is skipped ({dropped[blocked[0]]})"
         skipped.append(
@@ -137,16 +137,17 @@ def _without_skipped(planning: Planning, actions: list[Action]) -> tuple[list[Ac
                 reason=dropped[action.key],
             )
         )
-    return [action for action in actions if action.key not in dropped], skipped
+    return (actions if len(kept) == len(actions) else actions.select(kept)), skipped
 
 
-def _narrowed(planning: Planning, actions: list[Action]) -> list[Action]:
+def _narrowed(planning: Planning, actions: Actions) -> Actions:
     """Only the actions on --target records and those they depend on, as Terraform's -target keeps a
     resource's dependencies; a target that names no record of the plan is a problem (a typo, most
     likely, and a plan that does nothing would say nothing)."""
     if not planning.only:
         return actions
-    records = {action.record_id for action in actions} | {skip.record_id for skip in planning.skips}
+    heads = actions.heads()
+    records = {action.record_id for action in heads} | {skip.record_id for skip in planning.skips}
     for target in sorted(planning.only - records):
         close = next(iter(difflib.get_close_matches(target, sorted(records), n=1)), None)
         planning.problem(
@@ -154,16 +155,16 @@ def _narrowed(planning: Planning, actions: list[Action]) -> list[Action]:
             + (f" (did you mean {close}?)" if close else ""),
             "give the id of a record in the plan (plan without --target lists them)",
         )
-    by_key = {action.key: action for action in actions}
+    by_key = {action.key: action for action in heads}
     wanted: set[str] = set()
-    pending = [action.key for action in actions if action.record_id in planning.only]
+    pending = [action.key for action in heads if action.record_id in planning.only]
     while pending:
         key = pending.pop()
         if key not in wanted:
             wanted.add(key)
             pending.extend(k for k in by_key[key].depends_on if k in by_key)
-    kept = [action for action in actions if action.key in wanted]
-    records = {action.record_id for action in kept}
+    kept = actions.select(position for position, action in enumerate(heads) if action.key in wanted)
+    records = {action.record_id for action in kept.heads()}
     planning.problems[:] = [  # a problem of a record left out does not stop what is targeted
         problem for problem in planning.problems if problem.record_id is None or problem.record_id in records
     ]
@@ -181,22 +182,23 @@ def _narrowed(planning: Planning, actions: list[Action]) -> list[Action]:
 
 def _plan(
     planning: Planning,
-    actions: list[Action],
+    actions: Actions,
     playbook_info: PlaybookInfo,
     environment: EnvironmentInfo,
     created_at: str,
 ) -> Plan:
     state = planning.state
-    planned = {action.record_id for action in actions}
+    planned = {action.record_id for action in actions.heads()}
     actions, planning.skips = _without_skipped(planning, actions)
     actions = _narrowed(planning, actions)
-    impact = deletion_impact(planning, actions)
-    edits = any(a.kind in ("update", "relink") and a.outcome == "change" for a in actions)
+    heads = actions.heads()
+    impact = deletion_impact(planning, heads)
+    edits = any(a.kind in ("update", "relink") and a.outcome == "change" for a in heads)
     fingerprints = state.fingerprints()
     for study_id, links in state.connections.items():
         fingerprints[links_key(study_id)] = links_fingerprint(links.graph_ids, links.registry)
     if planning.only or planning.skips:  # what is left out cannot make the plan stale
-        kept = {action.record_id for action in actions}
+        kept = {action.record_id for action in heads}
         for record in planned - kept:
             fingerprints.pop(record, None)
             fingerprints.pop(links_key(record), None)
@@ -205,7 +207,7 @@ def _plan(
         environment=environment,
         planned_by=state.username,
         created_at=created_at,
-        targets=_with_counts(planning.targets, actions, planning.problems, planning.skips),
+        targets=_with_counts(planning.targets, heads, planning.problems, planning.skips),
         fingerprints=dict(sorted(fingerprints.items())),
         actions=actions,
         problems=planning.problems,
@@ -214,12 +216,15 @@ def _plan(
         warnings=planning.warnings,
         notes=[EDIT_SIDE_EFFECTS] if edits else [],
         deletion_impact=impact,
-        summary=summarise(actions, planning.problems, len(planning.skips)),
+        summary=summarise(heads, planning.problems, len(planning.skips)),
     )
 
 
 def _with_counts(
-    targets: list[OperationTargets], actions: list[Action], problems: list[Problem], skips: list[Skipped]
+    targets: list[OperationTargets],
+    actions: Sequence[ActionLike],
+    problems: list[Problem],
+    skips: list[Skipped],
 ) -> list[OperationTargets]:
     """Each operation's counts, as every rendering gives them: an action counts for the first operation
     that asked for it."""
@@ -237,12 +242,11 @@ def _with_counts(
     ]
 
 
-def _only_real_dependencies(actions: list[Action]) -> list[Action]:
+def _only_real_dependencies(actions: Actions) -> None:
     """A dependency on an action that changes nothing (a run already deleted) is no dependency."""
-    changing = {action.key for action in actions if action.outcome == "change"}
-    return [
-        action
-        if all(key in changing for key in action.depends_on)
-        else action.model_copy(update={"depends_on": [k for k in action.depends_on if k in changing]})
-        for action in actions
-    ]
+    changing = {action.key for action in actions.heads() if action.outcome == "change"}
+    for position, head in enumerate(actions.heads()):
+        if not all(key in changing for key in head.depends_on):
+            action = actions[position]
+            kept = [key for key in action.depends_on if key in changing]
+            actions.replace(position, action.model_copy(update={"depends_on": kept}))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from rich.markup import escape
 
 from provena_ops.plan.keys import key_verb
-from provena_ops.plan.model import Action, Plan, Summary, summarise
+from provena_ops.plan.model import Action, Summary
 from provena_ops.text import visible
 
 SYMBOLS = {
@@ -27,15 +28,6 @@ VERBS = {
     "relodge": "relodge",
     "restore": "restore",
 }
-
-
-def groups(plan: Plan) -> list[tuple[str, list[Action]]]:
-    """Actions grouped under the first operation that asked for them, in playbook order."""
-    titles = {target.operation: f"operations[{target.operation}] {target.op}" for target in plan.targets}
-    grouped: dict[int, list[Action]] = {}
-    for action in plan.actions:
-        grouped.setdefault(action.operations[0], []).append(action)
-    return [(titles.get(index, f"operations[{index}]"), grouped[index]) for index in sorted(grouped)]
 
 
 def short(value: Any, limit: int = 80) -> str:
@@ -84,11 +76,11 @@ def shown(text: str) -> str:
     return escape(visible(text))
 
 
-def study_deletion(action: Action, by_key: dict[str, Action]) -> str:
+def study_deletion(action: Action, find: Callable[[str], Action | None]) -> str:
     """'488 relinked to 10378.1/1690048, 12 unlinked, 12 by override': what the deletion waits for."""
     fates: dict[str, int] = {}
     for key in action.depends_on:
-        step = by_key.get(key)
+        step = find(key)
         change = next((c for c in step.changes if c.field == "study_id"), None) if step else None
         if step is not None and step.kind == "delete_model_run":
             fate = "deleted"
@@ -125,9 +117,3 @@ CATEGORIES = (
 def category_counts(summary: Summary) -> list[tuple[str, int]]:
     """The categories with something in them, as '(label, count)'."""
     return [(label, getattr(summary, key)) for key, label in CATEGORIES if getattr(summary, key)]
-
-
-def counts(actions: list[Action]) -> str:
-    """'10 to update, 1 to delete, 2 unchanged' for one operation's actions."""
-    tally = category_counts(summarise(actions, []))
-    return ", ".join(f"{count:,} {label}" for label, count in tally) or "nothing"

@@ -4,61 +4,83 @@ said once with a count, so a 500-run study deletion reads in a screen; the membe
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from provena_ops.plan.model import Action, Neighbour, Problem
-from provena_ops.render.common import gist, short
+from provena_ops.plan.actions import ActionLike, Actions
+from provena_ops.plan.model import Action, Neighbour, Plan, Problem, summarise
+from provena_ops.render.common import category_counts, gist, short
 
 GROUP_AT_LEAST = 3  # fewer alike actions are shown one by one
 
 
 @dataclass
 class ActionGroup:
-    """Actions of one kind making the same field changes for the same reason."""
+    """Actions of one kind making the same field changes for the same reason: what is said of them all,
+    gathered as they are read. A plan keeps its actions out of memory (100,000 of them are ~700 MB as
+    objects), so a group holds where its members are and reads them back only to list them."""
 
-    members: list[Action] = field(default_factory=list)
+    source: Actions
+    positions: list[int] = field(default_factory=list)
+    _before: dict[str, str] = field(default_factory=dict)  # per field, the first member's value before
+    _varying: set[str] = field(default_factory=set)
+    _graph: list[int] | None = None
+    _gists: dict[str, dict[str, int]] = field(default_factory=lambda: {"side_effects": {}, "warnings": {}})
+    _downstream: dict[str, Neighbour] = field(default_factory=dict)
+
+    def add(self, position: int, member: Action) -> None:
+        self.positions.append(position)
+        for change in member.changes:
+            before = json.dumps(change.before, sort_keys=True, default=str)
+            if self._before.setdefault(change.field, before) != before:
+                self._varying.add(change.field)
+        if member.graph is not None:
+            impact = member.graph
+            shared = impact.node_references_removed + impact.link_references_removed
+            totals = self._graph or [0, 0, 0]
+            self._graph = [
+                totals[0] + impact.nodes_removed,
+                totals[1] + impact.links_removed,
+                totals[2] + shared,
+            ]
+        for of, having in self._gists.items():
+            for said in dict.fromkeys(gist(text) for text in getattr(member, of)):
+                having[said] = having.get(said, 0) + 1
+        for node in member.downstream:
+            self._downstream.setdefault(node.id, node)
+
+    @property
+    def size(self) -> int:
+        return len(self.positions)
 
     @property
     def first(self) -> Action:
-        return self.members[0]
+        return self.source[self.positions[0]]
 
     @property
     def grouped(self) -> bool:
-        return len(self.members) >= GROUP_AT_LEAST
+        return self.size >= GROUP_AT_LEAST
+
+    def members(self, at_most: int | None = None) -> Iterator[Action]:
+        """The members, read back in plan order (the first `at_most` of them)."""
+        return self.source.at(self.positions[:at_most])
 
     def gists(self, of: str) -> list[tuple[str, int]]:
         """What the members' notes (`side_effects`) or `warnings` say, less what is particular to each
         member, with how many members say it."""
-        having: dict[str, int] = {}
-        for member in self.members:
-            for said in dict.fromkeys(gist(text) for text in getattr(member, of)):
-                having[said] = having.get(said, 0) + 1
-        return list(having.items())
+        return list(self._gists[of].items())
 
     def graph_totals(self) -> tuple[int, int, int] | None:
         """Nodes removed, links removed and shared elements detached by the members, in all."""
-        impacts = [member.graph for member in self.members if member.graph is not None]
-        if not impacts:
-            return None
-        return (
-            sum(i.nodes_removed for i in impacts),
-            sum(i.links_removed for i in impacts),
-            sum(i.node_references_removed + i.link_references_removed for i in impacts),
-        )
+        return None if self._graph is None else (self._graph[0], self._graph[1], self._graph[2])
 
     def varying(self) -> set[str]:
         """The fields whose values before differ between members (each member then says its own)."""
-        values: dict[str, set[str]] = {}
-        for member in self.members:
-            for change in member.changes:
-                values.setdefault(change.field, set()).add(
-                    json.dumps(change.before, sort_keys=True, default=str)
-                )
-        return {name for name, seen in values.items() if len(seen) > 1}
+        return set(self._varying)
 
     def before_text(self, field: str, varying: set[str]) -> str:
         if field not in varying:
-            return short(next(c.before for c in self.first.changes if c.field == field))
+            return short(json.loads(self._before[field]))
         return "(values vary: each record's is listed)"
 
     def particular(self, member: Action, varying: set[str]) -> str:
@@ -67,7 +89,7 @@ class ActionGroup:
 
     def downstream(self) -> list[Neighbour]:
         """The records downstream of the members, each once."""
-        return list({node.id: node for member in self.members for node in member.downstream}.values())
+        return list(self._downstream.values())
 
 
 def _signature(action: Action) -> str:
@@ -88,21 +110,55 @@ def _signature(action: Action) -> str:
     )
 
 
-def group_actions(actions: list[Action]) -> list[ActionGroup]:
-    """Change actions grouped by signature, in the order each group's first member comes. Deletions of
-    model runs are alike whatever their graph impact (summed per group)."""
-    groups: dict[str, ActionGroup] = {}
-    for action in actions:
-        key = action.kind if action.kind == "delete_model_run" else _signature(action)
-        groups.setdefault(key, ActionGroup()).members.append(action)
-    ordered: list[ActionGroup] = []
-    for group in groups.values():
-        if group.grouped:
-            ordered.append(group)
+@dataclass
+class Section:
+    """One operation's actions (those it was the first to ask for): the changes grouped, and where the
+    unchanged and not-found ones are."""
+
+    heading: str
+    source: Actions
+    heads: list[ActionLike] = field(default_factory=list)
+    changes: list[ActionGroup] = field(default_factory=list)
+    unchanged: list[int] = field(default_factory=list)
+    not_found: list[int] = field(default_factory=list)
+
+    def counts(self) -> str:
+        """'10 to update, 1 to delete, 2 unchanged'."""
+        tally = category_counts(summarise(self.heads, []))
+        return ", ".join(f"{count:,} {label}" for label, count in tally) or "nothing"
+
+
+def sections(plan: Plan) -> list[Section]:
+    """The plan's actions under the first operation that asked for them, in playbook order, in one read
+    of the actions: change actions grouped by signature, each group where its first member comes.
+    Deletions of model runs are alike whatever their graph impact (summed per group)."""
+    titles = {target.operation: f"operations[{target.operation}] {target.op}" for target in plan.targets}
+    found: dict[int, Section] = {}
+    alike: dict[int, dict[str, ActionGroup]] = {}
+    source = plan.actions
+    for position, head in enumerate(source.heads()):
+        index = head.operations[0]
+        section = found.get(index)
+        if section is None:
+            section = found[index] = Section(titles.get(index, f"operations[{index}]"), source)
+            alike[index] = {}
+        section.heads.append(head)
+        if head.outcome == "unchanged":
+            section.unchanged.append(position)
+        elif head.outcome == "not_found":
+            section.not_found.append(position)
         else:
-            ordered.extend(ActionGroup([member]) for member in group.members)
-    position = {action.key: index for index, action in enumerate(actions)}
-    return sorted(ordered, key=lambda group: position[group.first.key])
+            action = source[position]
+            key = action.kind if action.kind == "delete_model_run" else _signature(action)
+            alike[index].setdefault(key, ActionGroup(source)).add(position, action)
+    for index, section in found.items():
+        for group in alike[index].values():
+            if group.grouped:
+                section.changes.append(group)
+            else:
+                section.changes.extend(ActionGroup(source, [position]) for position in group.positions)
+        section.changes.sort(key=lambda group: group.positions[0])
+    return [found[index] for index in sorted(found)]
 
 
 @dataclass

@@ -6,9 +6,9 @@ string (and pydantic's buffer behind it) would triple the plan's memory.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
 
+from provena_ops.plan.actions import Actions
 from provena_ops.plan.model import Plan
 
 _ACTIONS = '\n  "actions": [],\n'  # JSON strings cannot hold a newline: only the top-level key matches
@@ -23,8 +23,8 @@ def json_chunks(plan: Plan) -> Iterator[str]:
     if not plan.actions:
         yield plan.model_dump_json(indent=2) + "\n"
         return
-    head, tail = plan.model_copy(update={"actions": []}).model_dump_json(indent=2).split(_ACTIONS)
+    head, tail = plan.model_copy(update={"actions": Actions()}).model_dump_json(indent=2).split(_ACTIONS)
     yield head + '\n  "actions": [\n'
-    for index, action in enumerate(plan.actions):
-        yield (",\n" if index else "") + textwrap.indent(action.model_dump_json(indent=2), "    ")
+    for index, action in enumerate(plan.actions.chunks()):
+        yield (",\n" if index else "") + action
     yield "\n  ],\n" + tail + "\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from provena_ops.plan.model import Action, Neighbour, Plan, Summary
@@ -19,15 +20,14 @@ from provena_ops.render.common import (
     SYMBOLS,
     VERBS,
     after_text,
-    counts,
-    groups,
     is_structured,
     pretty,
     short,
     study_deletion,
     title,
 )
-from provena_ops.render.grouping import ActionGroup, ProblemGroup, group_actions, group_problems
+from provena_ops.render.grouping import ActionGroup, ProblemGroup, group_problems
+from provena_ops.render.grouping import sections as operation_sections
 from provena_ops.render.mermaid import render_mermaid
 from provena_ops.text import plural, visible
 
@@ -93,7 +93,7 @@ def render_markdown(plan: Plan, full_plan_at: str | None = None, limit: int = GI
     full = "\n".join([*head, *(s.render(10**12)[0] for s in sections), *footer])
     if len(full) <= limit:
         return full
-    changed = sum(1 for action in plan.actions if action.outcome == "change")
+    changed = sum(1 for action in plan.actions.heads() if action.outcome == "change")
     budget = limit - len("\n".join([*head, *_notice(full_plan_at, changed, changed), *footer])) - 2
     body: list[str] = []
     shown = 0
@@ -180,31 +180,29 @@ def _sections(plan: Plan) -> list[_Section]:
                 more="more skipped records",
             )
         )
-    by_key = {action.key: action for action in plan.actions}
-    for heading, actions in groups(plan):
-        quiet = [a for a in actions if a.outcome == "unchanged"]
+    for section in operation_sections(plan):
         items = [
-            _Item(_group(group), len(group.members))
+            _Item(_group(group), group.size)
             if group.grouped
-            else _Item(_action(group.first, by_key), 1)
-            for group in group_actions([a for a in actions if a.outcome == "change"])
+            else _Item(_action(group.first, plan.actions.find), 1)
+            for group in section.changes
         ]
         items.extend(
             _Item(f"- `?` **{_text(title(a))}**: {_text(a.why or 'not found')}")
-            for a in actions
-            if a.outcome == "not_found"
+            for a in plan.actions.at(section.not_found)
         )
-        if quiet:
+        if section.unchanged:
+            quiet = plan.actions.at(section.unchanged)
             items.append(
                 _Item(
-                    f"<details><summary>{plural(len(quiet), 'record')} unchanged</summary>\n\n"
+                    f"<details><summary>{plural(len(section.unchanged), 'record')} unchanged</summary>\n\n"
                     + "\n".join(f"- `=` {_text(title(a))}: {_text(a.why or a.outcome)}" for a in quiet)
                     + "\n\n</details>"
                 )
             )
         sections.append(
             _Section(
-                [f"#### {heading}: {counts(actions)}", ""],
+                [f"#### {section.heading}: {section.counts()}", ""],
                 items,
                 [""],
                 more="more records of this operation",
@@ -232,7 +230,7 @@ LISTED_MEMBERS = 200  # records listed in a group's collapsed list; the JSON pla
 
 def _group(group: ActionGroup) -> str:
     """Alike changes said once; the records collapsed below, one per line."""
-    first, members = group.first, group.members
+    first, size = group.first, group.size
     noun = "model runs" if first.subtype == "MODEL_RUN" else "studies"
     varying = group.varying()
     change = "; ".join(
@@ -240,7 +238,7 @@ def _group(group: ActionGroup) -> str:
         f"<code>{_html(short(c.after))}</code>"
         for c in first.changes
     )
-    summary = f"{VERBS[first.kind]} {len(members):,} {noun}" + (f": {change}" if change else "")
+    summary = f"{VERBS[first.kind]} {size:,} {noun}" + (f": {change}" if change else "")
     lines = [f"{RECORD_MARK}{SYMBOLS[first.kind]}</code> {summary}</summary>", ""]
     totals = group.graph_totals()
     if totals is not None:
@@ -253,16 +251,16 @@ def _group(group: ActionGroup) -> str:
         lines.append(f"- reason: {_text(first.reason)}")
     for prefix, of in (("note:", "side_effects"), (":warning:", "warnings")):
         for said, having in group.gists(of):
-            alike = "" if having == len(members) else f"{having:,} of them: "
+            alike = "" if having == size else f"{having:,} of them: "
             lines.append(f"- {prefix} {alike}{_text(said)}")
     lines.extend(_downstream(group.downstream()))
-    lines.append(f"- records ({len(members):,}):")
-    for member in members[:LISTED_MEMBERS]:
+    lines.append(f"- records ({size:,}):")
+    for member in group.members(LISTED_MEMBERS):
         particular = [group.particular(member, varying), *(_cut(text, 100) for text in member.side_effects)]
         said = f" — {_text('; '.join(p for p in particular if p))}" if any(particular) else ""
         lines.append(f"  - `{member.record_id}` {_text(member.display_name or '')}".rstrip() + said)
-    if len(members) > LISTED_MEMBERS:
-        lines.append(f"  - … and {len(members) - LISTED_MEMBERS:,} more (the JSON plan lists them)")
+    if size > LISTED_MEMBERS:
+        lines.append(f"  - … and {size - LISTED_MEMBERS:,} more (the JSON plan lists them)")
     lines.extend(["", "</details>"])
     return "\n".join(lines)
 
@@ -306,7 +304,7 @@ def _code(text: str) -> str:
     return f"{fence}{text}{fence}" if not longest else f"{fence} {text} {fence}"
 
 
-def _action(action: Action, by_key: dict[str, Action]) -> str:
+def _action(action: Action, find: Callable[[str], Action | None]) -> str:
     """One changed record as a collapsible block: the title always visible, the details on click."""
     lines = [f"{RECORD_MARK}{SYMBOLS[action.kind]}</code> {_text(title(action))}</summary>", ""]
     for change in action.changes:
@@ -330,7 +328,7 @@ def _action(action: Action, by_key: dict[str, Action]) -> str:
     if action.reason:
         lines.append(f"- reason: {_text(action.reason)}")
     if action.depends_on and action.kind == "delete_study":
-        lines.append(f"- after: {_text(study_deletion(action, by_key))}")
+        lines.append(f"- after: {_text(study_deletion(action, find))}")
     elif action.depends_on:
         lines.append(f"- after: {after_text(action.depends_on)}")
     lines.extend(f"- note: {_text(effect)}" for effect in action.side_effects)

@@ -51,7 +51,8 @@ class _Group:
     kind: str
     subtype: str
     links: tuple[tuple[str, str | None, str | None], ...]  # (field, linked before, linked after)
-    members: list[Action] = field(default_factory=list)
+    size: int = 0
+    first: tuple[str, str | None] = ("", None)  # record id and name, drawn when it is the only member
     downstream: set[str] = field(default_factory=set)
 
 
@@ -70,26 +71,28 @@ def _links(action: Action) -> tuple[tuple[str, str | None, str | None], ...]:
 
 def _groups(plan: Plan) -> list[_Group]:
     groups: dict[tuple[object, ...], _Group] = {}
-    for action in plan.actions:
-        if action.outcome != "change" or action.kind == "delete_study":
+    for position, head in enumerate(plan.actions.heads()):
+        if head.outcome != "change" or head.kind == "delete_study":
             continue
+        action = plan.actions[position]
         links = _links(action)
         key = (action.kind, action.subtype, links)
         group = groups.setdefault(key, _Group(action.kind, action.subtype, links))
-        group.members.append(action)
+        if not group.size:
+            group.first = (action.record_id, action.display_name)
+        group.size += 1
         group.downstream.update(node.id for node in action.downstream)
-    return sorted(groups.values(), key=lambda group: -len(group.members))
+    return sorted(groups.values(), key=lambda group: -group.size)
 
 
 def render_mermaid(plan: Plan) -> str | None:
     """The flowchart's text, or None when the plan changes nothing worth drawing."""
     groups = _groups(plan)
-    deleted_studies = {
-        a.record_id: a for a in plan.actions if a.kind == "delete_study" and a.outcome == "change"
-    }
+    heads = plan.actions.heads()
+    deleted_studies = {a.record_id for a in heads if a.kind == "delete_study" and a.outcome == "change"}
     if not groups and not deleted_studies:
         return None
-    names = {a.record_id: a.display_name for a in plan.actions if a.display_name}
+    names = {a.record_id: a.display_name for a in heads if a.display_name}
     lines = ["flowchart LR"]
     nodes: dict[str, str] = {}
     left_out = 0
@@ -119,10 +122,9 @@ def render_mermaid(plan: Plan) -> str | None:
         verb = _VERBS.get(group.kind, group.kind)
         if group.kind == "relink" and all(after is None for _, _, after in group.links):
             verb = "unlinked"
-        text = f"{plural(len(group.members), noun)} {verb}"
-        if len(group.members) == 1:
-            only = group.members[0]
-            text = f"{verb} {_named(only.record_id, only.display_name)}"
+        text = f"{plural(group.size, noun)} {verb}"
+        if group.size == 1:
+            text = f"{verb} {_named(*group.first)}"
         lines.append(f"  {node}([{label(text)}]):::{_CLASS.get(group.kind, 'added')}")
         for field_name, before, after in group.links:
             if after is not None and (target := endpoint(after)) is not None:
@@ -135,7 +137,7 @@ def render_mermaid(plan: Plan) -> str | None:
     if rest or left_out:
         parts = []
         if rest:
-            records = sum(len(group.members) for group in rest)
+            records = sum(group.size for group in rest)
             parts.append(f"{plural(len(rest), 'more group')} ({plural(records, 'record')})")
         if left_out:
             parts.append(f"{plural(left_out, 'more link')} to records not drawn")

@@ -4,6 +4,7 @@ for structured fields."""
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 
 from rich.console import Console
 
@@ -12,8 +13,6 @@ from provena_ops.render.common import (
     SYMBOLS,
     VERBS,
     after_text,
-    counts,
-    groups,
     is_structured,
     pretty,
     short,
@@ -21,7 +20,7 @@ from provena_ops.render.common import (
     study_deletion,
     title,
 )
-from provena_ops.render.grouping import ActionGroup, ProblemGroup, group_actions, group_problems
+from provena_ops.render.grouping import ActionGroup, ProblemGroup, group_problems, sections
 from provena_ops.text import plural
 
 COLOURS = {"~": "yellow", "-": "red", "+": "green"}
@@ -36,24 +35,21 @@ def render_terminal(plan: Plan, console: Console, verbose: bool = False) -> None
         f"[bold]{shown(env.name)}[/] ({shown(env.stage)}), as {shown(plan.planned_by)}"
     )
     console.print(f"[{style}]{shown(plan.summary.line())}[/]")
-    by_key = {action.key: action for action in plan.actions}
-    for heading, actions in groups(plan):
+    for section in sections(plan):
         console.print()
-        console.print(f"[bold]{shown(heading)}[/]: {counts(actions)}")
-        quiet = [a for a in actions if a.outcome == "unchanged"]
-        for group in group_actions([a for a in actions if a.outcome == "change"]):
+        console.print(f"[bold]{shown(section.heading)}[/]: {section.counts()}")
+        for group in section.changes:
             if group.grouped:
                 _group(console, group, verbose)
             else:
-                _action(console, group.first, by_key, verbose)
-        for action in actions:
-            if action.outcome == "not_found":  # a typo is not a success: never folded away
-                console.print(f"  [magenta]? {shown(title(action))}: {shown(action.why or 'not found')}[/]")
-        if quiet and verbose:
-            for action in quiet:
+                _action(console, group.first, plan.actions.find, verbose)
+        for action in plan.actions.at(section.not_found):  # a typo is not a success: never folded away
+            console.print(f"  [magenta]? {shown(title(action))}: {shown(action.why or 'not found')}[/]")
+        if section.unchanged and verbose:
+            for action in plan.actions.at(section.unchanged):
                 console.print(f"  [dim]= {shown(title(action))}: {shown(action.why or action.outcome)}[/]")
-        elif quiet:
-            console.print(f"  [dim]= {len(quiet)} unchanged (--verbose lists them)[/]")
+        elif section.unchanged:
+            console.print(f"  [dim]= {len(section.unchanged)} unchanged (--verbose lists them)[/]")
     for note in plan.notes:
         console.print()
         console.print(f"[dim]Note: {shown(note)}[/]")
@@ -84,10 +80,10 @@ SKIPS_LISTED = 10
 
 
 def _group(console: Console, group: ActionGroup, verbose: bool) -> None:
-    first, members = group.first, group.members
+    first, size = group.first, group.size
     symbol = SYMBOLS[first.kind]
     noun = "model runs" if first.subtype == "MODEL_RUN" else "studies"
-    console.print(f"  [{COLOURS[symbol]}]{symbol} {VERBS[first.kind]} {len(members):,} {noun}[/]")
+    console.print(f"  [{COLOURS[symbol]}]{symbol} {VERBS[first.kind]} {size:,} {noun}[/]")
     varying = group.varying()
     for change in first.changes:
         console.print(
@@ -105,11 +101,11 @@ def _group(console: Console, group: ActionGroup, verbose: bool) -> None:
         console.print(f"      [dim]reason: {shown(first.reason)}[/]")
     for prefix, colour, of in (("note:", "dim", "side_effects"), ("!", "yellow", "warnings")):
         for said, having in group.gists(of):
-            alike = "" if having == len(members) else f"{having:,} of them: "
+            alike = "" if having == size else f"{having:,} of them: "
             console.print(f"      [{colour}]{prefix} {alike}{shown(said)} (--verbose says each)[/]")
     _downstream(console, group.downstream(), verbose, "      ")
-    shown_members = members if verbose else members[:LISTED]
-    for member in shown_members:
+    listed = size if verbose else min(size, LISTED)
+    for member in group.members(listed):
         name = f"  {member.display_name}" if member.display_name else ""
         was = group.particular(member, varying) if verbose else ""
         console.print(
@@ -118,10 +114,8 @@ def _group(console: Console, group: ActionGroup, verbose: bool) -> None:
         if verbose:
             for text in (*member.side_effects, *member.warnings):
                 console.print(f"          [dim]{shown(text)}[/]")
-    if len(members) > len(shown_members):
-        console.print(
-            f"      [dim]... and {len(members) - len(shown_members):,} more (--verbose lists them)[/]"
-        )
+    if size > listed:
+        console.print(f"      [dim]... and {size - listed:,} more (--verbose lists them)[/]")
 
 
 def _problems(console: Console, group: ProblemGroup, verbose: bool) -> None:
@@ -143,7 +137,7 @@ def _problems(console: Console, group: ProblemGroup, verbose: bool) -> None:
 DIFF_LINES = 2_000  # of a structured value, before and after: more is summed up
 
 
-def _action(console: Console, action: Action, by_key: dict[str, Action], verbose: bool) -> None:
+def _action(console: Console, action: Action, find: Callable[[str], Action | None], verbose: bool) -> None:
     symbol = SYMBOLS[action.kind]
     console.print(f"  [{COLOURS[symbol]}]{symbol} {shown(title(action))}[/]")
     for change in action.changes:
@@ -174,7 +168,7 @@ def _action(console: Console, action: Action, by_key: dict[str, Action], verbose
     if action.reason:
         console.print(f"      [dim]reason: {shown(action.reason)}[/]")
     if action.depends_on and action.kind == "delete_study":
-        console.print(f"      [dim]after: {shown(study_deletion(action, by_key))}[/]")
+        console.print(f"      [dim]after: {shown(study_deletion(action, find))}[/]")
     elif action.depends_on:
         console.print(f"      [dim]after: {shown(after_text(action.depends_on))}[/]")
     for effect in action.side_effects:
