@@ -24,6 +24,35 @@ from provena_ops.sandbox.admin import seed, token
 
 CLI = [sys.executable, "-m", "provena_ops"]
 
+# Runs a command and writes its exit code, CPU seconds and peak RSS (MB) to the file named first. Linux
+# starts a process's peak RSS at that of the process it was spawned from (at exec, from the vfork'd
+# parent's high-water mark): a benchmark that has read a 500 MB plan would pass that on to every
+# command it then measures. This small process in between starts them from its own few MB.
+_MEASURE = """
+import json, os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as out:
+    cpu = usage.ru_utime + usage.ru_stime
+    json.dump([os.waitstatus_to_exitcode(status), cpu, usage.ru_maxrss / 1024], out)
+"""
+
+
+def run_measured(
+    argv: list[str], *, stdout: object, stderr: object, env: dict[str, str] | None = None
+) -> tuple[int, float, float]:
+    """(exit code, CPU s, peak RSS MB) of `argv`, the peak its own (see _MEASURE)."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as figures:
+        subprocess.run(
+            [sys.executable, "-c", _MEASURE, figures.name, *argv],
+            stdout=stdout,  # type: ignore[call-overload]
+            stderr=stderr,
+            env=env,
+            check=True,
+        )
+        code, cpu, peak = json.loads(Path(figures.name).read_text())
+    return int(code), float(cpu), float(peak)
+
 
 def start_server(
     db: Path, latency_ms: float = 0.0, *options: str

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fetch_throughput import CLI, start_server
+from fetch_throughput import CLI, run_measured, start_server
 from provena_ops.environments.file import Endpoints
 from provena_ops.facts.reader import read_state
 from provena_ops.plan.model import EnvironmentInfo, Plan, PlaybookInfo
@@ -157,21 +157,18 @@ def plan_in_own_process(
     saved = directory / "plan.json"
     started = time.perf_counter()
     with saved.open("w") as out, tempfile.TemporaryFile() as err:
-        planner = subprocess.Popen(
+        code, _, peak = run_measured(
             [*CLI, "plan", str(playbook), "--environments", str(environments), "--format", "json"],
             stdout=out,
             stderr=err,
             env={**os.environ, "PROVENA_OPS_ACCESS_TOKEN": access},
         )
-        # wait4 gives this process's own peak: RUSAGE_CHILDREN would also count the sandbox servers.
-        _, status, usage = os.wait4(planner.pid, 0)
-        planner.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - started
-        if planner.returncode not in (0, 2):
+        if code not in (0, 2):
             err.seek(0)
             raise RuntimeError(f"plan failed: {err.read()[-2000:].decode(errors='replace')}")
     count = len(json.loads(saved.read_text())["targets"][0]["model_runs"])
-    return usage.ru_maxrss / 1024, wall, count
+    return peak, wall, count
 
 
 def run_ids(db: Path) -> list[str]:

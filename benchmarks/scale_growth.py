@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fetch_throughput import CLI, start_server
+from fetch_throughput import CLI, run_measured, start_server
 from plan_scale import LATENCY_MS, latency_bound_s, server_cpu_s
 from provena_ops.sandbox.admin import token
 
@@ -81,18 +81,17 @@ def plan(
     saved = directory / f"{name}.plan.json"
     started = time.perf_counter()
     with tempfile.TemporaryFile() as err:
-        planner = subprocess.Popen(
+        code, cpu, peak = run_measured(
             [*CLI, "plan", str(source), "--environments", str(environments), "--out", str(saved)],
             stdout=subprocess.DEVNULL,
             stderr=err,
             env={**os.environ, "PROVENA_OPS_ACCESS_TOKEN": access},
         )
-        _, status, usage = os.wait4(planner.pid, 0)  # this process's own peak, not the sandbox's
         wall = time.perf_counter() - started
-        if os.waitstatus_to_exitcode(status) not in (0, 2):
+        if code not in (0, 2):
             err.seek(0)
             raise RuntimeError(f"plan failed: {err.read()[-2000:].decode(errors='replace')}")
-    return saved, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    return saved, wall, cpu, peak
 
 
 def model_runs(db: Path) -> tuple[list[str], set[str]]:

@@ -42,6 +42,8 @@ def test_a_state_gives_back_every_fact_it_kept_and_their_fingerprints() -> None:
         assert kept == fact
         assert kept.item is not None and "history" not in kept.item
     assert state.record("10378.1/gone").problem == "not found"
+    assert state.standing(facts[0].id) == ("MODEL_RUN", False)  # no record_type: not a complete item
+    assert not state.standing("10378.1/gone").exists and not state.standing("10378.1/never").exists
     assert state.record("10378.1/never").problem == "not read"
     assert state.has_record("10378.1/gone") and not state.has_record("10378.1/never")
     assert state.fingerprints() == {fact.id: fact.fingerprint for fact in facts} | {"10378.1/gone": "absent"}

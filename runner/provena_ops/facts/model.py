@@ -6,7 +6,7 @@ Kept as pydantic models so planner tests can build states by hand and golden fil
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
@@ -95,6 +95,18 @@ class StudyConnections(Fact):
         return set(self.registry) | {node.id for node in self.graph if node.subtype == "MODEL_RUN"}
 
 
+class Standing(NamedTuple):
+    """A record's subtype (None: absent or unreadable) and whether it is complete (not a seed)."""
+
+    subtype: str | None
+    complete: bool
+
+    @property
+    def exists(self) -> bool:
+        return self.subtype is not None
+
+
+_SUBTYPES: dict[str, str] = {}  # one string per subtype, not one per record kept
 RECENT = 64  # facts kept decoded: a template or study that thousands of runs name is decoded once
 
 
@@ -104,12 +116,19 @@ class KeptRecords:
 
     def __init__(self) -> None:
         self._spill = Spill()
-        self._index: dict[str, tuple[int, str]] = {}
+        # id -> (where, fingerprint, subtype or None when absent, complete)
+        self._index: dict[str, tuple[int, str, str | None, bool]] = {}
         self._recent: OrderedDict[str, RecordFact] = OrderedDict()
 
     def put(self, fact: RecordFact) -> None:
-        self._index[fact.id] = (self._spill.put(fact.model_dump_json().encode()), fact.fingerprint)
+        where = self._spill.put(fact.model_dump_json().encode())
+        subtype = None if fact.subtype is None else _SUBTYPES.setdefault(fact.subtype, fact.subtype)
+        self._index[fact.id] = (where, fact.fingerprint, subtype, fact.complete)
         self._recent.pop(fact.id, None)
+
+    def standing(self, record_id: str) -> Standing | None:
+        entry = self._index.get(record_id)
+        return None if entry is None else Standing(entry[2], entry[3])
 
     def get(self, record_id: str) -> RecordFact | None:
         fact = self._recent.get(record_id)
@@ -176,6 +195,14 @@ class State(Fact):
 
     def has_record(self, record_id: str) -> bool:
         return record_id in self.records or record_id in self._kept
+
+    def standing(self, record_id: str) -> Standing:
+        """What a record is, without reading it back: the checks of every entity a model run names
+        (100,000 runs name 50,000 datasets) need no more."""
+        fact = self.records.get(record_id)
+        if fact is not None:
+            return Standing(fact.subtype, fact.complete)
+        return self._kept.standing(record_id) or Standing(None, False)
 
     def record(self, record_id: str) -> RecordFact:
         return (

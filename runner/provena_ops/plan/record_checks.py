@@ -95,7 +95,7 @@ def _problems(record: ModelRunRecord, state: State) -> Iterator[str]:
 
 
 def _complete(state: State, item_id: str, subtype: str, role: str) -> Iterator[str]:
-    fact = state.record(item_id)
+    fact = state.standing(item_id)
     if not fact.exists:
         yield f"{role} {item_id} does not exist (or cannot be read)"
     elif fact.subtype != subtype:
