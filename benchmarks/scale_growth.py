@@ -7,7 +7,9 @@ For each size, from one run:
   (`display_name_matches: "*"`) and (b) the deletion of a tenth of them: wall time, its ratio to the higher
   of two bounds (`requests x 20 ms / concurrency`, and the sandbox's own CPU time, since one sandbox
   process serves every request on one core), peak RSS (target < 400 MB), and client CPU per record;
-- the plan checked against the registry: every matching run is in it, nothing else.
+- the plan checked against the registry: every matching run is in it, nothing else;
+- the sandbox's floor: the ratio to the latency bound that a raw keep-alive client fetching model runs
+  reaches on the same server, which no client can beat (answers due together are served in turn).
 
 Requests are counted from the sandbox's request log (`sandbox serve --request-log`).
 """
@@ -15,6 +17,7 @@ Requests are counted from the sandbox's request log (`sandbox serve --request-lo
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sqlite3
@@ -23,8 +26,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from fetch_throughput import CLI, run_measured, start_server
+from fetch_throughput import measure as fetch_rate
 from plan_scale import LATENCY_MS, latency_bound_s, server_cpu_s
 from provena_ops.sandbox.admin import token
 
@@ -108,7 +113,20 @@ def planned_ids(saved: Path) -> set[str]:
     return {str(action["record_id"]) for action in document["actions"]}
 
 
-def measure(size: int, tmp: Path) -> tuple[float, Planned, Planned]:
+FLOOR_FETCHES = 2_000
+
+
+def floor_ratio(endpoints: dict[str, str], runs: list[str], access: str) -> float:
+    """How close to the latency bound the sandbox itself lets a client come: typed fetches by a raw
+    keep-alive client (no httpx, no parsing) through CONCURRENCY connections, as a ratio to the bound.
+    One server process answers every request in turn, so lanes whose answers are due together queue."""
+    url = endpoints["registry_api_endpoint_override"] + "/registry/activity/model_run/fetch"
+    queries = [f"?id={quote(run, safe='')}" for run in (runs * FLOOR_FETCHES)[:FLOOR_FETCHES]]
+    rate = asyncio.run(fetch_rate(url, queries, access, CONCURRENCY))
+    return len(queries) / rate / latency_bound_s(len(queries), CONCURRENCY)
+
+
+def measure(size: int, tmp: Path) -> tuple[float, float, Planned, Planned]:
     directory = tmp / str(size)
     directory.mkdir()
     db = directory / "registry.db"
@@ -125,6 +143,7 @@ def measure(size: int, tmp: Path) -> tuple[float, Planned, Planned]:
     server, endpoints = start_server(db, LATENCY_MS, "--request-log", str(log))
     results = []
     try:
+        floor = floor_ratio(endpoints, runs, access)
         edit_all = {
             "version": 1,
             "name": "edit every run",
@@ -172,7 +191,7 @@ def measure(size: int, tmp: Path) -> tuple[float, Planned, Planned]:
     finally:
         server.terminate()
         server.wait(timeout=60)
-    return seeded, results[0], results[1]
+    return seeded, floor, results[0], results[1]
 
 
 def main() -> None:
@@ -184,9 +203,12 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
-            seeded, edit_all, delete = measure(size, Path(tmp))
+            seeded, floor, edit_all, delete = measure(size, Path(tmp))
             rows.append((size, seeded, edit_all, delete))
-            print(f"{size:>9,} runs: seed {seeded:6.1f} s")
+            print(
+                f"{size:>9,} runs: seed {seeded:6.1f} s; the sandbox's floor: {floor:.2f}x of the latency "
+                "bound (a raw client's fetches)"
+            )
             print(f"    plan an edit of all {size:,}: {edit_all.row()}")
             print(f"    plan deleting {size // 10:,}: {delete.row()}")
     first = rows[0]

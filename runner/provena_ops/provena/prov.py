@@ -64,5 +64,6 @@ async def trial_delete(http: ProvenaHttp, model_run_id: str) -> dict[str, int]:
             "POST",
             "/model_run/delete",
             json=PostDeleteGraphRequest(record_id=model_run_id, trial_mode=True).model_dump(mode="json"),
+            sized=http.bulky.seen,
         )
         return parsed.counts()

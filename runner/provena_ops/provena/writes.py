@@ -55,6 +55,7 @@ async def delete_graph(http: ProvenaHttp, model_run_id: str) -> dict[str, int]:
             "POST",
             "/model_run/delete",
             json=PostDeleteGraphRequest(record_id=model_run_id, trial_mode=False).model_dump(mode="json"),
+            sized=http.bulky.seen,
         )
         return parsed.counts()
 
