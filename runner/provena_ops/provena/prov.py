@@ -57,13 +57,19 @@ class GraphDiff(BaseModel):
 
 async def trial_delete(http: ProvenaHttp, model_run_id: str) -> dict[str, int]:
     """How many graph actions of each type deleting the model run would take, without removing anything."""
+    return await graph_delete(http, model_run_id, trial=True)
+
+
+async def graph_delete(http: ProvenaHttp, model_run_id: str, *, trial: bool) -> dict[str, int]:
+    """Graph actions of each type that deleting the run's graph takes (`trial`: would take). The answer
+    lists every record on every shared element: it goes through the bulky lane."""
     async with http.bulky:
         parsed = await http.parsed(
             GraphDiff,
             "prov",
             "POST",
             "/model_run/delete",
-            json=PostDeleteGraphRequest(record_id=model_run_id, trial_mode=True).model_dump(mode="json"),
+            json=PostDeleteGraphRequest(record_id=model_run_id, trial_mode=trial).model_dump(mode="json"),
             sized=http.bulky.seen,
         )
         return parsed.counts()

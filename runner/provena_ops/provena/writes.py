@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from ProvenaInterfaces.ProvenanceAPI import (
-    PostDeleteGraphRequest,
     PostUpdateModelRunInput,
     PostUpdateModelRunResponse,
 )
@@ -24,7 +23,7 @@ from ProvenaInterfaces.SharedTypes import ImportMode, StatusResponse
 
 from provena_ops.provena.errors import ProvenaError
 from provena_ops.provena.http import ProvenaHttp
-from provena_ops.provena.prov import GraphDiff
+from provena_ops.provena.prov import graph_delete
 from provena_ops.provena.registry import SUBTYPE_ROUTES
 
 
@@ -48,16 +47,7 @@ async def submit_update(http: ProvenaHttp, model_run_id: str, reason: str, recor
 async def delete_graph(http: ProvenaHttp, model_run_id: str) -> dict[str, int]:
     """Remove a model run's provenance graph (the registry record stays). Repeating it changes nothing
     (a run without a graph gives an empty diff), so it is retried like a read."""
-    async with http.bulky:  # the answer lists what was removed: as bulky as a trial delete's
-        parsed = await http.parsed(
-            GraphDiff,
-            "prov",
-            "POST",
-            "/model_run/delete",
-            json=PostDeleteGraphRequest(record_id=model_run_id, trial_mode=False).model_dump(mode="json"),
-            sized=http.bulky.seen,
-        )
-        return parsed.counts()
+    return await graph_delete(http, model_run_id, trial=False)
 
 
 async def delete_item(http: ProvenaHttp, subtype: str, item_id: str) -> None:

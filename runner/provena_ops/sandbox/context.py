@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import sqlite3
 import time
@@ -71,6 +72,7 @@ class Sandbox:
         self.fault_seed = settings.random_seed if settings.random_seed is not None else secrets.randbits(31)
         self.fates = Fates(self.fault_seed)
         self.job_wakeup: asyncio.Event | None = None
+        self.job_loop: asyncio.AbstractEventLoop | None = None  # the loop job_wakeup belongs to
 
     def restore(self, snapshot: Path) -> None:
         """Replace the whole state with a snapshot database and forget run-time switches.
@@ -93,5 +95,17 @@ class Sandbox:
         return int(time.time())
 
     def wake_jobs(self) -> None:
-        if self.job_wakeup is not None:
-            self.job_wakeup.set()
+        """Safe from any thread (a test restoring the database runs beside the server's loop): an
+        asyncio.Event set from another thread can break the loop waiting on it."""
+        event, loop = self.job_wakeup, self.job_loop
+        if event is None or loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            event.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # the server stopped meanwhile: nothing to wake
+                loop.call_soon_threadsafe(event.set)

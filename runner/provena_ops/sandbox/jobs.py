@@ -225,7 +225,7 @@ def _finish(sandbox: Sandbox, job: dict[str, Any]) -> None:
 async def job_worker(sandbox: Sandbox) -> None:
     """Runs for the server's lifetime; picks up unfinished jobs left by a previous run first."""
     event = asyncio.Event()
-    sandbox.job_wakeup = event
+    sandbox.job_loop, sandbox.job_wakeup = asyncio.get_running_loop(), event
     while True:
         event.clear()
         try:
