@@ -93,9 +93,11 @@ class Executor:
         }
 
     async def run(self) -> Recap:
-        changing = [action for action in self.plan.actions if action.outcome == "change"]
-        for action in self.plan.actions:
-            if action.outcome != "change":
+        changing: list[Action] = []
+        for action in self.plan.actions:  # one read: a planned plan keeps its actions in a spill file
+            if action.outcome == "change":
+                changing.append(action)
+            else:
                 self._finish(action, ActionOutcome("ok", action.why or action.outcome))
         self.finished.update({action.key: asyncio.Event() for action in changing})
         async with asyncio.TaskGroup() as group:
