@@ -4,7 +4,9 @@ exactly what was planned, whether the actions sit in memory or in the file."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import io
+import pickle
 
 from rich.console import Console
 
@@ -52,6 +54,7 @@ def test_actions_come_back_as_appended_from_memory_and_from_the_file() -> None:
     spilled.replace(5, changed)
     assert spilled[5] == changed and spilled.heads()[5].depends_on == () and chosen[1] == planned[3]
     assert "800 actions" in repr(spilled)  # not a read of every action
+    assert copy.deepcopy(spilled) == list(spilled) == pickle.loads(pickle.dumps(spilled))
 
 
 def test_a_plan_renders_and_saves_alike_from_memory_and_from_the_file(golden_plan: Plan) -> None:  # noqa: F811

@@ -183,6 +183,10 @@ class Actions(Sequence["Action"]):
 
     __hash__ = None  # type: ignore[assignment]  # (mutable, as a list)
 
+    def __reduce__(self) -> tuple[type[Actions], tuple[list[Action]]]:
+        """Copied or pickled as the actions themselves (a spill file cannot be)."""
+        return Actions, (list(self),)
+
     def __repr__(self) -> str:
         if self._items is not None:
             return f"Actions({self._items!r})"
