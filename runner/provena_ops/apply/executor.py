@@ -164,7 +164,7 @@ class Executor:
     def _finish(self, action: Action, outcome: ActionOutcome) -> None:
         self.outcomes[action.key] = outcome
         self.finished_at[action.key] = time.monotonic()
-        self.journal.write(
+        self.journal.append(  # on disk with the next event made durable, or when the journal closes
             ActionFinished(
                 at=now(), key=action.key, result=outcome.result, detail=outcome.detail, after=outcome.after
             )
@@ -174,15 +174,16 @@ class Executor:
         if self.progress is not None:
             self.progress(action, outcome.result)
 
-    def _started(
+    async def _started(
         self,
         action: Action,
         before: dict[str, Any] | None,
         access: dict[str, Any] | None = None,
         lock: dict[str, Any] | None = None,
     ) -> None:
+        """On disk (and all that came before it) before the write it announces is sent."""
         self.writing.add(action.key)
-        self.journal.write(
+        self.journal.append(
             ActionStarted(
                 at=now(),
                 key=action.key,
@@ -193,6 +194,7 @@ class Executor:
                 lock=lock,
             )
         )
+        await self.journal.durable()
 
     async def _undo_needs(self, subtype: str, item_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """Before a deletion, what undoing it needs besides the item: its access settings and lock
@@ -212,7 +214,7 @@ class Executor:
     def _sent(
         self, action: Action, request: str, session_id: str | None = None, detail: str | None = None
     ) -> None:
-        self.journal.write(
+        self.journal.append(
             RequestSent(at=now(), key=action.key, request=request, session_id=session_id, detail=detail)
         )
 
@@ -245,7 +247,7 @@ class Executor:
             return drift
         if fetched.locked:
             return ActionOutcome("failed", f"{run} is locked; an admin of the record can unlock it")
-        self._started(action, fetched.item)
+        await self._started(action, fetched.item)
         submitted = await self._submit(action, desired)
         if isinstance(submitted, ActionOutcome):
             return submitted
@@ -321,7 +323,7 @@ class Executor:
         if settled is not None:
             return settled
         access, lock = await self._undo_needs("MODEL_RUN", run)
-        self._started(action, item, access, lock)
+        await self._started(action, item, access, lock)
         counts = await writes.delete_graph(self.http, run)
         removed = (
             f"{counts.get('REMOVE_NODE', 0)} nodes and {counts.get('REMOVE_LINK', 0)} links removed"
@@ -375,7 +377,7 @@ class Executor:
                 "failed", f"not deleted: {', '.join(linked[:5])}{_more(linked, 5)} still link to it"
             )
         access, lock = await self._undo_needs("STUDY", study)
-        self._started(action, item, access, lock)
+        await self._started(action, item, access, lock)
         try:
             await writes.delete_item(self.http, "STUDY", study)
         except ProvenaError:
@@ -426,7 +428,7 @@ class Executor:
         missing = missing_from_graph(fetched.item, lineage)
         if not missing:
             return ActionOutcome("ok", "the graph already holds every link of the registry record")
-        self._started(action, fetched.item)
+        await self._started(action, fetched.item)
         await writes.relodge(self.http, fetched.item)
         self._sent(action, f"POST /admin/store_record {run}", detail=f"adds links to {', '.join(missing)}")
         return ActionOutcome("changed", f"relodged; the graph now links {', '.join(missing)}")
@@ -454,7 +456,7 @@ class Executor:
                 )
             if (drift := self._drifted(action, now_there.item)) is not None:
                 return drift
-            self._started(action, now_there.item)
+            await self._started(action, now_there.item)
             bundle = _bundle(item, restoration.access or {}, restoration.lock or {})
             mode = ImportMode.ADD_OR_OVERWRITE if restoration.overwrite else ImportMode.ADD_ONLY
             try:
@@ -466,7 +468,8 @@ class Executor:
                 said = "imported (the answer was lost; the record is there)"
             self._sent(action, f"POST /admin/import {mode.value} {item_id}", detail=said)
         elif action.subtype == "MODEL_RUN":
-            self._started(action, now_there.item)  # imported by an earlier, interrupted undo: relodge only
+            # imported by an earlier, interrupted undo: relodge only
+            await self._started(action, now_there.item)
         if action.subtype != "MODEL_RUN":
             if action.key not in self.writing:
                 return ActionOutcome("ok", "restored already")
@@ -489,7 +492,7 @@ class Executor:
             return ActionOutcome(
                 "failed", f"{action.record_id} is locked; an admin of the record can unlock it"
             )
-        self._started(action, fetched.item)
+        await self._started(action, fetched.item)
         await self._put_fields_back(action, fetched.item, fetched.locked)
         return ActionOutcome("changed", "its item fields are put back (registry admin import)")
 

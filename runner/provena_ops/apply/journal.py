@@ -8,6 +8,8 @@ one. It never holds credentials.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
 import secrets
@@ -196,7 +198,11 @@ def new_run_id() -> str:
 
 
 class Journal:
-    """Appends events to `<runs dir>/<run id>.jsonl`; each is on disk before `write` returns."""
+    """Appends events to `<runs dir>/<run id>.jsonl`. `write` returns once the event is on disk;
+    `append` once it is with the operating system (a killed process loses nothing), and `durable`
+    makes every event appended so far survive a power cut too, one fsync for all the lanes waiting, in
+    a thread: 8 actions in flight fsyncing 4 events each on the event loop kept every lane still ~8% of
+    the time (undo_scale, 10,000 runs)."""
 
     def __init__(self, directory: Path, run_id: str) -> None:
         self.run_id = run_id
@@ -210,6 +216,9 @@ class Journal:
             directory.mkdir(parents=True, exist_ok=True)
             _drop_torn_tail(self.path)
             self._file = self.path.open("a", encoding="utf-8")
+            self._appended = 0  # events appended, and of them on disk
+            self._on_disk = 0
+            self._syncing: asyncio.Future[None] | None = None
         except OSError as exc:
             raise ProvenaOpsError(
                 f"cannot write the run journal {self.path}: {exc.strerror or exc}",
@@ -217,11 +226,35 @@ class Journal:
             ) from exc
 
     def write(self, event: BaseModel) -> None:
+        self.append(event)
+        os.fsync(self._file.fileno())
+        self._on_disk = self._appended
+
+    def append(self, event: BaseModel) -> None:
         self._file.write(event.model_dump_json() + "\n")
         self._file.flush()
-        os.fsync(self._file.fileno())
+        self._appended += 1
+
+    async def durable(self) -> None:
+        """Every event appended before this call is on disk when it returns."""
+        wanted = self._appended
+        while self._on_disk < wanted:
+            if self._syncing is None:
+                self._syncing = asyncio.ensure_future(self._sync())
+            await asyncio.shield(self._syncing)
+
+    async def _sync(self) -> None:
+        covered = self._appended  # an fsync makes all that was written before it durable
+        try:
+            await asyncio.to_thread(os.fsync, self._file.fileno())
+            self._on_disk = max(self._on_disk, covered)
+        finally:
+            self._syncing = None
 
     def close(self) -> None:
+        if self._on_disk < self._appended and not self._file.closed:
+            with contextlib.suppress(OSError):  # closing after a failure: what was appended stays
+                os.fsync(self._file.fileno())
         self._file.close()
 
 
