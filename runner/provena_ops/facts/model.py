@@ -111,8 +111,8 @@ RECENT = 64  # facts kept decoded: a template or study that thousands of runs na
 
 
 class KeptRecords:
-    """Records the reader kept, as JSON in a spill file: in memory, only where each is and its
-    fingerprint (which every plan carries). 100,000 model runs as objects were ~800 MB."""
+    """Records the reader kept, as JSON in a spill file: in memory, only where each is, its
+    fingerprint (which every plan carries) and its standing. 100,000 model runs as objects were ~800 MB."""
 
     def __init__(self) -> None:
         self._spill = Spill()

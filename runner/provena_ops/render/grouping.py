@@ -116,7 +116,6 @@ class Section:
     unchanged and not-found ones are."""
 
     heading: str
-    source: Actions
     heads: list[ActionLike] = field(default_factory=list)
     changes: list[ActionGroup] = field(default_factory=list)
     unchanged: list[int] = field(default_factory=list)
@@ -140,7 +139,7 @@ def sections(plan: Plan) -> list[Section]:
         index = head.operations[0]
         section = found.get(index)
         if section is None:
-            section = found[index] = Section(titles.get(index, f"operations[{index}]"), source)
+            section = found[index] = Section(titles.get(index, f"operations[{index}]"))
             alike[index] = {}
         section.heads.append(head)
         if head.outcome == "unchanged":
